@@ -1,0 +1,1 @@
+"""Dataset adapters: a name -> a loader of Samples."""

@@ -1,0 +1,368 @@
+"""The SQLite trace store: every run, sample and trace vgt produces, browsable and exportable.
+
+WAL mode, one `BEGIN IMMEDIATE` transaction per written trace (so a killed writer leaves either the whole
+trace or nothing), idempotent ids (re-running a sample under the same run replaces, never duplicates), and a
+busy timeout so several writer processes can share one file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from vgt_agent.store.records import ImageRecord, SampleRecord, TraceRecord
+from vgt_agent.store.schema import MIGRATIONS, SCHEMA_VERSION, TABLES
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+BUSY_TIMEOUT_MS = 60_000
+
+
+class StoreError(Exception):
+    """A store that cannot be used as asked: missing, not SQLite, not vgt's, or too new. One-line message."""
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _check_file(path: Path) -> None:
+    """Refuse anything that is not an SQLite file before SQLite touches it (so it is never modified)."""
+    if path.is_dir():
+        raise StoreError(f"{path} is a directory, not a trace store")
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except OSError as e:
+        raise StoreError(f"cannot read trace store {path}: {e.strerror or e}") from e
+    if head and head != SQLITE_MAGIC:
+        raise StoreError(f"{path} is not a vgt trace store (not an SQLite database)")
+
+
+class TraceStore:
+    """A vgt trace store at `path`. Use `TraceStore.open(path, create=...)`."""
+
+    def __init__(self, db: sqlite_utils.Database, path: Path):
+        self.db = db
+        self.path = path
+
+    # ---- opening -------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, *, create: bool = True, readonly: bool = False) -> TraceStore:
+        """Open (and with `create`, create or migrate) the store; raises StoreError with one clear line."""
+        path = Path(path).expanduser()
+        if path.exists():
+            _check_file(path)
+        elif not create:
+            raise StoreError(f"no trace store at {path} (pass --db, set VGT_DB, or run a command that writes one)")
+        else:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(f"cannot create trace store directory {path.parent}: {e.strerror}") from e
+        try:
+            if readonly:
+                conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+            else:
+                conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            version = cls._read_version(conn, path)
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{path} is not a usable trace store: {e}") from e
+        if version > SCHEMA_VERSION:
+            conn.close()
+            raise StoreError(f"{path} has schema version {version}, newer than this vgt ({SCHEMA_VERSION}); upgrade vgt")
+        if version < SCHEMA_VERSION and (readonly or not create):
+            conn.close()
+            what = "is an SQLite database but not a vgt trace store" if version == 0 else "needs a schema migration"
+            raise StoreError(f"{path} {what}")
+        db = sqlite_utils.Database(conn)
+        store = cls(db, path)
+        if not readonly:
+            try:
+                with db.ensure_autocommit_on():
+                    conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                if version < SCHEMA_VERSION:
+                    store._migrate()
+            except sqlite3.DatabaseError as e:
+                conn.close()
+                raise StoreError(f"cannot write trace store {path}: {e}") from e
+        return store
+
+    @staticmethod
+    def _read_version(conn: sqlite3.Connection, path: Path) -> int:
+        tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
+        if "vgt_meta" not in tables:
+            if tables:  # someone else's database: never add our tables to it
+                raise StoreError(f"{path} is an SQLite database but not a vgt trace store")
+            return 0
+        row = conn.execute("select value from vgt_meta where key='schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _migrate(self) -> None:
+        """Apply the missing migrations in one immediate transaction (concurrent openers wait, then skip)."""
+        with self.transaction():
+            version = self._read_version(self.db.conn, self.path)
+            for step in MIGRATIONS[version:]:
+                step(self.db)
+            self.db["vgt_meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)},
+                                       pk="key", replace=True)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> TraceStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction taken up front (BEGIN IMMEDIATE), so concurrent writers queue, never deadlock."""
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # ---- runs ---------------------------------------------------------------------------------------------
+    def start_run(self, kind: str, *, run_id: str | None = None, name: str | None = None,
+                  command: str | None = None, backend: str | None = None, model: str | None = None,
+                  grounder: str | None = None, config: dict[str, Any] | None = None) -> str:
+        """Create a run (or reopen one with the same id, for resumable jobs) and return its id."""
+        run_id = run_id or f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        with self.transaction():
+            existing = self.db["runs"].count_where("id = ?", [run_id])
+            row = {"id": run_id, "kind": kind, "name": name or run_id, "command": command, "backend": backend,
+                   "model": model, "grounder": grounder, "config": _dumps(config or {}), "status": "running",
+                   "error": None, "ended_at": None}
+            if existing:
+                self.db["runs"].update(run_id, row)
+            else:
+                self.db["runs"].insert({**row, "started_at": time.time(), "metrics": _dumps({})})
+        return run_id
+
+    def end_run(self, run_id: str, *, status: str = "done", error: str | None = None,
+                metrics: dict[str, Any] | None = None) -> None:
+        """Mark a run done/failed/interrupted, with its metrics."""
+        with self.transaction():
+            update: dict[str, Any] = {"status": status, "error": error, "ended_at": time.time()}
+            if metrics is not None:
+                update["metrics"] = _dumps(metrics)
+            self.db["runs"].update(run_id, update)
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        rows = list(self.db.query("select * from runs where id = ?", [run_id]))
+        return _decode_run(rows[0]) if rows else None
+
+    def runs(self, kind: str | None = None) -> list[dict[str, Any]]:
+        where, params = ("where r.kind = ?", [kind]) if kind else ("", [])
+        sql = f"""select r.*, count(t.id) as n_traces, sum(t.correct) as n_correct
+                  from runs r left join traces t on t.run_id = r.id {where}
+                  group by r.id order by r.started_at desc"""
+        return [_decode_run(r) for r in self.db.query(sql, params)]
+
+    # ---- writing traces -------------------------------------------------------------------------------
+    def _put_image(self, image: ImageRecord) -> None:
+        self.db["images"].insert(asdict(image), pk="hash", replace=True)
+
+    def _put_sample(self, sample: SampleRecord) -> None:
+        self._put_image(sample.image)
+        self.db["samples"].insert(
+            {"id": sample.id, "dataset": sample.dataset, "split": sample.split, "key": sample.key,
+             "image_hash": sample.image.hash, "question": sample.question, "gold_answer": sample.gold_answer,
+             "answer_type": sample.answer_type, "choices": _dumps(list(sample.choices)),
+             "meta": _dumps(sample.meta)},
+            pk="id", replace=True,
+        )
+
+    def put_sample(self, sample: SampleRecord) -> str:
+        with self.transaction():
+            self._put_sample(sample)
+        return sample.id
+
+    def put_trace(self, trace: TraceRecord) -> str:
+        """Write one trace with its sample, groundings and masks atomically; replaces a trace with the same id."""
+        with self.transaction():
+            self._write_trace(trace)
+        return trace.id
+
+    def put_traces(self, traces: list[TraceRecord]) -> list[str]:
+        """Several traces in one transaction (e.g. every variant of one synthesized sample)."""
+        with self.transaction():
+            for trace in traces:
+                self._write_trace(trace)
+        return [t.id for t in traces]
+
+    def _write_trace(self, trace: TraceRecord) -> None:
+        tid = trace.id
+        self._put_sample(trace.sample)
+        for table in ("groundings", "masks"):
+            self.db.execute(f"delete from {table} where trace_id = ?", [tid])
+        self.db["traces"].insert(
+            {"id": tid, "run_id": trace.run_id, "sample_id": trace.sample.id, "variant": trace.variant,
+             "attempt": trace.attempt, "parent_id": trace.parent_id, "status": trace.status,
+             "reason": trace.reason, "error": trace.error, "messages": _dumps(trace.messages),
+             "completion": trace.completion, "answer": trace.answer, "answer_source": trace.answer_source,
+             "correct": None if trace.correct is None else int(trace.correct),
+             "verified_fraction": trace.verified_fraction, "n_groundings": len(trace.groundings),
+             "backend": trace.backend, "model": trace.model, "grounder": trace.grounder,
+             "timings": _dumps(trace.timings), "meta": _dumps(trace.meta), "created_at": time.time()},
+            pk="id", replace=True,
+        )
+        self.db["groundings"].insert_all(
+            ({"trace_id": tid, "idx": i, "phrase": g.phrase, "kind": g.kind, "coords": _dumps(g.coords),
+              "source": g.source, "verified": None if g.verified is None else int(g.verified), "score": g.score,
+              "span_start": g.span[0] if g.span else None, "span_end": g.span[1] if g.span else None}
+             for i, g in enumerate(trace.groundings)),
+            pk=("trace_id", "idx"),
+        )
+        self.db["masks"].insert_all(
+            ({"trace_id": tid, "idx": i, "grounding_idx": m.grounding_idx, "concept": m.concept,
+              "rle": _dumps(m.rle), "box": _dumps(m.box), "point": _dumps(m.point), "score": m.score,
+              "grounder": m.grounder, "selected": int(m.selected)}
+             for i, m in enumerate(trace.masks)),
+            pk=("trace_id", "idx"),
+        )
+
+    def has_trace(self, run_id: str, sample_id: str, variant: str | None = None) -> bool:
+        """Whether a sample already has a trace under a run: what resumable batch jobs skip."""
+        sql, params = "run_id = ? and sample_id = ?", [run_id, sample_id]
+        if variant:
+            sql, params = sql + " and variant = ?", params + [variant]
+        return self.db["traces"].count_where(sql, params) > 0
+
+    # ---- reading --------------------------------------------------------------------------------------
+    def traces(self, *, run: str | None = None, dataset: str | None = None, variant: str | None = None,
+               kind: str | None = None, correct: bool | None = None, status: str | None = None,
+               search: str | None = None, limit: int | None = None, offset: int = 0) -> Iterator[dict[str, Any]]:
+        """Traces joined with their sample and image, newest first, filtered as asked.
+
+        `kind` keeps traces with at least one grounding of that kind (point/box); `run` matches a run id or
+        its name.
+        """
+        clauses, params = [], []
+        if run:
+            clauses.append("(t.run_id = ? or r.name = ?)")
+            params += [run, run]
+        for column, value in (("s.dataset", dataset), ("t.variant", variant), ("t.status", status)):
+            if value:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if correct is not None:
+            clauses.append("t.correct = ?")
+            params.append(int(correct))
+        if kind:
+            clauses.append("exists (select 1 from groundings g where g.trace_id = t.id and g.kind = ?)")
+            params.append(kind)
+        if search:
+            clauses.append("(s.question like ? or t.completion like ?)")
+            params += [f"%{search}%", f"%{search}%"]
+        where = ("where " + " and ".join(clauses)) if clauses else ""
+        page = f"limit {int(limit)} offset {int(offset)}" if limit is not None else ""
+        sql = f"""select t.*, r.name as run_name, r.kind as run_kind, s.dataset, s.split, s.key as sample_key,
+                         s.question, s.gold_answer, s.answer_type, s.choices, s.image_hash,
+                         i.path as image_path, i.width, i.height
+                  from traces t join samples s on s.id = t.sample_id join runs r on r.id = t.run_id
+                  join images i on i.hash = s.image_hash {where}
+                  order by t.created_at desc, t.id {page}"""
+        for row in self.db.query(sql, params):
+            yield _decode_trace(row)
+
+    def trace(self, trace_id: str) -> dict[str, Any] | None:
+        """One trace with its groundings and masks; a unique id prefix (>= 4 characters) is accepted."""
+        if len(trace_id) < 4:
+            return None
+        ids = [r["id"] for r in self.db.query("select id from traces where id like ? limit 2", [trace_id + "%"])]
+        if len(ids) != 1:
+            return None
+        row = next(self.traces_by_ids(ids))
+        row["groundings"] = [
+            {**g, "coords": json.loads(g["coords"]), "verified": None if g["verified"] is None else bool(g["verified"])}
+            for g in self.db.query("select * from groundings where trace_id = ? order by idx", ids)
+        ]
+        row["masks"] = [
+            {**m, "rle": json.loads(m["rle"]), "box": json.loads(m["box"]), "point": json.loads(m["point"]),
+             "selected": bool(m["selected"])}
+            for m in self.db.query("select * from masks where trace_id = ? order by idx", ids)
+        ]
+        return row
+
+    def traces_by_ids(self, ids: list[str]) -> Iterator[dict[str, Any]]:
+        marks = ",".join("?" * len(ids))
+        sql = f"""select t.*, r.name as run_name, r.kind as run_kind, s.dataset, s.split, s.key as sample_key,
+                         s.question, s.gold_answer, s.answer_type, s.choices, s.image_hash,
+                         i.path as image_path, i.width, i.height
+                  from traces t join samples s on s.id = t.sample_id join runs r on r.id = t.run_id
+                  join images i on i.hash = s.image_hash where t.id in ({marks})"""
+        for row in self.db.query(sql, ids):
+            yield _decode_trace(row)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts for `vgt traces stats`: totals, and per run / dataset / variant breakdowns."""
+        db = self.db
+        totals = {t: db[t].count for t in ("runs", "samples", "images", "traces", "groundings", "masks")}
+
+        def grouped(column: str) -> list[dict[str, Any]]:
+            sql = f"""select {column} as key, count(*) as traces, sum(t.correct) as correct,
+                             sum(t.correct is not null) as judged, avg(t.n_groundings) as groundings_per_trace,
+                             avg(t.verified_fraction) as verified_fraction,
+                             sum(t.status = 'ok') as ok, sum(t.status = 'rejected') as rejected,
+                             sum(t.status = 'error') as errors
+                      from traces t join samples s on s.id = t.sample_id join runs r on r.id = t.run_id
+                      group by {column} order by traces desc"""
+            out = []
+            for r in db.query(sql):
+                r["accuracy"] = (r["correct"] or 0) / r["judged"] if r["judged"] else None
+                out.append(r)
+            return out
+
+        return {"path": str(self.path), "schema_version": SCHEMA_VERSION, "totals": totals,
+                "by_run": grouped("r.id"), "by_dataset": grouped("s.dataset"), "by_variant": grouped("t.variant"),
+                "size_bytes": os.path.getsize(self.path) if self.path.exists() else 0}
+
+    def integrity_ok(self) -> bool:
+        return self.db.execute("pragma integrity_check").fetchone()[0] == "ok"
+
+    def copy_from(self, other: TraceStore) -> dict[str, int]:
+        """Merge another store's rows into this one (ids are content-derived, so merging is idempotent)."""
+        counts = {}
+        with self.transaction():
+            for table in TABLES[1:]:
+                rows = list(other.db[table].rows)
+                pk = self.db[table].pks
+                self.db[table].insert_all(rows, pk=pk if len(pk) > 1 else pk[0], replace=True)
+                counts[table] = len(rows)
+        return counts
+
+
+def _decode_run(row: dict[str, Any]) -> dict[str, Any]:
+    for key in ("config", "metrics"):
+        if isinstance(row.get(key), str):
+            row[key] = json.loads(row[key])
+    return row
+
+
+def _decode_trace(row: dict[str, Any]) -> dict[str, Any]:
+    for key in ("messages", "timings", "meta", "choices"):
+        if isinstance(row.get(key), str):
+            row[key] = json.loads(row[key])
+    if row.get("correct") is not None:
+        row["correct"] = bool(row["correct"])
+    return row

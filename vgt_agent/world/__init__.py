@@ -1,0 +1,1 @@
+"""The embedded world: procedural shapes scenes with exact masks and questions."""
