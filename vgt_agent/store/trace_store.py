@@ -71,7 +71,7 @@ class TraceStore:
                 raise StoreError(f"cannot create trace store directory {path.parent}: {e.strerror}") from e
         try:
             if readonly:
-                conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+                conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
             else:
                 conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -80,7 +80,8 @@ class TraceStore:
             raise StoreError(f"{path} is not a usable trace store: {e}") from e
         if version > SCHEMA_VERSION:
             conn.close()
-            raise StoreError(f"{path} has schema version {version}, newer than this vgt ({SCHEMA_VERSION}); upgrade vgt")
+            raise StoreError(
+                f"{path} has schema version {version}, newer than this vgt ({SCHEMA_VERSION}); upgrade vgt")
         if version < SCHEMA_VERSION and (readonly or not create):
             conn.close()
             what = "is an SQLite database but not a vgt trace store" if version == 0 else "needs a schema migration"

@@ -1,0 +1,34 @@
+"""The `vgt` command: one typer app with a sub-app per area."""
+
+from __future__ import annotations
+
+import typer
+
+from vgt_agent import __version__
+from vgt_agent.cli import traces, world
+
+app = typer.Typer(
+    name="vgt",
+    help="Visually grounded thinking for VLMs: ask, synthesize traces, train, evaluate, inspect.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(traces.app, name="traces")
+app.add_typer(world.app, name="world")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vgt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print the version and exit.")) -> None:
+    """vgt: grounded reasoning agent, trace synthesis, SFT/GRPO training and evaluation."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,22 @@
+"""A grounded thought as rich text: groundings, tool requests and the boxed answer highlighted."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from vgt_agent.draw import PALETTE
+from vgt_agent.format import find_boxed, parse
+
+
+def highlight_thought(text: str) -> Text:
+    """Colour each `<obj>` tag by its order (matching the annotated PNG), `<ground>` requests and `\\boxed{}`."""
+    out = Text(text)
+    thought = parse(text)
+    for i, g in enumerate(thought.groundings):
+        r, gr, b = PALETTE[i % len(PALETTE)]
+        out.stylize(f"bold rgb({r},{gr},{b})", *g.span)
+    for request in thought.tool_requests:
+        out.stylize("bold magenta reverse", *request.span)
+    for _, span in find_boxed(text):
+        out.stylize("bold black on yellow", *span)
+    return out
