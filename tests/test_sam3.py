@@ -1,0 +1,283 @@
+"""SAM3 grounder, offline CLIP tokenizer and tiny SAM3, on a tiny random model (no weights can be fetched)."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers.models.sam3.modeling_sam3 import Sam3MaskDecoderOutput
+
+from vgt_agent.geometry import mask_to_box, mask_to_point
+from vgt_agent.grounders import clip_tokenizer
+from vgt_agent.grounders.clip_tokenizer import VOCAB_SIZE, build_clip_tokenizer
+from vgt_agent.grounders.sam3 import (
+    FeatureCache,
+    Sam3CheckpointError,
+    Sam3Grounder,
+    Sam3PackageGrounder,
+    image_key,
+)
+from vgt_agent.grounders.sam3_tiny import build_tiny_sam3
+
+QUERIES = 5
+H, W = 120, 160  # deliberately not square: catches (x, y) / (row, col) swaps
+
+
+def random_image(seed: int, size: tuple[int, int] = (W, H), mode: str = "RGB") -> Image.Image:
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    return Image.fromarray(pixels).convert(mode)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return build_tiny_sam3(seed=0, num_queries=QUERIES)
+
+
+@pytest.fixture
+def make_grounder(tiny):
+    def make(**kwargs) -> Sam3Grounder:
+        model, processor = tiny
+        return Sam3Grounder("tiny", model=model, processor=processor, **kwargs)
+
+    return make
+
+
+@contextmanager
+def count_calls(module: torch.nn.Module) -> Iterator[list[int]]:
+    calls = [0]
+    handle = module.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    try:
+        yield calls
+    finally:
+        handle.remove()
+
+
+def direct_forward(tiny, image: Image.Image, text: str):
+    """The plain transformers path (pixel_values, no cache): the reference the grounder must match."""
+    model, processor = tiny
+    inputs = processor(images=image, text=text, return_tensors="pt")
+    with torch.inference_mode():
+        return model(**{k: v for k, v in inputs.items() if k != "original_sizes"})
+
+
+# ---- offline CLIP tokenizer ----------------------------------------------------------------------
+
+
+def test_clip_tokenizer_has_real_clip_ids():
+    tok = build_clip_tokenizer()
+    assert len(tok) == VOCAB_SIZE == 49408
+    assert tok("a photo of a cat")["input_ids"] == [49406, 320, 1125, 539, 320, 2368, 49407]
+    assert tok("A  photo of a DOG")["input_ids"] == [49406, 320, 1125, 539, 320, 1929, 49407]
+    assert (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id) == (49406, 49407, 49407)
+    padded = tok("red cup", padding="max_length", max_length=8)
+    assert padded["input_ids"][-1] == 49407 and padded["attention_mask"] == [1, 1, 1, 1, 0, 0, 0, 0]
+
+
+def test_clip_tokenizer_missing_file_is_a_clear_error(tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        build_clip_tokenizer(tmp_path / "nope.txt.gz")
+    monkeypatch.setattr(clip_tokenizer.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match="not installed.*pip install --no-deps open_clip"):
+        build_clip_tokenizer()
+
+
+# ---- tiny model ----------------------------------------------------------------------------------
+
+
+def test_tiny_text_prompted_forward_shapes(tiny):
+    out = direct_forward(tiny, random_image(0), "red cup")
+    assert out.pred_masks.shape == (1, QUERIES, 32, 32)  # 224 px / 14 px patches * FPN scale 2
+    assert out.pred_boxes.shape == (1, QUERIES, 4)
+    assert out.pred_logits.shape == (1, QUERIES)
+    assert out.presence_logits.shape == (1, 1)
+
+
+def test_tiny_is_seeded_and_leaves_the_global_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(1)
+    torch.manual_seed(123)
+    a, _ = build_tiny_sam3(seed=7)
+    assert torch.equal(torch.rand(1), expected)
+    b, _ = build_tiny_sam3(seed=7)
+    pairs = zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    assert all(torch.equal(x, y) for x, y in pairs)
+
+
+def test_tiny_saves_and_reloads_offline_as_a_checkpoint(tiny, tmp_path, make_grounder):
+    model, processor = tiny
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    loaded = Sam3Grounder(tmp_path, score_threshold=0.0)
+    assert loaded.name == f"sam3:{tmp_path}"
+    assert loaded.processor.tokenizer("a photo of a cat")["input_ids"][:3] == [49406, 320, 1125]
+    image = random_image(1)
+    got, want = loaded.ground(image, "cup"), make_grounder(score_threshold=0.0).ground(image, "cup")
+    assert [i.score for i in got] == pytest.approx([i.score for i in want])
+
+
+# ---- the grounder --------------------------------------------------------------------------------
+
+
+def test_ground_returns_image_sized_masks_with_geometry_from_the_mask(tiny, make_grounder):
+    image = random_image(2)
+    result = make_grounder(score_threshold=0.0).ground(image, "  red   cup ")
+    assert result.concept == "  red   cup " and result.reason is None
+    assert len(result) > 0
+    for inst in result:
+        assert inst.mask.dtype == bool and inst.mask.shape == (H, W) and inst.mask.any()
+        assert inst.box == mask_to_box(inst.mask)
+        assert inst.point == mask_to_point(inst.mask)
+        assert inst.label == "red cup"
+    scores = [i.score for i in result]
+    assert scores == sorted(scores, reverse=True)
+    presence = torch.sigmoid(direct_forward(tiny, image, "red cup").presence_logits).item()
+    assert result.presence == pytest.approx(presence, abs=1e-5)
+
+
+def test_scores_on_cached_features_match_the_plain_forward(tiny, make_grounder):
+    image = random_image(3)
+    result = make_grounder(score_threshold=0.0, mask_threshold=0.0).ground(image, "laptop")
+    out = direct_forward(tiny, image, "laptop")
+    want = (out.pred_logits.sigmoid() * out.presence_logits.sigmoid())[0]
+    assert len(result) == QUERIES  # mask threshold 0: no mask is empty, so every query is an instance
+    assert [i.score for i in result] == pytest.approx(sorted(want.tolist(), reverse=True), abs=1e-5)
+
+
+def test_score_and_presence_thresholds_filter(tiny, make_grounder):
+    image = random_image(4)
+    out = direct_forward(tiny, image, "mug")
+    scores = (out.pred_logits.sigmoid() * out.presence_logits.sigmoid())[0]
+    middle = float(scores.median())
+    assert len(make_grounder(score_threshold=0.0, mask_threshold=0.0).ground(image, "mug")) == QUERIES
+    assert len(make_grounder(score_threshold=1.0).ground(image, "mug")) == 0
+    kept = make_grounder(score_threshold=middle, mask_threshold=0.0).ground(image, "mug")
+    assert len(kept) == int((scores > middle).sum()) and all(i.score > middle for i in kept)
+    absent = make_grounder(score_threshold=0.0, presence_threshold=1.0).ground(image, "mug")
+    assert len(absent) == 0
+    assert absent.presence == pytest.approx(out.presence_logits.sigmoid().item(), abs=1e-5)
+
+
+def test_a_mask_blob_lands_at_its_place_in_the_original_image(tiny, make_grounder):
+    """Only query 0 has a mask (rows 4-12, cols 20-28 of the 32x32 map); the others are empty and dropped."""
+    model, _ = tiny
+    logits = torch.full((1, QUERIES, 32, 32), -20.0)
+    logits[0, 0, 4:12, 20:28] = 20.0
+
+    def replace(module, args, output):
+        return Sam3MaskDecoderOutput(pred_masks=logits.clone(), semantic_seg=output.semantic_seg)
+
+    handle = model.mask_decoder.register_forward_hook(replace)
+    try:
+        result = make_grounder(score_threshold=0.0).ground(random_image(5), "ball")
+    finally:
+        handle.remove()
+    assert len(result) == 1
+    x1, y1, x2, y2 = result[0].box
+    assert (x1, y1, x2, y2) == pytest.approx((20 * W / 32, 4 * H / 32, 28 * W / 32, 12 * H / 32), abs=2)
+    col, row = result[0].point
+    assert abs(col - 24 * W / 32) <= 2 and abs(row - 8 * H / 32) <= 2
+
+
+def test_vision_encoder_runs_once_per_image_for_many_concepts(tiny, make_grounder):
+    model, _ = tiny
+    grounder = make_grounder(score_threshold=0.0)
+    first, second = random_image(6), random_image(7)
+    with count_calls(model.vision_encoder) as calls:
+        for concept in ("cup", "laptop", "cup left of the laptop", "red mug"):
+            grounder.ground(first, concept)
+        assert calls[0] == 1
+        grounder.ground(first.copy(), "pen")  # another object with the same pixels shares the features
+        assert calls[0] == 1
+        grounder.ground(second, "cup")
+        grounder.ground(second, "laptop")
+        assert calls[0] == 2
+    assert (grounder.cache.hits, grounder.cache.misses) == (5, 2)
+
+
+def test_feature_cache_is_a_bounded_lru(tiny, make_grounder):
+    model, _ = tiny
+    grounder = make_grounder(cache_size=2)
+    a, b, c = (random_image(10 + i) for i in range(3))
+    with count_calls(model.vision_encoder) as calls:
+        for image in (a, b, a, c):  # a is used again before c arrives, so b is the one evicted
+            grounder.ground(image, "cup")
+        assert calls[0] == 3 and len(grounder.cache) == 2
+        assert image_key(a) in grounder.cache and image_key(b) not in grounder.cache
+        grounder.ground(b, "cup")
+        assert calls[0] == 4 and len(grounder.cache) == 2
+    uncached = make_grounder(cache_size=0)
+    with count_calls(model.vision_encoder) as calls:
+        uncached.ground(a, "cup")
+        uncached.ground(a, "mug")
+        assert calls[0] == 2 and len(uncached.cache) == 0
+
+
+def test_feature_cache_unit():
+    cache: FeatureCache[int] = FeatureCache(2)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    assert cache.get("a") == 1  # refreshes a
+    cache.put("c", 3)
+    assert cache.get("b") is None and cache.get("a") == 1 and cache.get("c") == 3
+    assert len(cache) == 2 and (cache.hits, cache.misses) == (3, 1)
+    with pytest.raises(ValueError):
+        FeatureCache(-1)
+
+
+def test_image_key_is_a_content_hash():
+    assert image_key(random_image(1)) == image_key(random_image(1))
+    assert image_key(random_image(1)) != image_key(random_image(2))
+    assert image_key(random_image(1, mode="L")) != image_key(random_image(1, mode="L").convert("RGB"))
+
+
+def test_non_rgb_images_and_odd_phrases(make_grounder):
+    grounder = make_grounder(score_threshold=0.0)
+    for mode in ("L", "RGBA", "P"):
+        result = grounder.ground(random_image(8, mode=mode), "cup")
+        assert all(inst.mask.shape == (H, W) for inst in result)
+    long_phrase = " ".join(["very"] * 60 + ["big", "cup"])  # longer than SAM3's 32-token text context
+    assert grounder.ground(random_image(8), long_phrase).reason is None
+    empty = grounder.ground(random_image(8), "   ")
+    assert len(empty) == 0 and empty.reason == "empty concept phrase"
+
+
+def test_dtype_and_device_arguments():
+    model, processor = build_tiny_sam3(seed=1)  # its own model: the grounder casts it in place
+    grounder = Sam3Grounder("tiny", model=model, processor=processor, dtype="bfloat16", score_threshold=0.0)
+    assert next(grounder.model.parameters()).dtype == torch.bfloat16
+    result = grounder.ground(random_image(9), "cup")
+    assert len(result) > 0 and all(0.0 <= i.score <= 1.0 for i in result)
+    with pytest.raises(ValueError, match="unknown torch dtype"):
+        Sam3Grounder("tiny", model=model, processor=processor, dtype="float99")
+
+
+# ---- checkpoints and the optional sam3-package backend -------------------------------------------
+
+
+def test_missing_checkpoint_is_a_clear_one_line_error(tmp_path):
+    for checkpoint in (str(tmp_path / "no-such-sam3"), "vgt-tests/no-such-sam3-checkpoint", "./sam3-weights"):
+        with pytest.raises(Sam3CheckpointError) as err:
+            Sam3Grounder(checkpoint)
+        message = str(err.value)
+        assert checkpoint in message and "hf download facebook/sam3" in message and "\n" not in message
+    with pytest.raises(ValueError, match="both model and processor"):
+        Sam3Grounder("tiny", model=build_tiny_sam3()[0])
+
+
+def test_package_backend_fails_clearly_without_its_extra_or_cuda(tmp_path):
+    """The sam3-package backend cannot run here (no CUDA); only its refusals are testable."""
+    if importlib.util.find_spec("sam3") is None:
+        with pytest.raises(ImportError, match=r"vgt\[sam3\]"):
+            Sam3PackageGrounder(tmp_path / "sam3.pt")
+    elif not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="needs CUDA"):
+            Sam3PackageGrounder(tmp_path / "sam3.pt", device="cuda")
+    else:
+        with pytest.raises(Sam3CheckpointError, match="hf download"):
+            Sam3PackageGrounder(Path(tmp_path) / "missing.pt")
