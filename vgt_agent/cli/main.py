@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from vgt_agent import __version__
-from vgt_agent.cli import traces, world
+from vgt_agent.cli import ask, traces, world
 
 app = typer.Typer(
     name="vgt",
@@ -14,6 +14,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.command("ask")(ask.ask)
 app.add_typer(traces.app, name="traces")
 app.add_typer(world.app, name="world")
 

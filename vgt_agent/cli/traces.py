@@ -11,6 +11,7 @@ from rich.table import Table
 from vgt_agent.cli.common import console, print_json, usage_error
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.cli.thought_view import highlight_thought
+from vgt_agent.cli.trace_png import write_trace_png
 from vgt_agent.store import StoreError, TraceStore
 from vgt_agent.store.export import to_sft_dataset, write_jsonl
 
@@ -80,7 +81,7 @@ def show(
     if row is None:
         usage_error(f"no trace with id {trace_id!r} (ids are listed by `vgt traces list`)")
     if png is not None:
-        _write_png(row, png)
+        write_trace_png(row, png)
     if json_out:
         print_json(row)
         return
@@ -102,35 +103,6 @@ def show(
         console.print(f"[yellow]reason:[/] {row['reason'] or ''} [red]{row['error'] or ''}[/]")
     if png is not None:
         console.print(f"annotated picture: {png}")
-
-
-def _write_png(row: dict, out: Path) -> None:
-    """Draw the trace's groundings (and the masks behind them) on its image."""
-    from PIL import Image
-
-    from vgt_agent.draw import Mark, annotate
-    from vgt_agent.geometry import decode_rle, pixel_from_norm_box, pixel_from_norm_point
-
-    try:
-        with Image.open(row["image_path"]) as im:
-            image = im.convert("RGB")
-    except OSError as e:
-        usage_error(f"cannot read the trace's image {row['image_path']}: {e}")
-    w, h = image.size
-    marks = []
-    for g in row["groundings"]:
-        coords = g["coords"]
-        masks = [decode_rle(m["rle"]) for m in row["masks"] if m["grounding_idx"] == g["idx"]]
-        if g["kind"] == "point":
-            marks.append(Mark(g["phrase"], points=[pixel_from_norm_point(x, y, w, h) for x, y in coords],
-                              masks=masks, verified=g["verified"]))
-        else:
-            marks.append(Mark(g["phrase"], boxes=[pixel_from_norm_box(b, w, h) for b in coords], masks=masks,
-                              verified=g["verified"]))
-    try:
-        annotate(image, marks).save(out)
-    except (OSError, ValueError) as e:
-        usage_error(f"cannot write {out}: {e}")
 
 
 @app.command("stats")

@@ -14,6 +14,8 @@ from typing import Any
 
 from PIL import Image
 
+from vgt_agent.datasets.sample import Sample
+
 
 def short_hash(*parts: object) -> str:
     """A stable 16-hex id from parts; keys built this way make re-runs idempotent."""
@@ -62,6 +64,15 @@ class SampleRecord:
     @property
     def id(self) -> str:
         return short_hash("sample", self.dataset, self.split, self.key)
+
+    @classmethod
+    def from_sample(cls, sample: Sample, image: ImageRecord) -> SampleRecord:
+        """A dataset sample as stored; the scene graph and pixels stay out (masks live in `gold_objects`)."""
+        meta = {k: v for k, v in sample.meta.items() if k != "objects"}
+        meta["gold_objects"] = [{"name": g.name, "role": g.role, "rle": g.rle, "box": g.box}
+                                for g in sample.gold_objects]
+        return cls(sample.dataset, sample.split, sample.id, sample.question, image, sample.answer,
+                   sample.answer_type, tuple(sample.choices), meta)
 
 
 @dataclass(frozen=True)

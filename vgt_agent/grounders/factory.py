@@ -1,0 +1,27 @@
+"""Grounders by name, as the CLI and batch jobs choose them: world (default), sam3, gold."""
+
+from __future__ import annotations
+
+from vgt_agent.datasets.sample import Sample
+from vgt_agent.grounders.base import Grounder
+
+GROUNDERS = ("world", "sam3", "gold")
+
+
+def make_grounder(name: str, *, sample: Sample | None = None, sam3_checkpoint: str | None = None) -> Grounder:
+    """The named grounder; ValueError with one line when it cannot be built from what was given."""
+    if name == "world":
+        from vgt_agent.grounders.world import WorldGrounder
+
+        return WorldGrounder()
+    if name == "sam3":
+        from vgt_agent.grounders.sam3 import Sam3Grounder
+
+        return Sam3Grounder(sam3_checkpoint or "facebook/sam3")
+    if name == "gold":
+        if sample is None or not sample.meta.get("objects"):
+            raise ValueError("the gold grounder needs a dataset sample with gold objects (e.g. a world split image)")
+        from vgt_agent.grounders.gold import GoldGrounder
+
+        return GoldGrounder(sample)
+    raise ValueError(f"unknown grounder {name!r}; choose one of {', '.join(GROUNDERS)}")
