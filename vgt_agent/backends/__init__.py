@@ -1,1 +1,50 @@
-"""backends: see README."""
+"""VLM backends behind one interface (`VLMBackend.generate(messages, images, ...) -> Generation`).
+
+- `OpenAIBackend`: any OpenAI-compatible server (vLLM serving Gemma3-4B-IT in production); stop strings,
+  function calling, streaming, bounded retries.
+- `TransformersBackend`: the model in-process (tiny Gemma3 in tests, local checkpoints); in-text protocol
+  only. Imported lazily, so using the OpenAI backend never loads torch or transformers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from vgt_agent.backends.base import BackendError, Generation, Message, ToolCall, VLMBackend
+from vgt_agent.backends.openai_backend import OpenAIBackend
+
+if TYPE_CHECKING:
+    from vgt_agent.backends.transformers_backend import TransformersBackend
+
+__all__ = [
+    "BackendError",
+    "Generation",
+    "Message",
+    "OpenAIBackend",
+    "ToolCall",
+    "TransformersBackend",
+    "VLMBackend",
+    "make_backend",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TransformersBackend":
+        from vgt_agent.backends.transformers_backend import TransformersBackend
+
+        return TransformersBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def make_backend(kind: str, model: str | None = None, **options: Any) -> VLMBackend:
+    """Build a backend by name: "openai" (model/base_url/api_key from args or env) or "transformers"
+    (model = a local directory or a cached hub id)."""
+    if kind == "openai":
+        return OpenAIBackend(model=model, **options)
+    if kind == "transformers":
+        if not model:
+            raise BackendError("the transformers backend needs model= (a local directory or a cached hub id)")
+        from vgt_agent.backends.transformers_backend import TransformersBackend
+
+        return TransformersBackend.from_pretrained(model, **options)
+    raise BackendError(f"unknown backend {kind!r}; expected 'openai' or 'transformers'")

@@ -59,8 +59,7 @@ def list_traces(
     table = Table(title=f"traces ({len(rows)} shown)", show_lines=False)
     for col in ("id", "run", "dataset", "variant", "question", "answer", "gold", "ok", "#g", "backend · model",
                 "grounder", "time"):
-        table.add_column(col, overflow="fold" if col == "question" else "ellipsis",
-                         max_width=40 if col == "question" else None)
+        table.add_column(col, overflow="fold", max_width=40 if col == "question" else None)
     for r in rows:
         table.add_row(r["id"][:8], r["run_name"], r["dataset"], r["variant"], r["question"], r["answer"] or "",
                       r["gold_answer"] or "", _mark(r["correct"]), str(r["n_groundings"]),

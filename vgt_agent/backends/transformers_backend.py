@@ -1,0 +1,152 @@
+"""A backend running the VLM in-process with transformers (Gemma3 family first).
+
+Used where no vLLM server exists: CPU tests with the tiny Gemma3, local debugging, and small evaluations.
+It has no function calling (`supports_function_calling = False`): Gemma3 has no native tool-call format,
+and inventing one here would make this backend speak a protocol vLLM never sees. The agent uses the
+in-text protocol instead (`<ground> phrase </ground>` as a stop string), which both backends share.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from transformers import AutoModelForImageTextToText, AutoProcessor, PreTrainedModel, TextStreamer
+
+from vgt_agent.backends.base import (
+    BackendError,
+    FinishReason,
+    Generation,
+    Message,
+    StreamCallback,
+    check_images,
+    continues_assistant,
+    trim_at_stop,
+)
+
+
+class _CallbackStreamer(TextStreamer):
+    """TextStreamer that hands each finalised piece of text to a callback instead of printing it."""
+
+    def __init__(self, tokenizer: Any, callback: StreamCallback) -> None:
+        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        self._callback = callback
+
+    def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+        if text:
+            self._callback(text)
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _plain_messages(messages: Sequence[Message]) -> list[Message]:
+    """Copy messages keeping only what the chat template reads, so no pixels or extra keys leak in."""
+    out: list[Message] = []
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, list):
+            content = [{"type": "image"} if p.get("type") == "image" else dict(p) for p in content]
+        out.append({"role": m["role"], "content": content if content is not None else ""})
+    return out
+
+
+class TransformersBackend:
+    """`VLMBackend` over `AutoModelForImageTextToText` + `AutoProcessor`, one generation at a time."""
+
+    name = "transformers"
+    supports_function_calling = False
+
+    def __init__(self, model: PreTrainedModel, processor: Any, *, model_name: str | None = None) -> None:
+        self._model = model.eval()
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.model = model_name or getattr(model, "name_or_path", "") or type(model).__name__
+        self._lock = threading.Lock()  # one generate at a time: the model is shared, and CPU cores are few
+        eos = model.generation_config.eos_token_id
+        self._eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | Path, *, device: str = "cpu", dtype: torch.dtype = torch.float32
+    ) -> TransformersBackend:
+        """Load from a local directory or the HF cache; never downloads when the path exists or offline."""
+        local_only = Path(name_or_path).exists() or _offline()
+        try:
+            processor = AutoProcessor.from_pretrained(str(name_or_path), local_files_only=local_only)
+            model = AutoModelForImageTextToText.from_pretrained(
+                str(name_or_path), local_files_only=local_only, dtype=dtype
+            )
+        except OSError as exc:
+            where = "a local directory or the Hugging Face cache" if local_only else "the Hugging Face Hub"
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BackendError(f"cannot load model {str(name_or_path)!r} from {where}: {first_line}") from exc
+        return cls(model.to(device), processor, model_name=str(name_or_path))
+
+    def generate(
+        self,
+        messages: Sequence[Message],
+        images: Sequence[Image.Image] = (),
+        *,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+        stop: Sequence[str] = (),
+        tools: list[dict] | None = None,
+        stream: StreamCallback | None = None,
+    ) -> Generation:
+        """Greedy when temperature is 0; stops at EOS/<end_of_turn>, a stop string, or max_tokens."""
+        if tools:
+            raise BackendError(
+                "the transformers backend has no function calling; use the in-text <ground> protocol"
+            )
+        check_images(messages, images)
+        started = time.perf_counter()
+        stop = [s for s in stop if s]
+        continuing = continues_assistant(messages)
+        inputs = self.processor.apply_chat_template(
+            _plain_messages(messages),
+            add_generation_prompt=not continuing,
+            continue_final_message=continuing,
+            tokenize=True,
+            return_dict=True,
+            return_tensors="pt",
+            processor_kwargs={"images": [img.convert("RGB") for img in images]} if images else None,
+        )
+        inputs = inputs.to(self._model.device)
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self._model.dtype)
+        options: dict[str, Any] = {"max_new_tokens": max_tokens, "do_sample": temperature > 0}
+        if temperature > 0:
+            options["temperature"] = temperature
+        else:  # released Gemma3 generation configs enable sampling (top_k=64, top_p=0.95): switch it all off
+            options.update(top_k=None, top_p=None, temperature=None)
+        if stop:
+            options.update(stop_strings=stop, tokenizer=self.tokenizer)
+        if stream is not None:
+            options["streamer"] = _CallbackStreamer(self.tokenizer, stream)
+        prompt_len = inputs["input_ids"].shape[1]
+        with self._lock, torch.inference_mode():
+            output = self._model.generate(**inputs, **options)
+        new_ids = output[0, prompt_len:].tolist()
+        text, hit = trim_at_stop(self.tokenizer.decode(new_ids, skip_special_tokens=True), stop)
+        ended = bool(new_ids) and new_ids[-1] in self._eos_ids
+        finish: FinishReason = (
+            "length" if hit is None and not ended and len(new_ids) >= max_tokens else "stop"
+        )
+        return Generation(
+            text=text,
+            finish_reason=finish,
+            backend=self.name,
+            model=self.model,
+            stop_sequence=hit,
+            prompt_tokens=prompt_len,
+            completion_tokens=len(new_ids),
+            latency_s=time.perf_counter() - started,
+        )
