@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from vgt_agent.cli.common import console
 from vgt_agent.cli.main import app
 from vgt_agent.geometry import encode_rle
 from vgt_agent.store import GroundingRecord, ImageRecord, MaskRecord, SampleRecord, TraceRecord, TraceStore
@@ -54,14 +55,15 @@ def test_help_lists_commands() -> None:
         assert command in result.output
 
 
-def test_list_and_filters(db: Path) -> None:
+def test_list_and_filters(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     result = runner.invoke(app, ["traces", "list", "--db", str(db), "--json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert len(rows) == 2 and {r["backend"] for r in rows} == {"openai"}
     result = runner.invoke(app, ["traces", "list", "--db", str(db), "--incorrect", "--json"])
     assert [r["answer"] for r in json.loads(result.output)] == ["3"]
-    table = runner.invoke(app, ["traces", "list", "--db", str(db)], env={"COLUMNS": "200"})
+    monkeypatch.setattr(console, "width", 200)  # the console was sized at import, from the test's terminal
+    table = runner.invoke(app, ["traces", "list", "--db", str(db)])
     assert table.exit_code == 0 and "stub-vlm" in table.output and "world-tally" in table.output
 
 
