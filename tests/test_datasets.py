@@ -185,6 +185,11 @@ def test_cached_dataset_is_served_offline_without_probing(monkeypatch):
 
 
 def test_uncached_dataset_downloads_when_hub_reachable(monkeypatch):
+    import huggingface_hub.constants
+
+    # the suite runs offline (tests/conftest.py); this test alone plays a user whose Hub is reachable
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     fake = FakeHub(cached=False, online=True)
     monkeypatch.setattr(datasets, "load_dataset", fake)
     monkeypatch.setattr(hub_mod, "hub_reachable", lambda: True)
