@@ -168,7 +168,8 @@ def test_cli_ask_end_to_end_with_picture(world_dir: Path, counting_samples, tmp_
 
 
 @pytest.mark.parametrize("case", ["missing", "corrupt", "not-image", "empty-question", "unknown-grounder",
-                                  "bad-kind", "gold-without-world", "unreachable"])
+                                  "bad-kind", "gold-without-world", "unreachable",
+                                  "unreachable-no-model"])
 def test_cli_bad_input_exit_2_nothing_written(case: str, counting_samples, tmp_path: Path) -> None:
     image, question = counting_samples[0].image_path, "How many red circles are there?"
     extra: list[str] = ["--base-url", "http://127.0.0.1:9/v1", "--model", "m"]
@@ -190,8 +191,8 @@ def test_cli_bad_input_exit_2_nothing_written(case: str, counting_samples, tmp_p
     elif case == "gold-without-world":
         extra += ["--grounder", "gold"]
         question = "What colour is the sky?"
-    elif case == "unreachable":
-        extra = ["--base-url", "http://127.0.0.1:9/v1"]  # no --model: the server is asked for it first
+    elif case == "unreachable-no-model":
+        extra = ["--base-url", "http://127.0.0.1:9/v1"]
     db = tmp_path / "t.db"
     result = runner.invoke(app, ["ask", image, question, "--db", str(db), *extra])
     assert result.exit_code == 2, result.output

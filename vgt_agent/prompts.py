@@ -34,3 +34,12 @@ SEGMENT_PHRASE_TOOL = {
         },
     },
 }
+
+
+def format_question(question: str, choices: tuple[str, ...] | list[str] = ()) -> str:
+    """The question as the model sees it: options appended as "A. ...", unless the sentence already names
+    every option (e.g. "Which is larger, the red star or the blue circle?")."""
+    if not choices or all(c.lower() in question.lower() for c in choices):
+        return question
+    options = " ".join(f"{chr(ord('A') + i)}. {c}" for i, c in enumerate(choices))
+    return f"{question} Options: {options}. Answer with the letter."

@@ -162,6 +162,13 @@ class OpenAIBackend:
             self._model = models[0].id
         return self._model
 
+    def ping(self) -> list[str]:
+        """The models the server serves; BackendError (unreachable) when it does not answer after retries.
+
+        Commands call this before writing anything, so a dead server is bad input, not a half-run job.
+        """
+        return [m.id for m in self._with_retries(lambda: list(self._client.models.list()))]
+
     def generate(
         self,
         messages: Sequence[Message],

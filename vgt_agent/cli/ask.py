@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.panel import Panel
 
-from vgt_agent.backends import BackendError, make_backend
+from vgt_agent.backends import BackendError, OpenAIBackend, make_backend
 from vgt_agent.cli.common import EXIT_FAILED, console, err_console, print_json, usage_error
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.cli.thought_view import highlight_thought
@@ -82,7 +82,9 @@ def ask(
         vlm = make_backend(backend, model, **options)
         if protocol == "function" and not vlm.supports_function_calling:
             usage_error(f"the {backend} backend has no function calling; use --protocol text")
-        model_name = vlm.model  # an OpenAI-compatible server without --model is asked for its model here
+        if isinstance(vlm, OpenAIBackend):
+            vlm.ping()  # an unreachable server is bad input: fail before a run is written
+        model_name = vlm.model
     except (ValueError, FileNotFoundError, BackendError) as e:
         usage_error(str(e))
 

@@ -1,0 +1,170 @@
+"""`vgt world`: make the embedded world's splits and look at single samples."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import typer
+from PIL import Image
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from vgt_agent.cli.common import console, err_console, print_json, usage_error, work_failed
+from vgt_agent.draw import Mark, annotate
+from vgt_agent.world.splits import SPLITS
+from vgt_agent.world.storage import check_target, make_split, read_info, read_rows
+
+app = typer.Typer(help="The embedded shapes world: make splits, show samples.", no_args_is_help=True)
+
+
+def _summary(out: Path, info: dict[str, Any], seconds: float) -> dict[str, Any]:
+    families: Counter[str] = Counter()
+    answers: Counter[str] = Counter()
+    for row in read_rows(out):
+        families[row["family"]] += 1
+        answers[row["answer"]] += 1
+    return {
+        "out": str(out), "split": info["split"], "n": info["n"], "seed": info["seed"],
+        "width": info["width"], "height": info["height"], "seconds": round(seconds, 2),
+        "samples_per_second": round(info["n"] / max(seconds, 1e-9), 1),
+        "families": dict(sorted(families.items())),
+        "answers": dict(sorted(answers.items(), key=lambda kv: (not kv[0].isdigit(), kv[0].zfill(4)))),
+    }
+
+
+@app.command()
+def make(
+    out: Path = typer.Option(..., "--out", help="Folder to write (replaced if it holds an earlier split)."),
+    split: str = typer.Option(..., "--split", help="Split name, see `vgt world splits`."),
+    n: int | None = typer.Option(None, "--n", help="Number of samples (default: the split's)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed (default: the split's own)."),
+    size: int | None = typer.Option(None, "--size", help="Square image side in pixels (default 448)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Generate a split as an imagefolder: images/, metadata.jsonl, info.json."""
+    if split not in SPLITS:
+        usage_error(f"unknown split {split!r}; known splits: {', '.join(SPLITS)}")
+    if n is not None and n < 1:
+        usage_error(f"--n must be >= 1, got {n}")
+    if seed is not None and seed < 0:
+        usage_error(f"--seed must be >= 0, got {seed}")
+    if size is not None and size < 64:
+        usage_error(f"--size must be >= 64, got {size}")
+    try:
+        check_target(out)
+    except FileExistsError as e:
+        usage_error(str(e))
+    start = time.perf_counter()
+    try:
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=err_console, transient=True, disable=as_json,
+        ) as bar:
+            task = bar.add_task(split, total=n or SPLITS[split].n)
+            info = make_split(
+                out, split, n=n, seed=seed, width=size, height=size,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    except FileExistsError as e:
+        usage_error(str(e))
+    except (OSError, RuntimeError) as e:
+        work_failed(f"could not make {split}: {e}")
+    summary = _summary(out, info, time.perf_counter() - start)
+    if as_json:
+        print_json(summary)
+        return
+    console.print(
+        f"[bold green]wrote[/] {summary['n']} samples of [bold]{split}[/] to {out} "
+        f"({summary['seconds']} s, {summary['samples_per_second']} samples/s)"
+    )
+    table = Table("family", "n", title="families")
+    for family, count in summary["families"].items():
+        table.add_row(family, str(count))
+    console.print(table)
+    answers = ", ".join(f"{a}: {c}" for a, c in summary["answers"].items())
+    console.print(f"answers: {answers}", markup=False)
+
+
+@app.command()
+def splits(as_json: bool = typer.Option(False, "--json", help="Print the registry as JSON.")) -> None:
+    """List the named splits."""
+    rows = [
+        {
+            "name": s.name, "families": list(s.families), "n": s.n, "seed": s.seed,
+            "objects": [s.min_objects, s.max_objects], "occlusion": s.occlusion, "texture": s.texture,
+            "distractors": s.distractors, "size": [s.width, s.height], "description": s.description,
+        }
+        for s in SPLITS.values()
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("split", "families", "n", "seed", "objects", "occl.", "description", title="world splits")
+    for r in rows:
+        table.add_row(
+            r["name"], ", ".join(r["families"]), str(r["n"]), str(r["seed"]),
+            f"{r['objects'][0]}-{r['objects'][1]}", f"{r['occlusion']:.1f}", r["description"],
+        )
+    console.print(table)
+
+
+def _row(split_dir: Path, index: int) -> dict[str, Any]:
+    try:
+        info = read_info(split_dir)
+    except (FileNotFoundError, ValueError) as e:
+        usage_error(str(e))
+    if not 0 <= index < info["n"]:
+        usage_error(f"index {index} out of range: {split_dir} has {info['n']} samples (0..{info['n'] - 1})")
+    for row in read_rows(split_dir):
+        if row["index"] == index:
+            return row
+    work_failed(f"sample {index} missing from {split_dir}/metadata.jsonl")
+
+
+def _marks(row: dict[str, Any]) -> list[Mark]:
+    return [
+        Mark(label=f"{g['role']}: {g['name']}", points=[(g["point"][0] + 0.5, g["point"][1] + 0.5)],
+             boxes=[tuple(float(v) for v in g["box"])])  # type: ignore[list-item]
+        for g in row["gold_objects"]
+    ]
+
+
+@app.command()
+def show(
+    split_dir: Path = typer.Argument(..., help="A split folder made by `vgt world make`."),
+    index: int = typer.Argument(..., help="Sample index."),
+    png: Path | None = typer.Option(None, "--png", help="Write the image with gold boxes/points here."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metadata row as JSON."),
+) -> None:
+    """Show one sample: question, answer, gold objects and the scene graph."""
+    row = _row(split_dir, index)
+    if png is not None:
+        try:
+            with Image.open(split_dir / row["file_name"]) as im:
+                annotate(im, _marks(row)).save(png)
+        except OSError as e:
+            work_failed(f"could not write {png}: {e}")
+    if as_json:
+        print_json(row | ({"png": str(png)} if png is not None else {}))
+        return
+    choices = "  ".join(f"{chr(65 + i)}. {c}" for i, c in enumerate(row["choices"]))
+    body = f"[bold]{row['question']}[/]\n" + (f"{choices}\n" if choices else "")
+    body += f"answer: [bold green]{row['answer']}[/] ({row['answer_type']}, family {row['family']})"
+    console.print(Panel(body, title=row["id"], subtitle=f"{row['width']}x{row['height']}"))
+    gold = Table("role", "name", "object", "box", "point", title="gold objects")
+    for g in row["gold_objects"]:
+        gold.add_row(g["role"], g["name"], str(g["object_id"]), str(g["box"]), str(g["point"]))
+    console.print(gold)
+    objects = Table("id", "size", "colour", "shape", "center", "box", "visible", title="scene objects")
+    for o in row["objects"]:
+        objects.add_row(
+            str(o["id"]), o["size"], o["colour"], o["shape"], f"({o['center'][0]:.0f}, {o['center'][1]:.0f})",
+            str(o["box"]), f"{o['visible_fraction']:.0%}",
+        )
+    console.print(objects)
+    if png is not None:
+        console.print(f"annotated image: {png}")

@@ -1,0 +1,83 @@
+"""Rasterise one shape into a small local mask, without anti-aliasing.
+
+Objects are drawn from these masks, so "the object's pixels" and "the object's mask" are the same set by
+construction; working in a local crop (not the full image) keeps placement and rendering fast.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image, ImageDraw
+from scipy import ndimage
+
+# Inner/outer radius ratios: thick enough that a small ring or star stays a solid, readable shape.
+STAR_INNER = 0.45
+RING_INNER = 0.55
+# Shapes drawn upright with a little tilt; circles and rings are rotation invariant.
+MAX_TILT_DEGREES: dict[str, float] = {
+    "circle": 0.0, "ring": 0.0, "square": 15.0, "triangle": 15.0, "star": 15.0, "hexagon": 15.0,
+}
+_PAD = 2  # background pixels around the shape inside its local canvas
+
+
+def _polygon(n: int, cx: float, cy: float, r: float, start_deg: float) -> list[tuple[float, float]]:
+    step = 2 * math.pi / n
+    a0 = math.radians(start_deg)
+    return [(cx + r * math.cos(a0 + i * step), cy + r * math.sin(a0 + i * step)) for i in range(n)]
+
+
+def _star(cx: float, cy: float, r: float, start_deg: float) -> list[tuple[float, float]]:
+    a0 = math.radians(start_deg)
+    pts = []
+    for i in range(10):
+        rad = r if i % 2 == 0 else r * STAR_INNER
+        a = a0 + i * math.pi / 5
+        pts.append((cx + rad * math.cos(a), cy + rad * math.sin(a)))
+    return pts
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    """Drop stray pixels that touch the shape only diagonally (thin star tips), so it is 4-connected."""
+    labels, n = ndimage.label(mask)
+    if n <= 1:
+        return mask
+    sizes = np.bincount(labels.ravel())[1:]
+    return labels == (int(np.argmax(sizes)) + 1)
+
+
+def shape_mask(
+    shape: str, cx: float, cy: float, radius: float, tilt: float = 0.0
+) -> tuple[np.ndarray, int, int]:
+    """Mask of a shape centred at continuous pixel point (cx, cy) with bounding-circle `radius`.
+
+    Returns (mask, x0, y0): the bool mask covers image columns x0.. and rows y0.., and may extend past the
+    image border (callers keep shapes inside). The mask is one 4-connected component.
+    """
+    x0 = math.floor(cx - radius) - _PAD
+    y0 = math.floor(cy - radius) - _PAD
+    side = math.ceil(2 * radius) + 2 * _PAD + 1
+    canvas = Image.new("L", (side, side), 0)
+    draw = ImageDraw.Draw(canvas)
+    # Pillow addresses pixel centres by integer coordinates; geometry puts them at +0.5.
+    lx, ly = cx - 0.5 - x0, cy - 0.5 - y0
+    up = -90.0 + tilt
+    if shape == "circle":
+        draw.ellipse([lx - radius, ly - radius, lx + radius, ly + radius], fill=1)
+    elif shape == "ring":
+        inner = radius * RING_INNER
+        draw.ellipse([lx - radius, ly - radius, lx + radius, ly + radius], fill=1)
+        draw.ellipse([lx - inner, ly - inner, lx + inner, ly + inner], fill=0)
+    elif shape == "square":
+        draw.polygon(_polygon(4, lx, ly, radius, up + 45.0), fill=1)
+    elif shape == "triangle":
+        draw.polygon(_polygon(3, lx, ly, radius, up), fill=1)
+    elif shape == "hexagon":
+        draw.polygon(_polygon(6, lx, ly, radius, tilt), fill=1)
+    elif shape == "star":
+        draw.polygon(_star(lx, ly, radius, up), fill=1)
+    else:
+        raise ValueError(f"unknown shape {shape!r}")
+    mask = np.asarray(canvas, dtype=np.uint8).astype(bool)
+    return _largest_component(mask), x0, y0

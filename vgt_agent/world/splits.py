@@ -1,0 +1,80 @@
+"""Named splits: six benchmarks mirroring the paper's evaluation, and a train split mixing all families.
+
+Each split has its own seed, so benchmark images are never train images; a sample is a pure function of
+(split seed, index), see generate.make_sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """What a split asks about and how its scenes look. Probabilities are per sample."""
+
+    name: str
+    families: tuple[str, ...]
+    seed: int
+    n: int
+    min_objects: int
+    max_objects: int
+    occlusion: float = 0.0
+    texture: float = 0.3
+    distractors: float = 0.3
+    width: int = 448
+    height: int = 448
+    description: str = ""
+
+
+_SPLITS = (
+    SplitSpec(
+        "world-tally", ("count_colour_shape",), seed=1001, n=200, min_objects=1, max_objects=20,
+        occlusion=0.0, texture=0.3, distractors=0.3,
+        description="counting colour+shape objects among up to 20 (TallyQA-like)",
+    ),
+    SplitSpec(
+        "world-countqa", ("count_not_colour", "count_shape"), seed=1002, n=200, min_objects=3, max_objects=16,
+        occlusion=0.7, texture=0.5, distractors=0.5,
+        description="harder counting: 'not X' and shape-only, with occlusion (CountQA-like)",
+    ),
+    SplitSpec(
+        "world-vsr", ("relation_yes_no",), seed=1003, n=200, min_objects=2, max_objects=8,
+        occlusion=0.2, texture=0.3, distractors=0.3,
+        description="yes/no left/right/above/below between two objects (VSR-like)",
+    ),
+    SplitSpec(
+        "world-embspatial", ("relation_choice",), seed=1004, n=200, min_objects=2, max_objects=8,
+        occlusion=0.2, texture=0.3, distractors=0.3,
+        description="multiple-choice dominant direction between two objects (EmbSpatial-like)",
+    ),
+    SplitSpec(
+        "world-spatialmqa", ("closer", "larger"), seed=1005, n=200, min_objects=3, max_objects=8,
+        occlusion=0.2, texture=0.3, distractors=0.3,
+        description="which of two objects is closer to a third / larger (SpatialMQA-like)",
+    ),
+    SplitSpec(
+        "world-multihop", ("kth_relation",), seed=1006, n=200, min_objects=4, max_objects=10,
+        occlusion=0.2, texture=0.3, distractors=0.3,
+        description="relative position of the k-th leftmost/topmost object of a kind (multi-hop)",
+    ),
+    SplitSpec(
+        "world-train",
+        (
+            "count_colour_shape", "count_not_colour", "count_shape", "relation_yes_no", "relation_choice",
+            "closer", "larger", "kth_relation",
+        ),
+        seed=2024, n=2000, min_objects=2, max_objects=14, occlusion=0.3, texture=0.4, distractors=0.4,
+        description="all question families mixed, for SFT/RL",
+    ),
+)
+
+SPLITS: dict[str, SplitSpec] = {s.name: s for s in _SPLITS}
+
+
+def get_split(name: str) -> SplitSpec:
+    """The registered split, or KeyError listing the known names."""
+    try:
+        return SPLITS[name]
+    except KeyError:
+        raise KeyError(f"unknown split {name!r}; known splits: {', '.join(SPLITS)}") from None
