@@ -5,8 +5,8 @@ Used by `vgt traces show --png`, `vgt world show` and `vgt ask --save`; all coor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont

@@ -29,7 +29,7 @@ from vgt_agent.format import Grounding, parse, render_tool_result
 from vgt_agent.geometry import encode_rle, norm_from_pixel_box, norm_from_pixel_point
 from vgt_agent.grounders.base import Grounder, GroundingResult
 from vgt_agent.grounding_scores import ReferenceObject, score_grounding
-from vgt_agent.prompts import AGENT_FUNCTION_TOOL, AGENT_TEXT_TOOL, SEGMENT_PHRASE_TOOL
+from vgt_agent.prompts import AGENT_FUNCTION_TOOL, AGENT_TEXT_TOOL, SEGMENT_PHRASE_TOOL, format_question
 from vgt_agent.store import GroundingRecord, MaskRecord, SampleRecord, TraceRecord, TraceStore
 
 Protocol = Literal["text", "function"]
@@ -117,7 +117,8 @@ def _messages(state: AskState, ctx: AskContext) -> list[Message]:
     system = ctx.system_prompt or (AGENT_TEXT_TOOL if ctx.protocol == "text" else AGENT_FUNCTION_TOOL)
     messages: list[Message] = [
         {"role": "system", "content": system},
-        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": state["question"]}]},
+        {"role": "user", "content": [{"type": "image"},
+                                     {"type": "text", "text": format_question(state["question"], ctx.sample.choices)}]},
     ]
     chunks = state.get("chunks", [])
     if not chunks:
