@@ -1,0 +1,1 @@
+"""The vgt command line (typer)."""
