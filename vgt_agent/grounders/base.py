@@ -6,8 +6,9 @@ several instances, each with a mask and a score, plus an image-level presence sc
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
