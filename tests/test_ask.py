@@ -199,3 +199,36 @@ def test_cli_bad_input_exit_2_nothing_written(case: str, counting_samples, tmp_p
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert not db.exists()
+
+
+@pytest.mark.slow
+def test_cli_ask_with_saved_tiny_gemma3_and_tiny_sam3_checkpoints(counting_samples, tmp_path: Path) -> None:
+    """The real loading paths: a Gemma3 directory through the transformers backend, SAM3 from a directory."""
+    from vgt_agent.grounders.sam3_tiny import build_tiny_sam3
+    from vgt_agent.tiny.build import save_tiny_gemma3
+
+    gemma = save_tiny_gemma3(tmp_path / "gemma")
+    sam_model, sam_processor = build_tiny_sam3()
+    sam_model.save_pretrained(tmp_path / "sam3")
+    sam_processor.save_pretrained(tmp_path / "sam3")
+    sample, db = counting_samples[0], tmp_path / "t.db"
+    result = runner.invoke(app, ["ask", sample.image_path, sample.question, "--backend", "transformers",
+                                 "--model", str(gemma), "--grounder", "sam3", "--sam3-checkpoint",
+                                 str(tmp_path / "sam3"), "--max-tokens", "16", "--db", str(db), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["backend"] == "transformers" and out["model"].endswith("gemma")
+    assert out["grounder"] == f"sam3:{tmp_path / 'sam3'}"
+    assert out["correct"] is False or out["correct"] is True  # a random model answers something or nothing
+    row = json.loads(runner.invoke(app, ["traces", "show", out["trace_id"], "--db", str(db), "--json"]).output)
+    assert row["model"] == out["model"] and row["grounder"] == out["grounder"]
+
+
+def test_cli_ask_missing_checkpoints_exit_2(counting_samples, tmp_path: Path) -> None:
+    sample, db = counting_samples[0], tmp_path / "t.db"
+    for extra in (["--backend", "transformers", "--model", str(tmp_path / "no-model")],
+                  ["--grounder", "sam3", "--sam3-checkpoint", str(tmp_path / "no-sam3"), "--model", "m",
+                   "--base-url", "http://127.0.0.1:9/v1"]):
+        result = runner.invoke(app, ["ask", sample.image_path, sample.question, "--db", str(db), *extra])
+        assert result.exit_code == 2, result.output
+        assert len(result.stderr.strip().splitlines()) == 1 and not db.exists()
