@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from openai_stub_server import StubOpenAIServer, StubReply
+from PIL import Image
 from typer.testing import CliRunner
 
 from vgt_agent.backends import OpenAIBackend
@@ -167,7 +168,18 @@ def test_cli_ask_end_to_end_with_picture(world_dir: Path, counting_samples, tmp_
     assert listed[0]["dataset"] == sample.dataset and listed[0]["id"] == out["trace_id"]
 
 
-@pytest.mark.parametrize("case", ["missing", "corrupt", "not-image", "empty-question", "unknown-grounder",
+def test_cli_ask_with_gold_grounder_on_a_world_image(counting_samples, tmp_path: Path) -> None:
+    sample = counting_samples[-1]
+    with StubOpenAIServer(counting_model) as server:
+        result = runner.invoke(app, ["ask", sample.image_path, sample.question, "--base-url", server.base_url,
+                                     "--model", server.model, "--grounder", "gold", "--kind", "box",
+                                     "--db", str(tmp_path / "t.db"), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["grounder"] == "gold" and out["correct"] is True
+
+
+@pytest.mark.parametrize("case", ["missing", "corrupt", "not-image", "huge", "empty-question", "unknown-grounder",
                                   "bad-kind", "gold-without-world", "unreachable",
                                   "unreachable-no-model"])
 def test_cli_bad_input_exit_2_nothing_written(case: str, counting_samples, tmp_path: Path) -> None:
@@ -182,6 +194,9 @@ def test_cli_bad_input_exit_2_nothing_written(case: str, counting_samples, tmp_p
     elif case == "not-image":
         image = str(tmp_path / "notes.png")
         Path(image).write_text("hello")
+    elif case == "huge":
+        image = str(tmp_path / "huge.png")
+        Image.new("1", (9000, 8000)).save(image)  # 72 M pixels: refused before decoding
     elif case == "empty-question":
         question = "   "
     elif case == "unknown-grounder":
