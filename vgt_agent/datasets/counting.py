@@ -47,10 +47,8 @@ def map_tallyqa_cauldron(row: Mapping[str, Any], index: int, ctx: RowContext) ->
         if gold is None or not question:
             continue
         samples.append(
-            Sample(
-                id=f"{ctx.dataset}-{ctx.split}-{index}-{j}",
-                dataset=ctx.dataset,
-                split=ctx.split,
+            ctx.sample(
+                f"{index}-{j}",
                 question=question,
                 answer=gold,
                 answer_type="count",
@@ -72,10 +70,8 @@ def map_tallyqa_test(row: Mapping[str, Any], index: int, ctx: RowContext) -> lis
         if gold is None or not qa.get("question"):
             continue
         samples.append(
-            Sample(
-                id=f"{ctx.dataset}-{ctx.split}-{index}-{j}",
-                dataset=ctx.dataset,
-                split=ctx.split,
+            ctx.sample(
+                f"{index}-{j}",
                 question=str(qa["question"]).strip(),
                 answer=gold,
                 answer_type="count",
@@ -117,10 +113,8 @@ def map_pixmo_count(row: Mapping[str, Any], index: int, ctx: RowContext) -> list
     suffix = PurePosixPath(urlparse(url).path).suffix.lower() or ".jpg"
     file_name = f"{sha}{suffix}" if sha else PurePosixPath(urlparse(url).path).name
     return [
-        Sample(
-            id=f"{ctx.dataset}-{ctx.split}-{index}",
-            dataset=ctx.dataset,
-            split=ctx.split,
+        ctx.sample(
+            index,
             question=f"How many {label} are there in the image?",
             answer=gold,
             answer_type="count",
@@ -145,10 +139,8 @@ def map_countqa(row: Mapping[str, Any], index: int, ctx: RowContext) -> list[Sam
         if gold is None or not question:
             continue
         samples.append(
-            Sample(
-                id=f"{ctx.dataset}-{ctx.split}-{index}-{j}",
-                dataset=ctx.dataset,
-                split=ctx.split,
+            ctx.sample(
+                f"{index}-{j}",
                 question=str(question).strip(),
                 answer=gold,
                 answer_type="count",
@@ -167,10 +159,8 @@ def map_countbenchqa(row: Mapping[str, Any], index: int, ctx: RowContext) -> lis
     if gold is None or not row.get("question"):
         raise SkipRow(f"row {index}: missing question or number")
     return [
-        Sample(
-            id=f"{ctx.dataset}-{ctx.split}-{index}",
-            dataset=ctx.dataset,
-            split=ctx.split,
+        ctx.sample(
+            index,
             question=str(row["question"]).strip(),
             answer=gold,
             answer_type="count",

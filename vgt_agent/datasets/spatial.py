@@ -50,10 +50,8 @@ def map_vsr(row: Mapping[str, Any], index: int, ctx: RowContext) -> list[Sample]
         raise SkipRow(f"row {index}: missing caption or label")
     file_name = str(row.get("image") or "")
     return [
-        Sample(
-            id=f"{ctx.dataset}-{ctx.split}-{index}",
-            dataset=ctx.dataset,
-            split=ctx.split,
+        ctx.sample(
+            index,
             question=caption_question(caption),
             answer=gold,
             answer_type="yes_no",
@@ -77,10 +75,8 @@ def map_embspatial(row: Mapping[str, Any], index: int, ctx: RowContext) -> list[
     if not options or not isinstance(answer, int) or not 0 <= answer < len(options):
         raise SkipRow(f"row {index}: answer {answer!r} does not index {len(options)} options")
     return [
-        Sample(
-            id=f"{ctx.dataset}-{ctx.split}-{row.get('question_id') or index}",
-            dataset=ctx.dataset,
-            split=ctx.split,
+        ctx.sample(
+            row.get("question_id") or index,
             question=str(row.get("question") or "").strip().strip("'\"").strip(),
             answer=LETTERS[answer],
             answer_type="choice",
@@ -100,10 +96,8 @@ def map_spatialmqa(row: Mapping[str, Any], index: int, ctx: RowContext) -> list[
         raise SkipRow(f"row {index}: answer {row.get('answer')!r} is not one of {list(options)}")
     file_name = str(row.get("image") or "")
     return [
-        Sample(
-            id=f"{ctx.dataset}-{ctx.split}-{index}",
-            dataset=ctx.dataset,
-            split=ctx.split,
+        ctx.sample(
+            index,
             question=str(row["question"]).strip(),
             answer=letter,
             answer_type="choice",
@@ -166,10 +160,8 @@ def map_multihopspatial(row: Mapping[str, Any], index: int, ctx: RowContext) -> 
     target = options[LETTERS.index(letter)]
     file_name = str(row.get("image_path") or "")
     return [
-        Sample(
-            id=f"{ctx.dataset}-{ctx.split}-{row.get('id') if row.get('id') is not None else index}",
-            dataset=ctx.dataset,
-            split=ctx.split,
+        ctx.sample(
+            row.get("id") if row.get("id") is not None else index,
             question=question,
             answer=letter,
             answer_type="choice",
@@ -193,10 +185,8 @@ def map_cvbench(row: Mapping[str, Any], index: int, ctx: RowContext) -> list[Sam
     if letter is None or not row.get("question"):
         raise SkipRow(f"row {index}: answer {row.get('answer')!r} does not match {len(options)} choices")
     return [
-        Sample(
-            id=f"{ctx.dataset}-{ctx.split}-{row.get('idx') if row.get('idx') is not None else index}",
-            dataset=ctx.dataset,
-            split=ctx.split,
+        ctx.sample(
+            row.get("idx") if row.get("idx") is not None else index,
             question=str(row["question"]).strip(),
             answer=letter,
             answer_type="choice",

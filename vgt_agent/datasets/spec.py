@@ -34,6 +34,10 @@ class RowContext:
     split: str
     image_dir: Path
 
+    def sample(self, key: object, **fields: Any) -> Sample:
+        """A Sample of this dataset and split, its id built from the row's own key."""
+        return Sample(id=f"{self.dataset}-{self.split}-{key}", dataset=self.dataset, split=self.split, **fields)
+
 
 Mapper = Callable[[Mapping[str, Any], int, RowContext], Iterable[Sample]]
 
