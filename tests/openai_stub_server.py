@@ -228,6 +228,7 @@ class StubOpenAIServer:
 def _make_handler(server: StubOpenAIServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as the openai client's connection pool expects
+        disable_nagle_algorithm = True  # else small replies on a kept-alive connection wait ~40 ms for an ACK
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence: no header is logged
             return

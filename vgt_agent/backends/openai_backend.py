@@ -39,9 +39,12 @@ class _Fatal(Exception):
 
 
 def image_data_url(image: Image.Image) -> str:
-    """Encode an image as a PNG data URL: lossless, so the server sees exactly the pixels we grounded on."""
+    """Encode an image as a PNG data URL: lossless, so the server sees exactly the pixels we grounded on.
+
+    Compression level 1: still lossless, several times faster than the default on every model call.
+    """
     buf = io.BytesIO()
-    image.convert("RGB").save(buf, format="PNG")
+    image.convert("RGB").save(buf, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from vgt_agent import __version__
-from vgt_agent.cli import ask, traces, world
+from vgt_agent.cli import ask, synth, traces, world
 
 app = typer.Typer(
     name="vgt",
@@ -15,6 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("ask")(ask.ask)
+app.command("synth")(synth.synth)
 app.add_typer(traces.app, name="traces")
 app.add_typer(world.app, name="world")
 

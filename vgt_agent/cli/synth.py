@@ -1,0 +1,262 @@
+"""`vgt synth --dataset NAME --via distill|agent --db DB`: a dataset into verified, grounded SFT traces.
+
+Everything is checked before the store is touched (bad input exits 2 with one line and writes nothing).
+The run id is derived from dataset, split, path and teacher, so re-running the same command resumes the
+same run and skips the samples it already finished; `--shard i/n` splits the work across machines, whose
+stores `vgt traces merge` joins into one run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from vgt_agent.backends import BackendError, make_backend
+from vgt_agent.backends.base import VLMBackend
+from vgt_agent.cli.common import console, err_console, print_json, usage_error, work_failed
+from vgt_agent.cli.options import DbOption, JsonOption, open_store
+from vgt_agent.datasets import DatasetUnavailable, load_samples
+from vgt_agent.datasets.sample import Sample
+from vgt_agent.graphs.ask import AskLimits
+from vgt_agent.graphs.synth import SynthSettings
+from vgt_agent.grounders.factory import GROUNDERS
+from vgt_agent.store import TraceStore
+from vgt_agent.store.records import short_hash
+from vgt_agent.synthesis.batch import STAGES, BatchRunner, BatchStats, done_samples
+from vgt_agent.synthesis.extract import LLMExtractor, SceneExtractor
+from vgt_agent.synthesis.oracle import WorldOracleTeacher
+from vgt_agent.synthesis.pipeline import GrounderPool, SynthPipeline
+from vgt_agent.synthesis.prompts import EXTRACT_SCHEMA
+from vgt_agent.synthesis.teacher import BackendTeacher
+from vgt_agent.synthesis.world_scene import is_world_sample
+from vgt_agent.synthesis.writer import StoreWriter
+
+EXIT_INTERRUPTED = 130
+
+
+def parse_shard(spec: str | None) -> tuple[int, int] | None:
+    """"i/n" -> (i, n) with 0 <= i < n; ValueError otherwise."""
+    if spec is None:
+        return None
+    head, sep, tail = spec.partition("/")
+    if not sep or not head.strip().isdigit() or not tail.strip().isdigit():
+        raise ValueError(f"--shard must look like i/n (e.g. 0/4), not {spec!r}")
+    i, n = int(head), int(tail)
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"--shard {spec}: need 0 <= i < n")
+    return i, n
+
+
+def run_name(samples: list[Sample], dataset: str, split: str | None, via: str, teacher: str) -> str:
+    """The default run name: same command, same run (the sample selection is left out, so shards and
+    limits extend one run)."""
+    if samples:
+        dataset, split = samples[0].dataset, samples[0].split
+    return f"synth/{dataset}/{split or '-'}/{via}/{teacher}"
+
+
+def run_totals(store: TraceStore, run_id: str) -> dict[str, int]:
+    """Samples of the run in the store, over every session: kept, rejected, failed."""
+    by_sample: dict[str, set[tuple[str, str]]] = {}
+    for sid, variant, status in store.db.execute(
+            "select sample_id, variant, status from traces where run_id = ?", [run_id]):
+        by_sample.setdefault(sid, set()).add((variant, status))
+    kept = sum(1 for rows in by_sample.values() if ("plain", "ok") in rows)
+    failed = sum(1 for rows in by_sample.values() if all(status == "error" for _, status in rows))
+    traces = sum(len(rows) for rows in by_sample.values())
+    return {"samples": len(by_sample), "kept": kept, "rejected": len(by_sample) - kept - failed, "errors": failed,
+            "traces": traces}
+
+
+def _choice(value: str | None, allowed: tuple[str, ...], flag: str) -> None:
+    if value is not None and value not in allowed:
+        usage_error(f"{flag} must be one of {', '.join(allowed)}, not {value!r}")
+
+
+def synth(
+    dataset: str = typer.Option(..., "--dataset", help="Dataset name (e.g. world-train, tallyqa) or a world split / "
+                                                       "local JSONL path."),
+    split: str = typer.Option(None, "--split", help="Split (default: the dataset's)."),
+    path: Path = typer.Option(None, "--path", help="Local copy of the dataset's files."),
+    via: str = typer.Option("distill", "--via", help="distill (teacher -> verify -> extract -> ground -> align) | "
+                                                     "agent (the ask agent's verified traces)"),
+    db: Path = DbOption,
+    teacher: str = typer.Option(None, "--teacher", help="world-oracle (world data only; default there) | model "
+                                                        "(the --backend model)."),
+    backend: str = typer.Option("openai", "--backend", help="openai (any OpenAI-compatible server) | transformers"),
+    model: str = typer.Option(None, "--model", envvar="VGT_MODEL", help="Model name (openai) or local path."),
+    base_url: str = typer.Option(None, "--base-url", envvar="VGT_BASE_URL", help="OpenAI-compatible server URL."),
+    k: int = typer.Option(4, "--k", min=1, help="Teacher candidates per sample."),
+    keep: int = typer.Option(1, "--keep", min=1, help="Verified candidates per sample taken on to grounding."),
+    temperature: float = typer.Option(1.0, "--temperature", min=0.0, help="Teacher sampling temperature."),
+    max_tokens: int = typer.Option(1024, "--max-tokens", min=1, help="Teacher / agent completion budget."),
+    extract: str = typer.Option(None, "--extract", help="scene (world data; default there) | llm (JSON schema)"),
+    grounder: str = typer.Option("world", "--grounder", help="world | sam3 | gold"),
+    sam3_checkpoint: str = typer.Option(None, "--sam3-checkpoint", envvar="VGT_SAM3",
+                                        help="SAM3 checkpoint dir or cached hub id (default facebook/sam3)."),
+    policy: str = typer.Option(None, "--policy", help="Who drives the grounding agent: rule (world data; default "
+                                                      "there) | vlm (the --backend model)."),
+    kind: str = typer.Option("point", "--kind", help="--via agent: tool results as point or box groundings."),
+    protocol: str = typer.Option("text", "--protocol", help="--via agent: text (<ground> tags) | function"),
+    max_turns: int = typer.Option(8, "--max-turns", min=1, help="--via agent: model turns per sample."),
+    concurrency: int = typer.Option(32, "--concurrency", min=1, help="Samples in flight (size it for the server)."),
+    limit: int = typer.Option(None, "--limit", min=0, help="At most this many samples (after sharding)."),
+    shard: str = typer.Option(None, "--shard", help="i/n: every n-th sample starting at i, for several machines."),
+    run: str = typer.Option(None, "--run", help="Run name (default derived from dataset/split/via/teacher)."),
+    max_attempts: int = typer.Option(3, "--max-attempts", min=1, help="Retries per model call before giving up."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Synthesise verified, grounded reasoning traces for a dataset into the trace store."""
+    for value, allowed, flag in (
+        (via, ("distill", "agent"), "--via"), (backend, ("openai", "transformers"), "--backend"),
+        (teacher, ("world-oracle", "model"), "--teacher"), (extract, ("scene", "llm"), "--extract"),
+        (grounder, GROUNDERS, "--grounder"), (policy, ("rule", "vlm"), "--policy"), (kind, ("point", "box"), "--kind"),
+        (protocol, ("text", "function"), "--protocol"),
+    ):
+        _choice(value, allowed, flag)
+    try:
+        shard_spec = parse_shard(shard)
+        samples = list(load_samples(dataset, split, path=path, limit=limit, shard=shard_spec))
+    except (ValueError, KeyError, FileNotFoundError, DatasetUnavailable) as e:
+        usage_error(str(e).strip("'\""))
+    world = all(is_world_sample(s) for s in samples)
+    teacher = teacher or ("world-oracle" if world and via == "distill" else "model")
+    extract = extract or ("scene" if world else "llm")
+    policy = policy or ("rule" if world else "vlm")
+    if not world and samples:
+        for value, what in ((teacher == "world-oracle", "--teacher world-oracle"),
+                            (extract == "scene", "--extract scene"), (policy == "rule", "--policy rule")):
+            if value and via == "distill":
+                usage_error(f"{what} needs a world dataset (its scene graph); {samples[0].dataset} has none")
+    if via == "agent" and teacher == "world-oracle":
+        usage_error("--via agent runs a model through the ask agent; --teacher world-oracle cannot be used with it")
+    if grounder == "gold" and not world:
+        usage_error("--grounder gold needs a world dataset (gold masks)")
+    needs_model = via == "agent" or teacher == "model" or extract == "llm" or policy == "vlm"
+    vlm = extractor_vlm = model_name = None
+    if needs_model:
+        try:
+            with contextlib.redirect_stdout(sys.stderr):  # model-loading progress is not program output
+                vlm, extractor_vlm = _backends(backend, model, base_url, max_attempts, extract == "llm")
+            if via == "agent" and protocol == "function" and not vlm.supports_function_calling:
+                usage_error(f"the {backend} backend has no function calling; use --protocol text")
+            model_name = vlm.model
+        except BackendError as e:
+            if e.unreachable:
+                work_failed(str(e))
+            usage_error(str(e))
+        except (ValueError, FileNotFoundError, OSError) as e:
+            usage_error(str(e))
+    teacher_label = "world-oracle" if teacher == "world-oracle" and via == "distill" else f"{backend}:{model_name}"
+    settings = SynthSettings(via=via, k=k, keep=keep, agent_kind=kind, agent_protocol=protocol,
+                             agent_limits=AskLimits(max_turns=max_turns, max_tool_calls=max_turns,
+                                                    max_tokens=max_tokens, temperature=0.0))
+    pipeline = SynthPipeline(
+        settings, GrounderPool(grounder, sam3_checkpoint=sam3_checkpoint),
+        teacher=WorldOracleTeacher() if teacher == "world-oracle" else (
+            BackendTeacher(vlm, temperature=temperature, max_tokens=max_tokens) if via == "distill" else None),
+        extractor=SceneExtractor() if extract == "scene" else LLMExtractor(extractor_vlm), policy=policy, vlm=vlm)
+    name = run or run_name(samples, dataset, split, via, teacher_label)
+    run_id = "synth-" + short_hash("synth-run", name)[:12]
+
+    store = open_store(db, create=True)
+    config = {"via": via, "k": k, "keep": keep, "extract": extract, "policy": policy, "grounder": grounder,
+              "temperature": temperature, "max_tokens": max_tokens, "concurrency": concurrency, "shard": shard,
+              "limit": limit, "kind": kind, "protocol": protocol}
+    store.start_run("synth", run_id=run_id, name=name, command=" ".join(sys.argv), backend=teacher_label.split(":")[0],
+                    model=WorldOracleTeacher.model if teacher_label == "world-oracle" else model_name,
+                    grounder=grounder, config=config)
+    done = done_samples(store, run_id)
+    try:
+        with StoreWriter(store.path) as writer:
+            runner = BatchRunner(pipeline, writer, run_id, samples, done=done, concurrency=concurrency)
+            stats = _run_with_progress(runner, show=not json_out and console.is_terminal)
+    except KeyboardInterrupt:
+        store.end_run(run_id, status="interrupted")
+        raise
+    status = {None: "done", "interrupted": "interrupted"}.get(stats.stopped, "failed")
+    summary = {"run_id": run_id, "run": name, "db": str(store.path), "status": status, **stats.to_dict(),
+               "run_totals": run_totals(store, run_id)}
+    store.end_run(run_id, status=status, error=stats.message if status == "failed" else None, metrics=summary)
+    store.close()
+    if json_out:
+        print_json(summary)
+    else:
+        _print_summary(summary)
+    if status == "failed":
+        work_failed(stats.message or "the run failed")
+    if status == "interrupted":
+        err_console.print(f"interrupted: re-run the same command to resume run {name}", markup=False)
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _backends(kind: str, model: str | None, base_url: str | None, max_attempts: int, structured: bool
+              ) -> tuple[VLMBackend, VLMBackend]:
+    """The model backend, and the one extraction uses (on an OpenAI server: with the JSON schema enforced)."""
+    if kind == "openai":
+        options: dict[str, Any] = {"base_url": base_url, "max_attempts": max_attempts}
+        vlm = make_backend("openai", model, **options)
+        if not structured:
+            return vlm, vlm
+        extra = {"structured_outputs": {"json": EXTRACT_SCHEMA}}
+        return vlm, make_backend("openai", vlm.model, **options, extra_body=extra)
+    vlm = make_backend(kind, model)
+    return vlm, vlm
+
+
+def _run_with_progress(runner: BatchRunner, show: bool) -> BatchStats:
+    todo = len(runner.todo())
+    if not show:
+        return runner.run()
+    started = time.perf_counter()
+    columns = (TextColumn("[bold]synth[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+               TimeRemainingColumn(), TextColumn("[green]kept {task.fields[kept]}[/] · [yellow]rejected "
+                                                 "{task.fields[rejected]}[/] · [red]errors {task.fields[errors]}[/]"))
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("synth", total=todo, rate="", kept=0, rejected=0, errors=0)
+
+        def update(stats: BatchStats, outcome: dict[str, Any]) -> None:
+            rate = stats.processed / max(1e-9, time.perf_counter() - started)
+            progress.update(task, completed=stats.processed, rate=f"{rate:.2f} samples/s", kept=stats.kept,
+                            rejected=stats.rejected, errors=stats.errors)
+
+        runner.on_outcome = update
+        return runner.run()
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    table = Table(title=f"vgt synth · {s['run']} · {s['status']}", show_header=True)
+    table.add_column("outcome")
+    table.add_column("value", justify="right")
+    for label, key in (("samples selected", "selected"), ("already done (skipped)", "skipped_done"),
+                       ("processed now", "processed"), ("kept", "kept"), ("rejected", "rejected"),
+                       ("errors", "errors"), ("variants written", "variants")):
+        table.add_row(label, str(s[key]))
+    gpt = s["groundings_per_trace"]
+    table.add_row("groundings per kept trace", f"{gpt:.2f}" if gpt is not None else "–")
+    for title, key in (("rejected", "rejected_by_reason"), ("candidate rejected", "candidates_rejected_by_reason"),
+                       ("object dropped", "dropped_objects"), ("error", "errors_by_kind")):
+        for reason, n in s[key].items():
+            table.add_row(f"  {title}: {reason}", str(n))
+    totals = s["run_totals"]
+    table.add_row("run totals (all sessions)", f"{totals['kept']} kept · {totals['rejected']} rejected · "
+                                               f"{totals['errors']} errors")
+    console.print(table)
+    timing = Table(title="time per stage (mean per processed sample)")
+    timing.add_column("stage")
+    timing.add_column("seconds", justify="right")
+    for stage in STAGES:
+        if stage in s["seconds_per_sample_by_stage"]:
+            timing.add_row(stage, f"{s['seconds_per_sample_by_stage'][stage]:.3f}")
+    rate = s["samples_per_s"]
+    timing.add_row("throughput", f"{rate:.2f} samples/s" if rate else "–")
+    console.print(timing)
+    if s["message"]:
+        console.print(f"[yellow]{s['message']}[/]")

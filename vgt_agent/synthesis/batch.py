@@ -1,0 +1,224 @@
+"""The batch runner: many samples through the synthesis graph with bounded concurrency, resumably.
+
+Worker threads run one sample each (model calls are network-bound, so threads overlap them); at most
+`concurrency` samples are in flight and samples are submitted lazily. Every sample commits in one
+transaction through the `StoreWriter`, so a SIGKILL loses at most the samples in flight and never leaves
+one half-written; re-running the same run skips samples that already have a non-error row. A per-sample
+failure becomes an "error" row and a count, never the end of the batch; but `max_unreachable` samples in a
+row failing to reach the model server (after the backend's own retries) means the server is dead, and the
+run stops with that message. SIGINT/SIGTERM stop submitting and let in-flight samples finish; a second
+one exits at once (committed samples are safe either way).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from vgt_agent.backends.base import BackendError
+from vgt_agent.datasets.sample import Sample
+from vgt_agent.graphs.synth import run_synth
+from vgt_agent.store import ImageRecord, SampleRecord, TraceRecord, TraceStore
+from vgt_agent.store.records import short_hash
+from vgt_agent.synthesis.pipeline import SynthPipeline
+from vgt_agent.synthesis.writer import StoreWriter
+
+STAGES = ("distill", "verify", "extract", "ground", "align", "agent", "store", "total")
+
+
+def store_sample_id(sample: Sample) -> str:
+    """The id `SampleRecord.from_sample` gives this sample (what resume looks up)."""
+    return short_hash("sample", sample.dataset, sample.split, sample.id)
+
+
+def done_samples(store: TraceStore, run_id: str) -> set[str]:
+    """Samples of a run that finished (kept or rejected); samples with only error rows are redone."""
+    rows = store.db.execute("select distinct sample_id from traces where run_id = ? and status != 'error'", [run_id])
+    return {r[0] for r in rows}
+
+
+@dataclass
+class BatchStats:
+    """What the run did this session (the store holds the totals over resumed sessions)."""
+
+    selected: int = 0
+    skipped: int = 0  # already done in this run
+    processed: int = 0
+    kept: int = 0
+    rejected: int = 0
+    errors: int = 0
+    variants: int = 0
+    rejected_by: Counter = field(default_factory=Counter)
+    candidates_rejected_by: Counter = field(default_factory=Counter)
+    errors_by: Counter = field(default_factory=Counter)
+    dropped: Counter = field(default_factory=Counter)
+    groundings: list[int] = field(default_factory=list)  # per kept grounded trace
+    stage_s: Counter = field(default_factory=Counter)  # summed over processed samples
+    elapsed_s: float = 0.0
+    stopped: str | None = None  # None (finished) | "interrupted" | "dead_server" | "store_failed"
+    message: str | None = None
+
+    def add(self, outcome: dict[str, Any]) -> None:
+        self.processed += 1
+        status = outcome["status"]
+        if status == "kept":
+            self.kept += 1
+        elif status == "rejected":
+            self.rejected += 1
+            self.rejected_by[outcome.get("reason") or "unknown"] += 1
+        else:
+            self.errors += 1
+            self.errors_by[outcome.get("kind") or "error"] += 1
+        self.variants += outcome.get("variants", 0)
+        self.candidates_rejected_by.update(outcome.get("candidate_reasons", []))
+        self.dropped.update(outcome.get("dropped", {}))
+        self.groundings += outcome.get("groundings", [])
+        self.stage_s.update(outcome.get("timings", {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        per_sample = {k: self.stage_s[f"{k}_s"] / self.processed for k in STAGES
+                      if self.processed and f"{k}_s" in self.stage_s}
+        return {
+            "selected": self.selected, "skipped_done": self.skipped, "processed": self.processed,
+            "kept": self.kept, "rejected": self.rejected, "errors": self.errors, "variants": self.variants,
+            "rejected_by_reason": dict(self.rejected_by.most_common()),
+            "candidates_rejected_by_reason": dict(self.candidates_rejected_by.most_common()),
+            "errors_by_kind": dict(self.errors_by.most_common()), "dropped_objects": dict(self.dropped.most_common()),
+            "groundings_per_trace": sum(self.groundings) / len(self.groundings) if self.groundings else None,
+            "seconds_per_sample_by_stage": per_sample, "elapsed_s": self.elapsed_s,
+            "samples_per_s": self.processed / self.elapsed_s if self.elapsed_s else None,
+            "stopped": self.stopped, "message": self.message,
+        }
+
+
+def error_record(run_id: str, sample: Sample, message: str, kind: str, backend: str | None, model: str | None
+                 ) -> TraceRecord:
+    """The row that records a failed sample (status "error"); resume redoes the sample."""
+    try:
+        image = ImageRecord.from_path(sample.image_path or "")
+    except ValueError:
+        path = str(sample.image_path or "")
+        image = ImageRecord(short_hash("unreadable", path), path, 0, 0)
+    record = SampleRecord.from_sample(sample, image)
+    return TraceRecord(run_id, record, "error", "error", error=message, reason=kind, backend=backend, model=model,
+                       meta={"kind": kind})
+
+
+class BatchRunner:
+    """Runs `samples` through `pipeline` into `writer` under `run_id`."""
+
+    def __init__(self, pipeline: SynthPipeline, writer: StoreWriter, run_id: str, samples: Sequence[Sample], *,
+                 done: set[str] = frozenset(), concurrency: int = 32, max_unreachable: int = 3,
+                 on_outcome: Callable[[BatchStats, dict[str, Any]], None] | None = None) -> None:
+        self.pipeline = pipeline
+        self.writer = writer
+        self.run_id = run_id
+        self.samples = samples
+        self.done = done
+        self.concurrency = max(1, concurrency)
+        self.max_unreachable = max(1, max_unreachable)
+        self.on_outcome = on_outcome
+        self.stats = BatchStats(selected=len(samples))
+        self._stop = threading.Event()
+        self._signals = 0
+        teacher = pipeline.teacher or pipeline.vlm
+        self._label = (getattr(teacher, "backend", None) or getattr(teacher, "name", None),
+                       getattr(teacher, "model", None))
+
+    def todo(self) -> list[Sample]:
+        return [s for s in self.samples if store_sample_id(s) not in self.done]
+
+    def stop(self) -> None:
+        """Finish the samples in flight, start no more."""
+        self._stop.set()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            sys.stderr.write("\nforced stop: committed samples are safe; in-flight ones will be redone on resume\n")
+            sys.stderr.flush()
+            os._exit(130)
+        if self.stats.stopped is None:
+            self.stats.stopped = "interrupted"
+            self.stats.message = f"stopped by {signal.Signals(signum).name}; finishing the samples in flight"
+        self.stop()
+
+    def process(self, sample: Sample) -> dict[str, Any]:
+        """One sample end to end; never raises for the sample's own failures."""
+        sid = store_sample_id(sample)
+
+        def write(records: list[TraceRecord]) -> None:
+            self.writer.write_sample(self.run_id, sid, records)
+
+        try:
+            ctx = self.pipeline.context(sample, self.run_id, write)
+        except ValueError as e:
+            return self._failed(sample, str(e), "bad_sample")
+        try:
+            return run_synth(ctx)
+        except BackendError as e:
+            outcome = self._failed(sample, str(e), "unreachable" if e.unreachable else "backend")
+            outcome["unreachable"] = e.unreachable
+            return outcome
+        except Exception as e:  # noqa: BLE001 - a malformed sample or output must not end the batch
+            return self._failed(sample, f"{type(e).__name__}: {e}", type(e).__name__)
+
+    def _failed(self, sample: Sample, message: str, kind: str) -> dict[str, Any]:
+        record = error_record(self.run_id, sample, message, kind, *self._label)
+        self.writer.write_sample(self.run_id, store_sample_id(sample), [record])
+        return {"status": "error", "kind": kind, "error": message, "reason": kind}
+
+    def run(self) -> BatchStats:
+        todo = self.todo()
+        self.stats.skipped = len(self.samples) - len(todo)
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = {}
+        if in_main:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, self._on_signal)
+        started = time.perf_counter()
+        unreachable_streak = 0
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="synth")
+        try:
+            pending: set[Future] = set()
+            queue = iter(todo)
+            exhausted = False
+            while True:
+                while not exhausted and not self._stop.is_set() and len(pending) < self.concurrency:
+                    sample = next(queue, None)
+                    if sample is None:
+                        exhausted = True
+                        break
+                    pending.add(pool.submit(self.process, sample))
+                if not pending:
+                    break
+                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    try:
+                        outcome = future.result()
+                    except Exception as e:  # noqa: BLE001 - only the store itself failing gets here
+                        self.stats.stopped, self.stats.message = "store_failed", f"cannot write the trace store: {e}"
+                        self.stop()
+                        continue
+                    self.stats.add(outcome)
+                    unreachable_streak = unreachable_streak + 1 if outcome.get("unreachable") else 0
+                    if unreachable_streak >= self.max_unreachable and self.stats.stopped != "dead_server":
+                        self.stats.stopped = "dead_server"
+                        self.stats.message = f"model server unreachable, stopping: {outcome['error']}"
+                        self.stop()
+                    if self.on_outcome is not None:
+                        self.on_outcome(self.stats, outcome)
+        finally:
+            pool.shutdown(wait=True)
+            self.stats.elapsed_s = time.perf_counter() - started
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return self.stats
