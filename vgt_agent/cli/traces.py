@@ -36,11 +36,6 @@ def _mark(value: bool | None) -> str:
     return {True: "[green]✓[/]", False: "[red]✗[/]", None: "[dim]–[/]"}[value]
 
 
-def _ms(timings: dict) -> str:
-    total = timings.get("total_s")
-    return f"{total:.2f}s" if isinstance(total, int | float) else ""
-
-
 @app.command("list")
 def list_traces(
     db: Path = DbOption, run: str = RunOpt, dataset: str = DatasetOpt, variant: str = VariantOpt,
@@ -57,13 +52,17 @@ def list_traces(
         print_json(rows)
         return
     table = Table(title=f"traces ({len(rows)} shown)", show_lines=False)
-    for col in ("id", "run", "dataset", "variant", "question", "answer", "gold", "ok", "#g", "backend · model",
-                "grounder", "time"):
-        table.add_column(col, overflow="fold", max_width=40 if col == "question" else None)
+    table.caption = "runs: `vgt traces runs`; one trace in full: `vgt traces show ID`"
+    for col in ("id", "data · variant", "question", "answer", "gold", "ok", "#g", "backend · model", "grounder"):
+        if col == "question":
+            table.add_column(col, overflow="fold", ratio=3, min_width=20)
+        else:
+            table.add_column(col, overflow="fold", ratio=1 if "·" in col else None)
     for r in rows:
-        table.add_row(r["id"][:8], r["run_name"], r["dataset"], r["variant"], r["question"], r["answer"] or "",
+        data = "/".join(p for p in dict.fromkeys((r["dataset"], r["split"])) if p)
+        table.add_row(r["id"][:8], f"{data} · {r['variant']}", r["question"], r["answer"] or "",
                       r["gold_answer"] or "", _mark(r["correct"]), str(r["n_groundings"]),
-                      f"{r['backend'] or ''} · {r['model'] or ''}", r["grounder"] or "", _ms(r["timings"]))
+                      f"{r['backend'] or ''} · {r['model'] or ''}", r["grounder"] or "")
     console.print(table)
 
 
