@@ -327,6 +327,22 @@ def test_ten_thousand_fuzzed_strings_never_raise() -> None:
         find_boxed(text)
 
 
+def test_fast_path_agrees_with_the_stack_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-regex fast path for well-formed tags must give exactly what the general scanner gives."""
+    from vgt_agent import format as fmt
+
+    rng = random.Random(7)
+    texts = [_garbage(rng, rng.randint(0, 30)) for _ in range(3000)]
+    texts += [" ".join(f"x <obj> p{i} | [{rng.randint(0, 1000)}, {rng.randint(0, 1000)}] </obj>" for i in range(k))
+              for k in range(12)]
+    texts += ["<obj>a|[1,2,3,4];[5,6,7,8]</obj> and <obj>  b c |[ 1 , 2 ] </obj>",
+              "<obj> a | [1, 2]; [3, 4, 5, 6] </obj>", "<obj> a | [1, 2]; [1001, 4] </obj>",
+              "<obj> a | [9, 2, 3, 4] </obj>", "<obj>  | [1, 2] </obj>"]
+    fast = [parse(t) for t in texts]
+    monkeypatch.setattr(fmt, "_scan_plain_tags", lambda text, syntax: None)
+    assert [parse(t) for t in texts] == fast
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(st.sampled_from(_FRAGMENTS) | st.characters(codec="utf-8", exclude_categories=("Cs",))).map(

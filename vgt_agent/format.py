@@ -78,6 +78,28 @@ class Syntax:
         literals = (self.obj_open, self.obj_close, self.ground_open, self.ground_close)
         return re.compile("|".join(re.escape(literal) for literal in literals))
 
+    def _instance_pattern(self, capture: bool) -> str:
+        o, c, sep = (re.escape(x) for x in (self.coord_open, self.coord_close, self.coord_sep))
+        num = r"\s*([0-9]{1,4})\s*" if capture else r"\s*[0-9]{1,4}\s*"
+        return f"{o}{num}{sep}{num}(?:{sep}{num}{sep}{num})?{c}"
+
+    @cached_property
+    def plain_instance(self) -> re.Pattern[str]:
+        """One instance of plain digits, point or box: `[12, 34]` / `[1, 2, 3, 4]` (the fast path's unit)."""
+        return re.compile(self._instance_pattern(capture=True))
+
+    @cached_property
+    def plain_instances(self) -> re.Pattern[str]:
+        """A whole instance list made only of such instances. Every unit is bracketed, so it cannot backtrack."""
+        unit = self._instance_pattern(capture=False)
+        return re.compile(f"{unit}(?:\\s*{re.escape(self.instance_sep)}\\s*{unit})*")
+
+    @cached_property
+    def plain_obj_tag(self) -> re.Pattern[str]:
+        """A whole well-formed `<obj> phrase | [..]; [..] </obj>`: group 1 the phrase, group 2 the instances."""
+        o, c, bar = (re.escape(x) for x in (self.obj_open, self.obj_close, self.phrase_sep))
+        return re.compile(f"{o}\\s*([^<>|]*?)\\s*{bar}\\s*({self.plain_instances.pattern})\\s*{c}")
+
     @cached_property
     def token_roles(self) -> dict[str, tuple[str, bool]]:
         """Tag literal -> (tag name, is an opening tag)."""
@@ -154,6 +176,17 @@ class Grounding:
                 raise ValueError(f"invalid {self.kind} instance {instance}: {error}")
         object.__setattr__(self, "coords", coords)
         object.__setattr__(self, "span", tuple(self.span))
+
+
+def _trusted_grounding(
+    phrase: str, kind: Kind, coords: tuple[tuple[int, ...], ...], span: tuple[int, int]
+) -> Grounding:
+    """A Grounding from values the parser has already validated, skipping `__post_init__` (the hot path of
+    reward computation parses thousands of tags per step)."""
+    grounding = object.__new__(Grounding)
+    for name, value in (("phrase", phrase), ("kind", kind), ("coords", coords), ("span", span)):
+        object.__setattr__(grounding, name, value)
+    return grounding
 
 
 @dataclass(frozen=True)
@@ -375,6 +408,9 @@ def _read_instances(text: str, syntax: Syntax) -> tuple[tuple[tuple[int, ...], .
     """Parse `[a, b]; [c, d]` into int tuples, collecting each distinct problem code once."""
     if not text:
         return (), ["missing_coords"]
+    fast = _read_plain_instances(text, syntax)
+    if fast is not None:
+        return fast, []
     codes: dict[ProblemCode, None] = {}
     instances: list[tuple[int, ...]] = []
     for raw_instance in text.split(syntax.instance_sep):
@@ -399,6 +435,30 @@ def _read_instances(text: str, syntax: Syntax) -> tuple[tuple[tuple[int, ...], .
     return tuple(instances), list(codes)
 
 
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def _read_plain_instances(
+    text: str, syntax: Syntax, *, matched: bool = False
+) -> tuple[tuple[int, ...], ...] | None:
+    """The common case in one regex pass: valid, in-range, well-ordered, one kind. None means "look closer".
+
+    `matched` says the caller's regex already matched `syntax.plain_instances` on exactly this text, so the
+    numbers can be read flat: n instances of one kind hold exactly 2n (points) or 4n (boxes) numbers.
+    """
+    if not matched and not syntax.plain_instances.fullmatch(text):
+        return None
+    values = list(map(int, _DIGITS.findall(text)))
+    n = text.count(syntax.coord_open)
+    arity = len(values) // n
+    if arity * n != len(values) or arity not in KIND_OF_ARITY or max(values) > NORM:
+        return None  # mixed kinds or out of range: the general reader names the problem
+    instances = tuple(zip(*[iter(values)] * arity, strict=True))
+    if arity == 4 and not all(x1 < x2 and y1 < y2 for x1, y1, x2, y2 in instances):
+        return None
+    return instances
+
+
 def _read_obj(body: str, span: tuple[int, int], syntax: Syntax) -> Grounding | Placeholder | list[Problem]:
     phrase_text, separator, coords_text = body.partition(syntax.phrase_sep)
     if not separator:
@@ -413,7 +473,7 @@ def _read_obj(body: str, span: tuple[int, int], syntax: Syntax) -> Grounding | P
     problems += [Problem(code, _COORD_MESSAGES[code], span) for code in codes]
     if problems:
         return problems
-    return Grounding(phrase, KIND_OF_ARITY[len(coords[0])], coords, span)
+    return _trusted_grounding(phrase, KIND_OF_ARITY[len(coords[0])], coords, span)
 
 
 def _read_ground(body: str, span: tuple[int, int], syntax: Syntax) -> ToolRequest | list[Problem]:
@@ -424,11 +484,34 @@ def _read_ground(body: str, span: tuple[int, int], syntax: Syntax) -> ToolReques
 TagItem: TypeAlias = Grounding | Placeholder | ToolRequest
 
 
+def _scan_plain_tags(text: str, syntax: Syntax) -> list[TagItem] | None:
+    """The common case (every tag a well-formed `<obj>`, nothing nested or unclosed) in one regex pass.
+
+    It applies only when the tag matches account for every `<obj>`/`</obj>` token and no `<ground>` is present,
+    so the result equals what the stack scan would produce; None means "use the stack scan".
+    """
+    if syntax.ground_open in text or syntax.ground_close in text:
+        return None
+    n_open = text.count(syntax.obj_open)
+    if n_open != text.count(syntax.obj_close):
+        return None
+    items: list[TagItem] = []
+    for match in syntax.plain_obj_tag.finditer(text):
+        phrase, coords = match.group(1), _read_plain_instances(match.group(2), syntax, matched=True)
+        if not phrase or coords is None:
+            return None
+        items.append(_trusted_grounding(phrase, KIND_OF_ARITY[len(coords[0])], coords, match.span()))
+    return items if len(items) == n_open else None
+
+
 def _scan_tags(text: str, syntax: Syntax) -> tuple[list[TagItem], list[Problem]]:
     """Match tag tokens with a stack; only innermost, correctly closed tags can become items.
 
     Keeping a count of open tags per name makes each closing token O(1) amortised, so the scan is linear.
     """
+    plain = _scan_plain_tags(text, syntax)
+    if plain is not None:
+        return plain, []
     items: list[TagItem] = []
     problems: list[Problem] = []
     stack: list[_OpenTag] = []
