@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,6 +205,17 @@ def masks_to_boxes(masks: ArrayLike) -> NDArray[np.float64]:
     return np.stack([cmin, rmin, cmax + 1, rmax + 1], axis=1).astype(np.float64)
 
 
+def box_to_mask(box: ArrayLike, height: int, width: int) -> NDArray[np.bool_]:
+    """(H, W) mask of the pixels a pixel box covers (edges rounded outwards): a stand-in when only a box is known."""
+    _check_size(width, height)
+    x1, y1, x2, y2 = (float(v) for v in np.asarray(box, dtype=np.float64).reshape(4))
+    mask = np.zeros((height, width), dtype=bool)
+    c1, r1 = max(0, math.floor(x1)), max(0, math.floor(y1))
+    c2, r2 = min(width, math.ceil(x2)), min(height, math.ceil(y2))
+    mask[r1:r2, c1:c2] = True
+    return mask
+
+
 def mask_to_point(mask: ArrayLike) -> tuple[int, int]:
     """(col, row) of the mask pixel farthest from the mask boundary.
 
@@ -291,19 +302,26 @@ def box_iou_matrix(a: ArrayLike, b: ArrayLike) -> NDArray[np.float64]:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def _coverage(boxes: NDArray[np.float64], xs: NDArray[np.float64], ys: NDArray[np.float64]) -> NDArray:
-    """Which cells of the compressed (xs, ys) grid the union of boxes covers, via a 2-D difference array."""
-    grid = np.zeros((len(ys), len(xs)), dtype=np.int64)
-    if len(boxes):
-        i1 = np.searchsorted(xs, boxes[:, 0])
-        i2 = np.searchsorted(xs, boxes[:, 2])
-        j1 = np.searchsorted(ys, boxes[:, 1])
-        j2 = np.searchsorted(ys, boxes[:, 3])
-        np.add.at(grid, (j1, i1), 1)
-        np.add.at(grid, (j1, i2), -1)
-        np.add.at(grid, (j2, i1), -1)
-        np.add.at(grid, (j2, i2), 1)
-    return grid.cumsum(axis=0).cumsum(axis=1)[:-1, :-1] > 0
+def _single_iou(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
+    """IoU of two non-degenerate boxes in plain floats (the common one-box-each case, no array temporaries)."""
+    ax1, ay1, ax2, ay2 = a.tolist()
+    bx1, by1, bx2, by2 = b.tolist()
+    iw = min(ax2, bx2) - max(ax1, bx1)
+    ih = min(ay2, by2) - max(ay1, by1)
+    inter = iw * ih if iw > 0 and ih > 0 else 0.0
+    return inter / ((ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter)
+
+
+def _cover_counts(boxes: NDArray[np.float64], mx: NDArray[np.float64], my: NDArray[np.float64]) -> NDArray:
+    """How many boxes cover each cell of the compressed grid, tested at the cell midpoints (mx, my).
+
+    Every cell lies wholly inside or outside each box, so its midpoint decides (only a cell one float ulp
+    wide could be misjudged, an area below rounding error); one small matmul counts the boxes over all
+    cells at once, with no per-box Python loop.
+    """
+    in_x = (boxes[:, 0:1] < mx) & (mx < boxes[:, 2:3])  # (n, nx)
+    in_y = (boxes[:, 1:2] < my) & (my < boxes[:, 3:4])  # (n, ny)
+    return in_y.T.astype(np.float64) @ in_x.astype(np.float64)  # (ny, nx)
 
 
 def union_box_iou(pred: ArrayLike, ref: ArrayLike) -> float:
@@ -311,7 +329,8 @@ def union_box_iou(pred: ArrayLike, ref: ArrayLike) -> float:
 
     Coordinate compression over all box edges makes every grid cell either fully inside or fully outside
     each box, so areas are exact rather than rasterised. A side is "empty" when its union has zero area
-    (no boxes, or only degenerate ones): both empty -> 1.0, exactly one empty -> 0.0.
+    (no boxes, or only degenerate ones): both empty -> 1.0, exactly one empty -> 0.0. One box on each side
+    (the usual case) takes a scalar path.
     """
     p = _as_rows(pred, 4)
     r = _as_rows(ref, 4)
@@ -319,15 +338,65 @@ def union_box_iou(pred: ArrayLike, ref: ArrayLike) -> float:
     r = r[(r[:, 2] > r[:, 0]) & (r[:, 3] > r[:, 1])]
     if len(p) == 0 or len(r) == 0:
         return 1.0 if len(p) == len(r) else 0.0
+    if len(p) == 1 and len(r) == 1:
+        return _single_iou(p[0], r[0])
     both = np.concatenate([p, r])
-    xs = np.unique(both[:, [0, 2]])
-    ys = np.unique(both[:, [1, 3]])
+    xs = np.unique(both[:, 0::2])
+    ys = np.unique(both[:, 1::2])
+    mx, my = 0.5 * (xs[1:] + xs[:-1]), 0.5 * (ys[1:] + ys[:-1])
     cell = np.diff(ys)[:, None] * np.diff(xs)[None, :]
-    cp = _coverage(p, xs, ys)
-    cr = _coverage(r, xs, ys)
+    cp = _cover_counts(p, mx, my) > 0
+    cr = _cover_counts(r, mx, my) > 0
     inter = float(cell[cp & cr].sum())
     union = float(cell[cp | cr].sum())
     return inter / union
+
+
+_BATCH_CHUNK = 256  # pairs per padded block in union_box_ious (pairs are sorted by size, so padding stays small)
+
+
+def union_box_ious(preds: Sequence[ArrayLike], refs: Sequence[ArrayLike]) -> NDArray[np.float64]:
+    """`union_box_iou` of many (pred boxes, ref boxes) pairs at once: the box reward of a whole batch.
+
+    Same conventions and the same compressed-grid construction, vectorised over pairs: each pair's boxes are
+    padded with empty boxes to its block's size (an empty box covers no cell), edges are sorted per pair,
+    and one batched matmul counts the boxes over every cell of every pair.
+    """
+    if len(preds) != len(refs):
+        raise ValueError(f"{len(preds)} pred box sets for {len(refs)} ref box sets")
+    p_list = [_as_rows(p, 4) for p in preds]
+    r_list = [_as_rows(r, 4) for r in refs]
+    out = np.zeros(len(p_list), dtype=np.float64)
+    order = sorted(range(len(p_list)), key=lambda i: len(p_list[i]) + len(r_list[i]))
+    for start in range(0, len(order), _BATCH_CHUNK):
+        idx = order[start : start + _BATCH_CHUNK]
+        out[idx] = _union_box_iou_block([p_list[i] for i in idx], [r_list[i] for i in idx])
+    return out
+
+
+def _union_box_iou_block(p_list: list[NDArray[np.float64]], r_list: list[NDArray[np.float64]]) -> NDArray:
+    n = len(p_list)
+    kp = max(1, max(len(p) for p in p_list))
+    kr = max(1, max(len(r) for r in r_list))
+    boxes = np.zeros((n, kp + kr, 4), dtype=np.float64)
+    for b, (p, r) in enumerate(zip(p_list, r_list, strict=True)):
+        boxes[b, : len(p)] = p
+        boxes[b, kp : kp + len(r)] = r
+    valid = (boxes[:, :, 2] > boxes[:, :, 0]) & (boxes[:, :, 3] > boxes[:, :, 1])
+    has_p, has_r = valid[:, :kp].any(axis=1), valid[:, kp:].any(axis=1)
+    xs = np.sort(np.concatenate([boxes[:, :, 0], boxes[:, :, 2]], axis=1), axis=1)
+    ys = np.sort(np.concatenate([boxes[:, :, 1], boxes[:, :, 3]], axis=1), axis=1)
+    mx, my = 0.5 * (xs[:, 1:] + xs[:, :-1]), 0.5 * (ys[:, 1:] + ys[:, :-1])
+    in_x = (boxes[:, :, 0:1] < mx[:, None, :]) & (mx[:, None, :] < boxes[:, :, 2:3])  # (n, k, cells_x)
+    in_y = (boxes[:, :, 1:2] < my[:, None, :]) & (my[:, None, :] < boxes[:, :, 3:4])  # (n, k, cells_y)
+    fx, fy = in_x.astype(np.float32), in_y.astype(np.float32).transpose(0, 2, 1)
+    cp = (fy[:, :, :kp] @ fx[:, :kp]) > 0  # (n, cells_y, cells_x): some pred box covers the cell
+    cr = (fy[:, :, kp:] @ fx[:, kp:]) > 0
+    cell = np.diff(ys, axis=1)[:, :, None] * np.diff(xs, axis=1)[:, None, :]
+    inter = (cell * (cp & cr)).sum(axis=(1, 2))
+    union = (cell * (cp | cr)).sum(axis=(1, 2))
+    iou = np.divide(inter, union, out=np.zeros(n), where=union > 0)
+    return np.where(has_p & has_r, iou, (has_p == has_r).astype(np.float64))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -427,6 +496,28 @@ class PointMatch:
         """2TP / (2TP + FP + FN); no points and no masks is a perfect 1.0."""
         denom = 2 * self.tp + self.fp + self.fn
         return 2 * self.tp / denom if denom else 1.0
+
+
+def matched_point_count(contain: ArrayLike) -> int:
+    """Size of a maximum one-to-one matching in an (N points, M masks) containment matrix.
+
+    The same number `match_points_to_masks(...).tp` gives, without building the pairs. Two exact shortcuts
+    cover the usual cases: when no point lies in two masks the answer is the number of masks hit, and when
+    no mask holds two points it is the number of points that hit something; only contested points need the
+    assignment solver.
+    """
+    c = np.asarray(contain, dtype=bool)
+    if c.ndim != 2:
+        raise ValueError(f"expected an (N, M) containment matrix, got shape {c.shape}")
+    if c.size == 0:
+        return 0
+    per_point = c.sum(axis=1)
+    if per_point.max() <= 1:
+        return int(np.count_nonzero(c.any(axis=0)))
+    if c.sum(axis=0).max() <= 1:
+        return int(np.count_nonzero(per_point))
+    rows, cols = linear_sum_assignment(c, maximize=True)
+    return int(c[rows, cols].sum())
 
 
 def match_points_to_masks(points: ArrayLike, masks: ArrayLike) -> PointMatch:

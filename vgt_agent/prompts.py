@@ -43,3 +43,43 @@ def format_question(question: str, choices: tuple[str, ...] | list[str] = ()) ->
         return question
     options = " ".join(f"{chr(ord('A') + i)}. {c}" for i, c in enumerate(choices))
     return f"{question} Options: {options}. Answer with the letter."
+
+
+# --- the four self-grounding variants of the paper (SFT targets, RL rollouts, evaluation) ---------------
+
+_THINK = "You answer questions about an image. Reason step by step inside <think> ... </think>"
+
+BOX_GROUNDING = (
+    _THINK + ", and ground every object your reasoning relies on right after you mention it, as "
+    "<obj> short noun phrase | [x1, y1, x2, y2] </obj>: the box around it, or one box per instance "
+    "separated by '; ' when the phrase names several objects. " + COORDINATES + " " + ANSWER
+)
+
+POINT_GROUNDING = (
+    _THINK + ", and ground every object your reasoning relies on right after you mention it, as "
+    "<obj> short noun phrase | [x, y] </obj>: a point on the object, or one point per instance "
+    "separated by '; ' when the phrase names several objects. " + COORDINATES + " " + ANSWER
+)
+
+PLAIN_THINKING = _THINK + " in plain words, then answer. " + ANSWER
+
+DIRECT_ANSWER = (
+    "You answer questions about an image. Reply with the final answer alone inside \\boxed{}, "
+    "without any reasoning."
+)
+
+VARIANT_PROMPTS: dict[str, str] = {
+    "box": BOX_GROUNDING,
+    "point": POINT_GROUNDING,
+    "plain": PLAIN_THINKING,
+    "direct": DIRECT_ANSWER,
+}
+"""System prompt per trained variant: box / point grounded thinking, non-grounded thinking, plain answer."""
+
+
+ROUTER_INSTRUCTIONS = (
+    "A reasoning text about an image marks objects with tags. For each numbered tag, decide which numbered "
+    "reference object it refers to, judging by the tag's phrase and the words around it ([TAG] marks its "
+    "place), or none if it refers to none of them. Reply with one line per tag, formatted as "
+    "'<tag number>: <reference number>' or '<tag number>: none', and nothing else."
+)

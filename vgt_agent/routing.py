@@ -3,18 +3,27 @@
 Grounding rewards and the agent's verification both need this. A `Router` maps each generated grounding to
 a reference object (or to none) from its phrase and the text around it. The default `TextRouter` matches
 normalised phrases exactly, then falls back to a fuzzy token match, using nearby context to break ties.
-When several groundings route to one object, callers keep the earliest (`first_per_reference`).
+When several groundings route to one object, callers keep the earliest (`first_per_reference`). `VLMRouter`
+asks a VLM (through any backend) instead, falling back to the text router for tags it leaves unanswered.
+
+Routing runs for every tag of every rollout in RL, so the pure pieces (phrase tokens, token similarity, the
+per-reference-set index) are memoised.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from difflib import SequenceMatcher
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from vgt_agent.format import Grounding
+from vgt_agent.prompts import ROUTER_INSTRUCTIONS
+
+if TYPE_CHECKING:
+    from vgt_agent.backends.base import VLMBackend
 
 _ARTICLES = {"a", "an", "the", "this", "that", "these", "those", "all", "each", "every", "some", "any"}
 _NUMBER_WORDS = {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
@@ -34,10 +43,15 @@ def singular(word: str) -> str:
     return word
 
 
+def _content_tokens(text: str) -> tuple[str, ...]:
+    words = _WORD.findall(text.lower())
+    return tuple(singular(w) for w in words if w not in _ARTICLES and w not in _NUMBER_WORDS and not w.isdigit())
+
+
+@functools.lru_cache(maxsize=65536)
 def phrase_tokens(phrase: str) -> tuple[str, ...]:
     """Lower-cased singular content words: 'the three red circles' -> ('red', 'circle')."""
-    words = _WORD.findall(phrase.lower())
-    return tuple(singular(w) for w in words if w not in _ARTICLES and w not in _NUMBER_WORDS and not w.isdigit())
+    return _content_tokens(phrase)
 
 
 @dataclass(frozen=True)
@@ -56,6 +70,24 @@ class Router(Protocol):
 
 
 @dataclass(frozen=True)
+class _ReferenceIndex:
+    tokens: tuple[tuple[str, ...], ...]
+    context: tuple[frozenset[str], ...]
+    exact: dict[tuple[str, ...], tuple[int, ...]]
+
+
+@functools.lru_cache(maxsize=1024)
+def _reference_index(references: tuple[ReferenceName, ...]) -> _ReferenceIndex:
+    """Tokens, context words and an exact-match table of a reference set, built once per set."""
+    tokens = tuple(phrase_tokens(r.name) for r in references)
+    exact: dict[tuple[str, ...], tuple[int, ...]] = {}
+    for i, t in enumerate(tokens):
+        if t:
+            exact[t] = (*exact.get(t, ()), i)
+    return _ReferenceIndex(tokens, tuple(frozenset(_content_tokens(r.context)) for r in references), exact)
+
+
+@dataclass(frozen=True)
 class TextRouter:
     """Normalised phrase match, then fuzzy token similarity >= `min_similarity`; context words break ties."""
 
@@ -64,29 +96,31 @@ class TextRouter:
 
     def route(self, groundings: Sequence[Grounding], references: Sequence[ReferenceName],
               text: str = "") -> list[int | None]:
-        ref_tokens = [phrase_tokens(r.name) for r in references]
-        ref_context = [set(phrase_tokens(r.context)) for r in references]
+        index = _reference_index(tuple(references))
         out: list[int | None] = []
         for g in groundings:
             tokens = phrase_tokens(g.phrase)
-            exact = [i for i, t in enumerate(ref_tokens) if t and t == tokens]
+            exact = index.exact.get(tokens, ())
             if len(exact) == 1:
                 out.append(exact[0])
                 continue
-            candidates = exact or range(len(references))
-            near = set(phrase_tokens(text[max(0, g.span[0] - self.context_chars): g.span[1] + self.context_chars]))
+            near: set[str] | None = None  # context words, read only when some candidate is similar enough
             best, best_score = None, 0.0
-            for i in candidates:
-                similarity = _similarity(tokens, ref_tokens[i])
+            for i in exact or range(len(references)):
+                similarity = _similarity(tokens, index.tokens[i])
                 if similarity < self.min_similarity:
                     continue
-                score = similarity + 0.01 * len(near & ref_context[i])
+                if near is None:
+                    window = text[max(0, g.span[0] - self.context_chars): g.span[1] + self.context_chars]
+                    near = set(_content_tokens(window))
+                score = similarity + 0.01 * len(near & index.context[i])
                 if score > best_score:
                     best, best_score = i, score
             out.append(best)
         return out
 
 
+@functools.lru_cache(maxsize=65536)
 def _similarity(a: tuple[str, ...], b: tuple[str, ...]) -> float:
     """Token-set Jaccard blended with character similarity, so 'red round circle' ~ 'red circle'."""
     if not a or not b:
@@ -95,6 +129,81 @@ def _similarity(a: tuple[str, ...], b: tuple[str, ...]) -> float:
     jaccard = len(sa & sb) / len(sa | sb)
     chars = SequenceMatcher(None, " ".join(a), " ".join(b)).ratio()
     return max(jaccard, 0.5 * (jaccard + chars))
+
+
+# "1: 2", "Tag 1 -> reference 2", "- 3: none": one answer per line.
+_REPLY_LINE = re.compile(
+    r"^\W*(?:tag\s*)?(\d+)\s*(?:[:=)\].-]|->)+\s*(?:(?:ref(?:erence)?|object)?\s*#?(\d+)|(none\b|no\b|n/a\b|-))",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def router_prompt(groundings: Sequence[Grounding], references: Sequence[ReferenceName], text: str,
+                  context_chars: int = 80) -> str:
+    """The question put to a VLM router: numbered references, then numbered tags with the text around them."""
+    refs = "\n".join(f"{i + 1}. {r.name}" + (f" ({r.context})" if r.context else "") for i, r in enumerate(references))
+    tags = []
+    for k, g in enumerate(groundings):
+        before = text[max(0, g.span[0] - context_chars): g.span[0]].replace("\n", " ")
+        after = text[g.span[1]: g.span[1] + context_chars].replace("\n", " ")
+        tags.append(f'{k + 1}. "{g.phrase}" in: ...{before}[TAG]{after}...')
+    return f"{ROUTER_INSTRUCTIONS}\n\nReference objects:\n{refs}\n\nTags:\n" + "\n".join(tags)
+
+
+def parse_router_reply(reply: str, n_groundings: int, n_references: int) -> dict[int, int | None]:
+    """Tag index -> reference index (or None for "none") for every well-formed, in-range line of a reply."""
+    answers: dict[int, int | None] = {}
+    for m in _REPLY_LINE.finditer(reply or ""):
+        tag = int(m.group(1)) - 1
+        if not 0 <= tag < n_groundings or tag in answers:
+            continue
+        if m.group(3):
+            answers[tag] = None
+        elif 1 <= int(m.group(2)) <= n_references:
+            answers[tag] = int(m.group(2)) - 1
+    return answers
+
+
+@dataclass
+class VLMRouter:
+    """Routes by asking a VLM, through any `VLMBackend`, which reference each tag refers to.
+
+    One text-only request per (tags, references, context); the last `cache_size` replies are kept so the
+    GRPO generations that repeat a rollout cost one call. Tags the reply leaves out, or all of them when the
+    request fails (not cached: the server may come back), are routed by `fallback`.
+    """
+
+    backend: VLMBackend
+    fallback: Router | None = field(default_factory=TextRouter)
+    context_chars: int = 80
+    max_tokens: int = 256
+    cache_size: int = 4096
+    _replies: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def route(self, groundings: Sequence[Grounding], references: Sequence[ReferenceName],
+              text: str = "") -> list[int | None]:
+        if not groundings or not references:
+            return [None] * len(groundings)
+        prompt = router_prompt(groundings, references, text, self.context_chars)
+        reply = self._replies.get(prompt)
+        if reply is None:
+            from vgt_agent.backends.base import BackendError
+
+            try:
+                reply = self.backend.generate([{"role": "user", "content": prompt}], [],
+                                              max_tokens=self.max_tokens, temperature=0.0).text
+            except BackendError:
+                reply = ""
+            else:
+                if len(self._replies) >= self.cache_size:
+                    self._replies.pop(next(iter(self._replies)))
+                self._replies[prompt] = reply
+        answers = parse_router_reply(reply, len(groundings), len(references))
+        missing = [k for k in range(len(groundings)) if k not in answers]
+        if missing and self.fallback is not None:
+            routed = self.fallback.route([groundings[k] for k in missing], references, text)
+            answers.update(zip(missing, routed, strict=True))
+        return [answers.get(k) for k in range(len(groundings))]
 
 
 def first_per_reference(routes: Sequence[int | None], n_references: int) -> list[int | None]:

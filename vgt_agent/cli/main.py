@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from vgt_agent import __version__
-from vgt_agent.cli import ask, synth, traces, world
+from vgt_agent.cli import ask, synth, traces, train, world
+from vgt_agent.cli import eval as eval_cli
 
 app = typer.Typer(
     name="vgt",
@@ -18,6 +19,8 @@ app.command("ask")(ask.ask)
 app.command("synth")(synth.synth)
 app.add_typer(traces.app, name="traces")
 app.add_typer(world.app, name="world")
+app.add_typer(train.app, name="train")
+app.add_typer(eval_cli.app, name="eval")
 
 
 def _version(value: bool) -> None:

@@ -7,7 +7,7 @@ The dataset has an `images` column (PIL images, decoded lazily from the paths th
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -43,15 +43,25 @@ def conversation(question: str, completion: str, system_prompt: str | None = Non
     return messages
 
 
-def to_sft_dataset(store: TraceStore, *, system_prompt: str | None = None, **filters: Any):
-    """A `datasets.Dataset` for TRL's SFTTrainer from the matching traces (by default the correct, ok ones)."""
+def to_sft_dataset(store: TraceStore, *, system_prompt: str | None = None, rows: list[dict[str, Any]] | None = None,
+                   question: Callable[[dict[str, Any]], str] | None = None,
+                   completion: Callable[[dict[str, Any]], str] | None = None, **filters: Any):
+    """A `datasets.Dataset` for TRL's SFTTrainer from the matching traces (by default the correct, ok ones).
+
+    `rows` (trace rows already selected, e.g. by the training data builder) replaces the store query;
+    `question(row)` / `completion(row)` override the user text and the assistant text (default: the stored
+    question and completion).
+    """
     import datasets  # heavy: only when exporting
 
-    filters.setdefault("status", "ok")
-    rows = list(store.traces(**filters))
+    if rows is None:
+        filters.setdefault("status", "ok")
+        rows = list(store.traces(**filters))
     missing = [r["image_path"] for r in rows if not Path(r["image_path"]).is_file()]
     if missing:
         raise StoreError(f"{len(missing)} traced image(s) are no longer on disk, e.g. {missing[0]}")
+    question = question or (lambda r: r["question"])
+    completion = completion or (lambda r: r["completion"])
     features = datasets.Features({
         "images": datasets.Sequence(datasets.Image()),
         "messages": [{"role": datasets.Value("string"),
@@ -66,7 +76,7 @@ def to_sft_dataset(store: TraceStore, *, system_prompt: str | None = None, **fil
     return datasets.Dataset.from_dict(
         {
             "images": [[r["image_path"]] for r in rows],
-            "messages": [conversation(r["question"], r["completion"], system_prompt) for r in rows],
+            "messages": [conversation(question(r), completion(r), system_prompt) for r in rows],
             "trace_id": [r["id"] for r in rows],
             "sample_id": [r["sample_id"] for r in rows],
             "image_hash": [r["image_hash"] for r in rows],

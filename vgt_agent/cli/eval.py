@@ -1,0 +1,159 @@
+"""`vgt eval`: accuracy and pass@N per benchmark (one store run per eval), and `vgt eval report`: the table."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from vgt_agent.cli.common import console, print_json, usage_error, work_failed
+from vgt_agent.cli.options import DbOption, JsonOption, open_store
+from vgt_agent.grounders.factory import GROUNDERS
+
+app = typer.Typer(help="Evaluate a model on benchmarks (Acc over N samples, pass@N, grounding); report tables.")
+
+MODES = ("direct", "think", "point", "box")
+
+
+@app.callback(invoke_without_command=True)
+def evaluate(
+    ctx: typer.Context,
+    benchmark: str = typer.Option(None, "--benchmark", help="NAME[,NAME...]: registry names (world-tally, "
+                                                           "tallybench, ...) or world split folders."),
+    model: str = typer.Option(None, "--model", envvar="VGT_MODEL", help="Model name (openai) or local path."),
+    backend: str = typer.Option(None, "--backend", help="transformers | openai (default: transformers for an "
+                                                        "existing local --model, else openai)."),
+    base_url: str = typer.Option(None, "--base-url", envvar="VGT_BASE_URL", help="OpenAI-compatible server URL."),
+    mode: str = typer.Option("point", "--mode", help="direct | think | point | box"),
+    agent: bool = typer.Option(False, "--agent", help="The ask agent calls the grounder (mode point | box)."),
+    grounder: str = typer.Option("world", "--grounder", help="With --agent: world | sam3 | gold"),
+    sam3_checkpoint: str = typer.Option(None, "--sam3-checkpoint", envvar="VGT_SAM3"),
+    samples: int = typer.Option(4, "--samples", min=1, help="Generations per question (paper: 4)."),
+    temperature: float = typer.Option(1.0, "--temperature", min=0.0, help="Sampling temperature (paper: 1.0)."),
+    limit: int = typer.Option(None, "--limit", min=1, help="At most this many questions per benchmark."),
+    max_tokens: int = typer.Option(1024, "--max-tokens", min=1),
+    workers: int = typer.Option(1, "--workers", min=1, help="Concurrent requests (useful with a vLLM server)."),
+    label: str = typer.Option(None, "--label", help="Row name in the report (default: from the model's training)."),
+    resume: str = typer.Option(None, "--resume", help="Continue an interrupted eval run (its id)."),
+    db: Path = DbOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Evaluate a model: per benchmark, Acc over N samples, pass@N and grounding scores, logged as a run."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from vgt_agent.training.eval import EvalError, EvalSpec, default_label, load_benchmarks, run_eval
+    from vgt_agent.training.model import read_provenance
+
+    if not benchmark:
+        usage_error("--benchmark is required, e.g. --benchmark world-tally,world-vsr (or `vgt eval report`)")
+    if mode not in MODES:
+        usage_error(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if agent and mode not in ("point", "box"):
+        usage_error("--agent needs --mode point or box (the kind of tool results)")
+    if agent and grounder not in GROUNDERS:
+        usage_error(f"--grounder must be one of {', '.join(GROUNDERS)}, not {grounder!r}")
+    if backend not in (None, "transformers", "openai"):
+        usage_error(f"--backend must be transformers or openai, not {backend!r}")
+    names = tuple(dict.fromkeys(n.strip() for n in benchmark.split(",") if n.strip()))
+    spec = EvalSpec(benchmarks=names, mode=mode, samples=samples, temperature=temperature, limit=limit,
+                    max_tokens=max_tokens, agent=agent, grounder=grounder, sam3_checkpoint=sam3_checkpoint,
+                    workers=workers)
+    try:
+        benches = load_benchmarks(names, limit)
+    except EvalError as e:
+        usage_error(str(e))
+    vlm = _backend(backend, model, base_url)
+    provenance = read_provenance(model) if model and Path(model).exists() else None
+    row, stage = default_label(mode, agent, provenance)
+    store = open_store(db, create=True)
+    if resume and (store.run(resume) or {}).get("kind") != "eval":
+        usage_error(f"--resume {resume!r} is not an eval run in {store.path}")
+    config = {"label": label or row, "stage": stage, "mode": mode, "agent": agent, "benchmarks": list(names),
+              "samples": samples, "temperature": temperature, "limit": limit, "max_tokens": max_tokens,
+              "grounder": grounder if agent else None, "provenance": provenance}
+    run_id = store.start_run("eval", run_id=resume, name=label or row, command=" ".join(sys.argv), backend=vlm.name,
+                             model=vlm.model, grounder=grounder if agent else None, config=config)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=console, transient=json_out, disable=json_out) as progress:
+            tasks: dict[str, int] = {}
+
+            def on_progress(name: str, done: int, total: int) -> None:
+                if name not in tasks:
+                    tasks[name] = progress.add_task(name, total=total)
+                progress.update(tasks[name], completed=done)
+
+            metrics = run_eval(store, vlm, spec, benches, run_id, progress=on_progress)
+    except KeyboardInterrupt:
+        store.end_run(run_id, status="interrupted")
+        work_failed(f"interrupted; continue with --resume {run_id}")
+    except Exception as e:  # noqa: BLE001 - the run is marked failed, the command ends with one line
+        store.end_run(run_id, status="failed", error=str(e)[:500])
+        work_failed(f"eval failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}")
+    store.end_run(run_id, metrics=metrics)
+    store.close()
+    result = {"run_id": run_id, "label": config["label"], "backend": vlm.name, "model": vlm.model, "mode": mode,
+              "agent": agent, "samples": samples, "temperature": temperature, **metrics}
+    if json_out:
+        print_json(result)
+        return
+    how = f"{mode}{' agent' if agent else ''}"
+    table = Table(title=f"{config['label']} · {vlm.name} · {vlm.model} · {how} · run {run_id}")
+    for col in ("benchmark", "group", "questions", "acc", f"pass@{samples}", "grounding", "boxed", "truncated"):
+        table.add_column(col, justify="left" if col in ("benchmark", "group") else "right")
+    for name, m in metrics["benchmarks"].items():
+        table.add_row(name, m["group"], str(m["samples"]), _pct(m["acc"]), _pct(m["pass@k"]), _pct(m["grounding"]),
+                      _pct(m["boxed_rate"]), _pct(m["truncated_rate"]))
+    console.print(table)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def _backend(kind: str | None, model: str | None, base_url: str | None):
+    from vgt_agent.backends import BackendError, make_backend
+
+    kind = kind or ("transformers" if model and Path(model).is_dir() else "openai")
+    try:
+        vlm = make_backend(kind, model, **({"base_url": base_url} if kind == "openai" and base_url else {}))
+        _ = vlm.model  # an OpenAI-compatible server without --model is asked for its model here
+    except BackendError as e:
+        usage_error(str(e))
+    return vlm
+
+
+@app.command("report")
+def report(
+    runs: list[str] = typer.Argument(None, help="Eval run ids or names (default: every finished eval run)."),
+    db: Path = DbOption,
+    csv_out: bool = typer.Option(False, "--csv", help="Print CSV instead of the table."),
+    json_out: bool = JsonOption,
+    png: Path = typer.Option(None, "--png", help="Also write a bar chart PNG here."),
+) -> None:
+    """The paper's table: configurations x (counting, spatial) benchmarks, Acc / pass@N, group averages."""
+    from vgt_agent.training.report import ReportError, bar_chart, build_report, report_csv, report_json, rich_table
+
+    if csv_out and json_out:
+        usage_error("choose one of --csv and --json")
+    with open_store(db, create=False) as store:
+        try:
+            table = build_report(store, runs or ())
+        except ReportError as e:
+            usage_error(str(e))
+    if png is not None:
+        try:
+            bar_chart(table, png)
+        except OSError as e:
+            work_failed(f"cannot write {png}: {e.strerror or e}")
+    if json_out:
+        print_json(report_json(table))
+    elif csv_out:
+        sys.stdout.write(report_csv(table))
+    else:
+        console.print(rich_table(table))
+        if png is not None:
+            console.print(f"bar chart: {png}")

@@ -1,0 +1,84 @@
+"""Loading the policy to train, LoRA, and saving the result so `vgt ask` / `vgt eval` load it directly.
+
+`--model` is a local directory, a Hugging Face id (cache, or the Hub when reachable), or `tiny`: a random
+tiny Gemma3 built in code, for CPU smoke runs and tests. Every trained model directory also gets
+`vgt_train.json` (stage, variant, reward weights, run id, parent): how `vgt eval` labels its table rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+TINY = "tiny"
+PROVENANCE = "vgt_train.json"
+# Gemma3's language-model projections; the vision tower stays frozen under LoRA.
+LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+
+
+class ModelError(ValueError):
+    """The model cannot be loaded as given (one line, for the CLI's exit 2)."""
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """LoRA on the language model's attention and MLP projections (`None` = full fine-tune)."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+
+    def peft_config(self) -> Any:
+        from peft import LoraConfig
+
+        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=LORA_TARGETS,
+                          task_type="CAUSAL_LM")
+
+
+def load_model(name: str, *, bf16: bool = False) -> tuple[Any, Any]:
+    """(model, processor) from a local path, a hub id, or `tiny`; ModelError with one line otherwise."""
+    if name == TINY:
+        from vgt_agent.tiny import build_tiny_gemma3
+
+        return build_tiny_gemma3()
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    local = Path(name).exists() or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    try:
+        processor = AutoProcessor.from_pretrained(name, local_files_only=local)
+        model = AutoModelForImageTextToText.from_pretrained(
+            name, local_files_only=local, dtype=torch.bfloat16 if bf16 else torch.float32)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"cannot load model {name!r}: {first}") from e
+    return model, processor
+
+
+def read_provenance(model_dir: str | Path) -> dict[str, Any] | None:
+    """The `vgt_train.json` of a model directory (or of the run directory above a checkpoint), if any."""
+    path = Path(model_dir)
+    for candidate in (path / PROVENANCE, path.parent / PROVENANCE):
+        if candidate.is_file():
+            try:
+                return json.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return None
+    return None
+
+
+def save_final(trainer: Any, processor: Any, output_dir: Path, provenance: dict[str, Any]) -> None:
+    """Save the trained model (LoRA merged into full weights; the adapter kept in `adapter/`), the processor
+    and the provenance record, on the main process only."""
+    if not trainer.accelerator.is_main_process:
+        return
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if hasattr(model, "merge_and_unload"):
+        model.save_pretrained(output_dir / "adapter")
+        model = model.merge_and_unload()
+    model.save_pretrained(output_dir)
+    processor.save_pretrained(output_dir)
+    (output_dir / PROVENANCE).write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")

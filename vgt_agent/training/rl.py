@@ -1,0 +1,150 @@
+"""`vgt train rl`: TRL's GRPOTrainer with vgt's rewards (see `rewards.py` for R and how it is normalised).
+
+Prompts come from the samples of stored traces (references: gold masks, else synthesis's stored masks) or
+straight from a dataset (`samples_from`, gold masks). Generation is TRL's: `model.generate` by default (the
+CPU path, with tiny models in tests), or vLLM through TRL's own options (`use_vllm`, `vllm_mode` server with
+`trl vllm-serve`, or colocate), which need the `vllm` package importable in the training environment.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vgt_agent.routing import Router
+from vgt_agent.store import TraceStore
+from vgt_agent.training.config import ConfigError, build_args, loggable
+from vgt_agent.training.data import (
+    DataError,
+    check_variant,
+    rl_dataset,
+    rl_rows_from_samples,
+    rl_rows_from_store,
+    split_by_image,
+)
+from vgt_agent.training.model import LoraSpec, load_model, read_provenance, save_final
+from vgt_agent.training.progress import LoggedRun, RunLogger
+from vgt_agent.training.rewards import RewardWeights, reward_functions, reward_weights
+from vgt_agent.training.sft import last_checkpoint
+
+RL_DEFAULTS: dict[str, Any] = {
+    "report_to": "none",
+    "logging_steps": 10,
+    "save_strategy": "steps",
+    "save_steps": 200,
+    "save_total_limit": 2,
+    "learning_rate": 1e-6,
+    "temperature": 1.0,
+    "num_generations": 8,
+    "per_device_train_batch_size": 8,
+    "max_completion_length": 1024,
+    "multi_objective_aggregation": "normalize_then_sum",  # N(R_base) + w N(r_ground): each part on its own
+}
+
+
+@dataclass
+class RLJob:
+    """Everything one `vgt train rl` needs; `trl_args` holds explicit CLI values (None = not given)."""
+
+    model: str
+    variant: str
+    output_dir: Path
+    run: str | None = None
+    dataset: str | None = None
+    samples_from: str | None = None
+    limit: int | None = None
+    eval_fraction: float = 0.0
+    seed: int = 0
+    weights: RewardWeights = field(default_factory=RewardWeights)
+    router: Router | None = None
+    router_name: str = "text"
+    max_groundings: int = 32
+    lora: LoraSpec | None = None
+    resume: bool = False
+    yaml_args: dict[str, Any] = field(default_factory=dict)
+    trl_args: dict[str, Any] = field(default_factory=dict)
+    command: str | None = None
+
+
+def grpo_config(job: RLJob, reward_weights: list[float]) -> Any:
+    """The GRPOConfig for a job (ConfigError on a bad one, or vLLM asked for where it cannot run)."""
+    from trl import GRPOConfig
+
+    overrides = {**job.trl_args, "output_dir": str(job.output_dir), "seed": job.seed, "reward_weights": reward_weights}
+    args = build_args(GRPOConfig, yaml_args=job.yaml_args, overrides=overrides, defaults=RL_DEFAULTS,
+                      reserved={"output_dir": "--output-dir", "seed": "--seed",
+                                "reward_weights": "--w-answer/--w-think/--w-gfmt/--w-trunc/--w-ground"})
+    if args.use_vllm and importlib.util.find_spec("vllm") is None:
+        raise ConfigError("--use-vllm needs the vllm package importable here (TRL's weight sync uses it even in "
+                          "server mode): install vgt into vLLM's environment, or train without --use-vllm")
+    if args.use_vllm and args.use_cpu:
+        raise ConfigError("--use-vllm needs a CUDA GPU; on the CPU train with TRL's own generation")
+    return args
+
+
+def rl_rows(store: TraceStore, job: RLJob) -> list[dict[str, Any]]:
+    """The RL prompts of a job: from a dataset (gold references) or from the store's traced samples."""
+    if job.samples_from:
+        from vgt_agent.datasets import DatasetUnavailable, load_samples
+
+        try:
+            return rl_rows_from_samples(load_samples(job.samples_from, limit=job.limit), job.variant)
+        except (DatasetUnavailable, FileNotFoundError, ValueError) as e:
+            raise DataError(str(e)) from e
+    rows = rl_rows_from_store(store, job.variant, run=job.run, dataset=job.dataset)
+    return rows[: job.limit] if job.limit is not None else rows
+
+
+def eos_token_ids(model: Any, processor: Any) -> list[int]:
+    """Every id that ends a rollout: the tokenizer's EOS and the generation config's (Gemma3: <end_of_turn>)."""
+    ids = model.generation_config.eos_token_id
+    ids = [ids] if isinstance(ids, int) else list(ids or [])
+    tokenizer = getattr(processor, "tokenizer", processor)
+    return sorted({*ids, *([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [])})
+
+
+def train_rl(store: TraceStore, job: RLJob, *, logger: RunLogger | None = None) -> dict[str, Any]:
+    """Build the prompts and rewards, run GRPO, save, and log the run; returns its metrics (with `run_id`)."""
+    from accelerate import PartialState
+    from trl import GRPOTrainer
+
+    check_variant(job.variant)
+    rows = rl_rows(store, job)
+    train_ds, eval_ds = split_by_image(rl_dataset(rows), job.eval_fraction, job.seed)
+    args = grpo_config(job, reward_weights(job.variant, job.weights))
+    model, processor = load_model(job.model, bf16=bool(args.bf16))
+    funcs = reward_functions(job.variant, job.weights, eos_token_ids=eos_token_ids(model, processor),
+                             router=job.router, max_groundings=job.max_groundings)
+    checkpoint = last_checkpoint(job.output_dir) if job.resume else None
+    logger = logger or RunLogger()
+    with_refs = sum(1 for payload in train_ds["references"] if json.loads(payload)["objects"])
+    config = {"variant": job.variant, "filters": {"run": job.run, "dataset": job.dataset},
+              "samples_from": job.samples_from, "limit": job.limit, "reward_weights": job.weights.as_dict(),
+              "router": job.router_name, "max_groundings": job.max_groundings,
+              "lora": vars(job.lora) if job.lora else None, "output_dir": str(job.output_dir.resolve()),
+              "resumed_from": checkpoint, "trl": loggable(args)}
+    with LoggedRun(store, "rl", main=PartialState().is_main_process, name=f"rl-{job.variant}", command=job.command,
+                   model=job.model, backend="transformers", config=config) as run:
+        trainer = GRPOTrainer(model=model, processing_class=processor, reward_funcs=funcs, args=args,
+                              train_dataset=train_ds, eval_dataset=eval_ds,
+                              peft_config=job.lora.peft_config() if job.lora else None, callbacks=[logger])
+        run.metrics.update(prompts=len(train_ds), prompts_with_references=with_refs,
+                           output_dir=config["output_dir"])
+        result = trainer.train(resume_from_checkpoint=checkpoint)
+        steps = trainer.state.global_step
+        run.metrics.update(
+            steps=steps, train_loss=result.training_loss,
+            seconds_per_step=result.metrics.get("train_runtime", 0.0) / max(1, steps),
+            rewards={key.split("/")[1]: {"first": logger.first(key), "last": logger.last(key)}
+                     for key in dict.fromkeys(k for h in logger.history for k in h
+                                              if k.startswith("rewards/") and k.endswith("/mean"))},
+            reward={"first": logger.first("reward"), "last": logger.last("reward")},
+            history=logger.history)
+        save_final(trainer, processor, job.output_dir, {
+            "stage": "rl", "variant": job.variant, "base_model": job.model, "run_id": run.id,
+            "reward_weights": job.weights.as_dict(), "router": job.router_name, "lora": config["lora"],
+            "parent": read_provenance(job.model) if Path(job.model).exists() else None})
+    return {"run_id": run.id, **{k: v for k, v in run.metrics.items() if k != "history"}}

@@ -1,0 +1,110 @@
+"""`vgt train sft`: TRL's SFTTrainer on stored traces, loss on the assistant turn only.
+
+The processor's own chat template renders each conversation (Gemma3 first; TRL swaps in its training
+template with `{% generation %}` markers when the model's lacks them), images stay untruncated
+(`max_length=None`), and checkpoints land in the output directory so `--resume` continues a killed run.
+The run, its config and its metrics (loss before/after on held-out images, the log history) go to the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vgt_agent.store import TraceStore
+from vgt_agent.training.config import build_args, loggable
+from vgt_agent.training.data import check_variant, sft_dataset, split_by_image
+from vgt_agent.training.model import LoraSpec, load_model, read_provenance, save_final
+from vgt_agent.training.progress import LoggedRun, RunLogger
+
+SFT_DEFAULTS: dict[str, Any] = {
+    "max_length": None,  # never cut image tokens
+    "assistant_only_loss": True,
+    "report_to": "none",
+    "logging_steps": 10,
+    "save_strategy": "steps",
+    "save_steps": 500,
+    "save_total_limit": 2,
+    "learning_rate": 1e-5,
+    "num_train_epochs": 1.0,
+    "per_device_train_batch_size": 4,
+}
+
+
+@dataclass
+class SFTJob:
+    """Everything one `vgt train sft` needs; `trl_args` holds explicit CLI values (None = not given)."""
+
+    model: str
+    variant: str
+    output_dir: Path
+    run: str | None = None
+    dataset: str | None = None
+    verified_only: bool = True
+    eval_fraction: float = 0.05
+    seed: int = 0
+    lora: LoraSpec | None = None
+    resume: bool = False
+    yaml_args: dict[str, Any] = field(default_factory=dict)
+    trl_args: dict[str, Any] = field(default_factory=dict)
+    command: str | None = None
+
+
+def sft_config(job: SFTJob) -> Any:
+    """The SFTConfig for a job (ConfigError on a bad one)."""
+    from trl import SFTConfig
+
+    overrides = {**job.trl_args, "output_dir": str(job.output_dir), "seed": job.seed}
+    return build_args(SFTConfig, yaml_args=job.yaml_args, overrides=overrides, defaults=SFT_DEFAULTS,
+                      reserved={"output_dir": "--output-dir", "seed": "--seed"})
+
+
+def last_checkpoint(output_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+
+
+def train_sft(store: TraceStore, job: SFTJob, *, logger: RunLogger | None = None) -> dict[str, Any]:
+    """Build the data, train, save, and log the run; returns the run's metrics (with `run_id`)."""
+    from accelerate import PartialState
+    from trl import SFTTrainer
+
+    check_variant(job.variant)
+    args = sft_config(job)
+    train_ds, eval_ds = split_by_image(
+        sft_dataset(store, job.variant, run=job.run, dataset=job.dataset, verified_only=job.verified_only),
+        job.eval_fraction, job.seed)
+    model, processor = load_model(job.model, bf16=bool(args.bf16))
+    checkpoint = last_checkpoint(job.output_dir) if job.resume else None
+    logger = logger or RunLogger()
+    config = {"variant": job.variant, "filters": {"run": job.run, "dataset": job.dataset,
+                                                  "verified_only": job.verified_only},
+              "eval_fraction": job.eval_fraction, "lora": vars(job.lora) if job.lora else None,
+              "output_dir": str(job.output_dir.resolve()), "resumed_from": checkpoint, "trl": loggable(args)}
+    main = PartialState().is_main_process
+    with LoggedRun(store, "sft", main=main, name=f"sft-{job.variant}", command=job.command, model=job.model,
+                   backend="transformers", config=config) as run:
+        trainer = SFTTrainer(model=model, processing_class=processor, args=args, train_dataset=train_ds,
+                             eval_dataset=eval_ds, peft_config=job.lora.peft_config() if job.lora else None,
+                             callbacks=[logger])
+        metrics = run.metrics
+        metrics.update(train_examples=len(train_ds), eval_examples=len(eval_ds) if eval_ds is not None else 0,
+                       output_dir=config["output_dir"])
+        if eval_ds is not None and checkpoint is None:
+            metrics["eval_loss_before"] = trainer.evaluate()["eval_loss"]
+        result = trainer.train(resume_from_checkpoint=checkpoint)
+        metrics.update(train_loss=result.training_loss, steps=trainer.state.global_step,
+                       first_loss=logger.first("loss"), last_loss=logger.last("loss"))
+        if eval_ds is not None:
+            metrics["eval_loss_after"] = trainer.evaluate()["eval_loss"]
+        metrics["history"] = logger.history
+        save_final(trainer, processor, job.output_dir, {
+            "stage": "sft", "variant": job.variant, "base_model": job.model, "run_id": run.id,
+            "lora": config["lora"], "parent": _parent(job.model)})
+    return {"run_id": run.id, **{k: v for k, v in metrics.items() if k != "history"}}
+
+
+def _parent(model: str) -> dict[str, Any] | None:
+    return read_provenance(model) if Path(model).exists() else None
