@@ -262,7 +262,10 @@ class TraceStore:
         if run:
             clauses.append("(t.run_id = ? or r.name = ?)")
             params += [run, run]
-        for column, value in (("s.dataset", dataset), ("t.variant", variant), ("t.status", status)):
+        if dataset:  # a dataset name, or a split name ("world-tally" is stored as dataset world, split world-tally)
+            clauses.append("(s.dataset = ? or s.split = ?)")
+            params += [dataset, dataset]
+        for column, value in (("t.variant", variant), ("t.status", status)):
             if value:
                 clauses.append(f"{column} = ?")
                 params.append(value)
