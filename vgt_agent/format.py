@@ -96,9 +96,10 @@ class Syntax:
 
     @cached_property
     def plain_obj_tag(self) -> re.Pattern[str]:
-        """A whole well-formed `<obj> phrase | [..]; [..] </obj>`: group 1 the phrase, group 2 the instances."""
+        """A whole well-formed `<obj> phrase | [..]; [..] </obj>`: group 1 the phrase (unstripped: a greedy
+        class that stops at the bar never backtracks), group 2 the instances."""
         o, c, bar = (re.escape(x) for x in (self.obj_open, self.obj_close, self.phrase_sep))
-        return re.compile(f"{o}\\s*([^<>|]*?)\\s*{bar}\\s*({self.plain_instances.pattern})\\s*{c}")
+        return re.compile(f"{o}([^<>|]*){bar}\\s*({self.plain_instances.pattern})\\s*{c}")
 
     @cached_property
     def token_roles(self) -> dict[str, tuple[str, bool]]:
@@ -184,8 +185,7 @@ def _trusted_grounding(
     """A Grounding from values the parser has already validated, skipping `__post_init__` (the hot path of
     reward computation parses thousands of tags per step)."""
     grounding = object.__new__(Grounding)
-    for name, value in (("phrase", phrase), ("kind", kind), ("coords", coords), ("span", span)):
-        object.__setattr__(grounding, name, value)
+    grounding.__dict__.update(phrase=phrase, kind=kind, coords=coords, span=span)
     return grounding
 
 
@@ -497,7 +497,7 @@ def _scan_plain_tags(text: str, syntax: Syntax) -> list[TagItem] | None:
         return None
     items: list[TagItem] = []
     for match in syntax.plain_obj_tag.finditer(text):
-        phrase, coords = match.group(1), _read_plain_instances(match.group(2), syntax, matched=True)
+        phrase, coords = match.group(1).strip(), _read_plain_instances(match.group(2), syntax, matched=True)
         if not phrase or coords is None:
             return None
         items.append(_trusted_grounding(phrase, KIND_OF_ARITY[len(coords[0])], coords, match.span()))
