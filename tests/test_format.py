@@ -329,7 +329,7 @@ def test_ten_thousand_fuzzed_strings_never_raise() -> None:
 
 def test_fast_path_agrees_with_the_stack_scan(monkeypatch: pytest.MonkeyPatch) -> None:
     """The one-regex fast path for well-formed tags must give exactly what the general scanner gives."""
-    from vgt_agent import format as fmt
+    from vgt_agent.format import parsing
 
     rng = random.Random(7)
     texts = [_garbage(rng, rng.randint(0, 30)) for _ in range(3000)]
@@ -339,7 +339,7 @@ def test_fast_path_agrees_with_the_stack_scan(monkeypatch: pytest.MonkeyPatch) -
               "<obj> a | [1, 2]; [3, 4, 5, 6] </obj>", "<obj> a | [1, 2]; [1001, 4] </obj>",
               "<obj> a | [9, 2, 3, 4] </obj>", "<obj>  | [1, 2] </obj>"]
     fast = [parse(t) for t in texts]
-    monkeypatch.setattr(fmt, "_scan_plain_tags", lambda text, syntax: None)
+    monkeypatch.setattr(parsing, "_scan_plain_tags", lambda text, syntax: None)
     assert [parse(t) for t in texts] == fast
 
 
