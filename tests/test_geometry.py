@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.ndimage import distance_transform_edt
 
-from vgt_agent import geometry
 from vgt_agent.geometry import (
     NORM,
     PointMatch,
@@ -40,6 +39,7 @@ from vgt_agent.geometry import (
     rle_area,
     union_box_iou,
 )
+from vgt_agent.geometry import masks as geometry_masks
 
 SIZES = [(448, 448), (640, 480), (37, 1001)]  # (width, height)
 
@@ -368,7 +368,7 @@ def test_mask_to_point_big_int_path_agrees(monkeypatch: pytest.MonkeyPatch) -> N
     """Huge masks switch the tie-break to Python ints; force that path on small shapes."""
     shapes = [ring(), l_shape(), c_shape(), rect(3, 10, 0, 0, 10, 3), rect(10, 10, 3, 3, 5, 5)]
     expected = [mask_to_point(m) for m in shapes]
-    monkeypatch.setattr(geometry, "_INT64_SAFE", 0)
+    monkeypatch.setattr(geometry_masks, "_INT64_SAFE", 0)
     assert [mask_to_point(m) for m in shapes] == expected
 
 
@@ -377,12 +377,12 @@ def test_mask_iou_matrix_fallback_paths_agree(monkeypatch: pytest.MonkeyPatch) -
     rng = np.random.default_rng(2)
     a, b = rng.random((3, 20, 30)) < 0.4, rng.random((4, 20, 30)) < 0.4
     expected = mask_iou_matrix(a, b)
-    monkeypatch.setattr(geometry, "_HAS_POPCOUNT", False)
+    monkeypatch.setattr(geometry_masks, "_HAS_POPCOUNT", False)
     np.testing.assert_array_equal(mask_iou_matrix(a, b), expected)
-    monkeypatch.setattr(geometry, "_FLOAT32_EXACT", 0)
+    monkeypatch.setattr(geometry_masks, "_FLOAT32_EXACT", 0)
     np.testing.assert_array_equal(mask_iou_matrix(a, b), expected)
-    monkeypatch.setattr(geometry, "_HAS_POPCOUNT", True)
-    monkeypatch.setattr(geometry, "_POPCOUNT_CHUNK_WORDS", 1)  # one row of A per chunk
+    monkeypatch.setattr(geometry_masks, "_HAS_POPCOUNT", True)
+    monkeypatch.setattr(geometry_masks, "_POPCOUNT_CHUNK_WORDS", 1)  # one row of A per chunk
     np.testing.assert_array_equal(mask_iou_matrix(a, b), expected)
 
 
