@@ -39,7 +39,8 @@ def world_sample_for(image_path: Path, question: str) -> Sample | None:
 def ask(
     image: Path = typer.Argument(..., help="The image to ask about."),
     question: str = typer.Argument(..., help="The question, e.g. 'How many red circles are there?'."),
-    backend: str = typer.Option("openai", "--backend", help="openai (any OpenAI-compatible server) | transformers"),
+    backend: str = typer.Option(None, "--backend", help="openai (any OpenAI-compatible server) | transformers "
+                                "(default: openai when --model/--base-url is given, else the shipped vgt-tiny)"),
     model: str = typer.Option(None, "--model", envvar="VGT_MODEL", help="Model name (openai) or local path."),
     base_url: str = typer.Option(None, "--base-url", envvar="VGT_BASE_URL", help="OpenAI-compatible server URL."),
     grounder: str = typer.Option("world", "--grounder", help="world | sam3 | gold"),
@@ -76,10 +77,21 @@ def ask(
     else:
         sample = SampleRecord("adhoc", "", f"{image_record.hash}:{question.strip()}", question.strip(), image_record,
                               gold, answer_type if gold is not None else None)
+    shipped_tiny = backend is None and not model and not base_url
+    if shipped_tiny:  # a fresh install: the world policy vgt trained itself, on the transformers backend
+        from vgt_agent.tiny.recipe import NAME as TINY_NAME
+        from vgt_agent.tiny.recipe import shipped_weights
+
+        if shipped_weights() is None:
+            usage_error("no model given and the shipped vgt-tiny weights are missing; pass --backend/--model")
+        backend, model = "transformers", str(shipped_weights())
+    backend = backend or "openai"
     try:
         ground_tool = make_grounder(grounder, sample=world, sam3_checkpoint=sam3_checkpoint)
         options = {"base_url": base_url} if backend == "openai" and base_url else {}
         vlm = make_backend(backend, model, **options)
+        if shipped_tiny:
+            vlm.model = TINY_NAME
         if protocol == "function" and not vlm.supports_function_calling:
             usage_error(f"the {backend} backend has no function calling; use --protocol text")
         if isinstance(vlm, OpenAIBackend):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from vgt_agent import __version__
-from vgt_agent.cli import ask, synth, traces, train, world
+from vgt_agent.cli import ask, repro, synth, traces, train, world
 from vgt_agent.cli import eval as eval_cli
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app.add_typer(traces.app, name="traces")
 app.add_typer(world.app, name="world")
 app.add_typer(train.app, name="train")
 app.add_typer(eval_cli.app, name="eval")
+app.add_typer(repro.app, name="repro")
 
 
 def _version(value: bool) -> None:

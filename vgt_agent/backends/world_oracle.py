@@ -1,0 +1,244 @@
+"""`world-oracle`: a rule that plays the model's part in the ask loop, the teacher of vgt-tiny.
+
+Why: the tiny policy learns by imitation, and a teacher whose reasoning is short and regular is easy to
+imitate step by step. The oracle sees ONLY what a model sees: the question text and the tool replies in
+its own thought so far (never the scene graph, never pixels). It decides which phrases to ground, then
+writes the reasoning over the returned coordinates and the answer:
+
+- counting: ground the counted phrase, re-point at each instance with an index, box the last index;
+- left/right/above/below: ground both objects, write the two coordinates on the asked axis, the relation;
+- dominant direction: both axes, each with a coarse difference (tens of the 0..1000 scale), the larger wins;
+- closer: per candidate the coarse |dx| + |dy| to the anchor, the smaller wins;
+- larger/smaller: ground both, then "the largest of A and B", and say which of the two it is;
+- k-th leftmost/...: ground the kind, list its instances sorted on the axis, take the k-th, compare.
+
+Its answers can be wrong (a grounder miss, L1 instead of L2 distance); synthesis keeps only verified
+correct traces. It is labelled `world-oracle` as backend and model everywhere it appears.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from PIL import Image
+
+from vgt_agent.backends.base import BackendError, Generation, Message, StreamCallback
+from vgt_agent.format import parse, render_grounding
+
+NAME = "world-oracle"
+Point = tuple[int, int]
+
+_OPTIONS = re.compile(r"\s*Options:\s*(.*?)\.\s*Answer with the letter\.\s*$")
+_RESULT = re.compile(r"</ground>\s*(?:(<obj>.*?</obj>)|No (.*?) found\.)", re.S)
+_COUNT = re.compile(r"how many (.+?)(?: are there)?\?$", re.I)
+_NOT = re.compile(r"how many (shapes|objects) are not (\w+)\?$", re.I)
+_REL = re.compile(r"is the (.+?) (to the left of|to the right of|above|below) the (.+?)\?$", re.I)
+_WHERE = re.compile(r"where is the (.+?) relative to the (.+?)\?$", re.I)
+_CLOSER = re.compile(r"which is closer to the (.+?): the (.+?) or the (.+?)\?$", re.I)
+_LARGER = re.compile(r"which is (larger|smaller): the (.+?) or the (.+?)\?$", re.I)
+_KTH = re.compile(
+    r"is the (?:(second|third) )?(leftmost|rightmost|topmost|bottommost) (.+?) "
+    r"(?:to the (left|right) or (left|right) of|(above|below) or (above|below)) the (.+?)\?$", re.I)
+_WORD_OF = {"to the left of": "left", "to the right of": "right", "above": "above", "below": "below"}
+_ORDER = {"leftmost": (0, False), "rightmost": (0, True), "topmost": (1, False), "bottommost": (1, True)}
+_KTH_INDEX = {None: 0, "second": 1, "third": 2}
+
+
+@dataclass(frozen=True)
+class Question:
+    """What the oracle read from the question: its kind and the phrases it will ground."""
+
+    kind: str  # count | relation | where | closer | larger | kth | unknown
+    phrases: tuple[str, ...]
+    options: tuple[str, ...] = ()  # letter order: option i is letter chr(65 + i)
+    word: str = ""  # relation asked, "larger"/"smaller", or the k-th order word
+    k: int = 0
+
+
+def _plural(noun: str) -> str:
+    return noun if noun.endswith("s") else noun + "s"
+
+
+def read_question(text: str) -> Question:
+    """Parse a world question (as `format_question` shows it, options included)."""
+    options: tuple[str, ...] = ()
+    m = _OPTIONS.search(text)
+    if m:
+        options = tuple(re.sub(r"^[A-H]\.\s*", "", o).strip() for o in re.split(r"\s(?=[A-H]\.\s)", m.group(1)))
+        text = text[: m.start()].rstrip() + ("?" if not text[: m.start()].rstrip().endswith("?") else "")
+    text = text.strip()
+    if m := _NOT.search(text):
+        return Question("count", (f"shapes that are not {m.group(2).lower()}",))
+    if m := _COUNT.search(text):
+        return Question("count", (m.group(1).strip(),))
+    if m := _KTH.search(text):
+        nth, order, noun, l1, l2, a1, a2, anchor = m.groups()
+        choices = (l1, l2) if l1 else (a1, a2)
+        return Question("kth", (_plural(noun), anchor), tuple(c.lower() for c in choices), order.lower(),
+                        _KTH_INDEX[nth.lower() if nth else None])
+    if m := _REL.search(text):
+        return Question("relation", (m.group(1), m.group(3)), word=_WORD_OF[m.group(2).lower()])
+    if m := _WHERE.search(text):
+        return Question("where", (m.group(1), m.group(2)), options)
+    if m := _CLOSER.search(text):
+        return Question("closer", (m.group(1), m.group(2), m.group(3)), ("first", "second"))
+    if m := _LARGER.search(text):
+        a, b = m.group(2), m.group(3)
+        extreme = "largest" if m.group(1).lower() == "larger" else "smallest"
+        return Question("larger", (a, b, f"the {extreme} of the {a} and the {b}"), ("first", "second"),
+                        m.group(1).lower())
+    return Question("unknown", ())
+
+
+def tool_results(prefill: str) -> list[tuple[str, list[tuple[int, ...]]]]:
+    """(phrase, instances) for each tool reply in the thought so far, in order; none found -> []."""
+    out = []
+    for m in _RESULT.finditer(prefill):
+        if m.group(1):
+            groundings = parse(m.group(1), expect_answer=False).groundings
+            g = groundings[0] if groundings else None
+            out.append((g.phrase, [tuple(c) for c in g.coords]) if g else ("", []))
+        else:
+            out.append((m.group(2), []))
+    return out
+
+
+def centre(c: Sequence[int]) -> Point:
+    """A point is itself; a box is its centre (the oracle reasons on positions only)."""
+    return (c[0], c[1]) if len(c) == 2 else ((c[0] + c[2]) // 2, (c[1] + c[3]) // 2)
+
+
+def _xy(p: Point) -> str:
+    return f"[{p[0]}, {p[1]}]"
+
+
+def _coarse(a: int, b: int) -> int:
+    """|a - b| in tens of the 0..1000 scale, from the leading digits only (what a small model can copy)."""
+    return abs(a // 10 - b // 10)
+
+
+def _letter(options: tuple[str, ...], word: str) -> str:
+    return chr(65 + options.index(word)) if word in options else word
+
+
+def _ground(phrase: str) -> str:
+    return f"<ground> {phrase} </ground>"
+
+
+def _end(answer: str) -> str:
+    return f" </think> \\boxed{{{answer}}}"
+
+
+def next_chunk(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], kind: str = "point") -> str:
+    """The oracle's next turn: a ground request, or the reasoning and the answer."""
+    n = len(results)
+    first = n == 0
+    start = "<think> " if first else ""
+    if q.kind == "unknown":
+        return "<think> I cannot read this question. </think> \\boxed{unknown}"
+    if q.kind == "kth":
+        return start + _kth(q, results, kind)
+    if n < len(q.phrases):
+        return start + _ground(q.phrases[n])
+    found = [[centre(c) for c in coords] for _, coords in results]
+    if q.kind == "count":
+        phrase, coords = results[0]
+        steps = " ".join(f"{i} {render_grounding(phrase, kind, [c])}" for i, c in enumerate(coords, 1))
+        return (steps + " " if steps else "") + f"total {len(coords)}" + _end(str(len(coords)))
+    missing = [q.phrases[i] for i, f in enumerate(found) if not f]
+    if missing:
+        return f"{missing[0]} not found." + _end("no" if q.kind == "relation" else "A")
+    a, b = found[0][0], found[1][0]
+    if q.kind == "relation":
+        axis = 0 if q.word in ("left", "right") else 1
+        rel = ("left", "above")[axis] if a[axis] < b[axis] else ("right", "below")[axis]
+        return f"{'xy'[axis]}: {a[axis]} vs {b[axis]}, so {rel}." + _end("yes" if rel == q.word else "no")
+    if q.kind == "where":
+        dx, dy = _coarse(a[0], b[0]), _coarse(a[1], b[1])
+        hx = "left" if a[0] < b[0] else "right"
+        vy = "above" if a[1] < b[1] else "below"
+        rel = hx if dx >= dy else vy
+        text = (f"x: {a[0]} vs {b[0]}, {hx} by {dx}. y: {a[1]} vs {b[1]}, {vy} by {dy}. "
+                f"{max(dx, dy)} > {min(dx, dy)} so {rel}.")
+        return text + _end(_letter(q.options, rel))
+    if q.kind == "closer":
+        z, c1, c2 = found[0][0], found[1][0], found[2][0]
+        parts, dist = [], []
+        for name, c in (("first", c1), ("second", c2)):
+            dx, dy = _coarse(c[0], z[0]), _coarse(c[1], z[1])
+            dist.append(dx + dy)
+            parts.append(f"{name}: {dx} + {dy} = {dx + dy}.")
+        near = "first" if dist[0] <= dist[1] else "second"
+        return " ".join(parts) + f" so the {near}." + _end("A" if near == "first" else "B")
+    if q.kind == "larger":
+        pick = found[2][0]
+        which = "first" if pick == a else "second" if pick == b else "first"
+        return f"{_xy(pick)} is the {which}." + _end("A" if which == "first" else "B")
+    raise BackendError(f"world-oracle: unhandled question kind {q.kind!r}")
+
+
+def _kth(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], kind: str) -> str:
+    """k-th along one axis of the kind, then its relation to the anchor on the other axis."""
+    axis, reverse = _ORDER[q.word]
+    if not results:
+        return _ground(q.phrases[0])
+    members = sorted((centre(c) for c in results[0][1]), key=lambda p: p[axis], reverse=reverse)
+    if len(results) == 1:
+        if len(members) <= q.k:
+            return f"only {len(members)} found." + _end("A")
+        listed = " ".join(_xy(p) for p in members)
+        return f"by {'xy'[axis]}: {listed}. number {q.k + 1} is {_xy(members[q.k])}. " + _ground(q.phrases[1])
+    target = members[q.k]
+    anchors = [centre(c) for c in results[1][1]]
+    if not anchors:
+        return f"{q.phrases[1]} not found." + _end("A")
+    other = 1 - axis
+    rel = ("left", "above")[other] if target[other] < anchors[0][other] else ("right", "below")[other]
+    return f"{'xy'[other]}: {target[other]} vs {anchors[0][other]}, so {rel}." + _end(_letter(q.options, rel))
+
+
+def _user_text(messages: Sequence[Message]) -> str:
+    for m in messages:
+        if m.get("role") == "user":
+            content = m.get("content")
+            if isinstance(content, str):
+                return content
+            return " ".join(p.get("text", "") for p in content if p.get("type") == "text")
+    raise BackendError("world-oracle: no user message")
+
+
+class WorldOracleBackend:
+    """`VLMBackend` whose "model" is the rule above; in-text protocol only, instant, deterministic."""
+
+    name = NAME
+    supports_function_calling = False
+
+    def __init__(self, kind: str = "point") -> None:
+        self.model = NAME
+        self.kind = kind
+
+    def generate(
+        self,
+        messages: Sequence[Message],
+        images: Sequence[Image.Image] = (),
+        *,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+        stop: Sequence[str] = (),
+        tools: list[dict] | None = None,
+        stream: StreamCallback | None = None,
+    ) -> Generation:
+        """Continue the assistant prefill (if any) with the oracle's next turn."""
+        if tools:
+            raise BackendError("world-oracle speaks the in-text <ground> protocol only")
+        started = time.perf_counter()
+        prefill = messages[-1]["content"] if messages and messages[-1].get("role") == "assistant" else ""
+        text = next_chunk(read_question(_user_text(messages)), tool_results(str(prefill)), self.kind)
+        if stream is not None:
+            stream(text)
+        hit = "</ground>" if text.endswith("</ground>") and "</ground>" in stop else None
+        return Generation(text=text, finish_reason="stop", backend=self.name, model=self.model, stop_sequence=hit,
+                          completion_tokens=len(text.split()), latency_s=time.perf_counter() - started)

@@ -1,0 +1,41 @@
+"""`vgt repro tiny`: rebuild the shipped vgt-tiny policy from scratch and print its eval table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from vgt_agent.cli.common import console
+
+app = typer.Typer(help="Reproduce shipped artefacts from scratch.", no_args_is_help=True)
+
+
+@app.command("tiny")
+def tiny(
+    out: Path = typer.Option(Path("vgt-tiny-repro"), "--out", help="Where the trained model goes."),
+    work_dir: Path = typer.Option(Path("vgt-tiny-work"), "--work-dir", help="World splits and the trace store."),
+    train_samples: int = typer.Option(3400, "--train-samples", min=10, help="world-train samples for the teacher."),
+    eval_samples: int = typer.Option(100, "--eval-samples", min=1, help="Questions per benchmark split."),
+    steps: int = typer.Option(2424, "--steps", min=1, help="Most SFT steps of pass 1 (batch 16)."),
+    minutes: float = typer.Option(30.0, "--train-minutes", min=0.1, help="Pass-1 wall-time budget; the schedule "
+                                                                          "shrinks to fit it."),
+    steps2: int = typer.Option(1554, "--steps2", min=0, help="Pass-2 steps at lr 1e-3 (0: no pass 2)."),
+    minutes2: float = typer.Option(15.0, "--train-minutes2", min=0.1, help="Pass-2 wall-time budget."),
+    threads: int = typer.Option(None, "--threads", min=1, help="torch threads (default: torch's choice)."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """world make -> world-oracle agent traces -> SFT -> agent-mode eval on the six world benchmarks."""
+    import torch
+
+    from vgt_agent.tiny.repro import ReproConfig, run
+    from vgt_agent.tiny.train import TrainConfig
+
+    if threads:
+        torch.set_num_threads(threads)
+    finetune = TrainConfig(steps=steps2, lr=1e-3, min_lr=2e-4, warmup=20, seed=seed + 1,
+                           time_budget_s=minutes2 * 60) if steps2 else None
+    cfg = ReproConfig(work_dir=work_dir, out_dir=out, train_samples=train_samples, eval_samples=eval_samples,
+                      train=TrainConfig(steps=steps, time_budget_s=minutes * 60, seed=seed), finetune=finetune,
+                      seed=seed)
+    run(cfg, console)

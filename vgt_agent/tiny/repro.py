@@ -1,0 +1,128 @@
+"""Reproduce vgt-tiny from scratch: world data -> world-oracle agent traces -> SFT -> agent-mode eval.
+
+Stages (each logged to the trace store, so `vgt traces` shows what happened):
+1. `world make`: the world-train split (n samples) and the six held-out benchmark splits;
+2. teacher: the world-oracle backend runs the ask graph with the WorldGrounder on every train sample; only
+   runs that answered correctly are kept (the store holds all of them, with `correct`);
+3. SFT: a fresh tiny Gemma3 (tokenizer from the world's vocabulary) learns the kept traces turn by turn;
+4. eval: the trained policy through TransformersBackend in the same ask graph, per benchmark split.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from vgt_agent.backends.transformers_backend import TransformersBackend
+from vgt_agent.backends.world_oracle import WorldOracleBackend
+from vgt_agent.graphs.ask import AskLimits
+from vgt_agent.store import TraceStore
+from vgt_agent.tiny.agent_runs import BENCHMARKS, ensure_split, run_split
+from vgt_agent.tiny.evaluate import evaluate, markdown, summary, table
+from vgt_agent.tiny.recipe import ARCH, NAME, build_policy, examples_from_traces, save_policy
+from vgt_agent.tiny.train import TrainConfig, train
+from vgt_agent.world.storage import load_split
+
+
+@dataclass(frozen=True)
+class ReproConfig:
+    work_dir: Path
+    out_dir: Path
+    train_samples: int = 3400
+    eval_samples: int = 100
+    train: TrainConfig = TrainConfig(steps=2424, time_budget_s=30 * 60)
+    # a second pass at a lower, flatter learning rate: where the shipped model learned to copy coordinates
+    finetune: TrainConfig | None = TrainConfig(steps=1554, lr=1e-3, min_lr=2e-4, warmup=20, seed=1,
+                                               time_budget_s=15 * 60)
+    seed: int = 0
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console)
+
+
+def teacher_traces(cfg: ReproConfig, store: TraceStore, console: Console) -> list[dict[str, Any]]:
+    """Run the world-oracle through the ask graph on world-train; return the correct runs' chunks."""
+    split_dir = ensure_split(cfg.work_dir / "data", "world-train", cfg.train_samples)
+    samples = list(load_split(split_dir))[: cfg.train_samples]
+    oracle = WorldOracleBackend()
+    run_id = store.start_run("synth", name="repro-tiny/teacher/world-oracle", backend=oracle.name,
+                             model=oracle.model, grounder="world", config={"via": "agent", "kind": "point"})
+    kept: list[dict[str, Any]] = []
+    with _progress(console) as progress:
+        task = progress.add_task("teacher traces", total=len(samples), info="")
+        for r in run_split(oracle, samples, store=store, run_id=run_id, limits=AskLimits(6, 4, 768)):
+            if r.correct and r.state.get("stop_reason") == "answered":
+                kept.append({"question": r.sample.question, "choices": list(r.sample.choices),
+                             "image": r.sample.image_path,
+                             "chunks": [{"role": c["role"], "content": c["content"]} for c in r.state["chunks"]]})
+            progress.update(task, advance=1, info=f"kept {len(kept)}")
+    store.end_run(run_id, status="done", metrics={"kept": len(kept), "samples": len(samples)})
+    return kept
+
+
+def run(cfg: ReproConfig, console: Console | None = None) -> dict[str, Any]:
+    """The whole pipeline; writes the model to cfg.out_dir and returns the report dict."""
+    console = console or Console()
+    started = time.perf_counter()
+    cfg.work_dir.mkdir(parents=True, exist_ok=True)
+    store = TraceStore.open(cfg.work_dir / "traces.db")
+    console.print(f"[bold]vgt repro tiny[/] → {cfg.out_dir} (work dir {cfg.work_dir})")
+    kept = teacher_traces(cfg, store, console)
+    console.print(f"teacher: kept {len(kept)}/{cfg.train_samples} correct world-oracle agent traces")
+
+    model, processor = build_policy(cfg.seed)
+    params = sum(p.numel() for p in model.parameters())
+    examples = examples_from_traces(processor, kept, cfg.seed)
+    console.print(f"SFT: {len(examples)} sequences, {params / 1e6:.2f} M parameters, "
+                  f"{torch.get_num_threads()} torch threads")
+    with _progress(console) as progress:
+        task = progress.add_task("SFT", total=cfg.train.steps, info="")
+
+        def on_step(step: int, total: int, loss: float, elapsed: float) -> None:
+            progress.update(task, completed=step, total=total, info=f"loss {loss:.3f}")
+
+        result = train(model, examples, cfg.train, pad_id=processor.tokenizer.pad_token_id, on_step=on_step)
+        if cfg.finetune is not None:
+            task = progress.add_task("SFT pass 2", total=cfg.finetune.steps, info="")
+            result2 = train(model, examples, cfg.finetune, pad_id=processor.tokenizer.pad_token_id,
+                            on_step=on_step)
+            result = {"pass1": result, "pass2": result2}
+    save_policy(model, processor, cfg.out_dir)
+    size = sum(f.stat().st_size for f in cfg.out_dir.iterdir() if f.is_file())
+
+    backend = TransformersBackend.from_pretrained(cfg.out_dir)
+    backend.model = NAME
+    run_id = store.start_run("eval", name="repro-tiny/eval", backend=backend.name, model=NAME, grounder="world",
+                             config={"agent": True, "kind": "point", "n": cfg.eval_samples})
+    with _progress(console) as progress:
+        tasks = {s: progress.add_task(f"eval {s}", total=cfg.eval_samples, info="") for s in BENCHMARKS}
+        hits: dict[str, int] = {}
+
+        def on_done(split: str, r: Any) -> None:
+            hits[split] = hits.get(split, 0) + r.correct
+            progress.update(tasks[split], advance=1, info=f"correct {hits[split]}")
+
+        scores = evaluate(backend, cfg.work_dir / "data", cfg.eval_samples, store=store, run_id=run_id,
+                          on_done=on_done)
+    store.end_run(run_id, status="done", metrics=summary(scores))
+    store.close()
+    console.print(table(scores, f"{NAME} in agent mode (ask graph + WorldGrounder), greedy"))
+    report = {
+        "model": NAME, "params": params, "size_bytes": size, "arch": ARCH, "train": asdict(cfg.train),
+        "finetune": asdict(cfg.finetune) if cfg.finetune else None,
+        "train_result": result, "teacher_kept": len(kept), "train_samples": cfg.train_samples,
+        "eval_samples": cfg.eval_samples, "scores": {s.split: s.accuracy for s in scores},
+        "summary": summary(scores), "markdown": markdown(scores), "seconds": time.perf_counter() - started,
+    }
+    (cfg.out_dir / "repro_report.json").write_text(json.dumps(report, indent=2, default=str))
+    console.print(f"done in {report['seconds'] / 60:.1f} min; model in {cfg.out_dir} ({size / 1e6:.1f} MB)")
+    return report
