@@ -53,18 +53,31 @@ class OracleTeacher:
         return scripted if scripted is not None else oracle_trace(WorldScene(sample), n)
 
 
-def counting_agent(body: dict[str, Any]) -> str | StubReply:
-    """Ask agent for "How many X are there?": request the tool, then count and re-point at its instances."""
+def read_counting_turn(body: dict[str, Any]) -> tuple[str, list[tuple[str, str]] | None]:
+    """For "How many X are there?": the phrase X, and the `<obj>` tags the tool has returned so far
+    (None while the tool has not answered yet)."""
     messages = body["messages"]
     question = next(p["text"] for p in messages[1]["content"] if p.get("type") == "text")
     phrase = re.sub(r"^how many (.+?) are there\?$", r"\1", question.strip().lower())
     last = messages[-1]
     seen = last["content"] if last["role"] in ("assistant", "tool") else ""
     if "<obj>" not in seen and "found" not in seen:
-        if body.get("tools"):
-            return StubReply(text="<think>Let me look.", tool_calls=[{"name": "segment_phrase",
-                                                                       "arguments": {"phrase": phrase}}])
-        return f"<think>I need to find the {phrase}. <ground> {phrase} </ground>"
-    tags = OBJ.findall(seen)
+        return phrase, None
+    return phrase, OBJ.findall(seen)
+
+
+def request_tool(body: dict[str, Any], phrase: str) -> str | StubReply:
+    """The first turn: a tool call in whichever protocol the request uses."""
+    if body.get("tools"):
+        return StubReply(text="<think>Let me look.", tool_calls=[{"name": "segment_phrase",
+                                                                   "arguments": {"phrase": phrase}}])
+    return f"<think>I need to find the {phrase}. <ground> {phrase} </ground>"
+
+
+def counting_agent(body: dict[str, Any]) -> str | StubReply:
+    """Ask agent for "How many X are there?": request the tool, then count its instances."""
+    phrase, tags = read_counting_turn(body)
+    if tags is None:
+        return request_tool(body, phrase)
     n = len(tags[-1][1].split(";")) if tags else 0
     return f"So there are {n} {phrase}.</think> \\boxed{{{n}}}"

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from openai_stub_server import StubOpenAIServer, StubReply
 from PIL import Image
+from synth_models import read_counting_turn, request_tool
 from typer.testing import CliRunner
 
 from vgt_agent.backends import OpenAIBackend
@@ -22,25 +23,14 @@ from vgt_agent.store import ImageRecord, SampleRecord, TraceStore
 from vgt_agent.world.storage import load_split, make_split
 
 runner = CliRunner()
-OBJ = re.compile(r"<obj> ([^|<>]+) \| ([^<>]*) </obj>")
 
 
 def counting_model(body: dict[str, Any]) -> str | StubReply:
     """A scripted VLM: asks the tool for the counted phrase, then counts the instances it got back and
     re-points at them itself (plus one deliberate miss, so verification has something to reject)."""
-    messages = body["messages"]
-    question = next(p["text"] for p in messages[1]["content"] if p.get("type") == "text")
-    phrase = re.sub(r"^how many (.+?) are there\?$", r"\1", question.strip().lower())
-    last = messages[-1]
-    seen = last["content"] if last["role"] == "assistant" else ""
-    if body.get("tools") and last["role"] == "tool":
-        seen = last["content"]
-    if "<obj>" not in seen and "found" not in seen:
-        if body.get("tools"):
-            return StubReply(text="<think>Let me look.", tool_calls=[{"name": "segment_phrase",
-                                                                       "arguments": {"phrase": phrase}}])
-        return f"<think>I need to find the {phrase}. <ground> {phrase} </ground>"
-    tags = OBJ.findall(seen)
+    phrase, tags = read_counting_turn(body)
+    if tags is None:
+        return request_tool(body, phrase)
     n = len(tags[-1][1].split(";")) if tags else 0
     mine = f" They are at <obj> {phrase} | {tags[-1][1]} </obj>." if tags else ""
     miss = "[1, 1, 2, 2]" if tags and tags[-1][1].split(";")[0].count(",") == 3 else "[1, 1]"
