@@ -384,9 +384,14 @@ def test_agent_path_rewrites_tool_calls_into_inline_groundings(tally_dir: Path, 
                                "--base-url", server.base_url, "--model", server.model, "--db", str(db), "--json"))
     assert out["kept"] == 5 and out["run"].endswith("/agent/openai:stub-vlm")
     traces = rows(db, out["run_id"])
+    variants = {t["variant"] for t in traces}
+    assert variants == ({"candidate", "agent", "box", "plain"} if protocol == "text" else {"candidate", "box", "plain"})
     for t in traces:
         candidate = next(c for c in traces if c["variant"] == "candidate" and c["sample_id"] == t["sample_id"])
-        if t["variant"] == "agent":
+        if t["variant"] == "agent":  # the tool-calling trace itself (in-text protocol only)
+            assert t["completion"] == candidate["completion"] and t["parent_id"] == candidate["id"]
+            assert _text_turns(t) == [(c["role"], c["content"]) for c in candidate["messages"]]
+        elif t["variant"] == "box":  # the self-grounded rewrite
             thought = parse(t["completion"])
             assert thought.is_valid and not thought.tool_requests and t["parent_id"] == candidate["id"]
             tool_tags = [g for g in candidate["groundings"] if g["source"] == "tool"]
@@ -399,6 +404,52 @@ def test_agent_path_rewrites_tool_calls_into_inline_groundings(tally_dir: Path, 
             assert t["status"] == "ok" and t["meta"]["protocol"] == protocol
             if protocol == "text":
                 assert "<ground>" in t["completion"]
+
+
+def _text_turns(trace: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(m["role"], m["content"]) for m in trace["messages"] if m["role"] != "user"]
+
+
+def test_agent_path_with_the_world_oracle_keeps_verified_tool_calling_traces(train_dir: Path, tmp_path: Path) -> None:
+    from vgt_agent.graphs.ask import completion_text
+
+    db = tmp_path / "t.db"
+    out = summary_of(synth("--dataset", str(train_dir), "--via", "agent", "--teacher", "world-oracle", "--db",
+                           str(db), "--json"))
+    assert out["run"] == "synth/world/world-train/agent/world-oracle" and out["errors"] == 0
+    assert out["processed"] == 16 and out["kept"] >= 14  # the oracle may miss, misses are never kept
+    with TraceStore.open(db, create=False, readonly=True) as store:
+        (run,) = store.runs("synth")
+        assert run["backend"] == "world-oracle" and run["model"] == "world-oracle"
+        traces = [store.trace(t["id"]) for t in store.traces(run=out["run_id"])]
+    by_sample = defaultdict(dict)
+    for t in traces:
+        by_sample[t["sample_id"]][t["variant"]] = t
+    kept = [v for v in by_sample.values() if "agent" in v]
+    assert len(kept) == out["kept"] and all(set(v) == {"candidate", "agent", "point", "plain"} for v in kept)
+    families = set()
+    for v in kept:
+        agent, candidate = v["agent"], v["candidate"]
+        assert agent["status"] == "ok" and agent["correct"] and agent["backend"] == "world-oracle"
+        assert agent["parent_id"] == candidate["id"] and agent["answer"] == candidate["answer"]
+        turns = _text_turns(agent)
+        assert agent["messages"][0] == {"role": "user", "content": agent["question"]}
+        assert agent["completion"] == completion_text([{"content": c} for _, c in turns])
+        thought = parse(agent["completion"])
+        assert thought.is_valid and thought.tool_requests and thought.answer == agent["answer"]
+        requests = [r.phrase for r in thought.tool_requests]
+        tools = [c for role, c in turns if role == "tool"]
+        assert len(tools) == len(requests) and all(c.startswith("\n") and c.endswith("\n") for c in tools)
+        tool_tags = [g for g in agent["groundings"] if g["source"] == "tool"]
+        assert [g["phrase"] for g in tool_tags] == [p for p, c in zip(requests, tools, strict=True) if "<obj>" in c]
+        assert all(g["kind"] == "point" for g in agent["groundings"])
+        assert all(g["verified"] for g in agent["groundings"] if g["source"] == "model")  # counting re-points
+        assert len(agent["masks"]) == sum(len(g["coords"]) for g in tool_tags)
+        assert {m["grounding_idx"] for m in agent["masks"]} <= {g["idx"] for g in tool_tags}
+        point = parse(v["point"]["completion"])
+        assert point.is_valid and not point.tool_requests and point.answer == agent["answer"]
+        families.add(agent["question"].split()[0].lower())
+    assert len(families) >= 3  # counting and relation questions alike
 
 
 @pytest.mark.slow
@@ -469,7 +520,8 @@ def test_dead_server_ends_the_run_with_a_clear_message(train_dir: Path, tmp_path
 
 
 @pytest.mark.parametrize("case", ["unknown-dataset", "bad-shard", "shard-out-of-range", "unreadable-db",
-                                  "oracle-on-non-world", "oracle-via-agent", "bad-kind", "bad-grounder"])
+                                  "oracle-on-non-world", "oracle-agent-function",
+                                  "oracle-agent-non-world", "bad-kind", "bad-grounder"])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(case: str, train_dir: Path, tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     args = ["--dataset", str(train_dir)]
@@ -484,8 +536,11 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(case: str, train_dir
     elif case == "oracle-on-non-world":
         args = ["--dataset", "local", "--path", str(ROOT / "tests/fixtures/datasets/local"), "--teacher",
                 "world-oracle"]
-    elif case == "oracle-via-agent":
-        args += ["--via", "agent", "--teacher", "world-oracle"]
+    elif case == "oracle-agent-function":
+        args += ["--via", "agent", "--teacher", "world-oracle", "--protocol", "function"]
+    elif case == "oracle-agent-non-world":
+        args = ["--dataset", "local", "--path", str(ROOT / "tests/fixtures/datasets/local"), "--via", "agent",
+                "--teacher", "world-oracle"]
     elif case == "bad-kind":
         args += ["--via", "agent", "--kind", "polygon"]
     elif case == "bad-grounder":

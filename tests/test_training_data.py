@@ -33,7 +33,7 @@ def _text(message: dict) -> str:
 
 def test_sft_variants(world) -> None:
     store, samples = world
-    for variant in data.VARIANTS:
+    for variant in data.RL_VARIANTS:  # every variant but `agent` (its traces come from `--via agent`, below)
         ds = data.sft_dataset(store, variant)
         assert len(ds) == len(samples)
         system, user, assistant = ds[0]["messages"]
@@ -139,3 +139,51 @@ def test_rl_references_fall_back_to_stored_masks(tmp_path: Path) -> None:
 def test_rl_dataset_needs_rows() -> None:
     with pytest.raises(data.DataError):
         data.rl_dataset([])
+
+
+def test_agent_variant_trains_the_tool_calling_trace(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from vgt_agent.cli.main import app
+    from vgt_agent.graphs.ask import completion_text
+    from vgt_agent.prompts import AGENT_TEXT_TOOL, format_question
+    from vgt_agent.world.storage import make_split
+
+    split = tmp_path / "train"
+    make_split(split, "world-train", n=8)
+    db = tmp_path / "t.db"
+    result = CliRunner().invoke(app, ["synth", "--dataset", str(split), "--via", "agent", "--teacher", "world-oracle",
+                                      "--db", str(db), "--json"])
+    assert result.exit_code == 0, result.output
+    with TraceStore.open(db) as store:
+        traces = {t["id"]: t for t in store.traces(variant="agent")}
+        (trace,) = list(traces.values())[:1]
+        # an ask-log / eval "agent" trace must never become training data
+        record = SampleRecord.from_sample(next(iter(world_samples(tmp_path, "world-tally", 1))),
+                                          ImageRecord.from_path(trace["image_path"]))
+        store.start_run("eval", run_id="eval-run")
+        store.put_trace(TraceRecord("eval-run", record, "agent", completion="<think> x </think> \\boxed{1}",
+                                    answer="1", correct=True))
+        ds = data.sft_dataset(store, "agent")
+        assert len(ds) == len(traces) > 0 and set(ds["trace_id"]) == set(traces)
+        assert set(ds["variant"]) == {"agent"}
+        for row in ds:
+            t = traces[row["trace_id"]]
+            system, user, assistant = row["messages"]
+            assert _text(system) == AGENT_TEXT_TOOL
+            assert [p["type"] for p in user["content"]] == ["image", "text"]
+            assert _text(user) == format_question(t["question"], tuple(t["choices"] or ()))
+            target = _text(assistant)
+            chunks = [m for m in t["messages"] if m["role"] != "user"]
+            assert t["completion"] == completion_text(chunks) and "<ground>" in target
+            # each model turn follows the reply before it as the ask loop's trimmed prefill shows it
+            for before, turn in zip(chunks, chunks[1:], strict=False):
+                if before["role"] == "tool":
+                    assert before["content"].rstrip() + turn["content"] in target
+            trimmed = t["completion"]
+            for c in chunks:
+                if c["role"] == "tool":
+                    trimmed = trimmed.replace(c["content"], c["content"].rstrip(), 1)
+            assert target == trimmed  # nothing but the replies' trailing newlines differs from the stored thought
+        with pytest.raises(data.DataError, match="unknown variant"):
+            data.rl_prompt("How many?", (), "agent")

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from vgt_agent.backends import BackendError, make_backend
 from vgt_agent.backends.base import VLMBackend
+from vgt_agent.backends.world_oracle import WorldOracleBackend
 from vgt_agent.cli.common import console, err_console, print_json, usage_error, work_failed
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.datasets import DatasetUnavailable, load_samples
@@ -88,8 +89,9 @@ def synth(
     via: str = typer.Option("distill", "--via", help="distill (teacher -> verify -> extract -> ground -> align) | "
                                                      "agent (the ask agent's verified traces)"),
     db: Path = DbOption,
-    teacher: str = typer.Option(None, "--teacher", help="world-oracle (world data only; default there) | model "
-                                                        "(the --backend model)."),
+    teacher: str = typer.Option(None, "--teacher", help="world-oracle (world data only; default there for distill; "
+                                                        "with --via agent it plays the model in the ask agent) | "
+                                                        "model (the --backend model)."),
     backend: str = typer.Option("openai", "--backend", help="openai (any OpenAI-compatible server) | transformers"),
     model: str = typer.Option(None, "--model", envvar="VGT_MODEL", help="Model name (openai) or local path."),
     base_url: str = typer.Option(None, "--base-url", envvar="VGT_BASE_URL", help="OpenAI-compatible server URL."),
@@ -133,13 +135,15 @@ def synth(
     if not world and samples:
         for value, what in ((teacher == "world-oracle", "--teacher world-oracle"),
                             (extract == "scene", "--extract scene"), (policy == "rule", "--policy rule")):
-            if value and via == "distill":
+            if value and (via == "distill" or what == "--teacher world-oracle"):
                 usage_error(f"{what} needs a world dataset (its scene graph); {samples[0].dataset} has none")
-    if via == "agent" and teacher == "world-oracle":
-        usage_error("--via agent runs a model through the ask agent; --teacher world-oracle cannot be used with it")
+    oracle_agent = via == "agent" and teacher == "world-oracle"
+    if oracle_agent and protocol == "function":
+        usage_error("--teacher world-oracle speaks the in-text <ground> protocol only; use --protocol text")
     if grounder == "gold" and not world:
         usage_error("--grounder gold needs a world dataset (gold masks)")
-    needs_model = via == "agent" or teacher == "model" or extract == "llm" or policy == "vlm"
+    needs_model = ((via == "agent" and not oracle_agent) or (via == "distill" and teacher == "model")
+                   or extract == "llm" or policy == "vlm")
     vlm = extractor_vlm = model_name = None
     if needs_model:
         try:
@@ -154,13 +158,16 @@ def synth(
             usage_error(str(e))
         except (ValueError, FileNotFoundError, OSError) as e:
             usage_error(str(e))
-    teacher_label = "world-oracle" if teacher == "world-oracle" and via == "distill" else f"{backend}:{model_name}"
+    if oracle_agent:
+        vlm = WorldOracleBackend(kind=kind)  # the rule plays the model: question text and tool replies only
+        model_name = vlm.model
+    teacher_label = "world-oracle" if teacher == "world-oracle" else f"{backend}:{model_name}"
     settings = SynthSettings(via=via, k=k, keep=keep, agent_kind=kind, agent_protocol=protocol,
                              agent_limits=AskLimits(max_turns=max_turns, max_tool_calls=max_turns,
                                                     max_tokens=max_tokens, temperature=0.0))
     pipeline = SynthPipeline(
         settings, GrounderPool(grounder, sam3_checkpoint=sam3_checkpoint),
-        teacher=WorldOracleTeacher() if teacher == "world-oracle" else (
+        teacher=WorldOracleTeacher() if teacher == "world-oracle" and via == "distill" else (
             BackendTeacher(vlm, temperature=temperature, max_tokens=max_tokens) if via == "distill" else None),
         extractor=SceneExtractor() if extract == "scene" else LLMExtractor(extractor_vlm), policy=policy, vlm=vlm)
     name = run or run_name(samples, dataset, split, via, teacher_label)
@@ -170,8 +177,9 @@ def synth(
     config = {"via": via, "k": k, "keep": keep, "extract": extract, "policy": policy, "grounder": grounder,
               "temperature": temperature, "max_tokens": max_tokens, "concurrency": concurrency, "shard": shard,
               "limit": limit, "kind": kind, "protocol": protocol}
+    oracle_distill = teacher_label == "world-oracle" and via == "distill"
     store.start_run("synth", run_id=run_id, name=name, command=" ".join(sys.argv), backend=teacher_label.split(":")[0],
-                    model=WorldOracleTeacher.model if teacher_label == "world-oracle" else model_name,
+                    model=WorldOracleTeacher.model if oracle_distill else model_name,
                     grounder=grounder, config=config)
     done = done_samples(store, run_id)
     try:

@@ -16,13 +16,14 @@ from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.home import default_db_path, vgt_home
 from vgt_agent.store import TraceStore
 from vgt_agent.training.config import ConfigError, load_yaml
-from vgt_agent.training.data import VARIANTS, DataError
+from vgt_agent.training.data import RL_VARIANTS, VARIANTS, DataError
 from vgt_agent.training.model import LoraSpec, ModelError
 
 app = typer.Typer(help="Train a VLM on stored traces: SFT, then GRPO with grounding rewards.", no_args_is_help=True)
 
 ModelOpt = typer.Option(..., "--model", help="Local directory, Hugging Face id, or 'tiny' (random tiny Gemma3).")
-VariantOpt = typer.Option("point", "--variant", help="point | box | plain (non-grounded thinking) | direct")
+VariantOpt = typer.Option("point", "--variant", help="point | box | plain (non-grounded thinking) | direct | "
+                                                     "agent (tool-calling traces of `vgt synth --via agent`; SFT only)")
 OutputOpt = typer.Option(None, "--output-dir", help="Where checkpoints and the final model go. "
                                                      "Default: $VGT_HOME/models/<stage>-<variant>-<time>.")
 RunOpt = typer.Option(None, "--run", help="Only traces of this run (id or name).")
@@ -46,9 +47,10 @@ SaveStepsOpt = typer.Option(None, "--save-steps", min=1, help="checkpoint every 
 LogStepsOpt = typer.Option(None, "--logging-steps", min=1)
 
 
-def _check_variant(variant: str) -> None:
-    if variant not in VARIANTS:
-        usage_error(f"--variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
+def _check_variant(variant: str, allowed: tuple[str, ...] = VARIANTS) -> None:
+    if variant not in allowed:
+        extra = " (agent traces train with sft only)" if variant == "agent" else ""
+        usage_error(f"--variant must be one of {', '.join(allowed)}, not {variant!r}{extra}")
 
 
 def _output_dir(output_dir: Path | None, stage: str, variant: str, resume: bool) -> Path:
@@ -189,7 +191,7 @@ def rl(
     from vgt_agent.training.rewards import RewardWeights
     from vgt_agent.training.rl import RLJob, train_rl
 
-    _check_variant(variant)
+    _check_variant(variant, RL_VARIANTS)
     if vllm_mode not in (None, "server", "colocate"):
         usage_error(f"--vllm-mode must be server or colocate, not {vllm_mode!r}")
     yaml_args = _yaml(config)

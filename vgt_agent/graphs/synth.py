@@ -7,8 +7,10 @@ distill asks the teacher for K candidates; verify keeps the right, well-formed o
 objects the first `keep` of them need; ground runs the grounding agent per object and rejects candidates
 whose stated counts disagree with what it selected; align inserts placeholders and fills point and box
 variants, then filters them; store writes the sample, every candidate, the kept variants and the masks in
-one transaction. The agent path runs the compiled ask graph (same nodes as `vgt ask`) and rewrites its
-tool calls into inline groundings. Pixels stay in the context; state holds text, RLE and numbers.
+one transaction. The agent path runs the compiled ask graph (same nodes as `vgt ask`) with a model backend
+or the world-oracle rule, keeps its verified tool-calling trace as the "agent" variant (in-text protocol),
+and rewrites its tool calls into inline groundings (the `--kind` variant, point or box) and a "plain" one.
+Pixels stay in the context; state holds text, RLE and numbers.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from PIL import Image
 from vgt_agent.backends.base import BackendError, Generation, VLMBackend
 from vgt_agent.datasets.sample import Sample
 from vgt_agent.format import strip_groundings
-from vgt_agent.graphs.ask import AskContext, AskLimits, run_ask
+from vgt_agent.graphs.ask import AskContext, AskLimits, completion_text, run_ask
 from vgt_agent.grounders.base import Grounder
 from vgt_agent.store import SampleRecord, TraceRecord
 from vgt_agent.synthesis.agent_path import agent_verdict, rewrite_agent_trace
@@ -235,8 +237,12 @@ def agent(state: SynthState, runtime: Runtime[SynthContext]) -> dict[str, Any]:
                                       "verified_fraction", "stop_reason", "error", "turns", "tool_calls", "tokens",
                                       "problems", "model_s", "tool_s")}
     plain = strip_groundings(rewrite_agent_trace(result.get("chunks", []), inline=False))
-    variants = [] if reason else [{"candidate": 0, "variant": "agent", "text": rewritten},
-                                  {"candidate": 0, "variant": "plain", "text": plain}]
+    variants = []
+    if not reason:
+        if s.agent_protocol == "text":  # the tool-calling trace itself, as the ask loop shows it to the model
+            variants.append({"candidate": 0, "variant": "agent", "text": completion_text(result["chunks"])})
+        variants += [{"candidate": 0, "variant": s.agent_kind, "text": rewritten},
+                     {"candidate": 0, "variant": "plain", "text": plain}]
     return {"agent": {**keep, "rewritten": rewritten, "reason": reason}, "variants": variants,
             **_timed("agent", start)}
 

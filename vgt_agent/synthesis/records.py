@@ -5,6 +5,11 @@ its index, status ok / rejected with the reason), and for each kept candidate it
 "box" variants (same attempt, parent = the candidate) with groundings and the masks they came from. The
 candidate row's meta keeps the extracted objects, the grounding agent's transcripts, dropped objects and
 the list of variants written, so a reader can check the sample is complete.
+
+`--via agent` writes the raw ask run as the candidate and, when kept: "agent" (the tool-calling trace,
+completion exactly as `graphs/ask.py completion_text` gives it, messages = the question then the model turns
+and tool replies; in-text protocol only), the self-grounded rewrite under its kind ("point" or "box"), and
+"plain".
 """
 
 from __future__ import annotations
@@ -112,7 +117,8 @@ def _sample_reason(verdicts: list[Verdict], state: SynthState) -> str:
 
 def agent_records(ctx: SynthContext, state: SynthState, timings: dict[str, float]
                   ) -> tuple[list[TraceRecord], dict[str, Any]]:
-    """The raw ask trace as the candidate, and its self-grounded rewrite ("agent") plus "plain" when kept."""
+    """The raw ask trace as the candidate; when kept, the tool-calling trace ("agent"), its self-grounded
+    rewrite ("point" / "box") and "plain"."""
     a = state["agent"]
     chunks = a.get("chunks") or []
     reason, error = a.get("reason"), a.get("error")
@@ -133,7 +139,18 @@ def agent_records(ctx: SynthContext, state: SynthState, timings: dict[str, float
         meta=meta)
     records = [candidate]
     per_trace = []
+    tool_index = {g.phrase.lower(): j for j, g in reversed(list(enumerate(groundings))) if g.source == "tool"}
     for v in state.get("variants", []):
+        if v["variant"] == "agent":
+            records.append(TraceRecord(
+                ctx.run_id, ctx.record, "agent", "ok", 0,
+                [{"role": "user", "content": ctx.sample.question}, *candidate.messages], v["text"], a.get("answer"),
+                a.get("answer_source"), True, a.get("verified_fraction"), backend=vlm.name, model=vlm.model,
+                grounder=grounder, timings=timings, groundings=groundings,
+                masks=[MaskRecord(m.concept, m.rle, m.box, m.point, m.score, grounder,
+                                  tool_index.get(m.concept.lower())) for m in masks],
+                parent_id=candidate.id, meta={"kind": ctx.settings.agent_kind, "protocol": "text"}))
+            continue
         inline = [] if v["variant"] == "plain" else [
             GroundingRecord(g.phrase, g.kind, [list(c) for c in g.coords], "inline", True, None, g.span)
             for g in parse(v["text"]).groundings]
@@ -141,7 +158,7 @@ def agent_records(ctx: SynthContext, state: SynthState, timings: dict[str, float
         inline_masks = [] if v["variant"] == "plain" else [
             MaskRecord(m["concept"], m["rle"], m["box"], m["point"], m["score"], grounder,
                        phrase_index.get(m["concept"].lower())) for m in tool_masks]
-        if v["variant"] == "agent":
+        if v["variant"] != "plain":
             per_trace.append(len(inline))
         records.append(TraceRecord(
             ctx.run_id, ctx.record, v["variant"], "ok", 0, _conversation(ctx.sample.question, v["text"]), v["text"],

@@ -2,7 +2,8 @@
 
 SFT: one conversational row per stored trace of the target variant (`point`, `box`, `plain` = non-grounded
 thinking) under that variant's system prompt, or `direct`: one row per traced sample whose target is just
-`\\boxed{gold}`. RL: one prompt per sample, with the gold answer, its type, the options, and the reference
+`\\boxed{gold}`, or `agent`: the tool-calling policy of the ask loop (see `agent_completion`).
+RL: one prompt per sample, with the gold answer, its type, the options, and the reference
 objects the grounding reward scores against (gold masks where the dataset has them, else the masks synthesis
 stored). Train and eval are split by image hash, so no image is on both sides however many questions it has.
 """
@@ -18,27 +19,47 @@ from typing import Any
 
 from vgt_agent.datasets.sample import Sample
 from vgt_agent.home import vgt_home
-from vgt_agent.prompts import VARIANT_PROMPTS, format_question
+from vgt_agent.prompts import AGENT_TEXT_TOOL, VARIANT_PROMPTS, format_question
 from vgt_agent.store import ImageRecord, SampleRecord, TraceStore
 from vgt_agent.store.export import conversation, to_sft_dataset
 from vgt_agent.training.references import references_json, specs_from_gold, specs_from_masks
 
-VARIANTS = ("point", "box", "plain", "direct")
+VARIANTS = ("point", "box", "plain", "direct", "agent")
+RL_VARIANTS = ("point", "box", "plain", "direct")  # GRPO rolls out one completion: no tool loop, so no `agent`
+SYSTEM_PROMPTS: dict[str, str] = {**VARIANT_PROMPTS, "agent": AGENT_TEXT_TOOL}
+"""System prompt per SFT variant: `agent` is what `graphs/ask.py` sends with the in-text tool protocol."""
 
 
 class DataError(ValueError):
     """The store or dataset cannot give the asked-for training data (one line, for the CLI's exit 2)."""
 
 
-def check_variant(variant: str) -> str:
-    if variant not in VARIANTS:
-        raise DataError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
+def check_variant(variant: str, allowed: tuple[str, ...] = VARIANTS) -> str:
+    if variant not in allowed:
+        extra = " (agent traces train with SFT only)" if variant == "agent" else ""
+        raise DataError(f"unknown variant {variant!r}; expected one of {', '.join(allowed)}{extra}")
     return variant
 
 
 def direct_completion(row: dict[str, Any]) -> str:
     """The `direct` target: the gold answer alone, boxed."""
     return f"\\boxed{{{row['gold_answer']}}}"
+
+
+def agent_completion(row: dict[str, Any]) -> str:
+    """The `agent` target: the stored tool-calling thought, each tool reply without its trailing whitespace.
+
+    Why: at inference the ask loop sends the thought so far as an assistant prefill and the Gemma3 template
+    trims its end, so after a reply "\\n<obj> ... </obj>\\n" the model sees "...</obj>" and writes its next
+    turn from there (as `vgt_agent/tiny/examples.py` trains it). Differences that remain in one chat row:
+    later turns at inference still see the earlier replies' trailing "\\n"; the reply is tokenised together
+    with the text around it, not apart; and the assistant-only loss also covers the tool replies (harmless:
+    generation stops at `</ground>` and the loop injects the reply, but those tokens are trained too).
+    """
+    turns = [m for m in row.get("messages") or [] if m.get("role") in ("assistant", "tool")]
+    if not any(m["role"] == "tool" for m in turns):
+        return row["completion"]  # no tool reply: the completion is the model's own text
+    return "".join(m["content"].rstrip() if m["role"] == "tool" else m["content"] for m in turns)
 
 
 def user_text(row: dict[str, Any]) -> str:
@@ -48,11 +69,14 @@ def user_text(row: dict[str, Any]) -> str:
 def trace_rows(store: TraceStore, variant: str, *, run: str | None = None, dataset: str | None = None,
                verified_only: bool = True) -> list[dict[str, Any]]:
     """The stored traces an SFT set is made of: status ok, of the variant, correct answers only when
-    `verified_only`; for `direct`, one row per traced sample with a gold answer (the target is the gold)."""
+    `verified_only`; for `direct`, one row per traced sample with a gold answer (the target is the gold);
+    for `agent`, only traces of synthesis runs (never eval or ask logs, which may be benchmark samples)."""
     check_variant(variant)
     direct = variant == "direct"
     rows = list(store.traces(run=run, dataset=dataset, variant=None if direct else variant,
                              correct=True if verified_only and not direct else None, status="ok"))
+    if variant == "agent":  # `vgt ask` and agent-mode evals log "agent" traces too: train on synthesis only
+        rows = [r for r in rows if r["run_kind"] == "synth"]
     if direct:
         by_sample: dict[str, dict[str, Any]] = {}
         for r in rows:
@@ -71,8 +95,9 @@ def sft_dataset(store: TraceStore, variant: str, *, run: str | None = None, data
         raise DataError(f"no {'verified ' if verified_only and variant != 'direct' else ''}{variant} traces "
                         f"in {store.path}"
                         + (f" for {what}" if what else "") + "; run `vgt synth` first or relax the filters")
-    return to_sft_dataset(store, system_prompt=VARIANT_PROMPTS[variant], rows=rows, question=user_text,
-                          completion=direct_completion if variant == "direct" else None)
+    completion = {"direct": direct_completion, "agent": agent_completion}.get(variant)
+    return to_sft_dataset(store, system_prompt=SYSTEM_PROMPTS[variant], rows=rows, question=user_text,
+                          completion=completion)
 
 
 # --- splitting by image ---------------------------------------------------------------------------------
@@ -110,7 +135,8 @@ def split_by_image(ds: Any, eval_fraction: float, seed: int = 0) -> tuple[Any, A
 
 def rl_prompt(question: str, choices: Iterable[str], variant: str) -> list[dict[str, Any]]:
     """System (the variant's prompt) + user (image, question with options): what the policy is asked."""
-    return conversation(format_question(question, tuple(choices)), "", VARIANT_PROMPTS[check_variant(variant)])[:-1]
+    return conversation(format_question(question, tuple(choices)), "",
+                        VARIANT_PROMPTS[check_variant(variant, RL_VARIANTS)])[:-1]
 
 
 def _rl_row(variant: str, *, question: str, choices: Iterable[str], gold: str | None, answer_type: str | None,
@@ -135,7 +161,7 @@ def rl_rows_from_store(store: TraceStore, variant: str, *, run: str | None = Non
                        dataset: str | None = None) -> list[dict[str, Any]]:
     """One RL prompt per sample that has traces under the filters; references from the sample's gold
     objects, else from the masks stored with its traces."""
-    check_variant(variant)
+    check_variant(variant, RL_VARIANTS)
     by_sample: dict[str, list[dict[str, Any]]] = {}
     for r in store.traces(run=run, dataset=dataset):
         if r["gold_answer"] is not None and r["answer_type"]:
@@ -180,7 +206,7 @@ def image_record(sample: Sample) -> ImageRecord:
 
 def rl_rows_from_samples(samples: Iterable[Sample], variant: str) -> list[dict[str, Any]]:
     """One RL prompt per dataset sample, references from its gold objects (no store needed)."""
-    check_variant(variant)
+    check_variant(variant, RL_VARIANTS)
     rows = []
     for sample in samples:
         image = image_record(sample)
