@@ -47,6 +47,22 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def load_vlm(name_or_path: str | Path, *, dtype: torch.dtype = torch.float32) -> tuple[PreTrainedModel, Any]:
+    """(model, processor) from a local directory or the HF cache (the Hub only when online and not a path).
+
+    Shared by the backend and by training, so both load a checkpoint the same way; BackendError in one line.
+    """
+    local_only = Path(name_or_path).exists() or _offline()
+    try:
+        processor = AutoProcessor.from_pretrained(str(name_or_path), local_files_only=local_only)
+        model = AutoModelForImageTextToText.from_pretrained(str(name_or_path), local_files_only=local_only, dtype=dtype)
+    except (OSError, ValueError) as exc:
+        where = "a local directory or the Hugging Face cache" if local_only else "the Hugging Face Hub"
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BackendError(f"cannot load model {str(name_or_path)!r} from {where}: {first_line}") from exc
+    return model, processor
+
+
 def _plain_messages(messages: Sequence[Message]) -> list[Message]:
     """Copy messages keeping only what the chat template reads, so no pixels or extra keys leak in."""
     out: list[Message] = []
@@ -75,20 +91,15 @@ class TransformersBackend:
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str | Path, *, device: str = "cpu", dtype: torch.dtype = torch.float32
+        cls, name_or_path: str | Path, *, device: str = "cpu", dtype: torch.dtype = torch.float32,
+        model_name: str | None = None,
     ) -> TransformersBackend:
-        """Load from a local directory or the HF cache; never downloads when the path exists or offline."""
-        local_only = Path(name_or_path).exists() or _offline()
-        try:
-            processor = AutoProcessor.from_pretrained(str(name_or_path), local_files_only=local_only)
-            model = AutoModelForImageTextToText.from_pretrained(
-                str(name_or_path), local_files_only=local_only, dtype=dtype
-            )
-        except OSError as exc:
-            where = "a local directory or the Hugging Face cache" if local_only else "the Hugging Face Hub"
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BackendError(f"cannot load model {str(name_or_path)!r} from {where}: {first_line}") from exc
-        return cls(model.to(device), processor, model_name=str(name_or_path))
+        """Load from a local directory or the HF cache; never downloads when the path exists or offline.
+
+        `model_name` is what results report (default: the path or id), e.g. "vgt-tiny" for shipped weights.
+        """
+        model, processor = load_vlm(name_or_path, dtype=dtype)
+        return cls(model.to(device), processor, model_name=model_name or str(name_or_path))
 
     def generate(
         self,

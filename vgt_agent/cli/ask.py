@@ -77,21 +77,22 @@ def ask(
     else:
         sample = SampleRecord("adhoc", "", f"{image_record.hash}:{question.strip()}", question.strip(), image_record,
                               gold, answer_type if gold is not None else None)
-    shipped_tiny = backend is None and not model and not base_url
-    if shipped_tiny:  # a fresh install: the world policy vgt trained itself, on the transformers backend
+    options: dict[str, str] = {}
+    if backend is None and not model and not base_url:
+        # a fresh install: the world policy vgt trained itself, on the transformers backend
         from vgt_agent.tiny.recipe import NAME as TINY_NAME
         from vgt_agent.tiny.recipe import shipped_weights
 
-        if shipped_weights() is None:
+        weights = shipped_weights()
+        if weights is None:
             usage_error("no model given and the shipped vgt-tiny weights are missing; pass --backend/--model")
-        backend, model = "transformers", str(shipped_weights())
+        backend, model, options = "transformers", str(weights), {"model_name": TINY_NAME}
     backend = backend or "openai"
+    if backend == "openai" and base_url:
+        options["base_url"] = base_url
     try:
         ground_tool = make_grounder(grounder, sample=world, sam3_checkpoint=sam3_checkpoint)
-        options = {"base_url": base_url} if backend == "openai" and base_url else {}
         vlm = make_backend(backend, model, **options)
-        if shipped_tiny:
-            vlm.model = TINY_NAME
         if protocol == "function" and not vlm.supports_function_calling:
             usage_error(f"the {backend} backend has no function calling; use --protocol text")
         if isinstance(vlm, OpenAIBackend):

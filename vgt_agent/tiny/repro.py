@@ -99,8 +99,7 @@ def run(cfg: ReproConfig, console: Console | None = None) -> dict[str, Any]:
     save_policy(model, processor, cfg.out_dir)
     size = sum(f.stat().st_size for f in cfg.out_dir.iterdir() if f.is_file())
 
-    backend = TransformersBackend.from_pretrained(cfg.out_dir)
-    backend.model = NAME
+    backend = TransformersBackend.from_pretrained(cfg.out_dir, model_name=NAME)
     run_id = store.start_run("eval", name="repro-tiny/eval", backend=backend.name, model=NAME, grounder="world",
                              config={"agent": True, "kind": "point", "n": cfg.eval_samples})
     with _progress(console) as progress:

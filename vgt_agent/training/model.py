@@ -8,7 +8,6 @@ tiny Gemma3 built in code, for CPU smoke runs and tests. Every trained model dir
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,16 +44,14 @@ def load_model(name: str, *, bf16: bool = False) -> tuple[Any, Any]:
 
         return build_tiny_gemma3()
     import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    local = Path(name).exists() or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    from vgt_agent.backends.base import BackendError
+    from vgt_agent.backends.transformers_backend import load_vlm
+
     try:
-        processor = AutoProcessor.from_pretrained(name, local_files_only=local)
-        model = AutoModelForImageTextToText.from_pretrained(
-            name, local_files_only=local, dtype=torch.bfloat16 if bf16 else torch.float32)
-    except (OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelError(f"cannot load model {name!r}: {first}") from e
+        model, processor = load_vlm(name, dtype=torch.bfloat16 if bf16 else torch.float32)
+    except BackendError as e:
+        raise ModelError(str(e)) from e
     return model, processor
 
 
