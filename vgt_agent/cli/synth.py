@@ -30,7 +30,7 @@ from vgt_agent.graphs.synth import SynthSettings
 from vgt_agent.grounders.factory import GROUNDERS
 from vgt_agent.store import TraceStore
 from vgt_agent.store.records import short_hash
-from vgt_agent.synthesis.batch import STAGES, BatchRunner, BatchStats, done_samples
+from vgt_agent.synthesis.batch import STAGES, BatchRunner, BatchStats
 from vgt_agent.synthesis.extract import LLMExtractor, SceneExtractor
 from vgt_agent.synthesis.oracle import WorldOracleTeacher
 from vgt_agent.synthesis.pipeline import GrounderPool, SynthPipeline
@@ -181,7 +181,7 @@ def synth(
     store.start_run("synth", run_id=run_id, name=name, command=" ".join(sys.argv), backend=teacher_label.split(":")[0],
                     model=WorldOracleTeacher.model if oracle_distill else model_name,
                     grounder=grounder, config=config)
-    done = done_samples(store, run_id)
+    done = store.finished_sample_ids(run_id)
     try:
         with StoreWriter(store.path) as writer:
             runner = BatchRunner(pipeline, writer, run_id, samples, done=done, concurrency=concurrency)

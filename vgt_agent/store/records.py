@@ -63,7 +63,12 @@ class SampleRecord:
 
     @property
     def id(self) -> str:
-        return short_hash("sample", self.dataset, self.split, self.key)
+        return self.id_for(self.dataset, self.split, self.key)
+
+    @staticmethod
+    def id_for(dataset: str, split: str, key: str) -> str:
+        """The stored id of a sample, without building the record (what resumable jobs look up)."""
+        return short_hash("sample", dataset, split, key)
 
     @classmethod
     def from_sample(cls, sample: Sample, image: ImageRecord) -> SampleRecord:

@@ -249,6 +249,24 @@ class TraceStore:
             sql, params = sql + " and variant = ?", params + [variant]
         return self.db["traces"].count_where(sql, params) > 0
 
+    def finished_sample_ids(self, run_id: str) -> set[str]:
+        """Samples of a run with at least one non-error trace; samples with only error rows get redone."""
+        rows = self.db.execute("select distinct sample_id from traces where run_id = ? and status != 'error'",
+                               [run_id])
+        return {r[0] for r in rows}
+
+    def delete_error_traces(self, run_id: str, sample_id: str) -> None:
+        """Drop one sample's error rows in a run (with their groundings and masks), before it is redone."""
+        ids = [r[0] for r in self.db.execute(
+            "select id from traces where run_id = ? and sample_id = ? and status = 'error'", [run_id, sample_id])]
+        if not ids:
+            return
+        marks = ",".join("?" * len(ids))
+        with self.transaction():
+            for table in ("groundings", "masks", "traces"):
+                column = "id" if table == "traces" else "trace_id"
+                self.db.execute(f"delete from {table} where {column} in ({marks})", ids)
+
     # ---- reading --------------------------------------------------------------------------------------
     def traces(self, *, run: str | None = None, dataset: str | None = None, variant: str | None = None,
                kind: str | None = None, correct: bool | None = None, status: str | None = None,

@@ -26,7 +26,7 @@ from typing import Any
 from vgt_agent.backends.base import BackendError
 from vgt_agent.datasets.sample import Sample
 from vgt_agent.graphs.synth import run_synth
-from vgt_agent.store import ImageRecord, SampleRecord, TraceRecord, TraceStore
+from vgt_agent.store import ImageRecord, SampleRecord, TraceRecord
 from vgt_agent.store.records import short_hash
 from vgt_agent.synthesis.pipeline import SynthPipeline
 from vgt_agent.synthesis.writer import StoreWriter
@@ -36,13 +36,7 @@ STAGES = ("distill", "verify", "extract", "ground", "align", "agent", "store", "
 
 def store_sample_id(sample: Sample) -> str:
     """The id `SampleRecord.from_sample` gives this sample (what resume looks up)."""
-    return short_hash("sample", sample.dataset, sample.split, sample.id)
-
-
-def done_samples(store: TraceStore, run_id: str) -> set[str]:
-    """Samples of a run that finished (kept or rejected); samples with only error rows are redone."""
-    rows = store.db.execute("select distinct sample_id from traces where run_id = ? and status != 'error'", [run_id])
-    return {r[0] for r in rows}
+    return SampleRecord.id_for(sample.dataset, sample.split, sample.id)
 
 
 @dataclass

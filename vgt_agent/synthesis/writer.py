@@ -21,19 +21,6 @@ from vgt_agent.store import TraceRecord, TraceStore
 T = TypeVar("T")
 
 
-def clear_errors(store: TraceStore, run_id: str, sample_id: str) -> None:
-    """Delete the error rows of one sample in one run (with their groundings and masks)."""
-    ids = [r[0] for r in store.db.execute(
-        "select id from traces where run_id = ? and sample_id = ? and status = 'error'", [run_id, sample_id])]
-    if not ids:
-        return
-    marks = ",".join("?" * len(ids))
-    with store.transaction():
-        for table in ("groundings", "masks"):
-            store.db.execute(f"delete from {table} where trace_id in ({marks})", ids)
-        store.db.execute(f"delete from traces where id in ({marks})", ids)
-
-
 class StoreWriter:
     """A writer thread around a `TraceStore`; use as a context manager."""
 
@@ -72,7 +59,7 @@ class StoreWriter:
         """Commit one sample's records atomically, replacing an earlier failed attempt."""
 
         def commit(store: TraceStore) -> None:
-            clear_errors(store, run_id, sample_id)
+            store.delete_error_traces(run_id, sample_id)
             store.put_traces(records)
 
         self.call(commit)
