@@ -83,3 +83,13 @@ ROUTER_INSTRUCTIONS = (
     "place), or none if it refers to none of them. Reply with one line per tag, formatted as "
     "'<tag number>: <reference number>' or '<tag number>: none', and nothing else."
 )
+
+
+def image_question_messages(system: str, question: str, choices: tuple[str, ...] | list[str] = ()) -> list[dict]:
+    """The opening of every conversation vgt sends: system prompt, then the image and the question.
+
+    One builder, so the agent, evaluation, training examples and teachers all ask in the same words.
+    """
+    text = format_question(question, choices)
+    return [{"role": "system", "content": system},
+            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]

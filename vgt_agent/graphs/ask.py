@@ -29,7 +29,7 @@ from vgt_agent.format import Grounding, parse, render_tool_result
 from vgt_agent.geometry import encode_rle, norm_from_pixel_box, norm_from_pixel_point
 from vgt_agent.grounders.base import Grounder, GroundingResult
 from vgt_agent.grounding_scores import ReferenceObject, score_grounding
-from vgt_agent.prompts import AGENT_FUNCTION_TOOL, AGENT_TEXT_TOOL, SEGMENT_PHRASE_TOOL, format_question
+from vgt_agent.prompts import AGENT_FUNCTION_TOOL, AGENT_TEXT_TOOL, SEGMENT_PHRASE_TOOL, image_question_messages
 from vgt_agent.store import GroundingRecord, MaskRecord, SampleRecord, TraceRecord, TraceStore
 
 Protocol = Literal["text", "function"]
@@ -115,11 +115,7 @@ def _messages(state: AskState, ctx: AskContext) -> list[Message]:
     proper assistant/tool turns.
     """
     system = ctx.system_prompt or (AGENT_TEXT_TOOL if ctx.protocol == "text" else AGENT_FUNCTION_TOOL)
-    messages: list[Message] = [
-        {"role": "system", "content": system},
-        {"role": "user", "content": [{"type": "image"},
-                                     {"type": "text", "text": format_question(state["question"], ctx.sample.choices)}]},
-    ]
+    messages: list[Message] = image_question_messages(system, state["question"], ctx.sample.choices)
     chunks = state.get("chunks", [])
     if not chunks:
         return messages

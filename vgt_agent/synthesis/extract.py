@@ -15,8 +15,9 @@ from typing import Any, Protocol
 
 from vgt_agent.backends.base import VLMBackend
 from vgt_agent.datasets.sample import Sample
+from vgt_agent.prompts import format_question
 from vgt_agent.synthesis.objects import ROLES, Candidate, NeededObject
-from vgt_agent.synthesis.prompts import EXTRACT_SCHEMA, EXTRACT_SYSTEM, question_text
+from vgt_agent.synthesis.prompts import EXTRACT_SCHEMA, EXTRACT_SYSTEM
 from vgt_agent.synthesis.world_scene import WorldScene
 
 MAX_OBJECTS = 12
@@ -112,7 +113,7 @@ class LLMExtractor:
         self.max_tokens = max_tokens
 
     def extract(self, sample: Sample, candidate: Candidate, stated_answer: str | None) -> list[NeededObject]:
-        user = (f"Question: {question_text(sample.question, sample.choices)}\n\nReasoning trace:\n{candidate.text}"
+        user = (f"Question: {format_question(sample.question, sample.choices)}\n\nReasoning trace:\n{candidate.text}"
                 f"\n\nJSON schema: {json.dumps(EXTRACT_SCHEMA)}")
         messages = [{"role": "system", "content": EXTRACT_SYSTEM}, {"role": "user", "content": user}]
         gen = self.vlm.generate(messages, [], max_tokens=self.max_tokens, temperature=0.0)

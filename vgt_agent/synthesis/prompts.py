@@ -6,8 +6,6 @@ traces: they instruct the teacher and helper models that produce them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 DISTILL_SYSTEM = (
     "You answer questions about an image. Reason step by step inside <think> ... </think>: say which objects "
     "matter, where they are in the image and what you conclude from them, naming every object with a short "
@@ -64,14 +62,6 @@ EXAMINE_PROMPT = (
     "around it. Is the highlighted region exactly one {name} ({context})? Reply <verdict>yes</verdict> or "
     "<verdict>no</verdict>."
 )
-
-
-def question_text(question: str, choices: Sequence[str]) -> str:
-    """The question as the teacher sees it, with lettered options for multiple choice."""
-    if not choices:
-        return question
-    options = " ".join(f"({'ABCDEFGH'[i]}) {c}" for i, c in enumerate(choices))
-    return f"{question}\nOptions: {options}"
 
 
 def agent_request(name: str, context: str) -> str:

@@ -13,8 +13,9 @@ from PIL import Image
 
 from vgt_agent.backends.base import Message, VLMBackend
 from vgt_agent.datasets.sample import Sample
+from vgt_agent.prompts import image_question_messages
 from vgt_agent.synthesis.objects import Candidate
-from vgt_agent.synthesis.prompts import DISTILL_SYSTEM, question_text
+from vgt_agent.synthesis.prompts import DISTILL_SYSTEM
 
 
 class Teacher(Protocol):
@@ -39,9 +40,7 @@ class BackendTeacher:
         self.model = vlm.model
 
     def messages(self, sample: Sample) -> list[Message]:
-        text = question_text(sample.question, sample.choices)
-        return [{"role": "system", "content": self.system_prompt},
-                {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+        return image_question_messages(self.system_prompt, sample.question, sample.choices)
 
     def candidates(self, sample: Sample, image: Image.Image, k: int) -> list[Candidate]:
         messages = self.messages(sample)

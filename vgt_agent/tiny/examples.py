@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from vgt_agent.prompts import AGENT_TEXT_TOOL, format_question
+from vgt_agent.prompts import AGENT_TEXT_TOOL, image_question_messages
 
 IGNORE = -100
 
@@ -31,10 +31,7 @@ class Example:
 
 def prompt_messages(question: str, choices: Sequence[str], prefill: str | None = None) -> list[dict[str, Any]]:
     """What graphs/ask.py sends: system, user (image + question), optionally the thought so far."""
-    messages: list[dict[str, Any]] = [
-        {"role": "system", "content": AGENT_TEXT_TOOL},
-        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": format_question(question, choices)}]},
-    ]
+    messages: list[dict[str, Any]] = image_question_messages(AGENT_TEXT_TOOL, question, choices)
     if prefill:
         messages.append({"role": "assistant", "content": prefill})
     return messages

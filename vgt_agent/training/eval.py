@@ -23,7 +23,7 @@ from vgt_agent.datasets.sample import Sample
 from vgt_agent.format import parse
 from vgt_agent.grounding_scores import ReferenceObject, reference_matches
 from vgt_agent.images import load_image
-from vgt_agent.prompts import VARIANT_PROMPTS, format_question
+from vgt_agent.prompts import VARIANT_PROMPTS, image_question_messages
 from vgt_agent.routing import Router
 from vgt_agent.store import GroundingRecord, SampleRecord, TraceRecord, TraceStore
 from vgt_agent.training.data import image_record
@@ -109,9 +109,7 @@ def load_benchmarks(names: Sequence[str], limit: int | None) -> list[Benchmark]:
 
 def messages_for(sample: Sample, mode: str) -> list[dict[str, Any]]:
     """System prompt of the mode's variant, then the image and the question with its options."""
-    return [{"role": "system", "content": VARIANT_PROMPTS[MODE_VARIANT[mode]]},
-            {"role": "user", "content": [{"type": "image"},
-                                         {"type": "text", "text": format_question(sample.question, sample.choices)}]}]
+    return image_question_messages(VARIANT_PROMPTS[MODE_VARIANT[mode]], sample.question, sample.choices)
 
 
 def score_completion(text: str, refs: Sequence[ReferenceObject], *, router: Router | None = None,
