@@ -67,6 +67,11 @@ def read_provenance(model_dir: str | Path) -> dict[str, Any] | None:
     return None
 
 
+def parent_provenance(model: str) -> dict[str, Any] | None:
+    """The provenance of the model a training starts from, when it is a vgt-trained directory."""
+    return read_provenance(model) if Path(model).exists() else None
+
+
 def save_final(trainer: Any, processor: Any, output_dir: Path, provenance: dict[str, Any]) -> None:
     """Save the trained model (LoRA merged into full weights; the adapter kept in `adapter/`), the processor
     and the provenance record, on the main process only."""

@@ -25,7 +25,7 @@ from vgt_agent.training.data import (
     rl_rows_from_store,
     split_by_image,
 )
-from vgt_agent.training.model import LoraSpec, load_model, read_provenance, save_final
+from vgt_agent.training.model import LoraSpec, load_model, parent_provenance, save_final
 from vgt_agent.training.progress import LoggedRun, RunLogger
 from vgt_agent.training.rewards import RewardWeights, reward_functions, reward_weights
 from vgt_agent.training.sft import last_checkpoint
@@ -146,5 +146,5 @@ def train_rl(store: TraceStore, job: RLJob, *, logger: RunLogger | None = None) 
         save_final(trainer, processor, job.output_dir, {
             "stage": "rl", "variant": job.variant, "base_model": job.model, "run_id": run.id,
             "reward_weights": job.weights.as_dict(), "router": job.router_name, "lora": config["lora"],
-            "parent": read_provenance(job.model) if Path(job.model).exists() else None})
+            "parent": parent_provenance(job.model)})
     return {"run_id": run.id, **{k: v for k, v in run.metrics.items() if k != "history"}}

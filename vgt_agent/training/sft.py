@@ -15,7 +15,7 @@ from typing import Any
 from vgt_agent.store import TraceStore
 from vgt_agent.training.config import build_args, loggable
 from vgt_agent.training.data import check_variant, sft_dataset, split_by_image
-from vgt_agent.training.model import LoraSpec, load_model, read_provenance, save_final
+from vgt_agent.training.model import LoraSpec, load_model, parent_provenance, save_final
 from vgt_agent.training.progress import LoggedRun, RunLogger
 
 SFT_DEFAULTS: dict[str, Any] = {
@@ -102,9 +102,5 @@ def train_sft(store: TraceStore, job: SFTJob, *, logger: RunLogger | None = None
         metrics["history"] = logger.history
         save_final(trainer, processor, job.output_dir, {
             "stage": "sft", "variant": job.variant, "base_model": job.model, "run_id": run.id,
-            "lora": config["lora"], "parent": _parent(job.model)})
+            "lora": config["lora"], "parent": parent_provenance(job.model)})
     return {"run_id": run.id, **{k: v for k, v in metrics.items() if k != "history"}}
-
-
-def _parent(model: str) -> dict[str, Any] | None:
-    return read_provenance(model) if Path(model).exists() else None
