@@ -47,6 +47,14 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def eos_token_ids(model: Any, processor: Any) -> list[int]:
+    """Every id that ends a rollout: the tokenizer's EOS and the generation config's (Gemma3: <end_of_turn>)."""
+    ids = model.generation_config.eos_token_id
+    ids = [ids] if isinstance(ids, int) else list(ids or [])
+    tokenizer = getattr(processor, "tokenizer", processor)
+    return sorted({*ids, *([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [])})
+
+
 def load_vlm(name_or_path: str | Path, *, dtype: torch.dtype = torch.float32) -> tuple[PreTrainedModel, Any]:
     """(model, processor) from a local directory or the HF cache (the Hub only when online and not a path).
 
@@ -86,8 +94,7 @@ class TransformersBackend:
         self.tokenizer = processor.tokenizer
         self.model = model_name or getattr(model, "name_or_path", "") or type(model).__name__
         self._lock = threading.Lock()  # one generate at a time: the model is shared, and CPU cores are few
-        eos = model.generation_config.eos_token_id
-        self._eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        self._eos_ids = set(eos_token_ids(model, processor))
 
     @classmethod
     def from_pretrained(

@@ -98,18 +98,12 @@ def rl_rows(store: TraceStore, job: RLJob) -> list[dict[str, Any]]:
     return rows[: job.limit] if job.limit is not None else rows
 
 
-def eos_token_ids(model: Any, processor: Any) -> list[int]:
-    """Every id that ends a rollout: the tokenizer's EOS and the generation config's (Gemma3: <end_of_turn>)."""
-    ids = model.generation_config.eos_token_id
-    ids = [ids] if isinstance(ids, int) else list(ids or [])
-    tokenizer = getattr(processor, "tokenizer", processor)
-    return sorted({*ids, *([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [])})
-
-
 def train_rl(store: TraceStore, job: RLJob, *, logger: RunLogger | None = None) -> dict[str, Any]:
     """Build the prompts and rewards, run GRPO, save, and log the run; returns its metrics (with `run_id`)."""
     from accelerate import PartialState
     from trl import GRPOTrainer
+
+    from vgt_agent.backends.transformers_backend import eos_token_ids
 
     check_variant(job.variant)
     rows = rl_rows(store, job)
