@@ -159,10 +159,10 @@ class OpenAIBackend:
     def model(self) -> str:
         """The configured model, or the first one the server lists (vLLM serves exactly one)."""
         if self._model is None:
-            models = self._with_retries(lambda: list(self._client.models.list()))
+            models = self.ping()
             if not models:
                 raise BackendError(f"server at {self.base_url} lists no models; pass model= or set VGT_MODEL")
-            self._model = models[0].id
+            self._model = models[0]
         return self._model
 
     def ping(self) -> list[str]:

@@ -95,8 +95,9 @@ def ask(
         vlm = make_backend(backend, model, **options)
         if protocol == "function" and not vlm.supports_function_calling:
             usage_error(f"the {backend} backend has no function calling; use --protocol text")
-        if isinstance(vlm, OpenAIBackend):
-            vlm.ping()  # an unreachable server is bad input: fail before a run is written
+        if isinstance(vlm, OpenAIBackend) and model:
+            vlm.ping()  # an unreachable server is bad input: fail before a run is written (without --model,
+            # asking the server for its model just below is that check)
         model_name = vlm.model
     except (ValueError, FileNotFoundError, BackendError) as e:
         usage_error(str(e))
