@@ -225,13 +225,15 @@ def answer(state: AskState, runtime: Runtime[AskContext]) -> dict[str, Any]:
     """Read the final answer and check it against gold when the sample has one."""
     ctx = runtime.context
     text = "".join(c["content"] for c in state.get("chunks", []) if c["role"] == "assistant")
-    extracted = extract_answer(text)
-    update: dict[str, Any] = {"answer": extracted.text, "answer_source": extracted.source}
     sample = ctx.sample
     if sample.gold_answer is not None and sample.answer_type:
         check = check_answer(text, sample.gold_answer, sample.answer_type, sample.choices)
-        update["correct"] = check.correct  # no answer at all counts as wrong
-        update["answer"] = check.predicted if check.predicted is not None else extracted.text
+        update: dict[str, Any] = {  # no answer at all counts as wrong
+            "answer": check.predicted if check.predicted is not None else check.extracted,
+            "answer_source": check.source, "correct": check.correct}
+    else:
+        extracted = extract_answer(text)
+        update = {"answer": extracted.text, "answer_source": extracted.source}
     thought = parse(completion_text(state.get("chunks", [])))
     update["problems"] = [p.code for p in thought.problems]
     return update
