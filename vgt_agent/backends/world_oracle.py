@@ -6,11 +6,14 @@ its own thought so far (never the scene graph, never pixels). It decides which p
 writes the reasoning over the returned coordinates and the answer:
 
 - counting: ground the counted phrase, re-point at each instance with an index, box the last index;
-- left/right/above/below: ground both objects, write the two coordinates on the asked axis, the relation;
-- dominant direction: both axes, each with a coarse difference (tens of the 0..1000 scale), the larger wins;
-- closer: per candidate the coarse |dx| + |dy| to the anchor, the smaller wins;
-- larger/smaller: ground both, then "the largest of A and B", and say which of the two it is;
-- k-th leftmost/...: ground the kind, list its instances sorted on the axis, take the k-th, compare.
+- left/right/above/below: ground both objects, write the two coordinates on the asked axis, compare them
+  digit by digit (hundreds first), the relation, then whether it is the one asked;
+- dominant direction: per axis the offset in hundreds (two single digits), the larger offset picks the axis
+  (a tie falls back to tens), then the digit-by-digit relation on that axis;
+- closer: per candidate the hundreds offsets |dx| + |dy| to the anchor, the smaller sum wins (ties: tens);
+- larger/smaller: ground both, then "the largest of A and B", and say whether it is the first one;
+- k-th leftmost/...: ground the kind, list its instances sorted on the axis, take the k-th, compare
+  digit by digit.
 
 Its answers can be wrong (a grounder miss, L1 instead of L2 distance); synthesis keeps only verified
 correct traces. It is labelled `world-oracle` as backend and model everywhere it appears.
@@ -120,6 +123,41 @@ def _coarse(a: int, b: int) -> int:
     return abs(a // 10 - b // 10)
 
 
+def _hundreds(a: int) -> int:
+    """The hundreds digit of a 0..1000 coordinate (0 for two-digit numbers)."""
+    return a // 100
+
+
+def compare_digits(a: int, b: int) -> tuple[str, int]:
+    """Compare two coordinates digit by digit, hundreds first: ("4 = 4, 1 < 6", sign of a - b).
+
+    Why: a whole-number `412 vs 460` decision was memorised per trace by the tiny student; one digit pair
+    at a time is a 10 x 10 lookup it can learn, and the first unequal pair decides.
+    """
+    width = max(3, len(str(max(a, b))))
+    steps: list[str] = []
+    for da, db in zip(f"{a:0{width}d}", f"{b:0{width}d}", strict=True):
+        if da == db:
+            steps.append(f"{da} = {db}")
+            continue
+        steps.append(f"{da} {'<' if da < db else '>'} {db}")
+        return ", ".join(steps), -1 if da < db else 1
+    return ", ".join(steps), 0
+
+
+def _relation_steps(axis: int, a: int, b: int) -> tuple[str, str]:
+    """'x: 412 vs 460: 4 = 4, 1 < 6 so left' and the relation word of a to b on that axis."""
+    steps, sign = compare_digits(a, b)
+    rel = ("left", "above")[axis] if sign < 0 else ("right", "below")[axis]
+    return f"{'xy'[axis]}: {a} vs {b}: {steps} so {rel}", rel
+
+
+def _axis_gap(axis: int, a: int, b: int) -> tuple[str, int]:
+    """'x: 412 vs 600: 4 to 6 is 2': the offset in hundreds, from two single digits."""
+    ha, hb = _hundreds(a), _hundreds(b)
+    return f"{'xy'[axis]}: {a} vs {b}: {ha} to {hb} is {abs(ha - hb)}", abs(ha - hb)
+
+
 def _letter(options: tuple[str, ...], word: str) -> str:
     return chr(65 + options.index(word)) if word in options else word
 
@@ -154,29 +192,41 @@ def next_chunk(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], ki
     a, b = found[0][0], found[1][0]
     if q.kind == "relation":
         axis = 0 if q.word in ("left", "right") else 1
-        rel = ("left", "above")[axis] if a[axis] < b[axis] else ("right", "below")[axis]
-        return f"{'xy'[axis]}: {a[axis]} vs {b[axis]}, so {rel}." + _end("yes" if rel == q.word else "no")
+        text, rel = _relation_steps(axis, a[axis], b[axis])
+        yes = "yes" if rel == q.word else "no"
+        return f"{text}. asked {q.word} so {yes}." + _end(yes)
     if q.kind == "where":
-        dx, dy = _coarse(a[0], b[0]), _coarse(a[1], b[1])
-        hx = "left" if a[0] < b[0] else "right"
-        vy = "above" if a[1] < b[1] else "below"
-        rel = hx if dx >= dy else vy
-        text = (f"x: {a[0]} vs {b[0]}, {hx} by {dx}. y: {a[1]} vs {b[1]}, {vy} by {dy}. "
-                f"{max(dx, dy)} > {min(dx, dy)} so {rel}.")
-        return text + _end(_letter(q.options, rel))
+        (tx, gx), (ty, gy) = _axis_gap(0, a[0], b[0]), _axis_gap(1, a[1], b[1])
+        if gx != gy:  # the hundreds decide (the world asks only when one axis dominates 2:1)
+            axis = 0 if gx > gy else 1
+            head = f"{tx}. {ty}. {max(gx, gy)} > {min(gx, gy)} so {'xy'[axis]}."
+        else:  # a tie in hundreds: the tens decide
+            dx, dy = _coarse(a[0], b[0]), _coarse(a[1], b[1])
+            axis = 0 if dx >= dy else 1
+            head = f"{tx}. {ty}. tie, by tens {dx} and {dy} so {'xy'[axis]}."
+        text, rel = _relation_steps(axis, a[axis], b[axis])
+        return f"{head} {text}." + _end(_letter(q.options, rel))
     if q.kind == "closer":
         z, c1, c2 = found[0][0], found[1][0], found[2][0]
         parts, dist = [], []
         for name, c in (("first", c1), ("second", c2)):
-            dx, dy = _coarse(c[0], z[0]), _coarse(c[1], z[1])
-            dist.append(dx + dy)
-            parts.append(f"{name}: {dx} + {dy} = {dx + dy}.")
-        near = "first" if dist[0] <= dist[1] else "second"
-        return " ".join(parts) + f" so the {near}." + _end("A" if near == "first" else "B")
+            (tx, gx), (ty, gy) = _axis_gap(0, c[0], z[0]), _axis_gap(1, c[1], z[1])
+            dist.append(gx + gy)
+            parts.append(f"{name}: {tx}, {ty}, {gx} + {gy} = {gx + gy}.")
+        if dist[0] != dist[1]:
+            near = "first" if dist[0] < dist[1] else "second"
+            decide = f"{min(dist)} < {max(dist)} so the {near}."
+        else:  # a tie in hundreds: the tens decide
+            tens = [_coarse(c[0], z[0]) + _coarse(c[1], z[1]) for c in (c1, c2)]
+            near = "first" if tens[0] <= tens[1] else "second"
+            decide = f"tie, by tens {tens[0]} and {tens[1]} so the {near}."
+        return " ".join(parts) + f" {decide}" + _end("A" if near == "first" else "B")
     if q.kind == "larger":
         pick = found[2][0]
-        which = "first" if pick == a else "second" if pick == b else "first"
-        return f"{_xy(pick)} is the {which}." + _end("A" if which == "first" else "B")
+        same = pick == a
+        which = "first" if same or pick != b else "second"
+        return (f"{q.word} {_xy(pick)}. first {_xy(a)}: {'same' if same else 'other'} so the {which}."
+                + _end("A" if which == "first" else "B"))
     raise BackendError(f"world-oracle: unhandled question kind {q.kind!r}")
 
 
@@ -195,9 +245,8 @@ def _kth(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], kind: st
     anchors = [centre(c) for c in results[1][1]]
     if not anchors:
         return f"{q.phrases[1]} not found." + _end("A")
-    other = 1 - axis
-    rel = ("left", "above")[other] if target[other] < anchors[0][other] else ("right", "below")[other]
-    return f"{'xy'[other]}: {target[other]} vs {anchors[0][other]}, so {rel}." + _end(_letter(q.options, rel))
+    text, rel = _relation_steps(1 - axis, target[1 - axis], anchors[0][1 - axis])
+    return f"{text}." + _end(_letter(q.options, rel))
 
 
 def _user_text(messages: Sequence[Message]) -> str:

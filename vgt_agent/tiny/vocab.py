@@ -19,7 +19,10 @@ QUESTION_WORDS = (
     "second third leftmost rightmost topmost bottommost or shape shapes not options answer with letter"
 )
 # What the world-oracle teacher writes (backends/world_oracle.py) and what the tool says back.
-REASONING_WORDS = "total vs so by first second found only number is x y no yes largest smallest of and"
+REASONING_WORDS = (
+    "total vs so by first second found only number is x y no yes largest smallest of and asked to tie tens "
+    "same other"
+)
 
 
 def world_vocabulary() -> tuple[str, ...]:
