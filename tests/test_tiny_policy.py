@@ -10,10 +10,17 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from vgt_agent.backends.world_oracle import WorldOracleBackend, read_question, tool_results
+from vgt_agent.backends.world_oracle import (
+    WorldOracleBackend,
+    compare_digits,
+    next_chunk,
+    read_question,
+    select_kth,
+    tool_results,
+)
 from vgt_agent.cli.main import app
 from vgt_agent.store import TraceStore
-from vgt_agent.tiny.agent_runs import BENCHMARKS, run_split
+from vgt_agent.tiny.agent_runs import BENCHMARKS, ShuffledGoldGrounder, run_split
 from vgt_agent.tiny.examples import IGNORE, build_example, check_views
 from vgt_agent.tiny.recipe import NAME, WEIGHTS_DIR, build_policy, shipped_weights
 from vgt_agent.world.generate import make_sample
@@ -56,6 +63,61 @@ def test_oracle_reads_tool_replies_not_its_own_tags() -> None:
     prefill = ("<think> <ground> red circles </ground>\n<obj> red circles | [1, 2]; [3, 4] </obj>\n"
                "1 <obj> red circles | [1, 2] </obj> <ground> blue stars </ground>\nNo blue stars found.\n")
     assert tool_results(prefill) == [("red circles", [(1, 2), (3, 4)]), ("blue stars", [])]
+
+
+@pytest.mark.parametrize(("a", "b", "text", "sign"), [
+    (412, 600, "4 < 6", -1),
+    (412, 460, "4 = 4, 1 < 6", -1),
+    (87, 412, "0 < 4", -1),  # two digits read as 087: the hundreds digit is 0
+    (905, 903, "9 = 9, 0 = 0, 5 > 3", 1),
+    (1000, 999, "1 > 0", 1),
+    (250, 250, "2 = 2, 5 = 5, 0 = 0", 0),
+])
+def test_compare_digits_decides_on_the_first_unequal_digit(a: int, b: int, text: str, sign: int) -> None:
+    assert compare_digits(a, b) == (text, sign)
+
+
+def test_select_kth_writes_a_tournament_in_the_tools_order() -> None:
+    members = [(519, 300), (910, 200), (300, 700)]
+    steps, pick = select_kth(members, axis=0, reverse=False, k=1)
+    assert pick == (519, 300)
+    assert steps == ("x: 519 vs 910: 5 < 9 keep 519. x: 519 vs 300: 5 > 3 keep 300. number 1 is [300, 700]. "
+                     "x: 519 vs 910: 5 < 9 keep 519. number 2 is [519, 300].")
+    assert select_kth(members, axis=1, reverse=True, k=0)[1] == (300, 700)  # bottommost
+    for k in range(3):  # the tournament agrees with sorting
+        assert select_kth(members, 0, True, k)[1] == sorted(members, reverse=True)[k]
+
+
+@pytest.mark.parametrize(("question", "results", "tail"), [
+    ("Is the red circle to the left of the blue square?",
+     [("red circle", [(412, 300)]), ("blue square", [(460, 500)])],
+     "x: 412 vs 460: 4 = 4, 1 < 6 so left. asked left so yes. </think> \\boxed{yes}"),
+    ("Where is the red circle relative to the blue square? Options: A. below B. above C. right D. left. "
+     "Answer with the letter.", [("red circle", [(122, 492)]), ("blue square", [(771, 173)])],
+     "x: 122 vs 771: 1 to 7 is 6. y: 492 vs 173: 4 to 1 is 3. 6 > 3 so x. x: 122 vs 771: 1 < 7 so left. "
+     "</think> \\boxed{D}"),
+    ("Which is closer to the green star: the red circle or the blue square?",
+     [("green star", [(885, 211)]), ("red circle", [(494, 410)]), ("blue square", [(106, 791)])],
+     "first: x: 494 vs 885: 4 to 8 is 4, y: 410 vs 211: 4 to 2 is 2, 4 + 2 = 6. second: x: 106 vs 885: 1 to 8 "
+     "is 7, y: 791 vs 211: 7 to 2 is 5, 7 + 5 = 12. 6 < 12 so the first. </think> \\boxed{A}"),
+    ("Which is smaller: the red circle or the blue square?",
+     [("red circle", [(385, 443)]), ("blue square", [(657, 597)]), ("the smallest", [(657, 597)])],
+     "smaller [657, 597]. first [385, 443]: other so the second. </think> \\boxed{B}"),
+])
+def test_oracle_decisions_are_written_step_by_step(question: str, results: list, tail: str) -> None:
+    assert next_chunk(read_question(question), results) == tail
+
+
+def test_shuffled_gold_grounder_gives_the_world_grounders_coordinates(world_samples) -> None:
+    from vgt_agent.grounders.world import WorldGrounder
+
+    world = WorldGrounder()
+    for sample in world_samples[:8]:
+        image = sample.load_image()
+        for g in sample.gold_objects[:2]:
+            gold = ShuffledGoldGrounder(sample).ground(image, g.name)
+            seen = world.ground(image, g.name)
+            assert sorted(i.box for i in gold) == sorted(i.box for i in seen)
 
 
 def test_teacher_traces_are_correct_through_the_ask_graph(world_samples, tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ writes the reasoning over the returned coordinates and the answer:
   (a tie falls back to tens), then the digit-by-digit relation on that axis;
 - closer: per candidate the hundreds offsets |dx| + |dy| to the anchor, the smaller sum wins (ties: tens);
 - larger/smaller: ground both, then "the largest of A and B", and say whether it is the first one;
-- k-th leftmost/...: ground the kind, list its instances sorted on the axis, take the k-th, compare
-  digit by digit.
+- k-th leftmost/...: ground the kind, pick the k-th by rounds of a keep-the-better tournament in the
+  tool's order (each step one digit-by-digit comparison), ground the anchor, compare on the other axis.
 
 Its answers can be wrong (a grounder miss, L1 instead of L2 distance); synthesis keeps only verified
 correct traces. It is labelled `world-oracle` as backend and model everywhere it appears.
@@ -230,18 +230,40 @@ def next_chunk(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], ki
     raise BackendError(f"world-oracle: unhandled question kind {q.kind!r}")
 
 
+def select_kth(members: list[Point], axis: int, reverse: bool, k: int) -> tuple[str, Point]:
+    """Pick the k-th along an axis by k+1 rounds of a keep-the-better tournament, written out.
+
+    Why: sorting a whole list in one go was beyond the tiny student; each step here is one digit-by-digit
+    comparison of the kept value with the next remaining one (in the tool's order), which it can learn.
+    'x: 519 vs 910: 5 < 9 keep 519. x: 519 vs 300: 5 > 3 keep 300. number 1 is [300, 700].'
+    """
+    remaining = list(members)
+    rounds: list[str] = []
+    best = remaining[0]
+    for rank in range(k + 1):
+        best = remaining[0]
+        steps = []
+        for m in remaining[1:]:
+            text, sign = compare_digits(best[axis], m[axis])
+            pick = m if (sign < 0 if reverse else sign > 0) else best
+            steps.append(f"{'xy'[axis]}: {best[axis]} vs {m[axis]}: {text} keep {pick[axis]}.")
+            best = pick
+        rounds.append(" ".join([*steps, f"number {rank + 1} is {_xy(best)}."]))
+        remaining.remove(best)
+    return " ".join(rounds), best
+
+
 def _kth(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], kind: str) -> str:
     """k-th along one axis of the kind, then its relation to the anchor on the other axis."""
     axis, reverse = _ORDER[q.word]
     if not results:
         return _ground(q.phrases[0])
-    members = sorted((centre(c) for c in results[0][1]), key=lambda p: p[axis], reverse=reverse)
+    members = [centre(c) for c in results[0][1]]
+    if len(members) <= q.k:
+        return f"only {len(members)} found." + _end("A")
+    steps, target = select_kth(members, axis, reverse, q.k)
     if len(results) == 1:
-        if len(members) <= q.k:
-            return f"only {len(members)} found." + _end("A")
-        listed = " ".join(_xy(p) for p in members)
-        return f"by {'xy'[axis]}: {listed}. number {q.k + 1} is {_xy(members[q.k])}. " + _ground(q.phrases[1])
-    target = members[q.k]
+        return f"{steps} " + _ground(q.phrases[1])
     anchors = [centre(c) for c in results[1][1]]
     if not anchors:
         return f"{q.phrases[1]} not found." + _end("A")
