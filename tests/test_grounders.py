@@ -14,7 +14,7 @@ from scipy.optimize import linear_sum_assignment
 
 from vgt_agent import geometry
 from vgt_agent.datasets.sample import GoldObject
-from vgt_agent.grounders import GoldGrounder, WorldGrounder, parse_concept
+from vgt_agent.grounders import GoldGrounder, WorldGrounder, parse_concept, shapefit
 from vgt_agent.grounders.concepts import describe
 from vgt_agent.world.palette import COLOURS, SIZES
 from vgt_agent.world.storage import load_split, make_split
@@ -320,6 +320,33 @@ def test_segmentation_cache_is_reused_and_bounded() -> None:
     assert g.segmentations == 3
     g.ground(images[0], "stars")  # evicted (least recently used) by the bound of 2
     assert g.segmentations == 4
+
+
+def test_a_concept_fits_only_the_colours_it_can_match() -> None:
+    image = canvas()
+    draw = ImageDraw.Draw(image)
+    for k, (colour, shape) in enumerate([("red", "circle"), ("red", "star"), ("blue", "square"), ("green", "ring")]):
+        draw_shape(draw, shape, colour, "medium", 80 + 90 * k, 150)
+    lazy = WorldGrounder()
+    assert sorted(labels(lazy.ground(image, "red shapes"))) == ["red circle", "red star"]
+    (components,) = lazy._cache.values()
+    assert {c.colour for c in components if c.region is not None} == {"red"}
+    eager = WorldGrounder()
+    eager.segment(image)  # everything fitted up front
+    for phrase in ["circles", "shapes that are not blue", "largest shape", "blue or green shapes", "red star"]:
+        got, want = lazy.ground(image, phrase), eager.ground(image, phrase)
+        assert [(i.label, i.box, i.point, i.score) for i in got] == [(i.label, i.box, i.point, i.score) for i in want]
+    assert [r.label for r in lazy.segment(image)] == [r.label for r in eager.segment(image)]
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (3, 2), (40, 33)])
+def test_fit_evidence_morphology_matches_scipy(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(sum(shape))
+    box = np.ones((3, 3), bool)
+    for density in (0.2, 0.6, 0.95):
+        mask = rng.random(shape) < density
+        assert np.array_equal(shapefit._dilate(mask), ndimage.binary_dilation(mask, structure=box))
+        assert np.array_equal(shapefit._erode(mask), ndimage.binary_erosion(mask, structure=box, border_value=0))
 
 
 def test_non_world_images_do_not_crash(grounder: WorldGrounder) -> None:

@@ -603,13 +603,22 @@ def _wait_for(db: Path, n: int, proc: subprocess.Popen, timeout: float = 60) -> 
         time.sleep(0.02)
 
 
+@pytest.fixture(scope="module")
+def long_train_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("world") / "train"
+    make_split(out, "world-train", n=64)  # long enough that a kill lands mid-run, not after it
+    return out
+
+
 @pytest.mark.slow
-def test_sigkill_at_random_points_loses_no_committed_sample(train_dir: Path, tmp_path: Path) -> None:
+def test_sigkill_at_random_points_loses_no_committed_sample(long_train_dir: Path, tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     rng = random.Random(int(time.time()))
     for _ in range(3):
         before = _committed(db)
-        proc = _start(train_dir, db)
+        if before == 64:  # a fast machine finished before the kill
+            break
+        proc = _start(long_train_dir, db)
         _wait_for(db, before + 1, proc)
         time.sleep(rng.uniform(0.0, 0.6))
         committed = _committed(db)
@@ -617,25 +626,25 @@ def test_sigkill_at_random_points_loses_no_committed_sample(train_dir: Path, tmp
         proc.communicate()
         assert _committed(db) >= committed  # nothing that was committed is lost
         assert_complete(db, k=2)  # and nothing is half-written
-    proc = _start(train_dir, db, "--json")
+    proc = _start(long_train_dir, db, "--json")
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
     out = json.loads(stdout)
-    assert out["run_totals"]["kept"] == 16 and out["skipped_done"] + out["processed"] == 16
+    assert out["run_totals"]["kept"] == 64 and out["skipped_done"] + out["processed"] == 64
     found = assert_complete(db, k=2)
-    assert len(found) == 16 and all(("box", 0, "ok") in have for have in found.values())
+    assert len(found) == 64 and all(("box", 0, "ok") in have for have in found.values())
 
 
 @pytest.mark.slow
-def test_sigint_finishes_in_flight_samples_then_stops(train_dir: Path, tmp_path: Path) -> None:
+def test_sigint_finishes_in_flight_samples_then_stops(long_train_dir: Path, tmp_path: Path) -> None:
     db = tmp_path / "t.db"
-    proc = _start(train_dir, db, "--json")
+    proc = _start(long_train_dir, db, "--json")
     _wait_for(db, 2, proc)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     out = json.loads(stdout)
-    assert out["status"] == "interrupted" and 2 <= out["processed"] < 16 and "resume" in stderr
+    assert out["status"] == "interrupted" and 2 <= out["processed"] < 64 and "resume" in stderr
     assert _committed(db) == out["processed"]  # every started sample finished and was committed
     assert_complete(db, k=2)
     with TraceStore.open(db, create=False, readonly=True) as store:

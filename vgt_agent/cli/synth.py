@@ -3,14 +3,19 @@
 Everything is checked before the store is touched (bad input exits 2 with one line and writes nothing).
 The run id is derived from dataset, split, path and teacher, so re-running the same command resumes the
 same run and skips the samples it already finished; `--shard i/n` splits the work across machines, whose
-stores `vgt traces merge` joins into one run.
+stores `vgt traces merge` joins into one run. `--workers N` runs the samples in N processes when one
+interpreter's CPU is the limit (`synthesis/workers.py`); this process still commits every sample.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
+import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +41,7 @@ from vgt_agent.synthesis.oracle import WorldOracleTeacher
 from vgt_agent.synthesis.pipeline import GrounderPool, SynthPipeline
 from vgt_agent.synthesis.prompts import EXTRACT_SCHEMA
 from vgt_agent.synthesis.teacher import BackendTeacher
+from vgt_agent.synthesis.workers import SampleWorkers, WorkerError
 from vgt_agent.synthesis.world_scene import is_world_sample
 from vgt_agent.synthesis.writer import StoreWriter
 
@@ -109,6 +115,11 @@ def synth(
     protocol: str = typer.Option("text", "--protocol", help="--via agent: text (<ground> tags) | function"),
     max_turns: int = typer.Option(8, "--max-turns", min=1, help="--via agent: model turns per sample."),
     concurrency: int = typer.Option(32, "--concurrency", min=1, help="Samples in flight (size it for the server)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Processes that run the samples in flight (each on "
+                                                            "concurrency/N threads, with its own clients and "
+                                                            "grounder; this process keeps the one store writer). "
+                                                            "Raise it when the run is CPU-bound (e.g. --grounder "
+                                                            "world at high concurrency); 1 runs everything here."),
     limit: int = typer.Option(None, "--limit", min=0, help="At most this many samples (after sharding)."),
     shard: str = typer.Option(None, "--shard", help="i/n: every n-th sample starting at i, for several machines."),
     run: str = typer.Option(None, "--run", help="Run name (default derived from dataset/split/via/teacher)."),
@@ -137,54 +148,68 @@ def synth(
                             (extract == "scene", "--extract scene"), (policy == "rule", "--policy rule")):
             if value and (via == "distill" or what == "--teacher world-oracle"):
                 usage_error(f"{what} needs a world dataset (its scene graph); {samples[0].dataset} has none")
-    oracle_agent = via == "agent" and teacher == "world-oracle"
-    if oracle_agent and protocol == "function":
+    spec = PipelineSpec(
+        settings=SynthSettings(via=via, k=k, keep=keep, agent_kind=kind, agent_protocol=protocol,
+                               agent_limits=AskLimits(max_turns=max_turns, max_tool_calls=max_turns,
+                                                      max_tokens=max_tokens, temperature=0.0)),
+        grounder=grounder, sam3_checkpoint=sam3_checkpoint, teacher=teacher, extract=extract, policy=policy,
+        backend=backend, model=model, base_url=base_url, max_attempts=max_attempts, temperature=temperature,
+        max_tokens=max_tokens)
+    if spec.oracle_agent and protocol == "function":
         usage_error("--teacher world-oracle speaks the in-text <ground> protocol only; use --protocol text")
     if grounder == "gold" and not world:
         usage_error("--grounder gold needs a world dataset (gold masks)")
-    needs_model = ((via == "agent" and not oracle_agent) or (via == "distill" and teacher == "model")
-                   or extract == "llm" or policy == "vlm")
-    vlm = extractor_vlm = model_name = None
-    if needs_model:
-        try:
-            with contextlib.redirect_stdout(sys.stderr):  # model-loading progress is not program output
-                vlm, extractor_vlm = _backends(backend, model, base_url, max_attempts, extract == "llm")
-            if via == "agent" and protocol == "function" and not vlm.supports_function_calling:
-                usage_error(f"the {backend} backend has no function calling; use --protocol text")
-            model_name = vlm.model
-        except BackendError as e:
-            if e.unreachable:
-                work_failed(str(e))
-            usage_error(str(e))
-        except (ValueError, FileNotFoundError, OSError) as e:
-            usage_error(str(e))
-    if oracle_agent:
-        vlm = WorldOracleBackend(kind=kind)  # the rule plays the model: question text and tool replies only
-        model_name = vlm.model
+    if workers > 1 and grounder == "sam3":
+        usage_error("--workers > 1 would load SAM3 once per worker; run SAM3 with --workers 1")
+    if workers > 1 and spec.needs_model and backend == "transformers":
+        usage_error("--workers > 1 would load the model once per worker; serve it with an OpenAI-compatible server")
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # model-loading progress is not program output
+            pipeline = build_pipeline(spec)
+        if via == "agent" and protocol == "function" and not pipeline.vlm.supports_function_calling:
+            usage_error(f"the {backend} backend has no function calling; use --protocol text")
+    except BackendError as e:
+        if e.unreachable:
+            work_failed(str(e))
+        usage_error(str(e))
+    except (ValueError, FileNotFoundError, OSError) as e:
+        usage_error(str(e))
+    model_name = pipeline.vlm.model if pipeline.vlm is not None else None
+    if spec.needs_model:  # workers use the model this process resolved (no discovery of their own)
+        spec = dataclasses.replace(spec, model=model_name)
     teacher_label = "world-oracle" if teacher == "world-oracle" else f"{backend}:{model_name}"
-    settings = SynthSettings(via=via, k=k, keep=keep, agent_kind=kind, agent_protocol=protocol,
-                             agent_limits=AskLimits(max_turns=max_turns, max_tool_calls=max_turns,
-                                                    max_tokens=max_tokens, temperature=0.0))
-    pipeline = SynthPipeline(
-        settings, GrounderPool(grounder, sam3_checkpoint=sam3_checkpoint),
-        teacher=WorldOracleTeacher() if teacher == "world-oracle" and via == "distill" else (
-            BackendTeacher(vlm, temperature=temperature, max_tokens=max_tokens) if via == "distill" else None),
-        extractor=SceneExtractor() if extract == "scene" else LLMExtractor(extractor_vlm), policy=policy, vlm=vlm)
     name = run or run_name(samples, dataset, split, via, teacher_label)
     run_id = "synth-" + short_hash("synth-run", name)[:12]
 
+    with contextlib.ExitStack() as stack:
+        pool = None
+        if workers > 1:
+            factory = functools.partial(build_pipeline, spec)
+            try:
+                pool = stack.enter_context(SampleWorkers(factory, processes=workers,
+                                                         threads=math.ceil(concurrency / workers)))
+            except WorkerError as e:
+                work_failed(str(e))
+        _run(pipeline, pool, samples, db, run_id, name, teacher_label, model_name, concurrency, json_out,
+             config={"via": via, "k": k, "keep": keep, "extract": extract, "policy": policy, "grounder": grounder,
+                     "temperature": temperature, "max_tokens": max_tokens, "concurrency": concurrency,
+                     "workers": workers, "shard": shard, "limit": limit, "kind": kind, "protocol": protocol})
+
+
+def _run(pipeline: SynthPipeline, pool: SampleWorkers | None, samples: list[Sample], db: Path | None, run_id: str,
+         name: str, teacher_label: str, model_name: str | None, concurrency: int, json_out: bool,
+         config: dict[str, Any]) -> None:
+    """Open the store, run the batch, record and print the outcome (exit 1 failed, 130 interrupted)."""
+    via = config["via"]
     store = open_store(db, create=True)
-    config = {"via": via, "k": k, "keep": keep, "extract": extract, "policy": policy, "grounder": grounder,
-              "temperature": temperature, "max_tokens": max_tokens, "concurrency": concurrency, "shard": shard,
-              "limit": limit, "kind": kind, "protocol": protocol}
     oracle_distill = teacher_label == "world-oracle" and via == "distill"
     store.start_run("synth", run_id=run_id, name=name, command=" ".join(sys.argv), backend=teacher_label.split(":")[0],
                     model=WorldOracleTeacher.model if oracle_distill else model_name,
-                    grounder=grounder, config=config)
+                    grounder=config["grounder"], config=config)
     done = store.finished_sample_ids(run_id)
     try:
         with StoreWriter(store.path) as writer:
-            runner = BatchRunner(pipeline, writer, run_id, samples, done=done, concurrency=concurrency)
+            runner = BatchRunner(pipeline, writer, run_id, samples, done=done, concurrency=concurrency, workers=pool)
             stats = _run_with_progress(runner, show=not json_out and console.is_terminal)
     except KeyboardInterrupt:
         store.end_run(run_id, status="interrupted")
@@ -203,6 +228,56 @@ def synth(
     if status == "interrupted":
         err_console.print(f"interrupted: re-run the same command to resume run {name}", markup=False)
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """What a run's stages are, as plain values: worker processes rebuild the pipeline from it (clients,
+    models and grounders cannot be pickled)."""
+
+    settings: SynthSettings
+    grounder: str
+    sam3_checkpoint: str | None
+    teacher: str  # world-oracle | model
+    extract: str  # scene | llm
+    policy: str  # rule | vlm
+    backend: str
+    model: str | None
+    base_url: str | None
+    max_attempts: int
+    temperature: float
+    max_tokens: int
+
+    @property
+    def oracle_agent(self) -> bool:
+        """--via agent with the world-oracle playing the model."""
+        return self.settings.via == "agent" and self.teacher == "world-oracle"
+
+    @property
+    def needs_model(self) -> bool:
+        via = self.settings.via
+        return ((via == "agent" and not self.oracle_agent) or (via == "distill" and self.teacher == "model")
+                or self.extract == "llm" or self.policy == "vlm")
+
+
+def build_pipeline(spec: PipelineSpec) -> SynthPipeline:
+    """The run's pipeline; BackendError, ValueError or OSError when a model backend cannot be made."""
+    vlm = extractor_vlm = None
+    if spec.needs_model:
+        vlm, extractor_vlm = _backends(spec.backend, spec.model, spec.base_url, spec.max_attempts,
+                                       spec.extract == "llm")
+    if spec.oracle_agent:
+        vlm = WorldOracleBackend(kind=spec.settings.agent_kind)  # the rule plays the model: text and tool replies
+    via = spec.settings.via
+    if via == "distill" and spec.teacher == "world-oracle":
+        teacher = WorldOracleTeacher()
+    elif via == "distill":
+        teacher = BackendTeacher(vlm, temperature=spec.temperature, max_tokens=spec.max_tokens)
+    else:
+        teacher = None
+    return SynthPipeline(spec.settings, GrounderPool(spec.grounder, sam3_checkpoint=spec.sam3_checkpoint),
+                         teacher=teacher, extractor=SceneExtractor() if spec.extract == "scene" else
+                         LLMExtractor(extractor_vlm), policy=spec.policy, vlm=vlm)
 
 
 def _backends(kind: str, model: str | None, base_url: str | None, max_attempts: int, structured: bool

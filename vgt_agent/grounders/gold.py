@@ -21,6 +21,7 @@ from vgt_agent.grounders.base import GroundingResult, Instance
 from vgt_agent.grounders.concepts import Concept, describe, parse_concept
 
 SIZE_RANK = {"small": 0, "medium": 1, "large": 2}
+_Found = tuple[np.ndarray, geometry.Box, tuple[int, int], int]  # an entry's mask, box, point and area
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,9 @@ class GoldGrounder:
             entries = [_Entry(g.name, g.rle, g.box) for g in gold_objects]
         self.entries = entries
         self.size = size or _size_from_rles(entries)
+        # Per entry and image size: (mask, box, point, area), or None for no pixels. Decoding a mask and
+        # finding its point cost more than the rest of a call, and an agent grounds several phrases per image.
+        self._found: dict[tuple[int, int, int], _Found | None] = {}
 
     def ground(self, image: Image.Image | None, concept: str) -> GroundingResult:
         """The stored objects matching the concept (score 1.0), in reading order; the image is only checked
@@ -117,24 +121,28 @@ class GoldGrounder:
             reason = f"image is {w}x{h} but the gold masks are {gw}x{gh}"
             return GroundingResult(concept=concept, reason=reason, presence=0.0)
         width, height = self.size if self.size is not None else (image.size if image is not None else (0, 0))
-        found: list[tuple[_Entry, np.ndarray]] = []
-        for entry in self.entries:
-            if not entry.matches(parsed):
-                continue
-            mask = entry.mask(height, width)
-            if mask is not None and mask.any():
-                found.append((entry, mask))
-        found = parsed.select(found, key=lambda em: (SIZE_RANK.get(em[0].size or "", -1), int(em[1].sum())))
-        instances = [
-            Instance(mask=m, box=geometry.mask_to_box(m), point=geometry.mask_to_point(m), score=1.0,
-                     label=e.name)
-            for e, m in found
-        ]
+        found = [(entry, hit) for i, entry in enumerate(self.entries)
+                 if entry.matches(parsed) and (hit := self._instance(i, height, width)) is not None]
+        found = parsed.select(found, key=lambda eh: (SIZE_RANK.get(eh[0].size or "", -1), eh[1][3]))
+        instances = [Instance(mask=mask, box=box, point=point, score=1.0, label=e.name)
+                     for e, (mask, box, point, _) in found]
         instances.sort(key=lambda i: (i.box[1], i.box[0]))
         return GroundingResult(
             concept=concept, instances=instances, presence=1.0 if instances else 0.0,
             reason=None if instances or parsed.ok else parsed.error,
         )
+
+    def _instance(self, index: int, height: int, width: int) -> _Found | None:
+        """An entry's mask (read-only: shared by every result), box, point and area, computed once."""
+        key = (index, height, width)
+        if key not in self._found:
+            mask = self.entries[index].mask(height, width)
+            if mask is None or not mask.any():
+                self._found[key] = None
+            else:
+                mask.flags.writeable = False
+                self._found[key] = (mask, geometry.mask_to_box(mask), geometry.mask_to_point(mask), int(mask.sum()))
+        return self._found[key]
 
 
 def _box(value: Any) -> tuple[float, float, float, float] | None:

@@ -12,10 +12,10 @@ symmetry period, so nothing here assumes the generator's upright orientation.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
-from scipy import ndimage
 
 from vgt_agent.world.palette import SIZES
 from vgt_agent.world.shapes import RING_INNER, STAR_INNER
@@ -56,21 +56,50 @@ class Template:
         # Triangles (centre, (1, 0), p2) of area p2.y / 2 tile the shape, one per angle p2 spans.
         return math.pi / math.atan2(self.p2[1], self.p2[0]) * self.p2[1]
 
-    def margins(self, rho: np.ndarray, phi: np.ndarray, radius: float) -> np.ndarray:
-        """Signed distance (px, positive inside) of points at polar (rho, phi) from the drawn outline."""
-        if self.p2 is None:
-            outer = radius + RASTER_BIAS - rho
-            if not self.inner:
-                return outer
-            return np.minimum(outer, rho - self.inner * radius - RASTER_BIAS)
-        psi = np.mod(phi, self.period)
-        psi = np.minimum(psi, self.period - psi)
+    @cached_property
+    def edge(self) -> tuple[float, float]:
+        """(apothem, skew) of a straight-edged template: the edge line's distance from the centre at unit
+        radius, and how far its normal's angle sits before the middle of the half period (0 for n-gons)."""
         x2, y2 = self.p2
         dx, dy = x2 - 1.0, y2
-        den = np.cos(psi) * dy - np.sin(psi) * dx  # ray x edge direction; > 0 on the edge's span
-        edge = y2 / den  # unit radius of the outline along the ray
-        # Radial gap times cos(angle between ray and edge normal) is the perpendicular distance.
-        return (radius * edge - rho) * (den / math.hypot(dx, dy)) + RASTER_BIAS
+        skew = self.period / 2 - math.atan2(-dx, dy)
+        return y2 / math.hypot(dx, dy), skew if abs(skew) > 1e-12 else 0.0
+
+    def violations(
+        self, rho: np.ndarray, angle: np.ndarray | None, tilts: np.ndarray, radius: float, sign: np.ndarray
+    ) -> np.ndarray:
+        """How far (px) each point lies on its wrong side of the drawn outline (0 when on the right side).
+
+        `rho` and `angle` (C, N) are each point's distance and direction (radians) from a candidate centre
+        (`angle` is unused by circles and rings), `tilts` (T,) the candidate rotations, `sign` (N,) -1 for
+        pixels that must be inside and +1 for those that must be outside. Returns (C, T, N), (C, 1, N) for
+        circles and rings.
+
+        A point's margin (signed distance, positive inside) is measured to the edge its ray from the centre
+        crosses, perpendicular to that edge: apothem - rho * cos(angle to the edge normal). The angle is
+        taken from the middle of the point's symmetry period, where an n-gon's edge normal lies; a star's
+        two edges per period are mirrored about it, hence |x| - skew.
+        """
+        if self.p2 is None:
+            margin = (radius + RASTER_BIAS) - rho
+            if self.inner:
+                margin = np.minimum(margin, rho - (self.inner * radius + RASTER_BIAS))
+            margin *= sign
+            return np.maximum(margin, 0.0, out=margin)[:, None, :]
+        apothem, skew = self.edge
+        period = np.float32(self.period)
+        # In periods, from the middle of each point's period: rint leaves x in [-1/2, 1/2].
+        turns = (tilts / self.period + 0.5).astype(np.float32)
+        x = (angle * (1 / period))[:, None, :] - turns[None, :, None]
+        x -= np.rint(x)
+        if skew:
+            np.abs(x, out=x)
+            x -= np.float32(skew / self.period)
+        x *= period
+        np.cos(x, out=x)
+        x *= (rho * sign)[:, None, :]
+        viol = np.subtract(sign * np.float32(radius * apothem + RASTER_BIAS), x, out=x)
+        return np.maximum(viol, 0.0, out=viol)
 
 
 def _polygon(shape: str, n: int) -> Template:
@@ -109,10 +138,21 @@ class Evidence:
     """What a region offers to the fit: pixels that must be inside, pixels that must be outside."""
 
     inside: np.ndarray  # (N, 2) x, y pixel centres of the region (its outline plus a sparse lattice)
+    outline: np.ndarray  # (K, 2) x, y pixel centres of the region's outline (its extreme points among them)
     outside: np.ndarray  # (M, 2) visible non-object pixel centres bordering the region or its occluders
     area: int
     centroid: tuple[float, float]
     occluded: bool  # part of the outline borders another object
+    _scored: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
+
+    def scored(self, stride: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every `stride`-th inside and outside point as one (N, 2) array, and their signs (-1 inside, +1
+        outside); built once per stride, since every template and hypothesis is scored on the same points."""
+        if stride not in self._scored:
+            inside, outside = self.inside[::stride], self.outside[::stride]
+            sign = np.concatenate([np.full(len(inside), -1.0, np.float32), np.ones(len(outside), np.float32)])
+            self._scored[stride] = (np.concatenate([inside, outside]), sign)
+        return self._scored[stride]
 
 
 def evidence(
@@ -126,17 +166,19 @@ def evidence(
     """
     shift = np.array([origin[1] + 0.5, origin[0] + 0.5], dtype=np.float32)
     rows, cols = np.nonzero(region)
-    eroded = ndimage.binary_erosion(region, structure=np.ones((3, 3), bool), border_value=0)
+    eroded = _erode(region)
     outline = region & ~eroded
     rows_on = np.arange(region.shape[0]) % spacing == 0
     lattice = eroded & np.logical_and.outer(rows_on, np.arange(region.shape[1]) % spacing == 0)
     inside = np.argwhere(outline | lattice)[:, ::-1] + shift
+    edge = np.argwhere(outline)[:, ::-1] + shift
     known = region | occluder
-    near = ndimage.binary_dilation(known, structure=np.ones((3, 3), bool))
+    near = _dilate(known)
     outside = np.argwhere(near & ~known)[:, ::-1] + shift
-    touching = ndimage.binary_dilation(occluder, structure=np.ones((3, 3), bool)) & outline
+    touching = _dilate(occluder) & outline
     return Evidence(
         inside=inside.astype(np.float32),
+        outline=edge.astype(np.float32),
         outside=outside.astype(np.float32),
         area=int(rows.size),
         centroid=(float(cols.mean() + shift[0]), float(rows.mean() + shift[1])),
@@ -144,21 +186,59 @@ def evidence(
     )
 
 
-def _costs(
-    tpl: Template, radius: float, centers: np.ndarray, tilts: np.ndarray, ev: Evidence, stride: int = 1
-) -> np.ndarray:
-    """(C, T) violation cost of the template at every centre and tilt."""
-    inside, outside = ev.inside[::stride], ev.outside[::stride]
-    pts = np.concatenate([inside, outside])
-    sign = np.concatenate([-np.ones(len(inside), np.float32), np.ones(len(outside), np.float32)])
+def _dilate(mask: np.ndarray) -> np.ndarray:
+    """3x3 binary dilation (outside the array is background), as two 1-D passes of shifted ORs: the same
+    pixels as `ndimage.binary_dilation` with a 3x3 structure, without its per-call overhead on small crops."""
+    rows = mask.copy()
+    rows[1:] |= mask[:-1]
+    rows[:-1] |= mask[1:]
+    out = rows.copy()
+    out[:, 1:] |= rows[:, :-1]
+    out[:, :-1] |= rows[:, 1:]
+    return out
+
+
+def _erode(mask: np.ndarray) -> np.ndarray:
+    """3x3 binary erosion with background outside the array (`ndimage.binary_erosion(..., border_value=0)`)."""
+    rows = mask.copy()
+    rows[1:] &= mask[:-1]
+    rows[:-1] &= mask[1:]
+    rows[[0, -1]] = False
+    out = rows.copy()
+    out[:, 1:] &= rows[:, :-1]
+    out[:, :-1] &= rows[:, 1:]
+    out[:, [0, -1]] = False
+    return out
+
+
+@dataclass
+class _Polar:
+    """The scored points seen from each candidate centre: shared by every template tried at those centres."""
+
+    centers: np.ndarray  # (C, 2) x, y
+    rho: np.ndarray  # (C, N) px
+    dx: np.ndarray  # (C, N) point minus centre
+    dy: np.ndarray
+    sign: np.ndarray  # (N,) -1 inside, +1 outside
+    stride: int
+
+    @cached_property
+    def angle(self) -> np.ndarray:
+        return np.arctan2(self.dy, self.dx)
+
+
+def _polar(centers: np.ndarray, ev: Evidence, stride: int = 1) -> _Polar:
+    pts, sign = ev.scored(stride)
     d = pts[None, :, :] - centers[:, None, :].astype(np.float32)  # (C, N, 2)
-    rho = np.hypot(d[..., 0], d[..., 1])[:, None, :]
-    phi = np.arctan2(d[..., 1], d[..., 0])[:, None, :]
-    if tpl.period:
-        phi = phi - tilts[None, :, None].astype(np.float32)
-    viol = np.maximum(0.0, sign * tpl.margins(rho, phi, radius))
-    cost = (viol**2).sum(axis=-1) * (stride / (2 * math.pi * radius))
-    return np.broadcast_to(cost + _hidden_penalty(tpl, radius, ev), (len(centers), len(tilts)))
+    dx, dy = d[..., 0], d[..., 1]
+    return _Polar(centers, np.sqrt(dx * dx + dy * dy), dx, dy, sign, stride)
+
+
+def _costs(tpl: Template, radius: float, polar: _Polar, tilts: np.ndarray, ev: Evidence) -> np.ndarray:
+    """(C, T) violation cost of the template at every centre and tilt."""
+    viol = tpl.violations(polar.rho, polar.angle if tpl.period else None, tilts, radius, polar.sign)
+    cost = np.einsum("ctn,ctn->ct", viol, viol) * (polar.stride / (2 * math.pi * radius))
+    return cost + _hidden_penalty(tpl, radius, ev)
 
 
 def _hidden_penalty(tpl: Template, radius: float, ev: Evidence) -> float:
@@ -175,6 +255,10 @@ def _grid(cx: float, cy: float, half: float, step: float) -> np.ndarray:
     return np.stack([gx.ravel(), gy.ravel()], axis=1)
 
 
+# The 3 x 3 neighbourhood in `_grid` order (x fastest), for refinement steps.
+_NEIGHBOURS = np.array([[dx, dy] for dy in (-1.0, 0.0, 1.0) for dx in (-1.0, 0.0, 1.0)])
+
+
 @dataclass(frozen=True)
 class _Start:
     """A coarse hypothesis waiting to be refined."""
@@ -188,27 +272,32 @@ class _Start:
     step: float
 
 
-def _coarse(tpl: Template, size: str, radius: float, ev: Evidence) -> list[_Start]:
-    """Best (centre, tilt) on a coarse grid: the centroid alone when nothing hides the region (then it is
-    the template's centre), else a few from a grid of centres around it (several local minima)."""
+def _coarse_centers(radius: float, ev: Evidence) -> tuple[_Polar | None, float]:
+    """The centres a size's coarse search tries (seen from the points it scores), and their spacing: the
+    centroid alone when nothing hides the region (then it is the template's centre), else a grid around
+    it (several local minima)."""
     cx, cy = ev.centroid
-    tilts = np.arange(0.0, tpl.period, math.radians(COARSE_TILT_DEG)) if tpl.period else np.zeros(1)
-    if ev.occluded:
-        step = max(1.0, radius / 8)
-        centers = _grid(cx, cy, 0.55 * radius, step)
-        # The template must reach every region pixel: prune centres too far from the farthest ones.
-        far = np.hypot(*(ev.inside[None, :, :] - centers[:, None, :]).transpose(2, 0, 1)).max(axis=1)
-        centers = centers[far <= radius + RASTER_BIAS + PIXEL_SLACK + step]
-    else:
-        step = 0.5
-        centers = np.array([[cx, cy]])
-    if not len(centers):
+    if not ev.occluded:
+        return _polar(np.array([[cx, cy]]), ev), 0.5
+    step = max(1.0, radius / 8)
+    centers = _grid(cx, cy, 0.55 * radius, step)
+    # The template must reach every region pixel: prune centres too far from the farthest ones.
+    far = np.hypot(*(ev.inside[None, :, :] - centers[:, None, :]).transpose(2, 0, 1)).max(axis=1)
+    centers = centers[far <= radius + RASTER_BIAS + PIXEL_SLACK + step]
+    return (_polar(centers, ev, stride=3) if len(centers) else None), step
+
+
+def _coarse(tpl: Template, size: str, radius: float, ev: Evidence, polar: _Polar | None, step: float
+            ) -> list[_Start]:
+    """Best (centre, tilt) on the coarse grid: one start, or a few when occlusion allows several minima."""
+    if polar is None:
         return []
-    cost = _costs(tpl, radius, centers, tilts, ev, stride=3 if ev.occluded else 1)
+    tilts = np.arange(0.0, tpl.period, math.radians(COARSE_TILT_DEG)) if tpl.period else np.zeros(1)
+    cost = _costs(tpl, radius, polar, tilts, ev)
     starts = []
     for flat in np.argsort(cost, axis=None)[: 3 if ev.occluded else 1]:
         ci, ti = np.unravel_index(flat, cost.shape)
-        starts.append(_Start(tpl, size, radius, centers[ci], float(tilts[ti]), float(cost[ci, ti]), step))
+        starts.append(_Start(tpl, size, radius, polar.centers[ci], float(tilts[ti]), float(cost[ci, ti]), step))
     return starts
 
 
@@ -220,9 +309,9 @@ def _refine(start: _Start, ev: Evidence) -> Fit:
     value = start.cost
     while s > 0.25 or ts > math.radians(0.5):
         s, ts = max(s / 2, 0.25), ts / 2
-        local_c = _grid(float(c[0]), float(c[1]), s, s)
+        local_c = c + s * _NEIGHBOURS
         local_t = np.array([t - ts, t, t + ts]) if tpl.period else np.zeros(1)
-        local = _costs(tpl, radius, local_c, local_t, ev)
+        local = _costs(tpl, radius, _polar(local_c, ev), local_t, ev)
         i, j = np.unravel_index(int(np.argmin(local)), local.shape)
         c, t, value = local_c[i], float(local_t[j]), float(local[i, j])
     return Fit(tpl.shape, start.size, (float(c[0]), float(c[1])), t, value)
@@ -241,13 +330,16 @@ def fit_shapes(ev: Evidence, radii: dict[str, float], extent: float) -> list[Fit
     an upper bound that is already far behind.
     """
     starts: list[_Start] = []
+    grids: dict[str, tuple[_Polar | None, float]] = {}  # per size, shared by the templates
     for tpl in TEMPLATES.values():
         for size, radius in radii.items():
             full = tpl.area * (radius + RASTER_BIAS) ** 2
             too_small = extent > 2 * (radius + PIXEL_SLACK)
             if too_small or not 0.4 * full <= ev.area <= 1.25 * full + 2 * math.pi * radius:
                 continue
-            starts += _coarse(tpl, size, radius, ev)
+            if size not in grids:
+                grids[size] = _coarse_centers(radius, ev)
+            starts += _coarse(tpl, size, radius, ev, *grids[size])
     if not starts:
         return []
     starts.sort(key=lambda st: st.cost)

@@ -9,6 +9,7 @@ sees only pixels, like SAM3 would, so it can stand in for SAM3 in the agent loop
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import math
 import threading
@@ -22,7 +23,7 @@ from scipy.spatial import ConvexHull, QhullError
 
 from vgt_agent import geometry
 from vgt_agent.grounders.base import GroundingResult, Instance
-from vgt_agent.grounders.concepts import describe, parse_concept
+from vgt_agent.grounders.concepts import Concept, describe, parse_concept
 from vgt_agent.grounders.shapefit import Fit, evidence, fit_shapes, size_radii
 from vgt_agent.world.palette import COLOURS
 
@@ -62,6 +63,19 @@ def _extent(points: np.ndarray) -> float:
     return float(np.sqrt((d**2).sum(-1)).max())
 
 
+@functools.cache
+def _tolerance_tables(tol: int) -> np.ndarray:
+    """(3, 256) per channel and value: the bits of the palette colours whose channel is within `tol` of it."""
+    if len(COLOURS) > 8:
+        raise ValueError("the colour bit tables hold at most 8 palette colours")
+    values = np.arange(256)
+    tables = np.zeros((3, 256), dtype=np.uint8)
+    for bit, rgb in enumerate(COLOURS.values()):
+        for channel, value in enumerate(rgb):
+            tables[channel, np.abs(values - value) <= tol] |= 1 << bit
+    return tables
+
+
 def confidence(fits: list[Fit]) -> float:
     """Score in (0, 1]: high when the best template fits well and clearly better than any other shape."""
     best = fits[0].cost
@@ -71,8 +85,27 @@ def confidence(fits: list[Fit]) -> float:
     return max(0.01, round(fit_quality * (0.5 + 0.5 * margin), 4))
 
 
+@dataclass(eq=False)
+class _Component:
+    """One colour component, found but not yet fitted: a concept that rules its colour out never pays for
+    the fit, which is most of the segmentation's cost."""
+
+    colour: str
+    pixels: np.ndarray  # (h, w) bool: the component within its tight box
+    corner: tuple[int, int]  # image (row, col) of the box's top-left pixel
+    hidden: np.ndarray | None  # (H, W) bool: pixels of the other colours, shared by the colour's components
+    region: Region | None = None  # once fitted (then `hidden` is dropped)
+
+
+def _colour_may_match(concept: Concept, colour: str) -> bool:
+    """Whether an object of this colour can match the concept, whatever its shape and size (the colour test
+    of `Clause.matches`)."""
+    return any((c.colours is None or colour in c.colours) and colour not in c.not_colours for c in concept.clauses)
+
+
 class WorldGrounder:
-    """Colour threshold -> components -> template-fitted shape and size, cached per image."""
+    """Colour threshold -> components -> template-fitted shape and size, cached per image; a component is
+    fitted the first time a concept could match its colour."""
 
     name = "world"
 
@@ -80,7 +113,7 @@ class WorldGrounder:
         self.colour_tolerance = colour_tolerance
         self.cache_size = cache_size
         self.min_speck = min_speck  # regions smaller than this times a small object's radius squared
-        self._cache: OrderedDict[str, list[Region]] = OrderedDict()
+        self._cache: OrderedDict[str, list[_Component]] = OrderedDict()
         self._lock = threading.Lock()
         self.segmentations = 0  # how many images were actually segmented (the rest came from the cache)
 
@@ -89,7 +122,8 @@ class WorldGrounder:
         parsed = parse_concept(concept)
         if not parsed.ok:
             return GroundingResult(concept=concept, reason=parsed.error, presence=0.0)
-        regions = [r for r in self.segment(image) if parsed.matches(r.colour, r.shape, r.size)]
+        regions = [self._fitted(c) for c in self._components(image) if _colour_may_match(parsed, c.colour)]
+        regions = [r for r in regions if parsed.matches(r.colour, r.shape, r.size)]
         regions = parsed.select(regions, key=lambda r: (SIZE_RANK[r.size], r.area))
         regions.sort(key=lambda r: (-r.score, r.box[1], r.box[0]))
         instances = [r.instance() for r in regions]
@@ -98,95 +132,111 @@ class WorldGrounder:
 
     def segment(self, image: Image.Image) -> list[Region]:
         """All objects in the image (cached by pixel content, so many concepts cost one segmentation)."""
-        rgb = np.ascontiguousarray(image.convert("RGB"))
-        digest = hashlib.blake2b(repr(rgb.shape).encode(), digest_size=16)
-        digest.update(rgb.data)
+        return [self._fitted(c) for c in self._components(image)]
+
+    def _components(self, image: Image.Image) -> list[_Component]:
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        data = rgb.tobytes()  # hashed on every call, turned into an array only on a miss
+        digest = hashlib.sha256(repr(rgb.size).encode())  # hardware-accelerated on most CPUs: ~2x blake2b
+        digest.update(data)
         key = digest.hexdigest()
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        regions = self._segment(rgb)
+        components = self._find(np.frombuffer(data, dtype=np.uint8).reshape(rgb.height, rgb.width, 3))
         with self._lock:
             self.segmentations += 1
-            self._cache[key] = regions
+            self._cache[key] = components
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
-        return regions
+        return components
 
-    def _segment(self, rgb: np.ndarray) -> list[Region]:
+    def _find(self, rgb: np.ndarray) -> list[_Component]:
+        """The connected components of each palette colour, big enough to be objects."""
         h, w = rgb.shape[:2]
-        masks = self._colour_masks(rgb)
-        anything = np.logical_or.reduce(list(masks.values()))
+        bits = self._colour_bits(rgb)
+        anything = bits.astype(bool)
         radii = size_radii(min(h, w))
         min_area = max(4.0, self.min_speck * min(radii.values()) ** 2)
-        pad = math.ceil(max(radii.values())) + 3
-        # Outside the image counts as "hidden", like an occluder: an object cut by the border may go on.
-        anything_p = np.pad(anything, pad, constant_values=True)
-        regions: list[Region] = []
-        for colour, mask in masks.items():
-            labels, _ = ndimage.label(mask, structure=_EIGHT)
-            labels_p = np.pad(labels, pad)
+        components: list[_Component] = []
+        for bit, colour in enumerate(COLOURS):
+            mask = (bits & (1 << bit)).astype(bool)
+            rows_any, cols_any = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+            if not rows_any.size:
+                continue
+            # Label within the colour's bounding box only: the numbering (raster order) is the same.
+            top, left = int(rows_any[0]), int(cols_any[0])
+            labels, _ = ndimage.label(mask[top : rows_any[-1] + 1, left : cols_any[-1] + 1], structure=_EIGHT)
+            hidden = anything & ~mask
             for index, window in enumerate(ndimage.find_objects(labels), start=1):
                 if window is None:
                     continue
-                rows, cols = window
-                crop = (slice(rows.start, rows.stop + 2 * pad), slice(cols.start, cols.stop + 2 * pad))
-                region = labels_p[crop] == index
-                area = int(np.count_nonzero(region))
-                if area < min_area:
+                pixels = labels[window] == index
+                if np.count_nonzero(pixels) < min_area:
                     continue
-                occluder = anything_p[crop] & ~(labels_p[crop] > 0)
-                origin = (rows.start - pad, cols.start - pad)  # image row, col of the crop's corner
-                regions.append(self._region(colour, region, occluder, origin, (h, w), radii))
-        return regions
+                rows, cols = window
+                components.append(_Component(colour, pixels, (top + rows.start, left + cols.start), hidden))
+        return components
 
-    def _colour_masks(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
-        """Pixels within the tolerance of each palette colour.
+    def _colour_bits(self, rgb: np.ndarray) -> np.ndarray:
+        """(H, W) uint8 with bit i set where the pixel is within the tolerance of palette colour i (in every
+        channel): one table lookup per channel instead of a comparison per colour."""
+        tables = _tolerance_tables(self.colour_tolerance)
+        flat = rgb.reshape(-1, 3)
+        bits = tables[0].take(flat[:, 0]) & tables[1].take(flat[:, 1]) & tables[2].take(flat[:, 2])
+        return bits.reshape(rgb.shape[:2])
 
-        Only saturated pixels are compared: a pixel within `tol` of a colour has a saturation (max - min
-        channel) of at least the colour's minus 2 * tol, which rules out the grey background cheaply.
+    def _fitted(self, c: _Component) -> Region:
+        """The component's region, fitted on first use (threads racing here compute the same region)."""
+        hidden = c.hidden
+        if c.region is None and hidden is not None:  # hidden is dropped only after region is set
+            c.region, c.hidden = self._region(c, hidden), None
+        return c.region
+
+    def _region(self, c: _Component, hidden: np.ndarray) -> Region:
+        """Fit shapes to one component and place its mask back into the full image.
+
+        The fit sees the component's box grown by the largest object's radius: the component's pixels, and
+        the pixels of other colours (and outside the image) as hidden, where an object may go on.
         """
-        tol = self.colour_tolerance
-        saturation = rgb.max(axis=2).astype(np.int16) - rgb.min(axis=2)
-        floor = min(max(c) - min(c) for c in COLOURS.values()) - 2 * tol
-        candidates = np.flatnonzero(saturation >= floor)
-        pixels = rgb.reshape(-1, 3)[candidates].astype(np.int16)
-        masks = {}
-        for name, value in COLOURS.items():
-            flat = np.zeros(rgb.shape[0] * rgb.shape[1], dtype=bool)
-            flat[candidates[np.abs(pixels - value).max(axis=1) <= tol]] = True
-            masks[name] = flat.reshape(rgb.shape[:2])
-        return masks
-
-    def _region(
-        self,
-        colour: str,
-        region: np.ndarray,
-        occluder: np.ndarray,
-        origin: tuple[int, int],
-        shape: tuple[int, int],
-        radii: dict[str, float],
-    ) -> Region:
-        """Fit shapes to one component (given in a crop whose corner is image pixel `origin`) and place
-        its mask back into the full image."""
-        ev = evidence(region, occluder, origin, spacing=max(3, round(min(radii.values()) / 5)))
-        fits = fit_shapes(ev, radii, _extent(ev.inside))
+        shape = hidden.shape
+        radii = size_radii(min(shape))
+        pad = math.ceil(max(radii.values())) + 3
+        (r0, c0), (bh, bw) = c.corner, c.pixels.shape
+        region = np.zeros((bh + 2 * pad, bw + 2 * pad), dtype=bool)
+        region[pad:-pad, pad:-pad] = c.pixels
+        occluder = _window(hidden, r0 - pad, c0 - pad, region.shape, fill=True)
+        ev = evidence(region, occluder, (r0 - pad, c0 - pad), spacing=max(3, round(min(radii.values()) / 5)))
+        fits = fit_shapes(ev, radii, _extent(ev.outline))
         full = np.zeros(shape, dtype=bool)
-        ys, xs = np.nonzero(region)
-        full[ys + origin[0], xs + origin[1]] = True
+        full[r0 : r0 + bh, c0 : c0 + bw] = c.pixels
         full.flags.writeable = False  # shared by the cache and every Instance handed out
         if fits:
             best, score = fits[0], confidence(fits)
             shape_name, size = best.shape, best.size
         else:  # nothing fits (too big, too thin): keep it as an object of unknown shape, low confidence
             shape_name, size, score = "shape", self._size_by_area(ev.area, radii), 0.01
+        # The tight box is the component's; the point depends only on the pixels in it (mask_to_point crops
+        # to the box itself), so both come from the small crop rather than the full image.
+        col, row = geometry.mask_to_point(c.pixels)
         return Region(
-            colour=colour, shape=shape_name, size=size, score=score, mask=full,
-            box=geometry.mask_to_box(full), point=geometry.mask_to_point(full), area=ev.area,
-            fits=tuple(fits),
+            colour=c.colour, shape=shape_name, size=size, score=score, mask=full,
+            box=(float(c0), float(r0), float(c0 + bw), float(r0 + bh)), point=(col + c0, row + r0),
+            area=ev.area, fits=tuple(fits),
         )
 
     @staticmethod
     def _size_by_area(area: int, radii: dict[str, float]) -> str:
         return min(radii, key=lambda s: abs(math.log(area / (math.pi * radii[s] ** 2))))
+
+
+def _window(array: np.ndarray, top: int, left: int, shape: tuple[int, int], fill: bool) -> np.ndarray:
+    """`array[top : top + h, left : left + w]` with the part outside the array set to `fill`."""
+    h, w = shape
+    out = np.full(shape, fill, dtype=array.dtype)
+    r0, c0 = max(top, 0), max(left, 0)
+    r1, c1 = min(top + h, array.shape[0]), min(left + w, array.shape[1])
+    if r0 < r1 and c0 < c1:
+        out[r0 - top : r1 - top, c0 - left : c1 - left] = array[r0:r1, c0:c1]
+    return out

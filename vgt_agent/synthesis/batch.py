@@ -7,7 +7,9 @@ one half-written; re-running the same run skips samples that already have a non-
 failure becomes an "error" row and a count, never the end of the batch; but `max_unreachable` samples in a
 row failing to reach the model server (after the backend's own retries) means the server is dead, and the
 run stops with that message. SIGINT/SIGTERM stop submitting and let in-flight samples finish; a second
-one exits at once (committed samples are safe either way).
+one exits at once (committed samples are safe either way). With `workers` (`vgt synth --workers N`) the
+samples run in worker processes instead (`workers.py`), and this process commits their records the same
+way, one transaction per sample, through the one writer.
 """
 
 from __future__ import annotations
@@ -23,20 +25,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from vgt_agent.backends.base import BackendError
 from vgt_agent.datasets.sample import Sample
-from vgt_agent.graphs.synth import run_synth
-from vgt_agent.store import ImageRecord, SampleRecord, TraceRecord
-from vgt_agent.store.records import short_hash
+from vgt_agent.store import TraceRecord
 from vgt_agent.synthesis.pipeline import SynthPipeline
+from vgt_agent.synthesis.sample_run import run_sample, store_sample_id
+from vgt_agent.synthesis.workers import SampleWorkers, WorkerError
 from vgt_agent.synthesis.writer import StoreWriter
 
 STAGES = ("distill", "verify", "extract", "ground", "align", "agent", "store", "total")
-
-
-def store_sample_id(sample: Sample) -> str:
-    """The id `SampleRecord.from_sample` gives this sample (what resume looks up)."""
-    return SampleRecord.id_for(sample.dataset, sample.split, sample.id)
 
 
 @dataclass
@@ -93,25 +89,14 @@ class BatchStats:
         }
 
 
-def error_record(run_id: str, sample: Sample, message: str, kind: str, backend: str | None, model: str | None
-                 ) -> TraceRecord:
-    """The row that records a failed sample (status "error"); resume redoes the sample."""
-    try:
-        image = ImageRecord.from_path(sample.image_path or "")
-    except ValueError:
-        path = str(sample.image_path or "")
-        image = ImageRecord(short_hash("unreadable", path), path, 0, 0)
-    record = SampleRecord.from_sample(sample, image)
-    return TraceRecord(run_id, record, "error", "error", error=message, reason=kind, backend=backend, model=model,
-                       meta={"kind": kind})
-
-
 class BatchRunner:
-    """Runs `samples` through `pipeline` into `writer` under `run_id`."""
+    """Runs `samples` through `pipeline` into `writer` under `run_id`: on threads of this process, or with
+    `workers`, in worker processes whose records this process commits."""
 
     def __init__(self, pipeline: SynthPipeline, writer: StoreWriter, run_id: str, samples: Sequence[Sample], *,
                  done: set[str] = frozenset(), concurrency: int = 32, max_unreachable: int = 3,
-                 on_outcome: Callable[[BatchStats, dict[str, Any]], None] | None = None) -> None:
+                 on_outcome: Callable[[BatchStats, dict[str, Any]], None] | None = None,
+                 workers: SampleWorkers | None = None) -> None:
         self.pipeline = pipeline
         self.writer = writer
         self.run_id = run_id
@@ -120,12 +105,10 @@ class BatchRunner:
         self.concurrency = max(1, concurrency)
         self.max_unreachable = max(1, max_unreachable)
         self.on_outcome = on_outcome
+        self.workers = workers
         self.stats = BatchStats(selected=len(samples))
         self._stop = threading.Event()
         self._signals = 0
-        teacher = pipeline.teacher or pipeline.vlm
-        self._label = (getattr(teacher, "backend", None) or getattr(teacher, "name", None),
-                       getattr(teacher, "model", None))
 
     def todo(self) -> list[Sample]:
         return [s for s in self.samples if store_sample_id(s) not in self.done]
@@ -145,30 +128,21 @@ class BatchRunner:
             self.stats.message = f"stopped by {signal.Signals(signum).name}; finishing the samples in flight"
         self.stop()
 
+    def _commit(self, sid: str, records: list[TraceRecord]) -> None:
+        self.writer.write_sample(self.run_id, sid, records)
+
     def process(self, sample: Sample) -> dict[str, Any]:
-        """One sample end to end; never raises for the sample's own failures."""
-        sid = store_sample_id(sample)
+        """One sample end to end on this thread; never raises for the sample's own failures."""
+        return run_sample(self.pipeline, self.run_id, sample, self._commit)
 
-        def write(records: list[TraceRecord]) -> None:
-            self.writer.write_sample(self.run_id, sid, records)
-
-        try:
-            ctx = self.pipeline.context(sample, self.run_id, write)
-        except ValueError as e:
-            return self._failed(sample, str(e), "bad_sample")
-        try:
-            return run_synth(ctx)
-        except BackendError as e:
-            outcome = self._failed(sample, str(e), "unreachable" if e.unreachable else "backend")
-            outcome["unreachable"] = e.unreachable
-            return outcome
-        except Exception as e:  # noqa: BLE001 - a malformed sample or output must not end the batch
-            return self._failed(sample, f"{type(e).__name__}: {e}", type(e).__name__)
-
-    def _failed(self, sample: Sample, message: str, kind: str) -> dict[str, Any]:
-        record = error_record(self.run_id, sample, message, kind, *self._label)
-        self.writer.write_sample(self.run_id, store_sample_id(sample), [record])
-        return {"status": "error", "kind": kind, "error": message, "reason": kind}
+    def _outcome(self, future: Future) -> dict[str, Any]:
+        """A finished sample's outcome; a worker's records are committed here first (one writer)."""
+        if self.workers is None:
+            return future.result()
+        outcome, commits = future.result()
+        for sid, records in commits:
+            self._commit(sid, records)
+        return outcome
 
     def run(self) -> BatchStats:
         todo = self.todo()
@@ -180,7 +154,9 @@ class BatchRunner:
                 previous[sig] = signal.signal(sig, self._on_signal)
         started = time.perf_counter()
         unreachable_streak = 0
-        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="synth")
+        pool = None
+        if self.workers is None:
+            pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="synth")
         try:
             pending: set[Future] = set()
             queue = iter(todo)
@@ -191,13 +167,17 @@ class BatchRunner:
                     if sample is None:
                         exhausted = True
                         break
-                    pending.add(pool.submit(self.process, sample))
+                    pending.add(pool.submit(self.process, sample) if pool else self.workers.submit(self.run_id, sample))
                 if not pending:
                     break
                 finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 for future in finished:
                     try:
-                        outcome = future.result()
+                        outcome = self._outcome(future)
+                    except WorkerError as e:
+                        self.stats.stopped, self.stats.message = "worker_failed", str(e)
+                        self.stop()
+                        continue
                     except Exception as e:  # noqa: BLE001 - only the store itself failing gets here
                         self.stats.stopped, self.stats.message = "store_failed", f"cannot write the trace store: {e}"
                         self.stop()
@@ -211,7 +191,8 @@ class BatchRunner:
                     if self.on_outcome is not None:
                         self.on_outcome(self.stats, outcome)
         finally:
-            pool.shutdown(wait=True)
+            if pool is not None:
+                pool.shutdown(wait=True)
             self.stats.elapsed_s = time.perf_counter() - started
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
