@@ -17,7 +17,7 @@ from openai_stub_server import StubOpenAIServer, StubReply
 from PIL import Image
 
 from vgt_agent.backends import BackendError, Generation, OpenAIBackend, ToolCall, VLMBackend, make_backend
-from vgt_agent.backends.openai_backend import _stop_hit
+from vgt_agent.backends.openai_backend import _stop_hit, image_data_url
 
 KEY = "sk-test-5ecret-do-not-leak"
 SEGMENT_TOOL = {
@@ -404,3 +404,18 @@ def test_transformers_backend_missing_model_is_a_backend_error(tmp_path, monkeyp
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(BackendError, match="cannot load model"):
         make_backend("transformers", model="no-such-org/no-such-model")
+
+
+def test_image_data_url_is_lossless_and_encodes_each_image_once(monkeypatch) -> None:
+    image = Image.new("RGB", (40, 30), (10, 200, 30))
+    url = image_data_url(image)
+    decoded = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    assert decoded.tobytes() == image.tobytes()
+    calls = []
+    real_save = Image.Image.save
+    monkeypatch.setattr(Image.Image, "save", lambda self, *a, **k: (calls.append(1), real_save(self, *a, **k))[1])
+    assert image_data_url(image.copy()) == url and calls == []  # same pixels: no second encoding
+    changed = image.copy()
+    changed.putpixel((0, 0), (0, 0, 0))
+    assert image_data_url(changed) != url and calls == [1]  # edited pixels are never served stale
+    assert image_data_url(image.convert("RGBA")) == url  # what is sent is the RGB image
