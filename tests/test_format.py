@@ -327,9 +327,28 @@ def test_ten_thousand_fuzzed_strings_never_raise() -> None:
         find_boxed(text)
 
 
+def _plain_tag(rng: random.Random) -> str:
+    """A tag as a model writes it: mostly a canonical `<obj>`, sometimes with one flaw the fast path must hand
+    to the stack scan (out of range, unordered box, mixed kinds, odd spacing, leading zero, bad phrase)."""
+    kind = rng.choice("pb" * 10 + "x")
+    instances = []
+    for _ in range(rng.randint(1, 3)):
+        arity = {"p": 2, "b": 4, "x": rng.choice((2, 4))}[kind]
+        values = [rng.choice([rng.randint(0, 1000)] * 100 + [0, 1000, 1001, 9999, 10000]) for _ in range(arity)]
+        if arity == 4 and rng.random() < 0.95:
+            values = [*map(min, values[:2], values[2:]), *map(max, values[:2], values[2:])]
+        numbers = ", ".join(map(str, values)) if rng.random() < 0.97 else ",".join(map(str, values))
+        instances.append("[" + ("0" if rng.random() < 0.03 else "") + numbers + "]")
+    separator = "; " if rng.random() < 0.97 else rng.choice([";", " ; ", ";\n"])
+    phrase = rng.choice(["red cup", " the two red cups ", "cup", "é漢字", "x\u3000y"] * 4 + ["", "  ", "a|b"])
+    space = rng.choice([" "] * 12 + ["", "\n", "\u3000"])
+    return f"<obj>{space}{phrase}{space}|{space}{separator.join(instances)}{space}</obj>"
+
+
 def test_fast_path_agrees_with_the_stack_scan(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The one-regex fast path for well-formed tags must give exactly what the general scanner gives."""
-    from vgt_agent.format import parsing
+    """The one-regex fast path for well-formed tags must give exactly what the general scanner gives, and
+    `read_groundings` exactly the parse's groundings, coordinates read lazily or not."""
+    from vgt_agent.format import parsing, read_groundings, stacked_coords
 
     rng = random.Random(7)
     texts = [_garbage(rng, rng.randint(0, 30)) for _ in range(3000)]
@@ -337,10 +356,42 @@ def test_fast_path_agrees_with_the_stack_scan(monkeypatch: pytest.MonkeyPatch) -
               for k in range(12)]
     texts += ["<obj>a|[1,2,3,4];[5,6,7,8]</obj> and <obj>  b c |[ 1 , 2 ] </obj>",
               "<obj> a | [1, 2]; [3, 4, 5, 6] </obj>", "<obj> a | [1, 2]; [1001, 4] </obj>",
-              "<obj> a | [9, 2, 3, 4] </obj>", "<obj>  | [1, 2] </obj>"]
+              "<obj> a | [9, 2, 3, 4] </obj>", "<obj>  | [1, 2] </obj>", "<ob<obj> a | [1, 2] </obj>j>"]
+    for i in range(3000):  # thoughts made mostly of plain tags (each with a few chances of one flaw)
+        parts = [_plain_tag(rng) if rng.random() < 0.6 else rng.choice(_FRAGMENTS) if i % 2 else " so "
+                 for _ in range(rng.randint(0, 8))]
+        texts.append("<think>" + "".join(parts) + "</think> \\boxed{2}")
     fast = [parse(t) for t in texts]
-    monkeypatch.setattr(parsing, "_scan_plain_tags", lambda text, syntax: None)
+    plain = sum(parsing._plain_groundings(t, PAPER_SYNTAX) is not None and bool(f.groundings)
+                for t, f in zip(texts, fast, strict=True))
+    assert plain > 500  # the fast path is exercised, not just skipped
+    assert [read_groundings(t) for t in texts] == [f.groundings for f in fast]
+    for thought in fast:
+        for kind in ("point", "box"):
+            groundings = [g for g in thought.groundings if g.kind == kind]
+            coords, sizes = stacked_coords(groundings)
+            assert coords.tolist() == [list(i) for g in groundings for i in g.coords]  # reads `coords` lazily
+            assert sizes == [len(g.coords) for g in groundings]
+    monkeypatch.setattr(parsing, "_plain_groundings", lambda text, syntax: None)
     assert [parse(t) for t in texts] == fast
+
+
+def test_lazily_read_coordinates_behave_like_given_ones() -> None:
+    """The fast path leaves coordinates to be read on first use; copies, pickles and `replace` still see them."""
+    import copy
+    import pickle
+
+    text = "<obj> cups | [1, 2]; [3, 4] </obj> <obj> box | [1, 2, 30, 40] </obj>"
+    second = text.index("<obj> box")
+    eager = (Grounding("cups", "point", ((1, 2), (3, 4)), (0, second - 1)),
+             Grounding("box", "box", ((1, 2, 30, 40),), (second, len(text))))
+    assert pickle.loads(pickle.dumps(parse(text).groundings)) == eager
+    assert copy.deepcopy(parse(text).groundings) == eager
+    cups, box = parse(text).groundings
+    assert not hasattr(cups, "phrases") and not hasattr(box, "__array__")  # other attributes stay missing
+    assert dataclasses.replace(cups, span=(0, 0)).coords == ((1, 2), (3, 4))
+    assert dataclasses.asdict(box)["coords"] == ((1, 2, 30, 40),)
+    assert (cups, box) == eager and hash(cups) == hash(eager[0]) and repr(box) == repr(eager[1])
 
 
 @settings(max_examples=300, deadline=None)

@@ -5,8 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vgt_agent.format import Grounding
-from vgt_agent.grounding_scores import ReferenceObject, object_scores, sample_grounding_score, score_grounding
+from vgt_agent.format import Grounding, parse, render_grounding
+from vgt_agent.geometry import match_points_to_masks, pixel_from_norm_boxes, pixel_from_norm_points, union_box_iou
+from vgt_agent.grounding_scores import (
+    ReferenceObject,
+    _pixel_coords,
+    object_scores,
+    sample_grounding_score,
+    score_grounding,
+    score_groundings,
+)
 from vgt_agent.routing import ReferenceName, TextRouter, first_per_reference, phrase_tokens
 
 H = W = 100
@@ -70,3 +78,73 @@ def test_sample_score_mean_over_references_and_several_tags_earliest_counts(circ
     assert object_scores([bad, good], [circles, square]) == [0.0, 0.0]
     assert sample_grounding_score([good, bad], [circles, square]) == pytest.approx(0.5)
     assert sample_grounding_score([good], []) is None
+
+
+def test_batched_scoring_equals_the_geometry_one_pair_at_a_time() -> None:
+    """`score_groundings` (stacked coordinates, one containment matrix, one union-IoU call) gives what the
+    geometry gives for each pair alone: F1 bit for bit, and boxes converted to pixels bit for bit."""
+    rng = np.random.default_rng(11)
+    overlapping = np.stack([_disc(20, 20, 12), _disc(30, 20, 12), _disc(70, 60, 10)])
+    refs = [ReferenceObject("a", overlapping), ReferenceObject("b", _disc(50, 50, 5)[None]),
+            ReferenceObject("c", np.zeros((0, H, W), dtype=bool))]
+    pairs = []
+    for _ in range(400):
+        n = int(rng.integers(1, 5))
+        if rng.random() < 0.5:  # points, most near the discs so that some are contested
+            centres = rng.choice([200, 250, 250, 300, 700, 500], (n, 2)) + rng.integers(-60, 61, (n, 2))
+            kind, coords = "point", [tuple(int(v) for v in np.clip(c, 0, 1000)) for c in centres]
+        else:
+            xs, ys = (np.sort(rng.choice(1001, (n, 2), replace=False), axis=1).tolist() for _ in "xy")
+            kind, coords = "box", [(x1, y1, x2, y2) for (x1, x2), (y1, y2) in zip(xs, ys, strict=True)]
+        # as the parser leaves it (coordinates read lazily) or built directly
+        g = parse(render_grounding("x", kind, coords)).groundings[0] if rng.random() < 0.5 else Grounding(
+            "x", kind, tuple(coords))
+        pairs.append((g, refs[int(rng.integers(len(refs)))]))
+
+    scores = score_groundings(pairs)
+
+    for (g, ref), (score, verified) in zip(pairs, scores, strict=True):
+        if g.kind == "point":
+            match = match_points_to_masks(pixel_from_norm_points(np.asarray(g.coords, float), W, H), ref.masks)
+            assert (score, verified) == (match.f1, match.tp > 0 and match.fp == 0)
+        else:
+            assert score == pytest.approx(union_box_iou(pixel_from_norm_boxes(np.asarray(g.coords, float), W, H),
+                                                        ref.boxes))
+    boxes = [(g, ref) for g, ref in pairs if g.kind == "box"]
+    pixels, sizes = _pixel_coords(boxes)
+    expected = [pixel_from_norm_boxes(np.asarray(g.coords, float), W, H) for g, _ in boxes]
+    assert np.array_equal(pixels, np.concatenate(expected)) and sizes == [len(e) for e in expected]
+
+
+def test_memoised_routing_equals_the_plain_loop() -> None:
+    """TextRouter memoises each phrase's candidate references; the routes are those of the plain loop."""
+    from vgt_agent.routing import _content_tokens, _similarity
+
+    def plain_route(g: Grounding, refs: list[ReferenceName], text: str, router: TextRouter) -> int | None:
+        tokens, names = phrase_tokens(g.phrase), [phrase_tokens(r.name) for r in refs]
+        exact = [i for i, t in enumerate(names) if t and t == tokens]
+        if len(exact) == 1:
+            return exact[0]
+        best, best_score = None, 0.0
+        near = set(_content_tokens(text[max(0, g.span[0] - router.context_chars): g.span[1] + router.context_chars]))
+        for i in exact or range(len(refs)):
+            similarity = _similarity(tokens, names[i])
+            if similarity >= router.min_similarity:
+                score = similarity + 0.01 * len(near & set(_content_tokens(refs[i].context)))
+                if score > best_score:
+                    best, best_score = i, score
+        return best
+
+    rng = np.random.default_rng(5)
+    words = ["red", "blue", "circle", "circles", "square", "the", "two", "big", "star", "round", "left", "right"]
+    refs = [ReferenceName("red circle"), ReferenceName("blue square", "left"), ReferenceName("blue square", "right"),
+            ReferenceName("big red star", "right")]
+    for router in (TextRouter(), TextRouter(min_similarity=0.3)):
+        for _ in range(300):
+            text = " ".join(rng.choice(words, 30))
+            gs = []
+            for _ in range(5):
+                start = int(rng.integers(0, len(text)))
+                gs.append(Grounding(" ".join(rng.choice(words, int(rng.integers(1, 4)))), "point", ((1, 1),),
+                                    (start, start + 5)))
+            assert router.route(gs, refs, text) == [plain_route(g, refs, text, router) for g in gs]

@@ -4,13 +4,14 @@ routed to one object, truncated; plus the VLM router and the batched scoring pat
 from __future__ import annotations
 
 import functools
+import random
 
 import numpy as np
 import pytest
 from trl.trainer.utils import get_callable_name
 
 from vgt_agent.backends.base import BackendError, Generation
-from vgt_agent.format import parse, render_grounding
+from vgt_agent.format import find_boxed, parse, render_grounding
 from vgt_agent.geometry import (
     encode_rle,
     match_points_to_masks,
@@ -23,11 +24,14 @@ from vgt_agent.grounding_scores import batch_grounding_scores, sample_grounding_
 from vgt_agent.routing import ReferenceName, TextRouter, VLMRouter, parse_router_reply
 from vgt_agent.training.references import counted_name, decode_references, references_json, specs_from_gold
 from vgt_agent.training.rewards import (
+    ANSWER_PROBLEMS,
+    THINK_PROBLEMS,
     RewardWeights,
     answer_reward,
     base_reward,
     grounding_format_reward,
     grounding_reward,
+    read_completion,
     reward_functions,
     reward_weights,
     think_reward,
@@ -165,6 +169,34 @@ def test_think_reward() -> None:
     two_answers = "<think>r</think> \\boxed{2} \\boxed{3}"
     assert think_reward([good, unclosed, inside, two_answers, "\\boxed{2}"]) == [1.0, 0.0, 0.0, 0.0, 0.0]
     assert think_reward(["\\boxed{2}", good], variant=["direct", "direct"]) == [1.0, 0.0]
+
+
+def test_think_reward_agrees_with_the_parsed_think_block() -> None:
+    """`think_reward` looks for the think block in the source text instead of re-rendering the parse."""
+    rng = random.Random(5)
+    fragments = ["<think>", "</think>", "\\boxed{2}", "\\boxed{", "}", " so ", pt("red circle", (20, 20)),
+                 "<obj> a | [1, 2 </obj>", "<ground> cup </ground>"]
+    bodies = ["".join(rng.choice(fragments) for _ in range(rng.randint(0, 6))) for _ in range(3000)]
+    texts = [f"<think>{body}</think> \\boxed{{2}}" if i % 2 else body for i, body in enumerate(bodies)]
+
+    def by_rendering(text: str) -> float:
+        parsed = parse(text)
+        if {p.code for p in parsed.problems} & (THINK_PROBLEMS | ANSWER_PROBLEMS) or parsed.think is None:
+            return 0.0
+        boxed = find_boxed(text)
+        return float(bool(boxed) and boxed[-1][1][0] > text.find("</think>"))
+
+    assert think_reward(texts) == [by_rendering(t) for t in texts]
+
+
+def test_each_completion_is_read_once_whichever_reward_reads_first() -> None:
+    read_completion.cache_clear()
+    alone = read_completion(PERFECT_POINTS).groundings  # the grounding reward first: groundings read alone
+    assert alone == parse(PERFECT_POINTS).groundings
+    assert read_completion(PERFECT_POINTS).groundings is alone
+    read_completion.cache_clear()
+    thought = read_completion(PERFECT_POINTS).thought  # a format reward first: the groundings come from it
+    assert read_completion(PERFECT_POINTS).groundings is thought.groundings
 
 
 def test_grounding_format_reward() -> None:

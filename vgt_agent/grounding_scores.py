@@ -11,17 +11,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import accumulate
 from typing import NamedTuple
 
 import numpy as np
 
-from vgt_agent.format import Grounding
+from vgt_agent.format import Grounding, stacked_coords
 from vgt_agent.geometry import (
+    NORM,
     decode_rle,
     masks_to_boxes,
     matched_point_count,
     pixel_from_norm_boxes,
-    pixel_from_norm_points,
     points_in_masks,
     union_box_iou,
     union_box_ious,
@@ -30,6 +31,7 @@ from vgt_agent.routing import ReferenceName, Router, TextRouter, first_per_refer
 
 # A point grounding is "verified" when every point lands on a distinct instance; a box when IoU >= this.
 BOX_VERIFIED_IOU = 0.5
+_TEXT_ROUTER = TextRouter()
 
 
 @dataclass(frozen=True)
@@ -70,40 +72,73 @@ class GroundingScore(NamedTuple):
     verified: bool
 
 
-def _point_scores(groundings: Sequence[Grounding], reference: ReferenceObject) -> list[GroundingScore]:
-    """Point groundings against one reference: one containment lookup for all their points, then each
-    grounding's F1 (exactly geometry.PointMatch.f1, without building the pairs)."""
-    height, width = reference.size
-    coords = np.asarray([xy for g in groundings for xy in g.coords], dtype=np.float64)
-    contain = points_in_masks(pixel_from_norm_points(coords, width, height), reference.masks)
-    out, start = [], 0
-    for g in groundings:
-        n = len(g.coords)
-        tp = matched_point_count(contain[start : start + n])
-        start += n
-        fp, fn = n - tp, len(reference.masks) - tp
+def _pixel_coords(pairs: Sequence[tuple[Grounding, ReferenceObject]]) -> tuple[np.ndarray, list[int]]:
+    """The instances of these groundings (all of one kind) in their reference's pixels, stacked, and each one's
+    count: `pixel_from_norm_points` / `pixel_from_norm_boxes` (the same arithmetic) in one array operation."""
+    coords, sizes = stacked_coords([g for g, _ in pairs])
+    arity = coords.shape[1]
+    scale = np.array([(w, h) * (arity // 2) for h, w in (ref.size for _, ref in pairs)], dtype=np.float64)
+    return coords * np.repeat(scale.reshape(-1, arity), sizes, axis=0) / NORM, sizes
+
+
+def _point_scores(pairs: Sequence[tuple[Grounding, ReferenceObject]]) -> list[GroundingScore]:
+    """Point groundings against their references: one containment lookup per reference object, then every
+    grounding's F1 (exactly geometry.PointMatch.f1, without building the pairs) from one set of array operations.
+    """
+    groups: dict[int, list[int]] = {}  # reference -> its pairs, so each reference's points are contiguous
+    for i, (_, ref) in enumerate(pairs):
+        groups.setdefault(id(ref), []).append(i)
+    order = [i for idx in groups.values() for i in idx]
+    pixels, sizes = _pixel_coords([pairs[i] for i in order])
+    n_masks = [len(pairs[i][1].masks) for i in order]
+    contain = np.zeros((len(pixels), max(n_masks)), dtype=bool)  # no mask columns past a reference's own
+    row_ends = list(accumulate(sizes, initial=0))
+    position = 0
+    for idx in groups.values():
+        rows = slice(row_ends[position], row_ends[position + len(idx)])
+        masks = pairs[idx[0]][1].masks
+        contain[rows, : len(masks)] = points_in_masks(pixels[rows], masks)
+        position += len(idx)
+    out: list[GroundingScore] = [GroundingScore(0.0, False)] * len(pairs)
+    for i, n, m, tp in zip(order, sizes, n_masks, _matched_point_counts(contain, sizes), strict=True):
+        fp, fn = n - tp, m - tp
         denom = 2 * tp + fp + fn
-        out.append(GroundingScore(2 * tp / denom if denom else 1.0, tp > 0 and fp == 0))
+        out[i] = GroundingScore(2 * tp / denom if denom else 1.0, tp > 0 and fp == 0)
     return out
+
+
+def _matched_point_counts(contain: np.ndarray, sizes: Sequence[int]) -> list[int]:
+    """`matched_point_count` of each consecutive block of `sizes` rows (>= 1 each) of one containment matrix:
+    its two exact shortcuts evaluated for every block at once, the assignment solver only for contested ones.
+    All-False columns change no block's count, so blocks against fewer masks can share the matrix."""
+    if contain.shape[1] == 0:
+        return [0] * len(sizes)
+    starts = np.cumsum([0, *sizes[:-1]])
+    per_point = contain.sum(axis=1)
+    one_mask_per_point = np.maximum.reduceat(per_point, starts) <= 1
+    one_point_per_mask = np.add.reduceat(contain, starts, axis=0, dtype=np.int64).max(axis=1) <= 1
+    masks_hit = np.logical_or.reduceat(contain, starts, axis=0).sum(axis=1)
+    points_hitting = np.add.reduceat(per_point > 0, starts, dtype=np.int64)
+    counts = np.where(one_mask_per_point, masks_hit, points_hitting).tolist()
+    for k in np.flatnonzero(~one_mask_per_point & ~one_point_per_mask).tolist():
+        counts[k] = matched_point_count(contain[starts[k] : starts[k] + sizes[k]])
+    return counts
 
 
 def score_groundings(pairs: Sequence[tuple[Grounding, ReferenceObject]]) -> list[GroundingScore]:
     """`score_grounding` over many (grounding, reference) pairs, the batch path the RL reward takes: all box
-    pairs in one vectorised union-IoU call, point pairs in one containment lookup per reference object."""
+    pairs in one vectorised union-IoU call, all point pairs in one containment lookup per reference object."""
     out: list[GroundingScore] = [GroundingScore(0.0, False)] * len(pairs)
     boxes = [i for i, (g, _) in enumerate(pairs) if g.kind == "box"]
     if boxes:
-        preds = [pixel_from_norm_boxes(np.asarray(pairs[i][0].coords, dtype=np.float64), pairs[i][1].size[1],
-                                       pairs[i][1].size[0]) for i in boxes]
+        pixels, sizes = _pixel_coords([pairs[i] for i in boxes])
+        preds = [pixels[end - n : end] for n, end in zip(sizes, accumulate(sizes), strict=True)]
         ious = union_box_ious(preds, [pairs[i][1].boxes for i in boxes])
         for i, iou in zip(boxes, ious.tolist(), strict=True):
             out[i] = GroundingScore(iou, iou >= BOX_VERIFIED_IOU)
-    by_reference: dict[int, list[int]] = {}
-    for i, (g, ref) in enumerate(pairs):
-        if g.kind == "point":
-            by_reference.setdefault(id(ref), []).append(i)
-    for idx in by_reference.values():
-        for i, score in zip(idx, _point_scores([pairs[i][0] for i in idx], pairs[idx[0]][1]), strict=True):
+    points = [i for i, (g, _) in enumerate(pairs) if g.kind == "point"]
+    if points:
+        for i, score in zip(points, _point_scores([pairs[i] for i in points]), strict=True):
             out[i] = score
     return out
 
@@ -111,7 +146,7 @@ def score_groundings(pairs: Sequence[tuple[Grounding, ReferenceObject]]) -> list
 def score_grounding(grounding: Grounding, reference: ReferenceObject) -> GroundingScore:
     """Points: F1 of the one-to-one point-in-mask matching. Boxes: IoU of the unions."""
     if grounding.kind == "point":
-        return _point_scores([grounding], reference)[0]
+        return _point_scores([(grounding, reference)])[0]
     height, width = reference.size
     iou = union_box_iou(pixel_from_norm_boxes(np.asarray(grounding.coords, dtype=np.float64), width, height),
                         reference.boxes)
@@ -120,8 +155,8 @@ def score_grounding(grounding: Grounding, reference: ReferenceObject) -> Groundi
 
 def _routed_firsts(groundings: Sequence[Grounding], references: Sequence[ReferenceObject], text: str,
                    router: Router | None, max_groundings: int) -> tuple[list[Grounding], list[int | None]]:
-    groundings = list(groundings)[:max_groundings]
-    routes = (router or TextRouter()).route(groundings, [r.reference_name for r in references], text)
+    groundings = list(groundings[:max_groundings])
+    routes = (router or _TEXT_ROUTER).route(groundings, [r.reference_name for r in references], text)
     return groundings, first_per_reference(routes, len(references))
 
 

@@ -74,6 +74,21 @@ class _ReferenceIndex:
     tokens: tuple[tuple[str, ...], ...]
     context: tuple[frozenset[str], ...]
     exact: dict[tuple[str, ...], tuple[int, ...]]
+    similar: dict[tuple[tuple[str, ...], float], tuple[tuple[int, float], ...]] = field(
+        default_factory=dict, compare=False, repr=False)
+
+    def candidates(self, tokens: tuple[str, ...], min_similarity: float) -> tuple[tuple[int, float], ...]:
+        """(reference, similarity) for each reference a phrase may route to: among its exact matches when it
+        has several, else among all, those similar enough. Memoised per phrase: most tags repeat one."""
+        key = (tokens, min_similarity)
+        found = self.similar.get(key)
+        if found is None:
+            if len(self.similar) >= 4096:
+                self.similar.clear()
+            pool = self.exact.get(tokens) or range(len(self.tokens))
+            found = tuple((i, s) for i in pool if (s := _similarity(tokens, self.tokens[i])) >= min_similarity)
+            self.similar[key] = found
+        return found
 
 
 @functools.lru_cache(maxsize=1024)
@@ -104,18 +119,15 @@ class TextRouter:
             if len(exact) == 1:
                 out.append(exact[0])
                 continue
-            near: set[str] | None = None  # context words, read only when some candidate is similar enough
+            candidates = index.candidates(tokens, self.min_similarity)
             best, best_score = None, 0.0
-            for i in exact or range(len(references)):
-                similarity = _similarity(tokens, index.tokens[i])
-                if similarity < self.min_similarity:
-                    continue
-                if near is None:
-                    window = text[max(0, g.span[0] - self.context_chars): g.span[1] + self.context_chars]
-                    near = set(_content_tokens(window))
-                score = similarity + 0.01 * len(near & index.context[i])
-                if score > best_score:
-                    best, best_score = i, score
+            if candidates:  # context words are read only when some reference is similar enough
+                window = text[max(0, g.span[0] - self.context_chars): g.span[1] + self.context_chars]
+                near = set(_content_tokens(window))
+                for i, similarity in candidates:
+                    score = similarity + 0.01 * len(near & index.context[i])
+                    if score > best_score:
+                        best, best_score = i, score
             out.append(best)
         return out
 
@@ -208,8 +220,4 @@ class VLMRouter:
 
 def first_per_reference(routes: Sequence[int | None], n_references: int) -> list[int | None]:
     """For each reference, the index of the earliest grounding routed to it (None when none is)."""
-    first: list[int | None] = [None] * n_references
-    for g, r in enumerate(routes):
-        if r is not None and first[r] is None:
-            first[r] = g
-    return first
+    return [routes.index(r) if r in routes else None for r in range(n_references)]

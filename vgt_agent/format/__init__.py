@@ -12,7 +12,7 @@ Layout: `syntax` (the literals, in one place), `thought` (the data types and can
 (`parse`), `rewrite` (strip groundings, fill placeholders, boxes to points).
 """
 
-from vgt_agent.format.parsing import parse
+from vgt_agent.format.parsing import parse, read_groundings
 from vgt_agent.format.rewrite import CoordsSource, box_trace_to_point_trace, fill_placeholders, strip_groundings
 from vgt_agent.format.syntax import ARITY, KIND_OF_ARITY, PAPER_SYNTAX, Kind, ProblemCode, Syntax
 from vgt_agent.format.thought import (
@@ -29,11 +29,12 @@ from vgt_agent.format.thought import (
     render_placeholder,
     render_tool_request,
     render_tool_result,
+    stacked_coords,
 )
 
 __all__ = [
     "ARITY", "KIND_OF_ARITY", "PAPER_SYNTAX", "CoordsSource", "GroundedThought", "Grounding", "Kind", "Placeholder",
     "Problem", "ProblemCode", "Segment", "Syntax", "ToolRequest", "box_trace_to_point_trace", "compose",
-    "fill_placeholders", "find_boxed", "parse", "render", "render_grounding", "render_placeholder",
-    "render_tool_request", "render_tool_result", "strip_groundings",
+    "fill_placeholders", "find_boxed", "parse", "read_groundings", "render", "render_grounding", "render_placeholder",
+    "render_tool_request", "render_tool_result", "stacked_coords", "strip_groundings",
 ]

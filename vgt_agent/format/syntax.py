@@ -62,28 +62,41 @@ class Syntax:
         literals = (self.obj_open, self.obj_close, self.ground_open, self.ground_close)
         return re.compile("|".join(re.escape(literal) for literal in literals))
 
-    def _instance_pattern(self, capture: bool) -> str:
-        o, c, sep = (re.escape(x) for x in (self.coord_open, self.coord_close, self.coord_sep))
-        num = r"\s*([0-9]{1,4})\s*" if capture else r"\s*[0-9]{1,4}\s*"
-        return f"{o}{num}{sep}{num}(?:{sep}{num}{sep}{num})?{c}"
+    def _instances_pattern(self, arity: int, pad: str, after: str) -> str:
+        """`[a, b]; [c, d]`: instances of one arity, 1-4 digits each, with `pad` around every part and `after`
+        after each separator (`render` writes "" and " "). Every unit is bracketed and the kinds are apart, so
+        matching cannot backtrack."""
+        o, c, sep, isep = (re.escape(x) for x in (self.coord_open, self.coord_close, self.coord_sep, self.instance_sep))
+        unit = o + pad + f"{pad}{sep}{after}".join(["[0-9]{1,4}"] * arity) + pad + c
+        return f"{unit}(?:{pad}{isep}{after}{unit})*"
 
     @cached_property
-    def plain_instance(self) -> re.Pattern[str]:
-        """One instance of plain digits, point or box: `[12, 34]` / `[1, 2, 3, 4]` (the fast path's unit)."""
-        return re.compile(self._instance_pattern(capture=True))
+    def plain_instances(self) -> dict[int, re.Pattern[str]]:
+        """Arity -> a whole instance list of that arity, any whitespace between the parts (the stack scan's
+        per-tag shortcut)."""
+        return {arity: re.compile(self._instances_pattern(arity, r"\s*", r"\s*")) for arity in KIND_OF_ARITY}
 
     @cached_property
-    def plain_instances(self) -> re.Pattern[str]:
-        """A whole instance list made only of such instances. Every unit is bracketed, so it cannot backtrack."""
-        unit = self._instance_pattern(capture=False)
-        return re.compile(f"{unit}(?:\\s*{re.escape(self.instance_sep)}\\s*{unit})*")
-
-    @cached_property
-    def plain_obj_tag(self) -> re.Pattern[str]:
-        """A whole well-formed `<obj> phrase | [..]; [..] </obj>`: group 1 the phrase (unstripped: a greedy
-        class that stops at the bar never backtracks), group 2 the instances."""
+    def plain_obj_tags(self) -> tuple[re.Pattern[str], re.Pattern[str]]:
+        """A whole well-formed `<obj> phrase | [..]; [..] </obj>` (the fast path's unit), first with its
+        instances spaced exactly as `render` writes them (what a trained model writes, matched in two thirds of
+        the time), then with any spaces between their parts. Groups: the whole tag, the phrase (unstripped: a
+        greedy class that stops at the bar never backtracks), then the instances in the group of their kind,
+        points or boxes (the other one is None); the instances hold only digits, coordinate literals and spaces.
+        """
         o, c, bar = (re.escape(x) for x in (self.obj_open, self.obj_close, self.phrase_sep))
-        return re.compile(f"{o}([^<>|]*){bar}\\s*({self.plain_instances.pattern})\\s*{c}")
+        patterns = []
+        for pad, after in (("", " "), (" *", " *")):
+            points, boxes = (self._instances_pattern(ARITY[kind], pad, after) for kind in ("point", "box"))
+            patterns.append(re.compile(f"({o}([^<>|]*){bar}\\s*(?:({points})|({boxes}))\\s*{c})"))
+        return patterns[0], patterns[1]
+
+    @cached_property
+    def coord_punctuation(self) -> dict[int, str]:
+        """A `str.translate` table turning the coordinate literals into spaces, leaving only the numbers (the
+        literals hold no digit and no newline)."""
+        literals = self.coord_open + self.coord_close + self.coord_sep + self.instance_sep
+        return str.maketrans(dict.fromkeys(literals, " "))
 
     @cached_property
     def token_roles(self) -> dict[str, tuple[str, bool]]:

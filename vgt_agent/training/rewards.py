@@ -10,9 +10,10 @@ completions table), which is how each component is logged separately. TRL normal
 its prompt's group of generations (GDPO) rather than over the whole batch; inside GRPO, where advantages are
 group-relative anyway, the two differ only in the scale each part gets.
 
-Every function is pure (same inputs, same outputs) and takes the whole batch. Parsing goes through
-`format.parse` once per distinct completion (memoised), answers through `answers.check_answer`, and
-grounding scores through `grounding_scores` with the same router `verify` uses.
+Every function is pure (same inputs, same outputs) and takes the whole batch. Each distinct completion is read
+once per step between all of them (`read_completion`: `format.parse`, or just its groundings for the grounding
+reward), answers are checked once through `answers.check_answer`, and grounding scores come from
+`grounding_scores` with the same router `verify` uses.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Any
 
 from vgt_agent.answers import check_answer
-from vgt_agent.format import GroundedThought, find_boxed, parse
+from vgt_agent.format import PAPER_SYNTAX, GroundedThought, Grounding, find_boxed, parse, read_groundings
 from vgt_agent.grounding_scores import batch_grounding_scores
 from vgt_agent.routing import Router
 from vgt_agent.training.references import decode_references
@@ -64,10 +66,36 @@ def completion_text(completion: Completion) -> str:
     return "".join(parts)
 
 
+@dataclass(eq=False)
+class CompletionRead:
+    """A completion as the reward functions read it: each part is read once per step, by whichever function
+    needs it first (`read_completion` memoises one per distinct completion)."""
+
+    text: str
+
+    @cached_property
+    def thought(self) -> GroundedThought:
+        """The whole thought, for the format rewards."""
+        return parse(self.text)
+
+    @cached_property
+    def groundings(self) -> tuple[Grounding, ...]:
+        """The thought's groundings; read alone (`format.read_groundings`, a fraction of a parse) unless a
+        format reward has parsed the completion already."""
+        thought = self.__dict__.get("thought")
+        return read_groundings(self.text) if thought is None else thought.groundings
+
+
 @functools.lru_cache(maxsize=8192)
-def parsed(text: str) -> GroundedThought:
-    """`format.parse`, memoised: the five reward functions read each completion once between them."""
-    return parse(text)
+def read_completion(text: str) -> CompletionRead:
+    """The memo the reward functions share, so the functions of one GRPO step read each completion once."""
+    return CompletionRead(text)
+
+
+@functools.lru_cache(maxsize=8192)
+def _answer_correct(text: str, gold: str | int, answer_type: str, choices: tuple[str, ...]) -> bool:
+    """`check_answer(...).correct`, memoised: R_base and the logged r_ans check each completion once."""
+    return check_answer(text, gold, answer_type, choices).correct
 
 
 def _column(values: Sequence[Any] | None, n: int, default: Any = None) -> list[Any]:
@@ -90,13 +118,15 @@ def answer_reward(completions: Sequence[Completion], gold_answer: Sequence[str |
         if gold is None or not kind:
             out.append(None)
             continue
-        out.append(float(check_answer(completion_text(c), gold, kind, tuple(options or ())).correct))
+        out.append(float(_answer_correct(completion_text(c), gold, kind, tuple(options or ()))))
     return out
 
 
 def _think_ok(text: str, thought: GroundedThought) -> bool:
     codes = {p.code for p in thought.problems}
-    if codes & (THINK_PROBLEMS | ANSWER_PROBLEMS) or thought.think is None:
+    # Without think problems, a `<think>` means exactly one closed block (`thought.think` would say the same
+    # but renders the whole thought to find it).
+    if codes & (THINK_PROBLEMS | ANSWER_PROBLEMS) or PAPER_SYNTAX.think_open not in text:
         return False
     boxed = find_boxed(text)
     return bool(boxed) and boxed[-1][1][0] > text.find("</think>")
@@ -115,7 +145,8 @@ def think_reward(completions: Sequence[Completion], variant: Sequence[str] | Non
     out = []
     for c, v in zip(completions, variants, strict=True):
         text = completion_text(c)
-        ok = _direct_ok(text, parsed(text)) if v == "direct" else _think_ok(text, parsed(text))
+        thought = read_completion(text).thought
+        ok = _direct_ok(text, thought) if v == "direct" else _think_ok(text, thought)
         out.append(float(ok))
     return out
 
@@ -127,7 +158,7 @@ def grounding_format_reward(completions: Sequence[Completion], variant: Sequence
     variants = _column(variant, len(completions))
     out = []
     for c, v in zip(completions, variants, strict=True):
-        thought = parsed(completion_text(c))
+        thought = read_completion(completion_text(c)).thought
         tag_problems = [p for p in thought.problems if p.code not in THINK_PROBLEMS | ANSWER_PROBLEMS]
         other_tags = thought.placeholders or thought.tool_requests
         if v in ("plain", "direct"):
@@ -156,7 +187,7 @@ def grounding_reward(completions: Sequence[Completion], references: Sequence[str
     tags routed to nothing are ignored, only the first `max_groundings` tags count. None without references."""
     texts = [completion_text(c) for c in completions]
     refs = [decode_references(payload) for payload in references]
-    groundings = [parsed(t).groundings if r else () for t, r in zip(texts, refs, strict=True)]
+    groundings = [read_completion(t).groundings if r else () for t, r in zip(texts, refs, strict=True)]
     return batch_grounding_scores(groundings, refs, texts, router=router, max_groundings=max_groundings)
 
 
