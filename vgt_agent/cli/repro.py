@@ -1,4 +1,5 @@
-"""`vgt repro tiny`: rebuild the shipped vgt-tiny policy from scratch and print its eval table."""
+"""`vgt repro tiny`: rebuild the shipped vgt-tiny policy from scratch and print its eval table; `vgt repro table`:
+issue 7's self-grounding table in miniature (`vgt_agent/tiny/table.py`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from vgt_agent.cli.common import console
+from vgt_agent.cli.common import console, usage_error, work_failed
 
 app = typer.Typer(help="Reproduce shipped artefacts from scratch.", no_args_is_help=True)
 
@@ -39,3 +40,32 @@ def tiny(
                       train=TrainConfig(steps=steps, time_budget_s=minutes * 60, seed=seed), finetune=finetune,
                       seed=seed)
     run(cfg, console)
+
+
+@app.command("table")
+def table(
+    work_dir: Path = typer.Option(Path("vgt-table-work"), "--work-dir", help="World splits, trace store, models "
+                                                                             "and logs; a re-run resumes here."),
+    out: Path = typer.Option(Path("docs"), "--out", help="Where table-in-miniature.md and .png go (smoke / mid "
+                                                         "sizes: table-in-miniature-<size>.*)."),
+    size: str = typer.Option("full", "--size", help="smoke (seconds, a test) | mid (a few minutes) | full "
+                                                    "(the committed table: <= 90 min on 2 cores)."),
+    workers: int = typer.Option(None, "--workers", min=1, help="Jobs in parallel, one torch thread each "
+                                                               "(default: the size's; full: 2)."),
+) -> None:
+    """Issue 7's table in miniature: direct / non-grounded / box / point thinking after SFT, RL and RL +
+    grounding reward, evaluated on the six world splits; writes the markdown table and a bar chart."""
+    from vgt_agent.tiny.table import SIZES, TableError, config_for, run
+
+    if size not in SIZES:
+        usage_error(f"--size must be one of {', '.join(SIZES)}, not {size!r}")
+    if out.exists() and not out.is_dir():
+        usage_error(f"--out {out} exists and is not a directory")
+    try:
+        run(config_for(size, workers=workers), work_dir, out, console)
+    except TableError as e:
+        usage_error(str(e))
+    except KeyboardInterrupt:
+        work_failed(f"interrupted; re-run the same command to resume from {work_dir}")
+    except Exception as e:  # noqa: BLE001 - any failed stage ends the command with one line
+        work_failed(f"{type(e).__name__}: {' '.join(str(e).split())[:400]}")

@@ -67,6 +67,7 @@ class RLJob:
     yaml_args: dict[str, Any] = field(default_factory=dict)
     trl_args: dict[str, Any] = field(default_factory=dict)
     command: str | None = None
+    name: str | None = None  # the run's name in the store (default: rl-<variant>)
 
 
 def grpo_config(job: RLJob, reward_weights: list[float]) -> Any:
@@ -120,8 +121,8 @@ def train_rl(store: TraceStore, job: RLJob, *, logger: RunLogger | None = None) 
               "router": job.router_name, "max_groundings": job.max_groundings,
               "lora": vars(job.lora) if job.lora else None, "output_dir": str(job.output_dir.resolve()),
               "resumed_from": checkpoint, "trl": loggable(args)}
-    with LoggedRun(store, "rl", main=PartialState().is_main_process, name=f"rl-{job.variant}", command=job.command,
-                   model=job.model, backend="transformers", config=config) as run:
+    with LoggedRun(store, "rl", main=PartialState().is_main_process, name=job.name or f"rl-{job.variant}",
+                   command=job.command, model=job.model, backend="transformers", config=config) as run:
         trainer = GRPOTrainer(model=model, processing_class=processor, reward_funcs=funcs, args=args,
                               train_dataset=train_ds, eval_dataset=eval_ds,
                               peft_config=job.lora.peft_config() if job.lora else None, callbacks=[logger])

@@ -49,6 +49,7 @@ class SFTJob:
     yaml_args: dict[str, Any] = field(default_factory=dict)
     trl_args: dict[str, Any] = field(default_factory=dict)
     command: str | None = None
+    name: str | None = None  # the run's name in the store (default: sft-<variant>)
 
 
 def sft_config(job: SFTJob) -> Any:
@@ -84,8 +85,8 @@ def train_sft(store: TraceStore, job: SFTJob, *, logger: RunLogger | None = None
               "eval_fraction": job.eval_fraction, "lora": vars(job.lora) if job.lora else None,
               "output_dir": str(job.output_dir.resolve()), "resumed_from": checkpoint, "trl": loggable(args)}
     main = PartialState().is_main_process
-    with LoggedRun(store, "sft", main=main, name=f"sft-{job.variant}", command=job.command, model=job.model,
-                   backend="transformers", config=config) as run:
+    with LoggedRun(store, "sft", main=main, name=job.name or f"sft-{job.variant}", command=job.command,
+                   model=job.model, backend="transformers", config=config) as run:
         trainer = SFTTrainer(model=model, processing_class=processor, args=args, train_dataset=train_ds,
                              eval_dataset=eval_ds, peft_config=job.lora.peft_config() if job.lora else None,
                              callbacks=[logger])
