@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from openai_stub_server import StubOpenAIServer
 from scipy.optimize import linear_sum_assignment
+from store_probe import committed_samples
 from synth_models import OracleTeacher, counting_agent
 from typer.testing import CliRunner
 
@@ -578,17 +579,6 @@ def test_shards_merge_into_one_run(train_dir: Path, tmp_path: Path) -> None:
 # ---- signals -----------------------------------------------------------------------------------------
 
 
-def _committed(db: Path) -> int:
-    try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            return conn.execute("select count(distinct sample_id) from traces").fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return 0
-
-
 def _start(train_dir: Path, db: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([*CLI, "synth", "--dataset", str(train_dir), "--db", str(db), "--k", "2",
                              "--concurrency", "3", *extra], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -597,7 +587,7 @@ def _start(train_dir: Path, db: Path, *extra: str) -> subprocess.Popen:
 
 def _wait_for(db: Path, n: int, proc: subprocess.Popen, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
-    while _committed(db) < n:
+    while committed_samples(db) < n:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.02)
@@ -615,16 +605,16 @@ def test_sigkill_at_random_points_loses_no_committed_sample(long_train_dir: Path
     db = tmp_path / "t.db"
     rng = random.Random(int(time.time()))
     for _ in range(3):
-        before = _committed(db)
+        before = committed_samples(db)
         if before == 64:  # a fast machine finished before the kill
             break
         proc = _start(long_train_dir, db)
         _wait_for(db, before + 1, proc)
         time.sleep(rng.uniform(0.0, 0.6))
-        committed = _committed(db)
+        committed = committed_samples(db)
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
-        assert _committed(db) >= committed  # nothing that was committed is lost
+        assert committed_samples(db) >= committed  # nothing that was committed is lost
         assert_complete(db, k=2)  # and nothing is half-written
     proc = _start(long_train_dir, db, "--json")
     stdout, stderr = proc.communicate(timeout=120)
@@ -645,7 +635,7 @@ def test_sigint_finishes_in_flight_samples_then_stops(long_train_dir: Path, tmp_
     assert proc.returncode == 130, stderr
     out = json.loads(stdout)
     assert out["status"] == "interrupted" and 2 <= out["processed"] < 64 and "resume" in stderr
-    assert _committed(db) == out["processed"]  # every started sample finished and was committed
+    assert committed_samples(db) == out["processed"]  # every started sample finished and was committed
     assert_complete(db, k=2)
     with TraceStore.open(db, create=False, readonly=True) as store:
         assert store.run(out["run_id"])["status"] == "interrupted"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from store_probe import committed_samples
 from typer.testing import CliRunner
 
 from vgt_agent.cli.main import app
@@ -133,24 +134,13 @@ def _start(dataset: Path, db: Path) -> subprocess.Popen:
                             text=True)
 
 
-def _committed(db: Path) -> int:
-    try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            return conn.execute("select count(distinct sample_id) from traces").fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return 0
-
-
 @pytest.mark.slow
 def test_sigint_lets_the_workers_finish_their_samples_then_stops(tmp_path: Path) -> None:
     dataset, db = tmp_path / "train", tmp_path / "t.db"
     make_split(dataset, "world-train", n=64)  # long enough that the signal lands mid-run
     proc = _start(dataset, db)
     deadline = time.monotonic() + 120
-    while _committed(db) < 2:
+    while committed_samples(db) < 2:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
@@ -158,7 +148,7 @@ def test_sigint_lets_the_workers_finish_their_samples_then_stops(tmp_path: Path)
     assert proc.returncode == 130, stderr
     out = json.loads(stdout)
     assert out["status"] == "interrupted" and 2 <= out["processed"] < 64
-    assert _committed(db) == out["processed"]  # every started sample finished and was committed
+    assert committed_samples(db) == out["processed"]  # every started sample finished and was committed
 
 
 @pytest.mark.slow
