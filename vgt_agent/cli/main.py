@@ -38,3 +38,7 @@ def root(version: bool = typer.Option(False, "--version", callback=_version, is_
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":  # `python -m vgt_agent.cli.main ...` works like `vgt ...`
+    main()
