@@ -11,6 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from vgt_agent.backends.world_oracle import (
+    STEPS,
     WorldOracleBackend,
     compare_digits,
     next_chunk,
@@ -105,7 +106,17 @@ def test_select_kth_writes_a_tournament_in_the_tools_order() -> None:
      "smaller [657, 597]. first [385, 443]: other so the second. </think> \\boxed{B}"),
 ])
 def test_oracle_decisions_are_written_step_by_step(question: str, results: list, tail: str) -> None:
-    assert next_chunk(read_question(question), results) == tail
+    assert next_chunk(read_question(question), results, steps="digits") == tail
+
+
+def test_oracle_whole_steps_are_what_the_shipped_model_learned() -> None:
+    q = read_question("Is the red circle to the left of the blue square?")
+    results = [("red circle", [(412, 300)]), ("blue square", [(460, 500)])]
+    assert next_chunk(q, results) == "x: 412 vs 460, so left. </think> \\boxed{yes}"
+    assert WorldOracleBackend().model == "world-oracle"
+    assert WorldOracleBackend(steps="digits").model == "world-oracle/digits"
+    with pytest.raises(ValueError, match="steps must be one of"):
+        WorldOracleBackend(steps="words")
 
 
 def test_shuffled_gold_grounder_gives_the_world_grounders_coordinates(world_samples) -> None:
@@ -120,9 +131,10 @@ def test_shuffled_gold_grounder_gives_the_world_grounders_coordinates(world_samp
             assert sorted(i.box for i in gold) == sorted(i.box for i in seen)
 
 
-def test_teacher_traces_are_correct_through_the_ask_graph(world_samples, tmp_path: Path) -> None:
+@pytest.mark.parametrize("steps", STEPS)
+def test_teacher_traces_are_correct_through_the_ask_graph(world_samples, tmp_path: Path, steps: str) -> None:
     store = TraceStore.open(tmp_path / "t.db")
-    oracle = WorldOracleBackend()
+    oracle = WorldOracleBackend(steps=steps)
     run_id = store.start_run("synth", backend=oracle.name, model=oracle.model, grounder="world")
     results = list(run_split(oracle, world_samples, store=store, run_id=run_id))
     assert all(r.state["stop_reason"] == "answered" for r in results)

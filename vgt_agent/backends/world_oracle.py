@@ -6,24 +6,25 @@ its own thought so far (never the scene graph, never pixels). It decides which p
 writes the reasoning over the returned coordinates and the answer:
 
 - counting: ground the counted phrase, re-point at each instance with an index, box the last index;
-- left/right/above/below: ground both objects, write the two coordinates on the asked axis, compare them
-  digit by digit (hundreds first), the relation, then whether it is the one asked;
-- dominant direction: per axis the offset in hundreds (two single digits), the larger offset picks the axis
-  (a tie falls back to tens), then the digit-by-digit relation on that axis;
-- closer: per candidate the hundreds offsets |dx| + |dy| to the anchor, the smaller sum wins (ties: tens);
-- larger/smaller: ground both, then "the largest of A and B", and say whether it is the first one;
-- k-th leftmost/...: ground the kind, pick the k-th by rounds of a keep-the-better tournament in the
-  tool's order (each step one digit-by-digit comparison), ground the anchor, compare on the other axis.
+- spatial families ground the objects the question names, then decide in one of two STEPS styles:
+  - "whole" (default; what the shipped vgt-tiny learned): left/right/above/below writes the two
+    coordinates on the asked axis and the relation; dominant direction both axes with a coarse difference
+    (tens of the 0..1000 scale), the larger wins; closer the coarse |dx| + |dy| per candidate; larger/smaller
+    grounds "the largest of A and B" and says which one it is; k-th lists the instances sorted on the axis;
+  - "digits" (an experiment, see docs/vgt-tiny.md): every decision is one digit pair or one single-digit
+    sum at a time: `x: 412 vs 460: 4 = 4, 1 < 6 so left. asked left so yes.`, per-axis offsets in hundreds,
+    `same`/`other` for larger, and the k-th picked by a written keep-the-better tournament.
 
 Its answers can be wrong (a grounder miss, L1 instead of L2 distance); synthesis keeps only verified
-correct traces. It is labelled `world-oracle` as backend and model everywhere it appears.
+correct traces. It is labelled `world-oracle` as backend everywhere it appears, and as model (`world-oracle`,
+or `world-oracle/digits` for that style).
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from PIL import Image
@@ -32,6 +33,7 @@ from vgt_agent.backends.base import BackendError, Generation, Message, StreamCal
 from vgt_agent.format import parse, render_grounding
 
 NAME = "world-oracle"
+STEPS = ("whole", "digits")  # how spatial decisions are written (see the module docstring)
 Point = tuple[int, int]
 
 _OPTIONS = re.compile(r"\s*Options:\s*(.*?)\.\s*Answer with the letter\.\s*$")
@@ -170,15 +172,131 @@ def _end(answer: str) -> str:
     return f" </think> \\boxed{{{answer}}}"
 
 
-def next_chunk(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], kind: str = "point") -> str:
-    """The oracle's next turn: a ground request, or the reasoning and the answer."""
+# ---- decisions, "whole": what the shipped vgt-tiny learned -----------------------------------------------
+Found = list[list[Point]]
+
+
+def _relation_whole(q: Question, found: Found) -> str:
+    a, b = found[0][0], found[1][0]
+    axis = 0 if q.word in ("left", "right") else 1
+    rel = ("left", "above")[axis] if a[axis] < b[axis] else ("right", "below")[axis]
+    return f"{'xy'[axis]}: {a[axis]} vs {b[axis]}, so {rel}." + _end("yes" if rel == q.word else "no")
+
+
+def _where_whole(q: Question, found: Found) -> str:
+    a, b = found[0][0], found[1][0]
+    dx, dy = _coarse(a[0], b[0]), _coarse(a[1], b[1])
+    hx = "left" if a[0] < b[0] else "right"
+    vy = "above" if a[1] < b[1] else "below"
+    rel = hx if dx >= dy else vy
+    text = (f"x: {a[0]} vs {b[0]}, {hx} by {dx}. y: {a[1]} vs {b[1]}, {vy} by {dy}. "
+            f"{max(dx, dy)} > {min(dx, dy)} so {rel}.")
+    return text + _end(_letter(q.options, rel))
+
+
+def _closer_whole(q: Question, found: Found) -> str:
+    z, c1, c2 = found[0][0], found[1][0], found[2][0]
+    parts, dist = [], []
+    for name, c in (("first", c1), ("second", c2)):
+        dx, dy = _coarse(c[0], z[0]), _coarse(c[1], z[1])
+        dist.append(dx + dy)
+        parts.append(f"{name}: {dx} + {dy} = {dx + dy}.")
+    near = "first" if dist[0] <= dist[1] else "second"
+    return " ".join(parts) + f" so the {near}." + _end("A" if near == "first" else "B")
+
+
+def _larger_whole(q: Question, found: Found) -> str:
+    a, b, pick = found[0][0], found[1][0], found[2][0]
+    which = "first" if pick == a else "second" if pick == b else "first"
+    return f"{_xy(pick)} is the {which}." + _end("A" if which == "first" else "B")
+
+
+def _kth_whole(q: Question, results: list[tuple[str, list[tuple[int, ...]]]]) -> str:
+    """k-th along one axis of the kind (listed sorted), then its relation to the anchor on the other axis."""
+    axis, reverse = _ORDER[q.word]
+    if not results:
+        return _ground(q.phrases[0])
+    members = sorted((centre(c) for c in results[0][1]), key=lambda p: p[axis], reverse=reverse)
+    if len(results) == 1:
+        if len(members) <= q.k:
+            return f"only {len(members)} found." + _end("A")
+        listed = " ".join(_xy(p) for p in members)
+        return f"by {'xy'[axis]}: {listed}. number {q.k + 1} is {_xy(members[q.k])}. " + _ground(q.phrases[1])
+    target = members[q.k]
+    anchors = [centre(c) for c in results[1][1]]
+    if not anchors:
+        return f"{q.phrases[1]} not found." + _end("A")
+    other = 1 - axis
+    rel = ("left", "above")[other] if target[other] < anchors[0][other] else ("right", "below")[other]
+    return f"{'xy'[other]}: {target[other]} vs {anchors[0][other]}, so {rel}." + _end(_letter(q.options, rel))
+
+
+# ---- decisions, "digits": every decision one digit pair or one single-digit sum at a time --------------
+def _relation_digits(q: Question, found: Found) -> str:
+    a, b = found[0][0], found[1][0]
+    axis = 0 if q.word in ("left", "right") else 1
+    text, rel = _relation_steps(axis, a[axis], b[axis])
+    yes = "yes" if rel == q.word else "no"
+    return f"{text}. asked {q.word} so {yes}." + _end(yes)
+
+
+def _where_digits(q: Question, found: Found) -> str:
+    a, b = found[0][0], found[1][0]
+    (tx, gx), (ty, gy) = _axis_gap(0, a[0], b[0]), _axis_gap(1, a[1], b[1])
+    if gx != gy:  # the hundreds decide (the world asks only when one axis dominates 2:1)
+        axis = 0 if gx > gy else 1
+        head = f"{tx}. {ty}. {max(gx, gy)} > {min(gx, gy)} so {'xy'[axis]}."
+    else:  # a tie in hundreds: the tens decide
+        dx, dy = _coarse(a[0], b[0]), _coarse(a[1], b[1])
+        axis = 0 if dx >= dy else 1
+        head = f"{tx}. {ty}. tie, by tens {dx} and {dy} so {'xy'[axis]}."
+    text, rel = _relation_steps(axis, a[axis], b[axis])
+    return f"{head} {text}." + _end(_letter(q.options, rel))
+
+
+def _closer_digits(q: Question, found: Found) -> str:
+    z, c1, c2 = found[0][0], found[1][0], found[2][0]
+    parts, dist = [], []
+    for name, c in (("first", c1), ("second", c2)):
+        (tx, gx), (ty, gy) = _axis_gap(0, c[0], z[0]), _axis_gap(1, c[1], z[1])
+        dist.append(gx + gy)
+        parts.append(f"{name}: {tx}, {ty}, {gx} + {gy} = {gx + gy}.")
+    if dist[0] != dist[1]:
+        near = "first" if dist[0] < dist[1] else "second"
+        decide = f"{min(dist)} < {max(dist)} so the {near}."
+    else:  # a tie in hundreds: the tens decide
+        tens = [_coarse(c[0], z[0]) + _coarse(c[1], z[1]) for c in (c1, c2)]
+        near = "first" if tens[0] <= tens[1] else "second"
+        decide = f"tie, by tens {tens[0]} and {tens[1]} so the {near}."
+    return " ".join(parts) + f" {decide}" + _end("A" if near == "first" else "B")
+
+
+def _larger_digits(q: Question, found: Found) -> str:
+    a, b, pick = found[0][0], found[1][0], found[2][0]
+    same = pick == a
+    which = "first" if same or pick != b else "second"
+    return (f"{q.word} {_xy(pick)}. first {_xy(a)}: {'same' if same else 'other'} so the {which}."
+            + _end("A" if which == "first" else "B"))
+
+
+_DECIDE: dict[str, dict[str, Callable[[Question, Found], str]]] = {
+    "whole": {"relation": _relation_whole, "where": _where_whole, "closer": _closer_whole,
+              "larger": _larger_whole},
+    "digits": {"relation": _relation_digits, "where": _where_digits, "closer": _closer_digits,
+               "larger": _larger_digits},
+}
+
+
+def next_chunk(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], kind: str = "point",
+               steps: str = "whole") -> str:
+    """The oracle's next turn: a ground request, or the reasoning and the answer (`steps`: see STEPS)."""
     n = len(results)
     first = n == 0
     start = "<think> " if first else ""
     if q.kind == "unknown":
         return "<think> I cannot read this question. </think> \\boxed{unknown}"
     if q.kind == "kth":
-        return start + _kth(q, results, kind)
+        return start + (_kth_digits if steps == "digits" else _kth_whole)(q, results)
     if n < len(q.phrases):
         return start + _ground(q.phrases[n])
     found = [[centre(c) for c in coords] for _, coords in results]
@@ -189,45 +307,12 @@ def next_chunk(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], ki
     missing = [q.phrases[i] for i, f in enumerate(found) if not f]
     if missing:
         return f"{missing[0]} not found." + _end("no" if q.kind == "relation" else "A")
-    a, b = found[0][0], found[1][0]
-    if q.kind == "relation":
-        axis = 0 if q.word in ("left", "right") else 1
-        text, rel = _relation_steps(axis, a[axis], b[axis])
-        yes = "yes" if rel == q.word else "no"
-        return f"{text}. asked {q.word} so {yes}." + _end(yes)
-    if q.kind == "where":
-        (tx, gx), (ty, gy) = _axis_gap(0, a[0], b[0]), _axis_gap(1, a[1], b[1])
-        if gx != gy:  # the hundreds decide (the world asks only when one axis dominates 2:1)
-            axis = 0 if gx > gy else 1
-            head = f"{tx}. {ty}. {max(gx, gy)} > {min(gx, gy)} so {'xy'[axis]}."
-        else:  # a tie in hundreds: the tens decide
-            dx, dy = _coarse(a[0], b[0]), _coarse(a[1], b[1])
-            axis = 0 if dx >= dy else 1
-            head = f"{tx}. {ty}. tie, by tens {dx} and {dy} so {'xy'[axis]}."
-        text, rel = _relation_steps(axis, a[axis], b[axis])
-        return f"{head} {text}." + _end(_letter(q.options, rel))
-    if q.kind == "closer":
-        z, c1, c2 = found[0][0], found[1][0], found[2][0]
-        parts, dist = [], []
-        for name, c in (("first", c1), ("second", c2)):
-            (tx, gx), (ty, gy) = _axis_gap(0, c[0], z[0]), _axis_gap(1, c[1], z[1])
-            dist.append(gx + gy)
-            parts.append(f"{name}: {tx}, {ty}, {gx} + {gy} = {gx + gy}.")
-        if dist[0] != dist[1]:
-            near = "first" if dist[0] < dist[1] else "second"
-            decide = f"{min(dist)} < {max(dist)} so the {near}."
-        else:  # a tie in hundreds: the tens decide
-            tens = [_coarse(c[0], z[0]) + _coarse(c[1], z[1]) for c in (c1, c2)]
-            near = "first" if tens[0] <= tens[1] else "second"
-            decide = f"tie, by tens {tens[0]} and {tens[1]} so the {near}."
-        return " ".join(parts) + f" {decide}" + _end("A" if near == "first" else "B")
-    if q.kind == "larger":
-        pick = found[2][0]
-        same = pick == a
-        which = "first" if same or pick != b else "second"
-        return (f"{q.word} {_xy(pick)}. first {_xy(a)}: {'same' if same else 'other'} so the {which}."
-                + _end("A" if which == "first" else "B"))
-    raise BackendError(f"world-oracle: unhandled question kind {q.kind!r}")
+    decide = _DECIDE[steps].get(q.kind)
+    if decide is None:
+        raise BackendError(f"world-oracle: unhandled question kind {q.kind!r}")
+    return decide(q, found)
+
+
 
 
 def select_kth(members: list[Point], axis: int, reverse: bool, k: int) -> tuple[str, Point]:
@@ -253,8 +338,8 @@ def select_kth(members: list[Point], axis: int, reverse: bool, k: int) -> tuple[
     return " ".join(rounds), best
 
 
-def _kth(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], kind: str) -> str:
-    """k-th along one axis of the kind, then its relation to the anchor on the other axis."""
+def _kth_digits(q: Question, results: list[tuple[str, list[tuple[int, ...]]]]) -> str:
+    """k-th along one axis of the kind by a written tournament, then its relation to the anchor."""
     axis, reverse = _ORDER[q.word]
     if not results:
         return _ground(q.phrases[0])
@@ -287,9 +372,12 @@ class WorldOracleBackend:
     name = NAME
     supports_function_calling = False
 
-    def __init__(self, kind: str = "point") -> None:
-        self.model = NAME
+    def __init__(self, kind: str = "point", steps: str = "whole") -> None:
+        if steps not in STEPS:
+            raise ValueError(f"steps must be one of {', '.join(STEPS)}, got {steps!r}")
+        self.model = NAME if steps == "whole" else f"{NAME}/{steps}"
         self.kind = kind
+        self.steps = steps
 
     def generate(
         self,
@@ -307,7 +395,7 @@ class WorldOracleBackend:
             raise BackendError("world-oracle speaks the in-text <ground> protocol only")
         started = time.perf_counter()
         prefill = messages[-1]["content"] if messages and messages[-1].get("role") == "assistant" else ""
-        text = next_chunk(read_question(_user_text(messages)), tool_results(str(prefill)), self.kind)
+        text = next_chunk(read_question(_user_text(messages)), tool_results(str(prefill)), self.kind, self.steps)
         if stream is not None:
             stream(text)
         hit = "</ground>" if text.endswith("</ground>") and "</ground>" in stop else None

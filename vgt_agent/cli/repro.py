@@ -24,9 +24,19 @@ def tiny(
     steps2: int = typer.Option(1554, "--steps2", min=0, help="Pass-2 steps at lr 1e-3 (0: no pass 2)."),
     minutes2: float = typer.Option(15.0, "--train-minutes2", min=0.1, help="Pass-2 wall-time budget."),
     threads: int = typer.Option(None, "--threads", min=1, help="torch threads (default: torch's choice)."),
+    reasoning: str = typer.Option("whole", "--reasoning", help="The teacher's spatial decisions: whole (what the "
+                                                               "shipped model learned) | digits (digit by digit)."),
+    teacher_grounder: str = typer.Option("world", "--teacher-grounder", help="world | gold-shuffled (the same "
+                                                                             "masks from the scene graph, faster)."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """world make -> world-oracle agent traces -> SFT -> agent-mode eval on the six world benchmarks."""
+    from vgt_agent.backends.world_oracle import STEPS
+
+    if reasoning not in STEPS:
+        usage_error(f"--reasoning must be one of {', '.join(STEPS)}, got {reasoning!r}")
+    if teacher_grounder not in ("world", "gold-shuffled"):
+        usage_error(f"--teacher-grounder must be world or gold-shuffled, got {teacher_grounder!r}")
     import torch
 
     from vgt_agent.tiny.repro import ReproConfig, run
@@ -38,7 +48,7 @@ def tiny(
                            time_budget_s=minutes2 * 60) if steps2 else None
     cfg = ReproConfig(work_dir=work_dir, out_dir=out, train_samples=train_samples, eval_samples=eval_samples,
                       train=TrainConfig(steps=steps, time_budget_s=minutes * 60, seed=seed), finetune=finetune,
-                      seed=seed)
+                      seed=seed, steps=reasoning, teacher_grounder=teacher_grounder)
     run(cfg, console)
 
 
