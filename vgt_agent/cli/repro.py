@@ -1,5 +1,5 @@
 """`vgt repro tiny`: rebuild the shipped vgt-tiny policy from scratch and print its eval table; `vgt repro table`:
-issue 7's self-grounding table in miniature (`vgt_agent/tiny/table.py`)."""
+issue 7's self-grounding table in miniature (`vgt_agent/tiny/table/`)."""
 
 from __future__ import annotations
 
