@@ -302,8 +302,8 @@ def next_chunk(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], ki
     found = [[centre(c) for c in coords] for _, coords in results]
     if q.kind == "count":
         phrase, coords = results[0]
-        steps = " ".join(f"{i} {render_grounding(phrase, kind, [c])}" for i, c in enumerate(coords, 1))
-        return (steps + " " if steps else "") + f"total {len(coords)}" + _end(str(len(coords)))
+        listed = " ".join(f"{i} {render_grounding(phrase, kind, [c])}" for i, c in enumerate(coords, 1))
+        return (listed + " " if listed else "") + f"total {len(coords)}" + _end(str(len(coords)))
     missing = [q.phrases[i] for i, f in enumerate(found) if not f]
     if missing:
         return f"{missing[0]} not found." + _end("no" if q.kind == "relation" else "A")
@@ -311,7 +311,6 @@ def next_chunk(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], ki
     if decide is None:
         raise BackendError(f"world-oracle: unhandled question kind {q.kind!r}")
     return decide(q, found)
-
 
 
 
