@@ -176,11 +176,19 @@ def _end(answer: str) -> str:
 Found = list[list[Point]]
 
 
+def _relation_text(axis: int, a: int, b: int, steps: str) -> tuple[str, str]:
+    """a's relation to b on one axis, written in the style `steps`, and the relation word."""
+    if steps == "digits":
+        return _relation_steps(axis, a, b)
+    rel = ("left", "above")[axis] if a < b else ("right", "below")[axis]
+    return f"{'xy'[axis]}: {a} vs {b}, so {rel}", rel
+
+
 def _relation_whole(q: Question, found: Found) -> str:
     a, b = found[0][0], found[1][0]
     axis = 0 if q.word in ("left", "right") else 1
-    rel = ("left", "above")[axis] if a[axis] < b[axis] else ("right", "below")[axis]
-    return f"{'xy'[axis]}: {a[axis]} vs {b[axis]}, so {rel}." + _end("yes" if rel == q.word else "no")
+    text, rel = _relation_text(axis, a[axis], b[axis], "whole")
+    return f"{text}." + _end("yes" if rel == q.word else "no")
 
 
 def _where_whole(q: Question, found: Found) -> str:
@@ -211,24 +219,11 @@ def _larger_whole(q: Question, found: Found) -> str:
     return f"{_xy(pick)} is the {which}." + _end("A" if which == "first" else "B")
 
 
-def _kth_whole(q: Question, results: list[tuple[str, list[tuple[int, ...]]]]) -> str:
-    """k-th along one axis of the kind (listed sorted), then its relation to the anchor on the other axis."""
-    axis, reverse = _ORDER[q.word]
-    if not results:
-        return _ground(q.phrases[0])
-    members = sorted((centre(c) for c in results[0][1]), key=lambda p: p[axis], reverse=reverse)
-    if len(results) == 1:
-        if len(members) <= q.k:
-            return f"only {len(members)} found." + _end("A")
-        listed = " ".join(_xy(p) for p in members)
-        return f"by {'xy'[axis]}: {listed}. number {q.k + 1} is {_xy(members[q.k])}. " + _ground(q.phrases[1])
-    target = members[q.k]
-    anchors = [centre(c) for c in results[1][1]]
-    if not anchors:
-        return f"{q.phrases[1]} not found." + _end("A")
-    other = 1 - axis
-    rel = ("left", "above")[other] if target[other] < anchors[0][other] else ("right", "below")[other]
-    return f"{'xy'[other]}: {target[other]} vs {anchors[0][other]}, so {rel}." + _end(_letter(q.options, rel))
+def list_sorted(members: list[Point], axis: int, reverse: bool, k: int) -> tuple[str, Point]:
+    """The "whole" way to the k-th along an axis: every instance listed sorted, then the k-th named."""
+    ordered = sorted(members, key=lambda p: p[axis], reverse=reverse)
+    listed = " ".join(_xy(p) for p in ordered)
+    return f"by {'xy'[axis]}: {listed}. number {k + 1} is {_xy(ordered[k])}.", ordered[k]
 
 
 # ---- decisions, "digits": every decision one digit pair or one single-digit sum at a time --------------
@@ -296,7 +291,7 @@ def next_chunk(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], ki
     if q.kind == "unknown":
         return "<think> I cannot read this question. </think> \\boxed{unknown}"
     if q.kind == "kth":
-        return start + (_kth_digits if steps == "digits" else _kth_whole)(q, results)
+        return start + _kth(q, results, steps)
     if n < len(q.phrases):
         return start + _ground(q.phrases[n])
     found = [[centre(c) for c in coords] for _, coords in results]
@@ -337,21 +332,21 @@ def select_kth(members: list[Point], axis: int, reverse: bool, k: int) -> tuple[
     return " ".join(rounds), best
 
 
-def _kth_digits(q: Question, results: list[tuple[str, list[tuple[int, ...]]]]) -> str:
-    """k-th along one axis of the kind by a written tournament, then its relation to the anchor."""
+def _kth(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], steps: str) -> str:
+    """k-th along one axis of the kind, then its relation to the anchor on the other axis."""
     axis, reverse = _ORDER[q.word]
     if not results:
         return _ground(q.phrases[0])
     members = [centre(c) for c in results[0][1]]
     if len(members) <= q.k:
         return f"only {len(members)} found." + _end("A")
-    steps, target = select_kth(members, axis, reverse, q.k)
+    listing, target = (select_kth if steps == "digits" else list_sorted)(members, axis, reverse, q.k)
     if len(results) == 1:
-        return f"{steps} " + _ground(q.phrases[1])
+        return f"{listing} " + _ground(q.phrases[1])
     anchors = [centre(c) for c in results[1][1]]
     if not anchors:
         return f"{q.phrases[1]} not found." + _end("A")
-    text, rel = _relation_steps(1 - axis, target[1 - axis], anchors[0][1 - axis])
+    text, rel = _relation_text(1 - axis, target[1 - axis], anchors[0][1 - axis], steps)
     return f"{text}." + _end(_letter(q.options, rel))
 
 
