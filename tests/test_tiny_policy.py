@@ -22,8 +22,9 @@ from vgt_agent.backends.world_oracle import (
 from vgt_agent.cli.main import app
 from vgt_agent.store import TraceStore
 from vgt_agent.tiny.agent_runs import BENCHMARKS, ShuffledGoldGrounder, run_split
-from vgt_agent.tiny.examples import IGNORE, build_example, check_views
-from vgt_agent.tiny.recipe import NAME, WEIGHTS_DIR, build_policy, shipped_weights
+from vgt_agent.tiny.examples import IGNORE, build_example, check_views, collate, shared_prefix_len
+from vgt_agent.tiny.recipe import NAME, WEIGHTS_DIR, build_policy, examples_from_traces, shipped_weights
+from vgt_agent.tiny.train import batch_loss
 from vgt_agent.world.generate import make_sample
 from vgt_agent.world.storage import load_split, make_split
 
@@ -152,6 +153,31 @@ def test_teacher_traces_are_correct_through_the_ask_graph(world_samples, tmp_pat
         ex = build_example(processor, r.sample.question, r.sample.choices, chunks, image)
         trained = processor.tokenizer.decode([t for t in ex.labels if t != IGNORE])
         assert "\\boxed{" in trained and "<obj>" not in trained.split("</ground>")[0]
+
+
+def test_shared_prefix_loss_equals_the_full_forward(world_samples) -> None:
+    """The system prompt computed once per batch gives the same loss and gradients as every row alone."""
+
+    oracle = WorldOracleBackend()
+    traces = [{"question": r.sample.question, "choices": list(r.sample.choices), "image": r.sample.image_path,
+               "chunks": [{"role": c["role"], "content": c["content"]} for c in r.state["chunks"]]}
+              for r in run_split(oracle, world_samples[:6], grounder_for=ShuffledGoldGrounder)]
+    model, processor = build_policy()
+    examples = examples_from_traces(processor, traces)
+    boi = processor.tokenizer.convert_tokens_to_ids("<start_of_image>")
+    prefix = shared_prefix_len(examples, boi)
+    assert 100 < prefix == examples[0].input_ids.index(boi)  # the whole system prompt, never the image
+    batch = collate(examples, processor.tokenizer.pad_token_id)
+    grads = []
+    for n in (0, prefix):
+        model.zero_grad()
+        loss = batch_loss(model, batch, n)
+        loss.backward()
+        grads.append((loss.item(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    (full, g_full), (shared, g_shared) = grads
+    assert full == pytest.approx(shared, abs=1e-5) and len(g_full) == len(g_shared)
+    assert max((a - b).abs().max().item() for a, b in zip(g_full, g_shared, strict=True)) < 1e-5
+    assert shared_prefix_len(examples[:1], boi) == prefix and shared_prefix_len([], boi) == 0
 
 
 def test_shipped_weights_load_and_are_small() -> None:

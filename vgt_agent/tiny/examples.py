@@ -88,6 +88,19 @@ def check_views(processor: Any, question: str, choices: Sequence[str], chunks: S
     return True
 
 
+def shared_prefix_len(examples: Sequence[Example], before: int) -> int:
+    """How many leading tokens every example shares, cut before the first `before` token (the image: its
+    pixels differ per example). Training computes this prefix (system prompt, ~180 tokens) once per batch."""
+    if not examples:
+        return 0
+    first = examples[0].input_ids
+    n = first.index(before) if before in first else len(first)
+    for e in examples[1:]:
+        same = (i for i, (a, b) in enumerate(zip(first[:n], e.input_ids, strict=False)) if a != b)
+        n = next(same, min(n, len(e.input_ids)))
+    return n
+
+
 def collate(batch: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-padded batch for teacher forcing (the image tokens sit in the prompt, before any padding)."""
     width = max(len(e.input_ids) for e in batch)

@@ -27,6 +27,7 @@ from vgt_agent.graphs.ask import AskLimits
 from vgt_agent.store import TraceStore
 from vgt_agent.tiny.agent_runs import BENCHMARKS, ShuffledGoldGrounder, ensure_split, run_split
 from vgt_agent.tiny.evaluate import evaluate, markdown, summary, table
+from vgt_agent.tiny.examples import shared_prefix_len
 from vgt_agent.tiny.recipe import ARCH, NAME, build_policy, examples_from_traces, save_policy
 from vgt_agent.tiny.train import TrainConfig, train
 from vgt_agent.world.storage import load_split
@@ -88,19 +89,21 @@ def run(cfg: ReproConfig, console: Console | None = None) -> dict[str, Any]:
     model, processor = build_policy(cfg.seed)
     params = sum(p.numel() for p in model.parameters())
     examples = examples_from_traces(processor, kept, cfg.seed)
+    prefix = shared_prefix_len(examples, processor.tokenizer.convert_tokens_to_ids("<start_of_image>"))
     console.print(f"SFT: {len(examples)} sequences, {params / 1e6:.2f} M parameters, "
-                  f"{torch.get_num_threads()} torch threads")
+                  f"{torch.get_num_threads()} torch threads, shared prefix {prefix} tokens")
     with _progress(console) as progress:
         task = progress.add_task("SFT", total=cfg.train.steps, info="")
 
         def on_step(step: int, total: int, loss: float, elapsed: float) -> None:
             progress.update(task, completed=step, total=total, info=f"loss {loss:.3f}")
 
-        result = train(model, examples, cfg.train, pad_id=processor.tokenizer.pad_token_id, on_step=on_step)
+        result = train(model, examples, cfg.train, pad_id=processor.tokenizer.pad_token_id, prefix_len=prefix,
+                       on_step=on_step)
         if cfg.finetune is not None:
             task = progress.add_task("SFT pass 2", total=cfg.finetune.steps, info="")
             result2 = train(model, examples, cfg.finetune, pad_id=processor.tokenizer.pad_token_id,
-                            on_step=on_step)
+                            prefix_len=prefix, on_step=on_step)
             result = {"pass1": result, "pass2": result2}
     save_policy(model, processor, cfg.out_dir)
     size = sum(f.stat().st_size for f in cfg.out_dir.iterdir() if f.is_file())
