@@ -43,6 +43,7 @@ def make(
     n: int | None = typer.Option(None, "--n", help="Number of samples (default: the split's)."),
     seed: int | None = typer.Option(None, "--seed", help="Seed (default: the split's own)."),
     size: int | None = typer.Option(None, "--size", help="Square image side in pixels (default 448)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Processes rendering samples (same output)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Generate a split as an imagefolder: images/, metadata.jsonl, info.json."""
@@ -66,7 +67,7 @@ def make(
         ) as bar:
             task = bar.add_task(split, total=n or SPLITS[split].n)
             info = make_split(
-                out, split, n=n, seed=seed, width=size, height=size,
+                out, split, n=n, seed=seed, width=size, height=size, workers=workers,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     except FileExistsError as e:

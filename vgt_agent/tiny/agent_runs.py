@@ -58,11 +58,12 @@ class ShuffledGoldGrounder:
         return replace(result, instances=instances)
 
 
-def ensure_split(root: Path, split: str, n: int, seed: int | None = None) -> Path:
+def ensure_split(root: Path, split: str, n: int, seed: int | None = None, workers: int = 1,
+                 progress: Callable[[int, int], None] | None = None) -> Path:
     """The split folder under root with n samples, made by `vgt world make`'s code when missing."""
     out = root / (split if seed is None else f"{split}-s{seed}")
     if not (is_split_dir(out) and sum(1 for _ in load_split(out)) >= n):
-        make_split(out, split, n=n, seed=seed)
+        make_split(out, split, n=n, seed=seed, workers=workers, progress=progress)
     return out
 
 

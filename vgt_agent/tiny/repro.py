@@ -12,6 +12,7 @@ Stages (each logged to the trace store, so `vgt traces` shows what happened):
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ class ReproConfig:
     steps: str = "whole"  # the teacher's decision style (backends/world_oracle.py STEPS)
     teacher_grounder: str = "world"  # or "gold-shuffled" (ShuffledGoldGrounder)
     seed: int = 0
+    data_workers: int = max(1, os.cpu_count() or 1)  # processes rendering world-train
 
 
 def _progress(console: Console) -> Progress:
@@ -55,7 +57,10 @@ def _progress(console: Console) -> Progress:
 
 def teacher_traces(cfg: ReproConfig, store: TraceStore, console: Console) -> list[dict[str, Any]]:
     """Run the world-oracle through the ask graph on world-train; return the correct runs' chunks."""
-    split_dir = ensure_split(cfg.work_dir / "data", "world-train", cfg.train_samples)
+    with _progress(console) as progress:
+        task = progress.add_task("world-train", total=cfg.train_samples, info="world make")
+        split_dir = ensure_split(cfg.work_dir / "data", "world-train", cfg.train_samples, workers=cfg.data_workers,
+                                 progress=lambda done, total: progress.update(task, completed=done))
     samples = list(load_split(split_dir))[: cfg.train_samples]
     oracle = WorldOracleBackend(steps=cfg.steps)
     gold = cfg.teacher_grounder == ShuffledGoldGrounder.name

@@ -7,6 +7,7 @@ interrupted run never leaves a folder that looks complete; `load_split` reads it
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -34,6 +35,28 @@ def check_target(out: Path) -> None:
         raise FileExistsError(f"{out} exists and is not a world split folder; not overwriting it")
 
 
+def _write_samples(job: tuple[SplitSpec, int, int, int, str]) -> list[str]:
+    """Render samples [start, stop) under the split folder; their metadata lines, in index order (a worker's job)."""
+    spec, seed, start, stop, folder = job
+    lines = []
+    for index in range(start, stop):
+        image, record = make_sample(spec, index, seed=seed)
+        image.save(Path(folder) / record["file_name"], format="PNG", compress_level=1)
+        lines.append(json.dumps(record, separators=(",", ":")) + "\n")
+    return lines
+
+
+def _rendered(spec: SplitSpec, seed: int, n: int, folder: Path, workers: int) -> Iterator[list[str]]:
+    """Render samples 0..n-1 under `folder` (images/...), chunk by chunk; yields their metadata lines in index order."""
+    if workers <= 1 or n < 64:
+        yield from (_write_samples((spec, seed, i, i + 1, str(folder))) for i in range(n))
+        return
+    size = max(16, min(256, n // (workers * 8)))
+    jobs = [(spec, seed, a, min(n, a + size), str(folder)) for a in range(0, n, size)]
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:  # leaving the block terminates it
+        yield from pool.imap(_write_samples, jobs)
+
+
 def make_split(
     out_dir: str | os.PathLike,
     split: str | SplitSpec,
@@ -42,9 +65,12 @@ def make_split(
     progress: Progress | None = None,
     width: int | None = None,
     height: int | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Write `n` samples of a split to `out_dir` (replacing an earlier split there); returns info.json.
 
+    `workers` > 1 renders chunks of samples in that many processes: the same files, byte for byte (each
+    sample depends only on its split, seed and index), ~`workers` times faster on idle cores.
     Raises KeyError for an unknown split name, ValueError for n < 1, FileExistsError when `out_dir` is
     something other than a split folder.
     """
@@ -60,12 +86,12 @@ def make_split(
     try:
         (tmp / "images").mkdir()
         with open(tmp / METADATA, "w", encoding="utf-8") as meta:
-            for index in range(n):
-                image, record = make_sample(spec, index, seed=seed)
-                image.save(tmp / record["file_name"], format="PNG", compress_level=1)
-                meta.write(json.dumps(record, separators=(",", ":")) + "\n")
+            written = 0
+            for lines in _rendered(spec, seed, n, tmp, workers):
+                meta.writelines(lines)
+                written += len(lines)
                 if progress is not None:
-                    progress(index + 1, n)
+                    progress(written, n)
         info = {
             "split": spec.name, "n": n, "seed": seed, "width": spec.width, "height": spec.height,
             "generator_version": GENERATOR_VERSION, "families": list(spec.families),
