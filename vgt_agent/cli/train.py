@@ -140,7 +140,8 @@ def sft(
                                                                      "so image tokens are never cut)."),
     json_out: bool = JsonOption,
 ) -> None:
-    """Supervised fine-tuning on stored traces of one variant, loss on the assistant turn only."""
+    """Supervised fine-tuning on stored traces of one variant, loss on what the model writes only (the assistant
+    turn; for agent traces its own turns, never the tool's replies)."""
     from vgt_agent.training.sft import SFTJob, train_sft
 
     _check_variant(variant)

@@ -6,10 +6,14 @@ writes its next turn from there. One sequence per trace reproduces every turn's 
 then model turns (trained) and tool replies without their trailing whitespace (context only), then
 <end_of_turn>. Later turns do see the earlier replies' "\n" (only the end of the prefill is trimmed), so
 `newlines` keeps them in some sequences: the policy learns both views. `check_views` asserts the first.
+The image tokens keep the processor's `token_type_ids`, so Gemma3 attends over them bidirectionally in
+training as it does when the backend generates (a no-op for vgt-tiny's single image token).
+Used by vgt-tiny's own loop (tiny/train.py) and by `vgt train sft --variant agent` (training/agent_data.py).
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +24,7 @@ from PIL import Image
 from vgt_agent.prompts import AGENT_TEXT_TOOL, image_question_messages
 
 IGNORE = -100
+NEWLINE_P = 0.5  # share of tool replies kept with their trailing "\n" (the view later turns have)
 
 
 @dataclass
@@ -27,6 +32,13 @@ class Example:
     input_ids: list[int]
     labels: list[int]
     pixel_values: torch.Tensor  # (1, 3, H, W)
+    token_type_ids: list[int]  # 1 on image tokens (the processor's), 0 elsewhere
+
+
+def sample_newlines(chunks: Sequence[dict[str, str]], rng: random.Random, p: float = NEWLINE_P) -> list[bool]:
+    """Which tool replies of a trace keep their trailing whitespace in its training sequence (one draw each,
+    in order), so both views of an earlier reply are trained."""
+    return [rng.random() < p for c in chunks if c["role"] == "tool"]
 
 
 def prompt_messages(question: str, choices: Sequence[str], prefill: str | None = None) -> list[dict[str, Any]]:
@@ -52,6 +64,7 @@ def build_example(processor: Any, question: str, choices: Sequence[str], chunks:
     prompt = encode_prompt(processor, prompt_messages(question, choices), image, continuing=False)
     ids = prompt["input_ids"][0].tolist()
     labels = [IGNORE] * len(ids)
+    types = prompt["token_type_ids"][0].tolist()
     tools = 0
     for chunk in chunks:
         if chunk["role"] == "tool":
@@ -68,7 +81,7 @@ def build_example(processor: Any, question: str, choices: Sequence[str], chunks:
     end = tok.convert_tokens_to_ids("<end_of_turn>")
     ids.append(end)
     labels.append(end)
-    return Example(ids, labels, prompt["pixel_values"])
+    return Example(ids, labels, prompt["pixel_values"], types + [0] * (len(ids) - len(types)))
 
 
 def check_views(processor: Any, question: str, choices: Sequence[str], chunks: Sequence[dict[str, str]],
@@ -107,11 +120,12 @@ def collate(batch: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
+    types = torch.zeros((len(batch), width), dtype=torch.long)
     for i, e in enumerate(batch):
         n = len(e.input_ids)
         ids[i, :n] = torch.tensor(e.input_ids)
         labels[i, :n] = torch.tensor(e.labels)
         mask[i, :n] = 1
+        types[i, :n] = torch.tensor(e.token_type_ids)
     return {"input_ids": ids, "labels": labels, "attention_mask": mask,
-            "pixel_values": torch.cat([e.pixel_values for e in batch]),
-            "token_type_ids": torch.zeros_like(ids)}
+            "pixel_values": torch.cat([e.pixel_values for e in batch]), "token_type_ids": types}

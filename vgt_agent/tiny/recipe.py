@@ -16,7 +16,7 @@ from typing import Any
 from PIL import Image
 
 from vgt_agent.tiny.build import build_tiny_gemma3
-from vgt_agent.tiny.examples import Example, build_example
+from vgt_agent.tiny.examples import Example, build_example, sample_newlines
 from vgt_agent.tiny.vocab import world_vocabulary
 
 NAME = "vgt-tiny"
@@ -27,7 +27,6 @@ ARCH: dict[str, Any] = {
     "kv_heads": 2, "head_dim": 32, "intermediate": 512, "vision_hidden": 32, "vision_layers": 1,
     "vision_heads": 2, "vision_intermediate": 64, "max_positions": 2048, "sliding_window": 1024,
 }
-NEWLINE_P = 0.5  # share of tool replies kept with their trailing "\n" (the view later turns have)
 
 
 def build_policy(seed: int = 0):
@@ -47,9 +46,8 @@ def examples_from_traces(processor: Any, traces: Iterable[dict[str, Any]], seed:
     for t in traces:
         with Image.open(t["image"]) as im:
             image = im.convert("RGB")
-        n_tools = sum(c["role"] == "tool" for c in t["chunks"])
-        newlines = [rng.random() < NEWLINE_P for _ in range(n_tools)]
-        out.append(build_example(processor, t["question"], t["choices"], t["chunks"], image, newlines))
+        out.append(build_example(processor, t["question"], t["choices"], t["chunks"], image,
+                                 sample_newlines(t["chunks"], rng)))
     return out
 
 

@@ -1,8 +1,8 @@
 """Supervised training of vgt-tiny on the teacher's agent traces: a plain torch loop, nanoGPT style.
 
-Why not TRL's SFTTrainer here: the policy must learn to *continue a trimmed prefill* turn by turn
-(examples.py), which a chat-formatted SFT row does not express, and on 2 shared CPU cores a bare loop with
-length-bucketed batches wastes nothing. Same model classes and processor as everything else in vgt.
+Why a bare loop beside `vgt train sft --variant agent` (the same sequences from examples.py, through TRL's
+SFTTrainer): on 2 shared CPU cores, length-bucketed batches and the system prompt computed once per batch
+(`batch_loss`) waste nothing. Same model classes and processor as everything else in vgt.
 """
 
 from __future__ import annotations

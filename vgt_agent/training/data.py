@@ -2,7 +2,8 @@
 
 SFT: one conversational row per stored trace of the target variant (`point`, `box`, `plain` = non-grounded
 thinking) under that variant's system prompt, or `direct`: one row per traced sample whose target is just
-`\\boxed{gold}`, or `agent`: the tool-calling policy of the ask loop (see `agent_completion`).
+`\\boxed{gold}`, or `agent`: one row per tool-calling trace, trained on the policy's own turns only, as the
+ask loop shows them (see `training/agent_data.py`).
 RL: one prompt per sample, with the gold answer, its type, the options, and the reference
 objects the grounding reward scores against (gold masks where the dataset has them, else the masks synthesis
 stored). Train and eval are split by image hash, so no image is on both sides however many questions it has.
@@ -46,22 +47,6 @@ def direct_completion(row: dict[str, Any]) -> str:
     return f"\\boxed{{{row['gold_answer']}}}"
 
 
-def agent_completion(row: dict[str, Any]) -> str:
-    """The `agent` target: the stored tool-calling thought, each tool reply without its trailing whitespace.
-
-    Why: at inference the ask loop sends the thought so far as an assistant prefill and the Gemma3 template
-    trims its end, so after a reply "\\n<obj> ... </obj>\\n" the model sees "...</obj>" and writes its next
-    turn from there (as `vgt_agent/tiny/examples.py` trains it). Differences that remain in one chat row:
-    later turns at inference still see the earlier replies' trailing "\\n"; the reply is tokenised together
-    with the text around it, not apart; and the assistant-only loss also covers the tool replies (harmless:
-    generation stops at `</ground>` and the loop injects the reply, but those tokens are trained too).
-    """
-    turns = [m for m in row.get("messages") or [] if m.get("role") in ("assistant", "tool")]
-    if not any(m["role"] == "tool" for m in turns):
-        return row["completion"]  # no tool reply: the completion is the model's own text
-    return "".join(m["content"].rstrip() if m["role"] == "tool" else m["content"] for m in turns)
-
-
 def user_text(row: dict[str, Any]) -> str:
     return format_question(row["question"], tuple(row.get("choices") or ()))
 
@@ -87,15 +72,20 @@ def trace_rows(store: TraceStore, variant: str, *, run: str | None = None, datas
 
 
 def sft_dataset(store: TraceStore, variant: str, *, run: str | None = None, dataset: str | None = None,
-                verified_only: bool = True):
-    """A conversational VLM dataset (`images`, `messages`, ids) for TRL's SFTTrainer."""
+                verified_only: bool = True, seed: int = 0):
+    """A dataset for TRL's SFTTrainer: conversational VLM rows (`images`, `messages`, ids), or for `agent` the
+    trace rows `agent_data.AgentCollator` turns into the ask loop's views (`seed` draws their reply newlines)."""
     rows = trace_rows(store, variant, run=run, dataset=dataset, verified_only=verified_only)
     if not rows:
         what = ", ".join(f"{k}={v}" for k, v in (("run", run), ("dataset", dataset)) if v)
         raise DataError(f"no {'verified ' if verified_only and variant != 'direct' else ''}{variant} traces "
                         f"in {store.path}"
                         + (f" for {what}" if what else "") + "; run `vgt synth` first or relax the filters")
-    completion = {"direct": direct_completion, "agent": agent_completion}.get(variant)
+    if variant == "agent":
+        from vgt_agent.training.agent_data import agent_dataset  # torch: only when training agents
+
+        return agent_dataset(rows, seed)
+    completion = direct_completion if variant == "direct" else None
     return to_sft_dataset(store, system_prompt=SYSTEM_PROMPTS[variant], rows=rows, question=user_text,
                           completion=completion)
 

@@ -1,8 +1,10 @@
-"""`vgt train sft`: TRL's SFTTrainer on stored traces, loss on the assistant turn only.
+"""`vgt train sft`: TRL's SFTTrainer on stored traces, loss on what the policy writes only.
 
 The processor's own chat template renders each conversation (Gemma3 first; TRL swaps in its training
 template with `{% generation %}` markers when the model's lacks them), images stay untruncated
 (`max_length=None`), and checkpoints land in the output directory so `--resume` continues a killed run.
+`agent` traces are not chat rows: `AgentCollator` builds each one's ask-loop sequence with its own labels
+(model turns only, never the tool's `<obj>` replies), so TRL neither prepares nor masks that dataset.
 The run, its config and its metrics (loss before/after on held-out images, the log history) go to the store.
 """
 
@@ -13,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from vgt_agent.store import TraceStore
-from vgt_agent.training.config import build_args, loggable
+from vgt_agent.training.agent_data import AgentCollator
+from vgt_agent.training.config import ConfigError, build_args, loggable
 from vgt_agent.training.data import check_variant, sft_dataset, split_by_image
 from vgt_agent.training.model import LoraSpec, load_model, parent_provenance, save_final
 from vgt_agent.training.progress import LoggedRun, RunLogger
@@ -29,6 +32,11 @@ SFT_DEFAULTS: dict[str, Any] = {
     "learning_rate": 1e-5,
     "num_train_epochs": 1.0,
     "per_device_train_batch_size": 4,
+}
+AGENT_ARGS: dict[str, Any] = {
+    "assistant_only_loss": False,  # the labels come with each sequence (AgentCollator), not from the template
+    "remove_unused_columns": False,  # the collator reads the trace rows' own columns
+    "dataset_kwargs": {"skip_prepare_dataset": True},  # TRL tokenises nothing: the collator builds the sequence
 }
 
 
@@ -53,12 +61,20 @@ class SFTJob:
 
 
 def sft_config(job: SFTJob) -> Any:
-    """The SFTConfig for a job (ConfigError on a bad one)."""
+    """The SFTConfig for a job (ConfigError on a bad one); `agent` fixes `AGENT_ARGS` and never truncates."""
     from trl import SFTConfig
 
-    overrides = {**job.trl_args, "output_dir": str(job.output_dir), "seed": job.seed}
-    return build_args(SFTConfig, yaml_args=job.yaml_args, overrides=overrides, defaults=SFT_DEFAULTS,
+    fixed = AGENT_ARGS if job.variant == "agent" else {}
+    for key, value in fixed.items():
+        if key in job.yaml_args and job.yaml_args[key] != value:
+            raise ConfigError(f"--variant agent trains with {key}={value!r}; remove {key} from the config")
+    overrides = {**job.trl_args, **fixed, "output_dir": str(job.output_dir), "seed": job.seed}
+    args = build_args(SFTConfig, yaml_args=job.yaml_args, overrides=overrides, defaults=SFT_DEFAULTS,
                       reserved={"output_dir": "--output-dir", "seed": "--seed"})
+    if fixed and args.max_length is not None:
+        raise ConfigError("--variant agent trains whole traces (a cut one would train a turn without its end); "
+                          "drop max_length")
+    return args
 
 
 def last_checkpoint(output_dir: Path) -> str | None:
@@ -75,7 +91,8 @@ def train_sft(store: TraceStore, job: SFTJob, *, logger: RunLogger | None = None
     check_variant(job.variant)
     args = sft_config(job)
     train_ds, eval_ds = split_by_image(
-        sft_dataset(store, job.variant, run=job.run, dataset=job.dataset, verified_only=job.verified_only),
+        sft_dataset(store, job.variant, run=job.run, dataset=job.dataset, verified_only=job.verified_only,
+                    seed=job.seed),
         job.eval_fraction, job.seed)
     model, processor = load_model(job.model, bf16=bool(args.bf16))
     checkpoint = last_checkpoint(job.output_dir) if job.resume else None
@@ -89,6 +106,7 @@ def train_sft(store: TraceStore, job: SFTJob, *, logger: RunLogger | None = None
                    model=job.model, backend="transformers", config=config) as run:
         trainer = SFTTrainer(model=model, processing_class=processor, args=args, train_dataset=train_ds,
                              eval_dataset=eval_ds, peft_config=job.lora.peft_config() if job.lora else None,
+                             data_collator=AgentCollator(processor) if job.variant == "agent" else None,
                              callbacks=[logger])
         metrics = run.metrics
         metrics.update(train_examples=len(train_ds), eval_examples=len(eval_ds) if eval_ds is not None else 0,

@@ -1,0 +1,145 @@
+"""`vgt train sft --variant agent`: TRL's SFTTrainer trains exactly what the tool-calling policy writes.
+
+Real agent traces (the world-oracle teacher through the ask graph, logged by `run_split` under a synth run)
+train a tiny Gemma3 through the CLI; every batch the trainer sees is checked token by token: the prompt and
+every tool reply are context only (-100), the model's own turns and the closing <end_of_turn> are the labels,
+and the image tokens carry the processor's token_type_ids (Gemma3's bidirectional image block, as the
+backend generates with).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from vgt_agent.backends import TransformersBackend
+from vgt_agent.backends.world_oracle import WorldOracleBackend
+from vgt_agent.cli.main import app
+from vgt_agent.store import TraceStore
+from vgt_agent.tiny.agent_runs import ShuffledGoldGrounder, run_split
+from vgt_agent.tiny.examples import IGNORE, encode_prompt, prompt_messages
+from vgt_agent.tiny.recipe import build_policy, save_policy
+from vgt_agent.training.agent_data import AgentCollator
+from vgt_agent.training.model import read_provenance
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A store with 8 correct agent traces of a synth run, and a random vgt-tiny saved as a model directory."""
+    from vgt_agent.world.storage import load_split, make_split
+
+    root = tmp_path_factory.mktemp("sft-agent")
+    make_split(root / "world-train", "world-train", n=8)
+    samples = list(load_split(root / "world-train"))
+    db = root / "traces.db"
+    oracle = WorldOracleBackend()
+    with TraceStore.open(db) as store:
+        run_id = store.start_run("synth", backend=oracle.name, model=oracle.model, grounder="gold-shuffled")
+        results = list(run_split(oracle, samples, grounder_for=ShuffledGoldGrounder, store=store, run_id=run_id))
+        store.end_run(run_id)
+    assert sum(r.correct for r in results) >= 7 and all(r.state["tool_calls"] >= 1 for r in results)
+    model, processor = build_policy()
+    return {"db": db, "model_dir": save_policy(model, processor, root / "policy"), "processor": processor}
+
+
+def _check_row(processor: Any, row: dict[str, Any], ids: list[int], labels: list[int], types: list[int],
+               mask: list[int]) -> dict[str, int]:
+    """One batch row against its trace: prompt as the backend encodes it, then each turn's tokens in order,
+    labelled iff the model wrote them; returns how many `<obj>` tokens after the prompt were labelled and how
+    many were not."""
+    tok = processor.tokenizer
+    with Image.open(row["image_path"]) as im:
+        prompt = encode_prompt(processor, prompt_messages(row["question"], row["choices"]), im.convert("RGB"), False)
+    p = start = prompt["input_ids"].shape[1]
+    assert ids[:p] == prompt["input_ids"][0].tolist() and labels[:p] == [IGNORE] * p
+    assert types[:p] == prompt["token_type_ids"][0].tolist() and sum(types) == sum(types[:p]) >= 1
+    replies = iter(row["newlines"])
+    for chunk in row["chunks"]:
+        text = chunk["content"] if chunk["role"] == "assistant" or next(replies) else chunk["content"].rstrip()
+        piece = tok(text, add_special_tokens=False)["input_ids"]
+        assert ids[p : p + len(piece)] == piece
+        assert labels[p : p + len(piece)] == (piece if chunk["role"] == "assistant" else [IGNORE] * len(piece))
+        p += len(piece)
+    end = tok.convert_tokens_to_ids("<end_of_turn>")
+    assert ids[p] == labels[p] == end and sum(mask) == p + 1
+    assert set(labels[p + 1 :]) <= {IGNORE} and set(ids[p + 1 :]) <= {tok.pad_token_id}
+    obj = tok.convert_tokens_to_ids("<obj>")
+    trained = [t for t in labels if t != IGNORE]
+    assert "\\boxed{" in tok.decode(trained)
+    return {"labelled": trained.count(obj), "context": ids[start:].count(obj) - trained.count(obj)}
+
+
+@pytest.mark.slow
+def test_agent_sft_trains_the_model_turns_only(setup: dict[str, Any], tmp_path: Path, monkeypatch) -> None:
+    seen: list[tuple[list[dict[str, Any]], dict[str, Any]]] = []
+    collate = AgentCollator.__call__
+
+    def spy(self: AgentCollator, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = collate(self, rows)
+        seen.append((rows, batch))
+        return batch
+
+    monkeypatch.setattr(AgentCollator, "__call__", spy)
+    out = tmp_path / "sft-agent"
+    result = runner.invoke(app, ["train", "sft", "--model", str(setup["model_dir"]), "--variant", "agent",
+                                 "--db", str(setup["db"]), "--output-dir", str(out), "--max-steps", "8",
+                                 "--lr", "3e-3", "--batch-size", "4", "--eval-fraction", "0.25",
+                                 "--logging-steps", "1", "--save-steps", "100", "--json"])
+    assert result.exit_code == 0, result.output + result.stderr
+    metrics = json.loads(result.stdout)
+
+    # every batch the trainer saw (train and eval): labels on the model's turns only
+    processor = setup["processor"]
+    counts = {"labelled": 0, "context": 0}
+    tool_objs = model_objs = 0
+    for rows, batch in seen:
+        assert set(batch) == {"input_ids", "labels", "attention_mask", "pixel_values", "token_type_ids"}
+        for i, row in enumerate(rows):
+            got = _check_row(processor, row, *(batch[k][i].tolist() for k in
+                                               ("input_ids", "labels", "token_type_ids", "attention_mask")))
+            counts = {k: counts[k] + got[k] for k in counts}
+            model_objs += sum(c["content"].count("<obj>") for c in row["chunks"] if c["role"] == "assistant")
+            tool_objs += sum(c["content"].count("<obj>") for c in row["chunks"] if c["role"] == "tool")
+    assert len(seen) >= 8 and tool_objs > 0 and model_objs > 0
+    assert counts == {"labelled": model_objs, "context": tool_objs}  # no tool reply's <obj> is ever a label
+    newlines = [n for rows, _ in seen for r in rows for n in r["newlines"]]
+    assert True in newlines and False in newlines  # both views of an earlier tool reply are trained
+
+    # the loss falls, the run is logged, the model loads where `vgt ask` / `vgt eval` load it
+    assert metrics["steps"] == 8 and metrics["train_examples"] + metrics["eval_examples"] >= 7
+    assert metrics["last_loss"] < metrics["first_loss"] - 1.0
+    assert metrics["eval_loss_after"] < metrics["eval_loss_before"]
+    with TraceStore.open(setup["db"], create=False, readonly=True) as store:
+        run = store.run(metrics["run_id"])
+    assert run["kind"] == "sft" and run["status"] == "done" and run["name"] == "sft-agent"
+    assert run["config"]["variant"] == "agent" and run["config"]["trl"]["assistant_only_loss"] is False
+    assert [h["step"] for h in run["metrics"]["history"] if "loss" in h] == list(range(1, 9))
+    assert read_provenance(out)["variant"] == "agent" and read_provenance(out)["run_id"] == metrics["run_id"]
+    backend = TransformersBackend.from_pretrained(out)
+    gen = backend.generate(prompt_messages("How many red circles are there?", ()), [Image.new("RGB", (32, 32))],
+                           max_tokens=4)
+    assert gen.completion_tokens >= 1
+
+
+@pytest.mark.parametrize(("extra", "yaml_text", "message"), [
+    (["--max-length", "64"], None, "--variant agent trains whole traces"),
+    ([], "assistant_only_loss: true\n", "--variant agent trains with assistant_only_loss=False"),
+    ([], "remove_unused_columns: true\n", "--variant agent trains with remove_unused_columns=False"),
+])
+def test_agent_settings_that_would_change_the_labels_exit_2(setup: dict[str, Any], tmp_path: Path,
+                                                           extra: list[str], yaml_text: str | None,
+                                                           message: str) -> None:
+    if yaml_text is not None:
+        (tmp_path / "c.yaml").write_text(yaml_text)
+        extra = [*extra, "--config", str(tmp_path / "c.yaml")]
+    result = runner.invoke(app, ["train", "sft", "--model", str(setup["model_dir"]), "--variant", "agent",
+                                 "--db", str(setup["db"]), "--output-dir", str(tmp_path / "never"), *extra])
+    assert result.exit_code == 2 and message in result.stderr, result.output + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "never").exists()

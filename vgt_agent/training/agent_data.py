@@ -1,0 +1,81 @@
+"""The `agent` SFT set: each synthesis trace trained exactly as the ask loop shows it to the policy.
+
+Why not a chat row: the policy writes only its own turns (the grounder writes the `<obj>` replies), and the
+backend continues an assistant prefill that the Gemma3 template trims. `tiny.examples.build_example` makes the
+sequence that reproduces every turn's view (model turns labelled; prompt and tool replies -100). This module
+feeds it to TRL's SFTTrainer: a dataset of trace rows (question, options, image path, the turns, which replies
+keep their trailing "\\n") and a collator that builds and pads the sequences per batch, the way TRL's own VLM
+collator processes images per batch instead of storing pixels (a Gemma3 image is ~10 MB of floats).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from vgt_agent.tiny.examples import Example, build_example, collate, sample_newlines
+from vgt_agent.training.data import DataError
+
+TURN_ROLES = ("assistant", "tool")
+
+
+def trace_turns(row: dict[str, Any]) -> list[dict[str, str]]:
+    """A stored agent trace's model turns and tool replies in order; a trace stored without its turns is one
+    model turn (its completion)."""
+    turns = [{"role": m["role"], "content": m["content"]} for m in row.get("messages") or []
+             if m.get("role") in TURN_ROLES]
+    return turns or [{"role": "assistant", "content": row["completion"]}]
+
+
+def agent_dataset(rows: list[dict[str, Any]], seed: int = 0):
+    """A `datasets.Dataset` of trace rows for `AgentCollator`, with the ids `split_by_image` and the run record
+    use. Which replies keep their "\\n" is drawn once per trace from (seed, trace id): the same on resume."""
+    import datasets  # heavy: only when training
+
+    missing = [r["image_path"] for r in rows if not Path(r["image_path"]).is_file()]
+    if missing:
+        raise DataError(f"{len(missing)} traced image(s) are no longer on disk, e.g. {missing[0]}")
+    turns = [trace_turns(r) for r in rows]
+    text = datasets.Value("string")
+    features = datasets.Features({
+        "question": text, "choices": datasets.Sequence(text), "image_path": text,
+        "chunks": [{"role": text, "content": text}], "newlines": datasets.Sequence(datasets.Value("bool")),
+        "trace_id": text, "sample_id": text, "image_hash": text, "variant": text, "gold_answer": text,
+        "answer_type": text,
+    })
+    return datasets.Dataset.from_dict({
+        "question": [r["question"] for r in rows],
+        "choices": [list(r.get("choices") or ()) for r in rows],
+        "image_path": [r["image_path"] for r in rows],
+        "chunks": turns,
+        "newlines": [sample_newlines(t, random.Random(f"{seed}/{r['id']}")) for r, t in zip(rows, turns, strict=True)],
+        "trace_id": [r["id"] for r in rows],
+        "sample_id": [r["sample_id"] for r in rows],
+        "image_hash": [r["image_hash"] for r in rows],
+        "variant": [r["variant"] for r in rows],
+        "gold_answer": [r["gold_answer"] for r in rows],
+        "answer_type": [r["answer_type"] for r in rows],
+    }, features=features)
+
+
+class AgentCollator:
+    """SFTTrainer's `data_collator` for agent rows: each row's training sequence, right-padded into a batch
+    (`input_ids`, `labels`, `attention_mask`, `pixel_values`, `token_type_ids`)."""
+
+    def __init__(self, processor: Any) -> None:
+        self.processor = processor
+        tok = processor.tokenizer
+        self.pad_id: int = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+
+    def example(self, row: dict[str, Any]) -> Example:
+        with Image.open(row["image_path"]) as im:
+            image = im.convert("RGB")
+        return build_example(self.processor, row["question"], row["choices"], row["chunks"], image,
+                             row["newlines"])
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        return collate([self.example(r) for r in rows], self.pad_id)
