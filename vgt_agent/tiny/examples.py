@@ -27,6 +27,7 @@ class Example:
     input_ids: list[int]
     labels: list[int]
     pixel_values: torch.Tensor  # (1, 3, H, W)
+    prompt_len: int = 0  # the first view (system, image, question, generation prompt) is input_ids[:prompt_len]
 
 
 def prompt_messages(question: str, choices: Sequence[str], prefill: str | None = None) -> list[dict[str, Any]]:
@@ -45,9 +46,10 @@ def encode_prompt(processor: Any, messages: list[dict[str, Any]], image: Image.I
 
 
 def build_example(processor: Any, question: str, choices: Sequence[str], chunks: Sequence[dict[str, str]],
-                  image: Image.Image, newlines: Sequence[bool] = ()) -> Example:
+                  image: Image.Image, newlines: Sequence[bool] = (), end: bool = True) -> Example:
     """One training sequence for a whole agent trace (model turns trained, the rest masked); `newlines[j]`
-    keeps the trailing whitespace of the j-th tool reply."""
+    keeps the trailing whitespace of the j-th tool reply; `end` closes it with <end_of_turn> (a finished
+    trace; an RL rollout cut short by a limit has no end token, which is how GRPO tells it was truncated)."""
     tok = processor.tokenizer
     prompt = encode_prompt(processor, prompt_messages(question, choices), image, continuing=False)
     ids = prompt["input_ids"][0].tolist()
@@ -65,10 +67,11 @@ def build_example(processor: Any, question: str, choices: Sequence[str], chunks:
             piece = tok(chunk["content"], add_special_tokens=False)["input_ids"]
             ids += piece
             labels += piece
-    end = tok.convert_tokens_to_ids("<end_of_turn>")
-    ids.append(end)
-    labels.append(end)
-    return Example(ids, labels, prompt["pixel_values"])
+    if end:
+        end_id = tok.convert_tokens_to_ids("<end_of_turn>")
+        ids.append(end_id)
+        labels.append(end_id)
+    return Example(ids, labels, prompt["pixel_values"], prompt["input_ids"].shape[1])
 
 
 def check_views(processor: Any, question: str, choices: Sequence[str], chunks: Sequence[dict[str, str]],
