@@ -23,7 +23,8 @@ app = typer.Typer(help="Train a VLM on stored traces: SFT, then GRPO with ground
 
 ModelOpt = typer.Option(..., "--model", help="Local directory, Hugging Face id, or 'tiny' (random tiny Gemma3).")
 VariantOpt = typer.Option("point", "--variant", help="point | box | plain (non-grounded thinking) | direct | "
-                                                     "agent (tool-calling traces of `vgt synth --via agent`; SFT only)")
+                                                     "agent (the tool-calling policy: SFT on the traces of "
+                                                     "`vgt synth --via agent`; RL on rollouts of the ask loop)")
 OutputOpt = typer.Option(None, "--output-dir", help="Where checkpoints and the final model go. "
                                                      "Default: $VGT_HOME/models/<stage>-<variant>-<time>.")
 RunOpt = typer.Option(None, "--run", help="Only traces of this run (id or name).")
@@ -49,8 +50,7 @@ LogStepsOpt = typer.Option(None, "--logging-steps", min=1)
 
 def _check_variant(variant: str, allowed: tuple[str, ...] = VARIANTS) -> None:
     if variant not in allowed:
-        extra = " (agent traces train with sft only)" if variant == "agent" else ""
-        usage_error(f"--variant must be one of {', '.join(allowed)}, not {variant!r}{extra}")
+        usage_error(f"--variant must be one of {', '.join(allowed)}, not {variant!r}")
 
 
 def _output_dir(output_dir: Path | None, stage: str, variant: str, resume: bool) -> Path:
@@ -186,13 +186,18 @@ def rl(
     use_vllm: bool = typer.Option(None, "--use-vllm/--no-vllm", help="Generate rollouts with vLLM (GPU)."),
     vllm_mode: str = typer.Option(None, "--vllm-mode", help="server (trl vllm-serve) | colocate"),
     vllm_server_url: str = typer.Option(None, "--vllm-server-url", help="e.g. http://localhost:8000"),
+    grounder: str = typer.Option("world", "--grounder", help="The tool of --variant agent rollouts: world "
+                                 "(segments the pixels, as `vgt ask` does) | gold (the sample's reference masks)."),
     json_out: bool = JsonOption,
 ) -> None:
     """GRPO with R = N(r_ans + 0.1 r_think + 0.1 r_gfmt + r_trunc) + 0.5 N(r_ground), each part logged."""
+    from vgt_agent.training.agent_prompts import AGENT, GROUNDERS
     from vgt_agent.training.rewards import RewardWeights
     from vgt_agent.training.rl import RLJob, train_rl
 
-    _check_variant(variant, RL_VARIANTS)
+    _check_variant(variant, (*RL_VARIANTS, AGENT))
+    if grounder not in GROUNDERS:
+        usage_error(f"--grounder must be one of {', '.join(GROUNDERS)}, not {grounder!r}")
     if vllm_mode not in (None, "server", "colocate"):
         usage_error(f"--vllm-mode must be server or colocate, not {vllm_mode!r}")
     yaml_args = _yaml(config)
@@ -208,7 +213,7 @@ def rl(
                                    num_generations=num_generations, max_completion_length=max_completion_length,
                                    temperature=temperature, beta=beta, use_vllm=use_vllm, vllm_mode=vllm_mode,
                                    vllm_server_base_url=vllm_server_url),
-                command=" ".join(sys.argv))
+                command=" ".join(sys.argv), grounder=grounder)
     result = _run(train_rl, _writable_store(db, must_exist=samples_from is None), job, quiet_stdout=json_out)
     _report(f"rl · {variant}", result, json_out)
 

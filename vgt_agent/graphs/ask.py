@@ -150,7 +150,10 @@ def think(state: AskState, runtime: Runtime[AskContext]) -> dict[str, Any]:
         ctx.emit("error", str(e))
         return {"stop_reason": "error", "error": str(e), "pending": [], "model_s": time.perf_counter() - start}
     elapsed = time.perf_counter() - start
-    chunk: dict[str, Any] = {"role": "assistant", "content": gen.text}
+    # How the turn ended ("stop" with no stop sequence = EOS): an RL rollout closes its token sequence with
+    # the end token only when the model wrote one.
+    chunk: dict[str, Any] = {"role": "assistant", "content": gen.text, "finish_reason": gen.finish_reason,
+                             "stop_sequence": gen.stop_sequence}
     pending: list[dict[str, str]] = []
     if ctx.protocol == "function" and gen.tool_calls:
         chunk["tool_calls"] = gen.assistant_message()["tool_calls"]

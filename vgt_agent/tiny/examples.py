@@ -33,6 +33,7 @@ class Example:
     labels: list[int]
     pixel_values: torch.Tensor  # (1, 3, H, W)
     token_type_ids: list[int]  # 1 on image tokens (the processor's), 0 elsewhere
+    prompt_len: int = 0  # the first view (system, image, question, generation prompt) is input_ids[:prompt_len]
 
 
 def sample_newlines(chunks: Sequence[dict[str, str]], rng: random.Random, p: float = NEWLINE_P) -> list[bool]:
@@ -57,9 +58,10 @@ def encode_prompt(processor: Any, messages: list[dict[str, Any]], image: Image.I
 
 
 def build_example(processor: Any, question: str, choices: Sequence[str], chunks: Sequence[dict[str, str]],
-                  image: Image.Image, newlines: Sequence[bool] = ()) -> Example:
+                  image: Image.Image, newlines: Sequence[bool] = (), end: bool = True) -> Example:
     """One training sequence for a whole agent trace (model turns trained, the rest masked); `newlines[j]`
-    keeps the trailing whitespace of the j-th tool reply."""
+    keeps the trailing whitespace of the j-th tool reply; `end` closes it with <end_of_turn> (a finished
+    trace; an RL rollout cut short by a limit has no end token, which is how GRPO tells it was truncated)."""
     tok = processor.tokenizer
     prompt = encode_prompt(processor, prompt_messages(question, choices), image, continuing=False)
     ids = prompt["input_ids"][0].tolist()
@@ -78,10 +80,12 @@ def build_example(processor: Any, question: str, choices: Sequence[str], chunks:
             piece = tok(chunk["content"], add_special_tokens=False)["input_ids"]
             ids += piece
             labels += piece
-    end = tok.convert_tokens_to_ids("<end_of_turn>")
-    ids.append(end)
-    labels.append(end)
-    return Example(ids, labels, prompt["pixel_values"], types + [0] * (len(ids) - len(types)))
+    if end:
+        end_id = tok.convert_tokens_to_ids("<end_of_turn>")
+        ids.append(end_id)
+        labels.append(end_id)
+    return Example(ids, labels, prompt["pixel_values"], types + [0] * (len(ids) - len(types)),
+                   prompt["input_ids"].shape[1])
 
 
 def check_views(processor: Any, question: str, choices: Sequence[str], chunks: Sequence[dict[str, str]],

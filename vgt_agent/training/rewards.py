@@ -10,6 +10,12 @@ completions table), which is how each component is logged separately. TRL normal
 its prompt's group of generations (GDPO) rather than over the whole batch; inside GRPO, where advantages are
 group-relative anyway, the two differ only in the scale each part gets.
 
+The tool-calling `agent` variant is scored on its whole rollout (model turns and the grounder's replies, as
+`agent_rollout.py` returns it): r_ans reads its final `\boxed{}`; r_gfmt asks for valid tags and at least one
+grounding, a `<ground>` call counting as one; r_ground routes the rollout's point tags to the references, the
+replies included, so it rewards asking the tool for the objects the question is about (earliest match wins:
+a reply's tag is matched before the model's copy of it).
+
 Every function is pure (same inputs, same outputs) and takes the whole batch. Each distinct completion is read
 once per step between all of them (`read_completion`: `format.parse`, or just its groundings for the grounding
 reward), answers are checked once through `answers.check_answer`, and grounding scores come from
@@ -36,6 +42,8 @@ RewardFunction = Callable[..., list[float | None]]
 THINK_PROBLEMS = frozenset({"unclosed_think", "unopened_think", "multiple_think"})
 ANSWER_PROBLEMS = frozenset({"unclosed_boxed", "multiple_boxed", "missing_answer"})
 GROUNDED_VARIANTS = ("point", "box")
+AGENT = "agent"
+SCORED_GROUNDING = (*GROUNDED_VARIANTS, AGENT)  # variants whose rollouts earn r_ground
 
 
 @dataclass(frozen=True)
@@ -154,7 +162,8 @@ def think_reward(completions: Sequence[Completion], variant: Sequence[str] | Non
 def grounding_format_reward(completions: Sequence[Completion], variant: Sequence[str] | None = None,
                             **_: Any) -> list[float]:
     """r_gfmt: 1 when every `<obj>` tag is valid (well formed, in 0..1000, boxes ordered) and there is at
-    least one, all of the variant's kind; for `plain`/`direct`, 1 when there are no tags at all."""
+    least one, all of the variant's kind; for `plain`/`direct`, 1 when there are no tags at all; for `agent`,
+    `<ground>` calls are part of the format and count as groundings (its replies are points)."""
     variants = _column(variant, len(completions))
     out = []
     for c, v in zip(completions, variants, strict=True):
@@ -163,6 +172,10 @@ def grounding_format_reward(completions: Sequence[Completion], variant: Sequence
         other_tags = thought.placeholders or thought.tool_requests
         if v in ("plain", "direct"):
             ok = not (tag_problems or other_tags or thought.groundings)
+        elif v == AGENT:
+            kinds = {g.kind for g in thought.groundings}
+            ok = (bool(kinds or thought.tool_requests) and not tag_problems and not thought.placeholders
+                  and kinds <= {"point"})
         else:
             kinds = {g.kind for g in thought.groundings}
             ok = bool(kinds) and not tag_problems and not other_tags and (v not in GROUNDED_VARIANTS or kinds == {v})
@@ -223,12 +236,12 @@ def reward_functions(variant: str, weights: RewardWeights = RewardWeights(), *, 
                      router: Router | None = None, max_groundings: int = 32) -> list[RewardFunction]:
     """The GRPO reward functions for a variant, in the order `reward_weights` weighs them.
 
-    base_reward and (grounded variants only) grounding_reward carry R; the components follow, weighted 0,
+    base_reward and (grounded and agent variants only) grounding_reward carry R; the components follow, weighted 0,
     so TRL logs each of them. The weights of the base components live inside `base_reward`.
     """
     eos = tuple(eos_token_ids)
     funcs: list[RewardFunction] = [_named(base_reward, weights=weights, eos_token_ids=eos)]
-    if variant in GROUNDED_VARIANTS:
+    if variant in SCORED_GROUNDING:
         funcs += [_named(grounding_reward, router=router, max_groundings=max_groundings), answer_reward,
                   think_reward, grounding_format_reward]
     else:
@@ -239,6 +252,6 @@ def reward_functions(variant: str, weights: RewardWeights = RewardWeights(), *, 
 def reward_weights(variant: str, weights: RewardWeights = RewardWeights()) -> list[float]:
     """TRL's `reward_weights` for `reward_functions(variant, ...)`: 1 for R_base, the grounding weight for
     r_ground, 0 for the logged-only components."""
-    if variant in GROUNDED_VARIANTS:
+    if variant in SCORED_GROUNDING:
         return [1.0, weights.grounding, 0.0, 0.0, 0.0, 0.0]
     return [1.0, 0.0, 0.0, 0.0]

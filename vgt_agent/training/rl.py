@@ -4,6 +4,8 @@ Prompts come from the samples of stored traces (references: gold masks, else syn
 straight from a dataset (`samples_from`, gold masks). Generation is TRL's: `model.generate` by default (the
 CPU path, with tiny models in tests), or vLLM through TRL's own options (`use_vllm`, `vllm_mode` server with
 `trl vllm-serve`, or colocate), which need the `vllm` package importable in the training environment.
+The `agent` variant rolls out the tool-calling loop instead (`agent_rollout.py`, TRL's `rollout_func`), in
+process, with TRL's generation settings and the grounder `--grounder` names.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vgt_agent.datasets.sample import Sample
 from vgt_agent.routing import Router
 from vgt_agent.store import TraceStore
+from vgt_agent.training.agent_prompts import AGENT, ROWS_AS, agent_rows, grounder_source
+from vgt_agent.training.agent_rollout import AgentRollout, tool_calls
 from vgt_agent.training.config import ConfigError, build_args, loggable
 from vgt_agent.training.data import (
     DataError,
@@ -68,6 +73,7 @@ class RLJob:
     trl_args: dict[str, Any] = field(default_factory=dict)
     command: str | None = None
     name: str | None = None  # the run's name in the store (default: rl-<variant>)
+    grounder: str = "world"  # the tool of `agent` rollouts: world | gold (see agent_prompts.py)
 
 
 def grpo_config(job: RLJob, reward_weights: list[float]) -> Any:
@@ -78,6 +84,9 @@ def grpo_config(job: RLJob, reward_weights: list[float]) -> Any:
     args = build_args(GRPOConfig, yaml_args=job.yaml_args, overrides=overrides, defaults=RL_DEFAULTS,
                       reserved={"output_dir": "--output-dir", "seed": "--seed",
                                 "reward_weights": "--w-answer/--w-think/--w-gfmt/--w-trunc/--w-ground"})
+    if args.use_vllm and job.variant == AGENT:
+        raise ConfigError("--variant agent rolls out the tool loop in process, with the policy being trained; "
+                          "train it without --use-vllm")
     if args.use_vllm and importlib.util.find_spec("vllm") is None:
         raise ConfigError("--use-vllm needs the vllm package importable here (TRL's weight sync uses it even in "
                           "server mode): install vgt into vLLM's environment, or train without --use-vllm")
@@ -86,17 +95,24 @@ def grpo_config(job: RLJob, reward_weights: list[float]) -> Any:
     return args
 
 
-def rl_rows(store: TraceStore, job: RLJob) -> list[dict[str, Any]]:
-    """The RL prompts of a job: from a dataset (gold references) or from the store's traced samples."""
+def rl_rows(store: TraceStore, job: RLJob) -> tuple[list[dict[str, Any]], list[Sample]]:
+    """The RL prompts of a job: from a dataset (gold references) or from the store's traced samples; agent
+    prompts are those rows re-asked with the tool-calling system prompt. Also the dataset's samples (none
+    from the store), whose scene graphs the gold grounder of agent rollouts uses."""
+    variant = ROWS_AS if job.variant == AGENT else job.variant
+    samples: list[Sample] = []
     if job.samples_from:
         from vgt_agent.datasets import DatasetUnavailable, load_samples
 
         try:
-            return rl_rows_from_samples(load_samples(job.samples_from, limit=job.limit), job.variant)
+            samples = list(load_samples(job.samples_from, limit=job.limit))
+            rows = rl_rows_from_samples(samples, variant)
         except (DatasetUnavailable, FileNotFoundError, ValueError) as e:
             raise DataError(str(e)) from e
-    rows = rl_rows_from_store(store, job.variant, run=job.run, dataset=job.dataset)
-    return rows[: job.limit] if job.limit is not None else rows
+    else:
+        rows = rl_rows_from_store(store, variant, run=job.run, dataset=job.dataset)
+        rows = rows[: job.limit] if job.limit is not None else rows
+    return (agent_rows(rows) if job.variant == AGENT else rows), samples
 
 
 def train_rl(store: TraceStore, job: RLJob, *, logger: RunLogger | None = None) -> dict[str, Any]:
@@ -107,25 +123,30 @@ def train_rl(store: TraceStore, job: RLJob, *, logger: RunLogger | None = None) 
     from vgt_agent.backends.transformers_backend import eos_token_ids
 
     check_variant(job.variant)
-    rows = rl_rows(store, job)
+    agent = job.variant == AGENT
+    rows, samples = rl_rows(store, job)
     train_ds, eval_ds = split_by_image(rl_dataset(rows), job.eval_fraction, job.seed)
-    args = grpo_config(job, reward_weights(job.variant, job.weights))
+    # agent: the tool-call count is logged beside the rewards (weight 0), like the reward components
+    args = grpo_config(job, reward_weights(job.variant, job.weights) + ([0.0] if agent else []))
+    rollout = AgentRollout(grounder_source(job.grounder, rows, samples, job.seed)) if agent else None
     model, processor = load_model(job.model, bf16=bool(args.bf16))
     funcs = reward_functions(job.variant, job.weights, eos_token_ids=eos_token_ids(model, processor),
-                             router=job.router, max_groundings=job.max_groundings)
+                             router=job.router, max_groundings=job.max_groundings) + ([tool_calls] if agent else [])
     checkpoint = last_checkpoint(job.output_dir) if job.resume else None
     logger = logger or RunLogger()
     with_refs = sum(1 for payload in train_ds["references"] if json.loads(payload)["objects"])
     config = {"variant": job.variant, "filters": {"run": job.run, "dataset": job.dataset},
               "samples_from": job.samples_from, "limit": job.limit, "reward_weights": job.weights.as_dict(),
               "router": job.router_name, "max_groundings": job.max_groundings,
+              "grounder": job.grounder if agent else None,
               "lora": vars(job.lora) if job.lora else None, "output_dir": str(job.output_dir.resolve()),
               "resumed_from": checkpoint, "trl": loggable(args)}
     with LoggedRun(store, "rl", main=PartialState().is_main_process, name=job.name or f"rl-{job.variant}",
                    command=job.command, model=job.model, backend="transformers", config=config) as run:
         trainer = GRPOTrainer(model=model, processing_class=processor, reward_funcs=funcs, args=args,
                               train_dataset=train_ds, eval_dataset=eval_ds,
-                              peft_config=job.lora.peft_config() if job.lora else None, callbacks=[logger])
+                              peft_config=job.lora.peft_config() if job.lora else None, callbacks=[logger],
+                              rollout_func=rollout)
         run.metrics.update(prompts=len(train_ds), prompts_with_references=with_refs,
                            output_dir=config["output_dir"])
         result = trainer.train(resume_from_checkpoint=checkpoint)
@@ -141,5 +162,6 @@ def train_rl(store: TraceStore, job: RLJob, *, logger: RunLogger | None = None) 
         save_final(trainer, processor, job.output_dir, {
             "stage": "rl", "variant": job.variant, "base_model": job.model, "run_id": run.id,
             "reward_weights": job.weights.as_dict(), "router": job.router_name, "lora": config["lora"],
+            "grounder": config["grounder"],
             "parent": parent_provenance(job.model)})
     return {"run_id": run.id, **{k: v for k, v in run.metrics.items() if k != "history"}}
