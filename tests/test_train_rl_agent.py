@@ -20,7 +20,7 @@ from vgt_agent.prompts import AGENT_TEXT_TOOL, format_question
 from vgt_agent.store import ImageRecord, SampleRecord, TraceStore
 from vgt_agent.tiny.recipe import WEIGHTS_DIR, shipped_weights
 from vgt_agent.training import agent_rollout
-from vgt_agent.training.agent_prompts import GoldSource, agent_rows, prompt_view
+from vgt_agent.training.agent_prompts import GoldSource, prompt_view
 from vgt_agent.training.agent_rollout import rollout_tokens
 from vgt_agent.training.data import rl_rows_from_samples
 from vgt_agent.training.model import read_provenance
@@ -148,7 +148,7 @@ def test_gold_source_finds_the_prompts_sample_by_its_pixels(world) -> None:
     """The gold grounder of a rollout is the sample its prompt shows: with the world split's scene graph it
     grounds what the world grounder would; from references alone only the objects as the question names them."""
     _, samples, _ = world
-    rows = agent_rows(rl_rows_from_samples(samples, "point"))
+    rows = rl_rows_from_samples(samples, "agent")
     sample = next(s for s in samples if s.question == "Is the large green square below the green circle?")
     row = next(r for r in rows if r["sample_id"] == SampleRecord.from_sample(
         sample, ImageRecord.from_path(sample.image_path)).id)

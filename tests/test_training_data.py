@@ -33,7 +33,7 @@ def _text(message: dict) -> str:
 
 def test_sft_variants(world) -> None:
     store, samples = world
-    for variant in data.RL_VARIANTS:  # every variant but `agent` (its traces come from `--via agent`, below)
+    for variant in [v for v in data.VARIANTS if v != "agent"]:  # `agent` traces come from `--via agent`, below
         ds = data.sft_dataset(store, variant)
         assert len(ds) == len(samples)
         system, user, assistant = ds[0]["messages"]
@@ -176,5 +176,6 @@ def test_agent_variant_trains_the_tool_calling_trace(tmp_path: Path) -> None:
         # which replies keep their "\n" is fixed per (seed, trace): the same rows on resume, others per seed
         assert data.sft_dataset(store, "agent")["newlines"] == ds["newlines"]
         assert data.sft_dataset(store, "agent", seed=1)["newlines"] != ds["newlines"]
+        assert data.rl_prompt("How many?", (), "agent")[0]["content"][0]["text"] == data.SYSTEM_PROMPTS["agent"]
         with pytest.raises(data.DataError, match="unknown variant"):
-            data.rl_prompt("How many?", (), "agent")
+            data.rl_prompt("How many?", (), "agents")

@@ -16,7 +16,7 @@ from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.home import default_db_path, vgt_home
 from vgt_agent.store import TraceStore
 from vgt_agent.training.config import ConfigError, load_yaml
-from vgt_agent.training.data import RL_VARIANTS, VARIANTS, DataError
+from vgt_agent.training.data import VARIANTS, DataError
 from vgt_agent.training.model import LoraSpec, ModelError
 
 app = typer.Typer(help="Train a VLM on stored traces: SFT, then GRPO with grounding rewards.", no_args_is_help=True)
@@ -191,11 +191,11 @@ def rl(
     json_out: bool = JsonOption,
 ) -> None:
     """GRPO with R = N(r_ans + 0.1 r_think + 0.1 r_gfmt + r_trunc) + 0.5 N(r_ground), each part logged."""
-    from vgt_agent.training.agent_prompts import AGENT, GROUNDERS
+    from vgt_agent.training.agent_prompts import GROUNDERS
     from vgt_agent.training.rewards import RewardWeights
     from vgt_agent.training.rl import RLJob, train_rl
 
-    _check_variant(variant, (*RL_VARIANTS, AGENT))
+    _check_variant(variant, VARIANTS)
     if grounder not in GROUNDERS:
         usage_error(f"--grounder must be one of {', '.join(GROUNDERS)}, not {grounder!r}")
     if vllm_mode not in (None, "server", "colocate"):

@@ -1,9 +1,8 @@
 """The prompts and the grounder of `vgt train rl --variant agent`.
 
-Prompts: the same samples, gold answers and references as the other RL variants (`data.rl_rows_from_store` /
-`rl_rows_from_samples`), asked the way `graphs/ask.py` asks the tool-calling policy: its in-text tool
-system prompt, then the image and the question. The rows are built as `point` rows and re-asked, because
-`data.RL_VARIANTS` leaves `agent` out (its one-completion prompt builder knows no tool protocol).
+Prompts: `data.rl_rows_*` with the `agent` variant: the same samples, gold answers and references as the
+other RL variants, asked the way `graphs/ask.py` asks the tool-calling policy (its in-text tool system
+prompt, then the image and the question). This module reads such a prompt back (`prompt_view`).
 
 Grounders: `world` (WorldGrounder: pixels only, exact on world images, the grounder `vgt ask` and the
 agent-mode evaluation use) or `gold` (ShuffledGoldGrounder: the sample's scene graph when the prompts come
@@ -24,25 +23,11 @@ from PIL import Image
 
 from vgt_agent.datasets.sample import GoldObject, Sample
 from vgt_agent.grounders.base import Grounder
-from vgt_agent.prompts import AGENT_TEXT_TOOL
 from vgt_agent.store import SampleRecord
 from vgt_agent.training.data import DataError
 
 AGENT = "agent"
-ROWS_AS = "point"  # the variant whose RL rows an agent row is re-asked from (only the system prompt differs)
 GROUNDERS = ("world", "gold")
-
-
-def agent_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """RL rows re-asked as the tool-calling agent: its system prompt, variant `agent`, the rest unchanged."""
-    out = []
-    for row in rows:
-        system, *rest = row["prompt"]
-        if system["role"] != "system":
-            raise DataError(f"RL prompt of sample {row['sample_id']} has no system message to replace")
-        out.append({**row, "variant": AGENT,
-                    "prompt": [{**system, "content": [{"type": "text", "text": AGENT_TEXT_TOOL}]}, *rest]})
-    return out
 
 
 def _parts(message: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ of a model token here differs from the one it was sampled with by 0.0002 on aver
 and 0.012 on the last turn; keeping every earlier "\\n" instead (the last turn's exact view) makes the last
 turn exact but earlier turns 0.041 off, twice the total gap.
 TRL builds the image inputs of the loss from the dataset prompt, so the prompt must be the agent's own
-(`agent_prompts.agent_rows`): then its template and `prompt_ids` are the same tokens.
+(`data.rl_prompt` with the `agent` variant): then its template and `prompt_ids` are the same tokens.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ class AgentRollout:
         """One ask-loop rollout of a prompt: (its question text, its image, the loop's final state)."""
         system, question, image = prompt_view(prompt)
         if system != AGENT_TEXT_TOOL:
-            raise ValueError("an agent rollout needs the ask loop's own system prompt (prompts from agent_rows)")
+            raise ValueError("an agent rollout needs the ask loop's own system prompt (agent-variant RL rows)")
         image = image.convert("RGB")
         digest = image_digest(image)
         record = SampleRecord("rl", "", digest, question, ImageRecord(digest, "", *image.size))

@@ -26,7 +26,6 @@ from vgt_agent.store.export import conversation, to_sft_dataset
 from vgt_agent.training.references import references_json, specs_from_gold, specs_from_masks
 
 VARIANTS = ("point", "box", "plain", "direct", "agent")
-RL_VARIANTS = ("point", "box", "plain", "direct")  # GRPO rolls out one completion: no tool loop, so no `agent`
 SYSTEM_PROMPTS: dict[str, str] = {**VARIANT_PROMPTS, "agent": AGENT_TEXT_TOOL}
 """System prompt per SFT variant: `agent` is what `graphs/ask.py` sends with the in-text tool protocol."""
 
@@ -37,8 +36,7 @@ class DataError(ValueError):
 
 def check_variant(variant: str, allowed: tuple[str, ...] = VARIANTS) -> str:
     if variant not in allowed:
-        extra = " (agent traces train with SFT only)" if variant == "agent" else ""
-        raise DataError(f"unknown variant {variant!r}; expected one of {', '.join(allowed)}{extra}")
+        raise DataError(f"unknown variant {variant!r}; expected one of {', '.join(allowed)}")
     return variant
 
 
@@ -126,7 +124,7 @@ def split_by_image(ds: Any, eval_fraction: float, seed: int = 0) -> tuple[Any, A
 def rl_prompt(question: str, choices: Iterable[str], variant: str) -> list[dict[str, Any]]:
     """System (the variant's prompt) + user (image, question with options): what the policy is asked."""
     return conversation(format_question(question, tuple(choices)), "",
-                        VARIANT_PROMPTS[check_variant(variant, RL_VARIANTS)])[:-1]
+                        SYSTEM_PROMPTS[check_variant(variant)])[:-1]
 
 
 def _rl_row(variant: str, *, question: str, choices: Iterable[str], gold: str | None, answer_type: str | None,
@@ -151,7 +149,7 @@ def rl_rows_from_store(store: TraceStore, variant: str, *, run: str | None = Non
                        dataset: str | None = None) -> list[dict[str, Any]]:
     """One RL prompt per sample that has traces under the filters; references from the sample's gold
     objects, else from the masks stored with its traces."""
-    check_variant(variant, RL_VARIANTS)
+    check_variant(variant)
     by_sample: dict[str, list[dict[str, Any]]] = {}
     for r in store.traces(run=run, dataset=dataset):
         if r["gold_answer"] is not None and r["answer_type"]:
@@ -196,7 +194,7 @@ def image_record(sample: Sample) -> ImageRecord:
 
 def rl_rows_from_samples(samples: Iterable[Sample], variant: str) -> list[dict[str, Any]]:
     """One RL prompt per dataset sample, references from its gold objects (no store needed)."""
-    check_variant(variant, RL_VARIANTS)
+    check_variant(variant)
     rows = []
     for sample in samples:
         image = image_record(sample)

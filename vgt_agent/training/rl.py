@@ -19,7 +19,7 @@ from typing import Any
 from vgt_agent.datasets.sample import Sample
 from vgt_agent.routing import Router
 from vgt_agent.store import TraceStore
-from vgt_agent.training.agent_prompts import AGENT, ROWS_AS, agent_rows, grounder_source
+from vgt_agent.training.agent_prompts import AGENT, grounder_source
 from vgt_agent.training.agent_rollout import AgentRollout, tool_calls
 from vgt_agent.training.config import ConfigError, build_args, loggable
 from vgt_agent.training.data import (
@@ -96,10 +96,9 @@ def grpo_config(job: RLJob, reward_weights: list[float]) -> Any:
 
 
 def rl_rows(store: TraceStore, job: RLJob) -> tuple[list[dict[str, Any]], list[Sample]]:
-    """The RL prompts of a job: from a dataset (gold references) or from the store's traced samples; agent
-    prompts are those rows re-asked with the tool-calling system prompt. Also the dataset's samples (none
-    from the store), whose scene graphs the gold grounder of agent rollouts uses."""
-    variant = ROWS_AS if job.variant == AGENT else job.variant
+    """The RL prompts of a job: from a dataset (gold references) or from the store's traced samples. Also the
+    dataset's samples (none from the store), whose scene graphs the gold grounder of agent rollouts uses."""
+    variant = job.variant
     samples: list[Sample] = []
     if job.samples_from:
         from vgt_agent.datasets import DatasetUnavailable, load_samples
@@ -112,7 +111,7 @@ def rl_rows(store: TraceStore, job: RLJob) -> tuple[list[dict[str, Any]], list[S
     else:
         rows = rl_rows_from_store(store, variant, run=job.run, dataset=job.dataset)
         rows = rows[: job.limit] if job.limit is not None else rows
-    return (agent_rows(rows) if job.variant == AGENT else rows), samples
+    return rows, samples
 
 
 def train_rl(store: TraceStore, job: RLJob, *, logger: RunLogger | None = None) -> dict[str, Any]:
