@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -520,9 +521,41 @@ def test_dead_server_ends_the_run_with_a_clear_message(train_dir: Path, tmp_path
         assert run["metrics"]["processed"] < 16  # it stopped instead of failing every sample
 
 
+def test_agent_path_digits_teacher_with_shuffled_gold_masks(train_dir: Path, tmp_path: Path) -> None:
+    """`--teacher world-oracle/digits` is the oracle's digit-by-digit style under its own run and model label;
+    `--grounder gold-shuffled` replies with the world grounder's coordinates, from the scene graph, in a
+    per-sample shuffled order."""
+    agents: dict[str, dict[str, Any]] = {}
+    for grounder in ("world", "gold-shuffled"):
+        db = tmp_path / f"{grounder}.db"
+        out = summary_of(synth("--dataset", str(train_dir), "--via", "agent", "--teacher", "world-oracle/digits",
+                               "--grounder", grounder, "--db", str(db), "--json"))
+        assert out["run"] == "synth/world/world-train/agent/world-oracle/digits" and out["errors"] == 0
+        with TraceStore.open(db, create=False, readonly=True) as store:
+            (run,) = store.runs("synth")
+            assert (run["backend"], run["model"], run["grounder"]) == ("world-oracle", "world-oracle/digits", grounder)
+            assert run["config"]["teacher"] == "world-oracle/digits" and run["config"]["via"] == "agent"
+            agents[grounder] = {t["sample_id"]: store.trace(t["id"])
+                                for t in store.traces(run=out["run_id"], variant="agent")}
+    world, gold = agents["world"], agents["gold-shuffled"]
+    assert set(world) == set(gold) and len(world) >= 14
+
+    def replies(trace: dict[str, Any]) -> list[tuple[str, list[list[int]]]]:
+        return [(g["phrase"], g["coords"]) for g in trace["groundings"] if g["source"] == "tool"]
+
+    reordered = 0
+    for sid in world:
+        w, g = replies(world[sid]), replies(gold[sid])
+        assert [(p, sorted(c)) for p, c in w] == [(p, sorted(c)) for p, c in g]  # the same masks' points
+        reordered += sum(c != sorted(c, key=lambda xy: (xy[1], xy[0])) for _, c in g)  # not reading order
+    assert reordered > 0
+    digit_steps = re.compile(r"\d+ vs \d+: \d [<=>] \d")
+    assert any(digit_steps.search(t["completion"]) for t in gold.values())
+
+
 @pytest.mark.parametrize("case", ["unknown-dataset", "bad-shard", "shard-out-of-range", "unreadable-db",
                                   "oracle-on-non-world", "oracle-agent-function",
-                                  "oracle-agent-non-world", "bad-kind", "bad-grounder"])
+                                  "oracle-agent-non-world", "bad-kind", "bad-grounder", "digits-teacher-distill"])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(case: str, train_dir: Path, tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     args = ["--dataset", str(train_dir)]
@@ -546,6 +579,8 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(case: str, train_dir
         args += ["--via", "agent", "--kind", "polygon"]
     elif case == "bad-grounder":
         args += ["--grounder", "magic"]
+    elif case == "digits-teacher-distill":
+        args += ["--via", "distill", "--teacher", "world-oracle/digits"]
     result = synth(*args, "--db", str(db))
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -20,11 +20,11 @@ from vgt_agent.backends.world_oracle import (
     tool_results,
 )
 from vgt_agent.cli.main import app
+from vgt_agent.grounders.shuffled_gold import ShuffledGoldGrounder
 from vgt_agent.store import TraceStore
-from vgt_agent.tiny.agent_runs import BENCHMARKS, ShuffledGoldGrounder, run_split
-from vgt_agent.tiny.examples import IGNORE, build_example, check_views, collate, shared_prefix_len
-from vgt_agent.tiny.recipe import NAME, WEIGHTS_DIR, build_policy, examples_from_traces, shipped_weights
-from vgt_agent.tiny.train import batch_loss
+from vgt_agent.tiny.agent_runs import BENCHMARKS, run_split
+from vgt_agent.tiny.examples import IGNORE, build_example, check_views
+from vgt_agent.tiny.recipe import NAME, WEIGHTS_DIR, build_policy, shipped_weights
 from vgt_agent.world.generate import make_sample
 from vgt_agent.world.storage import load_split, make_split
 
@@ -155,29 +155,46 @@ def test_teacher_traces_are_correct_through_the_ask_graph(world_samples, tmp_pat
         assert "\\boxed{" in trained and "<obj>" not in trained.split("</ground>")[0]
 
 
-def test_shared_prefix_loss_equals_the_full_forward(world_samples) -> None:
-    """The system prompt computed once per batch gives the same loss and gradients as every row alone."""
+def test_shared_prefix_loss_equals_the_full_forward(world_samples, tmp_path: Path) -> None:
+    """Agent SFT through TRL (`SharedPrefixSFTTrainer`) runs the batch's system prompt once and gets the loss and
+    gradients of the plain full forward over every row (what vgt-tiny's first, hand-written loop trained)."""
+    import datasets
 
-    oracle = WorldOracleBackend()
-    traces = [{"question": r.sample.question, "choices": list(r.sample.choices), "image": r.sample.image_path,
-               "chunks": [{"role": c["role"], "content": c["content"]} for c in r.state["chunks"]]}
-              for r in run_split(oracle, world_samples[:6], grounder_for=ShuffledGoldGrounder)]
+    from vgt_agent.training.agent_data import AgentCollator
+    from vgt_agent.training.sft import SFTJob, sft_config
+    from vgt_agent.training.shared_prefix import IMAGE_START, SharedPrefixSFTTrainer, shared_prefix_len
+
+    rows = []
+    for i, r in enumerate(run_split(WorldOracleBackend(), world_samples[:6], grounder_for=ShuffledGoldGrounder)):
+        chunks = [{"role": c["role"], "content": c["content"]} for c in r.state["chunks"]]
+        rows.append({"trace_id": f"t{i}", "question": r.sample.question, "choices": list(r.sample.choices),
+                     "image_path": r.sample.image_path, "chunks": chunks,
+                     "newlines": [j % 2 == 0 for j, c in enumerate(c for c in chunks if c["role"] == "tool")]})
     model, processor = build_policy()
-    examples = examples_from_traces(processor, traces)
-    boi = processor.tokenizer.convert_tokens_to_ids("<start_of_image>")
-    prefix = shared_prefix_len(examples, boi)
-    assert 100 < prefix == examples[0].input_ids.index(boi)  # the whole system prompt, never the image
-    batch = collate(examples, processor.tokenizer.pad_token_id)
+    collator = AgentCollator(processor)
+    batch = collator(rows)
+    boi = processor.tokenizer.convert_tokens_to_ids(IMAGE_START)
+    prefix = shared_prefix_len(batch["input_ids"], boi, batch["labels"])
+    assert 100 < prefix == batch["input_ids"][0].tolist().index(boi)  # the whole system prompt, never the image
+    trainer = SharedPrefixSFTTrainer(
+        model=model, processing_class=processor, data_collator=collator, train_dataset=datasets.Dataset.from_list(rows),
+        args=sft_config(SFTJob(model="vgt-tiny", variant="agent", output_dir=tmp_path / "out")))
+    model.train()
     grads = []
-    for n in (0, prefix):
+    for loss_of in (lambda b: model(**b).loss, lambda b: trainer.compute_loss(model, b)):
         model.zero_grad()
-        loss = batch_loss(model, batch, n)
+        loss = loss_of({k: v.clone() for k, v in batch.items()})
         loss.backward()
         grads.append((loss.item(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
     (full, g_full), (shared, g_shared) = grads
     assert full == pytest.approx(shared, abs=1e-5) and len(g_full) == len(g_shared)
     assert max((a - b).abs().max().item() for a, b in zip(g_full, g_shared, strict=True)) < 1e-5
-    assert shared_prefix_len(examples[:1], boi) == prefix and shared_prefix_len([], boi) == 0
+    # the prefix stops before any label (what its last position predicts is not computed), and one row shares
+    # everything up to its image
+    labels = batch["labels"].clone()
+    labels[2, 50] = batch["input_ids"][2, 50]
+    assert shared_prefix_len(batch["input_ids"], boi, labels) == 49
+    assert shared_prefix_len(batch["input_ids"][3:4], boi) == prefix
 
 
 def test_shipped_weights_load_and_are_small() -> None:

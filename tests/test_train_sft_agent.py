@@ -20,10 +20,12 @@ from typer.testing import CliRunner
 from vgt_agent.backends import TransformersBackend
 from vgt_agent.backends.world_oracle import WorldOracleBackend
 from vgt_agent.cli.main import app
+from vgt_agent.grounders.shuffled_gold import ShuffledGoldGrounder
 from vgt_agent.store import TraceStore
-from vgt_agent.tiny.agent_runs import ShuffledGoldGrounder, run_split
+from vgt_agent.tiny.agent_runs import run_split
 from vgt_agent.tiny.examples import IGNORE, encode_prompt, prompt_messages
 from vgt_agent.tiny.recipe import build_policy, save_policy
+from vgt_agent.training import shared_prefix
 from vgt_agent.training.agent_data import AgentCollator
 from vgt_agent.training.model import read_provenance
 
@@ -87,11 +89,19 @@ def test_agent_sft_trains_the_model_turns_only(setup: dict[str, Any], tmp_path: 
         return batch
 
     monkeypatch.setattr(AgentCollator, "__call__", spy)
+    prefixes: list[int] = []
+    share = shared_prefix.with_shared_prefix
+
+    def spy_share(model: Any, batch: dict[str, Any], n: int) -> dict[str, Any]:
+        prefixes.append(n)
+        return share(model, batch, n)
+
+    monkeypatch.setattr(shared_prefix, "with_shared_prefix", spy_share)
     out = tmp_path / "sft-agent"
     result = runner.invoke(app, ["train", "sft", "--model", str(setup["model_dir"]), "--variant", "agent",
                                  "--db", str(setup["db"]), "--output-dir", str(out), "--max-steps", "8",
                                  "--lr", "3e-3", "--batch-size", "4", "--eval-fraction", "0.25",
-                                 "--logging-steps", "1", "--save-steps", "100", "--json"])
+                                 "--logging-steps", "1", "--save-steps", "100", "--max-minutes", "5", "--json"])
     assert result.exit_code == 0, result.output + result.stderr
     metrics = json.loads(result.stdout)
 
@@ -121,6 +131,9 @@ def test_agent_sft_trains_the_model_turns_only(setup: dict[str, Any], tmp_path: 
     assert run["kind"] == "sft" and run["status"] == "done" and run["name"] == "sft-agent"
     assert run["config"]["variant"] == "agent" and run["config"]["trl"]["assistant_only_loss"] is False
     assert [h["step"] for h in run["metrics"]["history"] if "loss" in h] == list(range(1, 9))
+    # every training batch ran its shared system prompt once (SharedPrefixSFTTrainer); 8 steps fit in 5 minutes
+    assert len(prefixes) >= 8 and min(prefixes) > 100
+    assert run["config"]["max_minutes"] == 5 and run["metrics"]["time_budget"]["planned_steps"] == 8
     assert read_provenance(out)["variant"] == "agent" and read_provenance(out)["run_id"] == metrics["run_id"]
     backend = TransformersBackend.from_pretrained(out)
     gen = backend.generate(prompt_messages("How many red circles are there?", ()), [Image.new("RGB", (32, 32))],

@@ -34,6 +34,14 @@ from vgt_agent.format import parse, render_grounding
 
 NAME = "world-oracle"
 STEPS = ("whole", "digits")  # how spatial decisions are written (see the module docstring)
+
+
+def model_label(steps: str) -> str:
+    """The oracle's model label in a decision style: `world-oracle` (whole) or `world-oracle/<steps>`."""
+    return NAME if steps == "whole" else f"{NAME}/{steps}"
+
+
+TEACHERS = {model_label(s): s for s in STEPS}  # what `vgt synth --teacher` names each style by
 Point = tuple[int, int]
 
 _OPTIONS = re.compile(r"\s*Options:\s*(.*?)\.\s*Answer with the letter\.\s*$")
@@ -369,7 +377,7 @@ class WorldOracleBackend:
     def __init__(self, kind: str = "point", steps: str = "whole") -> None:
         if steps not in STEPS:
             raise ValueError(f"steps must be one of {', '.join(STEPS)}, got {steps!r}")
-        self.model = NAME if steps == "whole" else f"{NAME}/{steps}"
+        self.model = model_label(steps)
         self.kind = kind
         self.steps = steps
 

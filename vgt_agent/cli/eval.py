@@ -44,7 +44,7 @@ def evaluate(
     """Evaluate a model: per benchmark, Acc over N samples, pass@N and grounding scores, logged as a run."""
     if ctx.invoked_subcommand is not None:
         return
-    from vgt_agent.training.eval import EvalError, EvalSpec, default_label, load_benchmarks, run_eval
+    from vgt_agent.training.eval import EvalError, EvalSpec, default_label, load_benchmarks, run_config, run_eval
     from vgt_agent.training.model import read_provenance
 
     if not benchmark:
@@ -71,9 +71,7 @@ def evaluate(
     store = open_store(db, create=True)
     if resume and (store.run(resume) or {}).get("kind") != "eval":
         usage_error(f"--resume {resume!r} is not an eval run in {store.path}")
-    config = {"label": label or row, "stage": stage, "mode": mode, "agent": agent, "benchmarks": list(names),
-              "samples": samples, "temperature": temperature, "limit": limit, "max_tokens": max_tokens,
-              "grounder": grounder if agent else None, "provenance": provenance}
+    config = run_config(spec, label or row, stage, provenance)
     run_id = store.start_run("eval", run_id=resume, name=label or row, command=" ".join(sys.argv), backend=vlm.name,
                              model=vlm.model, grounder=grounder if agent else None, config=config)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())

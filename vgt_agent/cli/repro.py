@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from vgt_agent.cli.common import console, usage_error, work_failed
+from vgt_agent.tiny.recipe import SFT_MINUTES, SFT_PASS1, SFT_PASS2
 
 app = typer.Typer(help="Reproduce shipped artefacts from scratch.", no_args_is_help=True)
 
@@ -15,41 +16,59 @@ app = typer.Typer(help="Reproduce shipped artefacts from scratch.", no_args_is_h
 @app.command("tiny")
 def tiny(
     out: Path = typer.Option(Path("vgt-tiny-repro"), "--out", help="Where the trained model goes."),
-    work_dir: Path = typer.Option(Path("vgt-tiny-work"), "--work-dir", help="World splits and the trace store."),
+    work_dir: Path = typer.Option(Path("vgt-tiny-work"), "--work-dir", help="World splits, the trace store, "
+                                                                           "intermediate models and configs."),
     train_samples: int = typer.Option(3400, "--train-samples", min=10, help="world-train samples for the teacher."),
     eval_samples: int = typer.Option(100, "--eval-samples", min=1, help="Questions per benchmark split."),
-    steps: int = typer.Option(2424, "--steps", min=1, help="Most SFT steps of pass 1 (batch 16)."),
-    minutes: float = typer.Option(30.0, "--train-minutes", min=0.1, help="Pass-1 wall-time budget; the schedule "
-                                                                          "shrinks to fit it."),
-    steps2: int = typer.Option(1554, "--steps2", min=0, help="Pass-2 steps at lr 1e-3 (0: no pass 2)."),
-    minutes2: float = typer.Option(15.0, "--train-minutes2", min=0.1, help="Pass-2 wall-time budget."),
+    steps: int = typer.Option(SFT_PASS1["max_steps"], "--steps", min=1, help="Most SFT steps of pass 1 (batch 16)."),
+    minutes: float = typer.Option(SFT_MINUTES[0], "--train-minutes", min=0.01, help="Pass-1 wall-time budget; the "
+                                  "steps (and the cosine schedule) shrink to fit it after 50 measured steps."),
+    steps2: int = typer.Option(SFT_PASS2["max_steps"], "--steps2", min=0, help="Pass-2 steps at lr 1e-3 -> 2e-4 "
+                                                                               "(0: no pass 2)."),
+    minutes2: float = typer.Option(SFT_MINUTES[1], "--train-minutes2", min=0.01, help="Pass-2 wall-time budget."),
+    rl_steps: int = typer.Option(0, "--rl-steps", min=0, help="GRPO steps after SFT (`vgt train rl --variant "
+                                                              "agent`; 0: none)."),
+    rl_prompts: int = typer.Option(2, "--rl-prompts", min=1, help="World-train prompts per GRPO step."),
+    rl_generations: int = typer.Option(4, "--rl-generations", min=2, help="Rollouts per prompt."),
+    rl_lr: float = typer.Option(1e-5, "--rl-lr", min=0.0, help="GRPO learning rate."),
     threads: int = typer.Option(None, "--threads", min=1, help="torch threads (default: torch's choice)."),
+    workers: int = typer.Option(None, "--workers", min=1, help="Processes for world make and synth (default: "
+                                                               "the CPU count)."),
     reasoning: str = typer.Option("whole", "--reasoning", help="The teacher's spatial decisions: whole (what the "
                                                                "shipped model learned) | digits (digit by digit)."),
     teacher_grounder: str = typer.Option("world", "--teacher-grounder", help="world | gold-shuffled (the same "
                                                                              "masks from the scene graph, faster)."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """world make -> world-oracle agent traces -> SFT -> agent-mode eval on the six world benchmarks."""
+    """world make -> vgt synth (world-oracle agent traces) -> vgt train sft (x2) -> [vgt train rl] -> vgt eval
+    --agent on the six world benchmarks; each stage logged in the trace store as its command logs it."""
     from vgt_agent.backends.world_oracle import STEPS
 
     if reasoning not in STEPS:
         usage_error(f"--reasoning must be one of {', '.join(STEPS)}, got {reasoning!r}")
     if teacher_grounder not in ("world", "gold-shuffled"):
         usage_error(f"--teacher-grounder must be world or gold-shuffled, got {teacher_grounder!r}")
+    if out.exists() and not out.is_dir():
+        usage_error(f"--out {out} exists and is not a directory")
     import torch
 
-    from vgt_agent.tiny.repro import ReproConfig, run
-    from vgt_agent.tiny.train import TrainConfig
+    from vgt_agent.tiny.repro import ReproConfig, RLStage, SFTPass, run
 
     if threads:
         torch.set_num_threads(threads)
-    finetune = TrainConfig(steps=steps2, lr=1e-3, min_lr=2e-4, warmup=20, seed=seed + 1,
-                           time_budget_s=minutes2 * 60) if steps2 else None
+    passes = [SFTPass({**SFT_PASS1, "max_steps": steps}, minutes)]
+    if steps2:
+        passes.append(SFTPass({**SFT_PASS2, "max_steps": steps2}, minutes2))
     cfg = ReproConfig(work_dir=work_dir, out_dir=out, train_samples=train_samples, eval_samples=eval_samples,
-                      train=TrainConfig(steps=steps, time_budget_s=minutes * 60, seed=seed), finetune=finetune,
-                      seed=seed, steps=reasoning, teacher_grounder=teacher_grounder)
-    run(cfg, console)
+                      sft=tuple(passes), rl=RLStage(rl_steps, rl_prompts, rl_generations, rl_lr), seed=seed,
+                      steps=reasoning, teacher_grounder=teacher_grounder,
+                      **({"workers": workers} if workers else {}))
+    try:
+        run(cfg, console)
+    except KeyboardInterrupt:
+        work_failed(f"interrupted; a re-run reuses {work_dir}'s world splits and finished teacher traces")
+    except Exception as e:  # noqa: BLE001 - any failed stage ends the command with one line
+        work_failed(f"{type(e).__name__}: {' '.join(str(e).split())[:400]}")
 
 
 @app.command("table")

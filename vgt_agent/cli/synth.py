@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
-import math
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,27 +21,20 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from vgt_agent.backends import BackendError, make_backend
-from vgt_agent.backends.base import VLMBackend
-from vgt_agent.backends.world_oracle import WorldOracleBackend
+from vgt_agent.backends import BackendError
+from vgt_agent.backends.world_oracle import NAME as ORACLE
+from vgt_agent.backends.world_oracle import TEACHERS as ORACLE_TEACHERS
 from vgt_agent.cli.common import console, err_console, print_json, usage_error, work_failed
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.datasets import DatasetUnavailable, load_samples
-from vgt_agent.datasets.sample import Sample
 from vgt_agent.graphs.ask import AskLimits
 from vgt_agent.graphs.synth import SynthSettings
-from vgt_agent.grounders.factory import GROUNDERS
-from vgt_agent.store import TraceStore
-from vgt_agent.store.records import short_hash
-from vgt_agent.synthesis.batch import STAGES, BatchRunner, BatchStats
-from vgt_agent.synthesis.extract import LLMExtractor, SceneExtractor
+from vgt_agent.grounders.factory import GROUNDERS, PER_SAMPLE
+from vgt_agent.synthesis.batch import STAGES, BatchStats
 from vgt_agent.synthesis.oracle import WorldOracleTeacher
-from vgt_agent.synthesis.pipeline import GrounderPool, SynthPipeline
-from vgt_agent.synthesis.prompts import EXTRACT_SCHEMA
-from vgt_agent.synthesis.teacher import BackendTeacher
-from vgt_agent.synthesis.workers import SampleWorkers, WorkerError
+from vgt_agent.synthesis.run import OnOutcome, PipelineSpec, build_pipeline, run_config, run_name, run_synth
+from vgt_agent.synthesis.workers import WorkerError
 from vgt_agent.synthesis.world_scene import is_world_sample
-from vgt_agent.synthesis.writer import StoreWriter
 
 EXIT_INTERRUPTED = 130
 
@@ -61,27 +52,6 @@ def parse_shard(spec: str | None) -> tuple[int, int] | None:
     return i, n
 
 
-def run_name(samples: list[Sample], dataset: str, split: str | None, via: str, teacher: str) -> str:
-    """The default run name: same command, same run (the sample selection is left out, so shards and
-    limits extend one run)."""
-    if samples:
-        dataset, split = samples[0].dataset, samples[0].split
-    return f"synth/{dataset}/{split or '-'}/{via}/{teacher}"
-
-
-def run_totals(store: TraceStore, run_id: str) -> dict[str, int]:
-    """Samples of the run in the store, over every session: kept, rejected, failed."""
-    by_sample: dict[str, set[tuple[str, str]]] = {}
-    for sid, variant, status in store.db.execute(
-            "select sample_id, variant, status from traces where run_id = ?", [run_id]):
-        by_sample.setdefault(sid, set()).add((variant, status))
-    kept = sum(1 for rows in by_sample.values() if ("plain", "ok") in rows)
-    failed = sum(1 for rows in by_sample.values() if all(status == "error" for _, status in rows))
-    traces = sum(len(rows) for rows in by_sample.values())
-    return {"samples": len(by_sample), "kept": kept, "rejected": len(by_sample) - kept - failed, "errors": failed,
-            "traces": traces}
-
-
 def _choice(value: str | None, allowed: tuple[str, ...], flag: str) -> None:
     if value is not None and value not in allowed:
         usage_error(f"{flag} must be one of {', '.join(allowed)}, not {value!r}")
@@ -97,7 +67,9 @@ def synth(
     db: Path = DbOption,
     teacher: str = typer.Option(None, "--teacher", help="world-oracle (world data only; default there for distill; "
                                                         "with --via agent it plays the model in the ask agent) | "
-                                                        "model (the --backend model)."),
+                                                        "world-oracle/digits (--via agent: the oracle writing each "
+                                                        "spatial decision digit by digit) | model (the --backend "
+                                                        "model)."),
     backend: str = typer.Option("openai", "--backend", help="openai (any OpenAI-compatible server) | transformers"),
     model: str = typer.Option(None, "--model", envvar="VGT_MODEL", help="Model name (openai) or local path."),
     base_url: str = typer.Option(None, "--base-url", envvar="VGT_BASE_URL", help="OpenAI-compatible server URL."),
@@ -106,7 +78,9 @@ def synth(
     temperature: float = typer.Option(1.0, "--temperature", min=0.0, help="Teacher sampling temperature."),
     max_tokens: int = typer.Option(1024, "--max-tokens", min=1, help="Teacher / agent completion budget."),
     extract: str = typer.Option(None, "--extract", help="scene (world data; default there) | llm (JSON schema)"),
-    grounder: str = typer.Option("world", "--grounder", help="world | sam3 | gold"),
+    grounder: str = typer.Option("world", "--grounder", help="world | sam3 | gold | gold-shuffled (world data: "
+                                                             "the gold masks, in a per-sample shuffled order like "
+                                                             "the world grounder's; same coordinates, ~10x faster)"),
     sam3_checkpoint: str = typer.Option(None, "--sam3-checkpoint", envvar="VGT_SAM3",
                                         help="SAM3 checkpoint dir or cached hub id (default facebook/sam3)."),
     policy: str = typer.Option(None, "--policy", help="Who drives the grounding agent: rule (world data; default "
@@ -129,7 +103,7 @@ def synth(
     """Synthesise verified, grounded reasoning traces for a dataset into the trace store."""
     for value, allowed, flag in (
         (via, ("distill", "agent"), "--via"), (backend, ("openai", "transformers"), "--backend"),
-        (teacher, ("world-oracle", "model"), "--teacher"), (extract, ("scene", "llm"), "--extract"),
+        (teacher, (*ORACLE_TEACHERS, "model"), "--teacher"), (extract, ("scene", "llm"), "--extract"),
         (grounder, GROUNDERS, "--grounder"), (policy, ("rule", "vlm"), "--policy"), (kind, ("point", "box"), "--kind"),
         (protocol, ("text", "function"), "--protocol"),
     ):
@@ -140,13 +114,16 @@ def synth(
     except (ValueError, KeyError, FileNotFoundError, DatasetUnavailable) as e:
         usage_error(str(e).strip("'\""))
     world = all(is_world_sample(s) for s in samples)
-    teacher = teacher or ("world-oracle" if world and via == "distill" else "model")
+    teacher = teacher or (ORACLE if world and via == "distill" else "model")
+    oracle = teacher in ORACLE_TEACHERS
+    if oracle and teacher != ORACLE and via == "distill":
+        usage_error(f"--teacher {teacher} plays the model in the ask agent; use --via agent")
     extract = extract or ("scene" if world else "llm")
     policy = policy or ("rule" if world else "vlm")
     if not world and samples:
-        for value, what in ((teacher == "world-oracle", "--teacher world-oracle"),
+        for value, what in ((oracle, f"--teacher {teacher}"),
                             (extract == "scene", "--extract scene"), (policy == "rule", "--policy rule")):
-            if value and (via == "distill" or what == "--teacher world-oracle"):
+            if value and (via == "distill" or what == f"--teacher {teacher}"):
                 usage_error(f"{what} needs a world dataset (its scene graph); {samples[0].dataset} has none")
     spec = PipelineSpec(
         settings=SynthSettings(via=via, k=k, keep=keep, agent_kind=kind, agent_protocol=protocol,
@@ -156,9 +133,9 @@ def synth(
         backend=backend, model=model, base_url=base_url, max_attempts=max_attempts, temperature=temperature,
         max_tokens=max_tokens)
     if spec.oracle_agent and protocol == "function":
-        usage_error("--teacher world-oracle speaks the in-text <ground> protocol only; use --protocol text")
-    if grounder == "gold" and not world:
-        usage_error("--grounder gold needs a world dataset (gold masks)")
+        usage_error(f"--teacher {teacher} speaks the in-text <ground> protocol only; use --protocol text")
+    if grounder in PER_SAMPLE and not world:
+        usage_error(f"--grounder {grounder} needs a world dataset (gold masks)")
     if workers > 1 and grounder == "sam3":
         usage_error("--workers > 1 would load SAM3 once per worker; run SAM3 with --workers 1")
     if workers > 1 and spec.needs_model and backend == "transformers":
@@ -177,141 +154,52 @@ def synth(
     model_name = pipeline.vlm.model if pipeline.vlm is not None else None
     if spec.needs_model:  # workers use the model this process resolved (no discovery of their own)
         spec = dataclasses.replace(spec, model=model_name)
-    teacher_label = "world-oracle" if teacher == "world-oracle" else f"{backend}:{model_name}"
+    teacher_label = teacher if oracle else f"{backend}:{model_name}"
     name = run or run_name(samples, dataset, split, via, teacher_label)
-    run_id = "synth-" + short_hash("synth-run", name)[:12]
-
-    with contextlib.ExitStack() as stack:
-        pool = None
-        if workers > 1:
-            factory = functools.partial(build_pipeline, spec)
-            try:
-                pool = stack.enter_context(SampleWorkers(factory, processes=workers,
-                                                         threads=math.ceil(concurrency / workers)))
-            except WorkerError as e:
-                work_failed(str(e))
-        _run(pipeline, pool, samples, db, run_id, name, teacher_label, model_name, concurrency, json_out,
-             config={"via": via, "k": k, "keep": keep, "extract": extract, "policy": policy, "grounder": grounder,
-                     "temperature": temperature, "max_tokens": max_tokens, "concurrency": concurrency,
-                     "workers": workers, "shard": shard, "limit": limit, "kind": kind, "protocol": protocol})
-
-
-def _run(pipeline: SynthPipeline, pool: SampleWorkers | None, samples: list[Sample], db: Path | None, run_id: str,
-         name: str, teacher_label: str, model_name: str | None, concurrency: int, json_out: bool,
-         config: dict[str, Any]) -> None:
-    """Open the store, run the batch, record and print the outcome (exit 1 failed, 130 interrupted)."""
-    via = config["via"]
+    config = run_config(spec, teacher_label, concurrency=concurrency, workers=workers, shard=shard, limit=limit)
     store = open_store(db, create=True)
-    oracle_distill = teacher_label == "world-oracle" and via == "distill"
-    store.start_run("synth", run_id=run_id, name=name, command=" ".join(sys.argv), backend=teacher_label.split(":")[0],
-                    model=WorldOracleTeacher.model if oracle_distill else model_name,
-                    grounder=config["grounder"], config=config)
-    done = store.finished_sample_ids(run_id)
+    show = not json_out and console.is_terminal
     try:
-        with StoreWriter(store.path) as writer:
-            runner = BatchRunner(pipeline, writer, run_id, samples, done=done, concurrency=concurrency, workers=pool)
-            stats = _run_with_progress(runner, show=not json_out and console.is_terminal)
-    except KeyboardInterrupt:
-        store.end_run(run_id, status="interrupted")
-        raise
-    status = {None: "done", "interrupted": "interrupted"}.get(stats.stopped, "failed")
-    summary = {"run_id": run_id, "run": name, "db": str(store.path), "status": status, **stats.to_dict(),
-               "run_totals": run_totals(store, run_id)}
-    store.end_run(run_id, status=status, error=stats.message if status == "failed" else None, metrics=summary)
-    store.close()
+        with _progress(show) as on_outcome:
+            summary = run_synth(store, spec, pipeline, samples, name=name, command=" ".join(sys.argv),
+                                backend=ORACLE if oracle else backend,
+                                model=WorldOracleTeacher.model if oracle and via == "distill" else model_name,
+                                config=config, concurrency=concurrency, workers=workers, on_outcome=on_outcome)
+    except WorkerError as e:
+        work_failed(str(e))
+    finally:
+        store.close()
     if json_out:
         print_json(summary)
     else:
         _print_summary(summary)
-    if status == "failed":
-        work_failed(stats.message or "the run failed")
-    if status == "interrupted":
+    if summary["status"] == "failed":
+        work_failed(summary["message"] or "the run failed")
+    if summary["status"] == "interrupted":
         err_console.print(f"interrupted: re-run the same command to resume run {name}", markup=False)
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
-@dataclass(frozen=True)
-class PipelineSpec:
-    """What a run's stages are, as plain values: worker processes rebuild the pipeline from it (clients,
-    models and grounders cannot be pickled)."""
-
-    settings: SynthSettings
-    grounder: str
-    sam3_checkpoint: str | None
-    teacher: str  # world-oracle | model
-    extract: str  # scene | llm
-    policy: str  # rule | vlm
-    backend: str
-    model: str | None
-    base_url: str | None
-    max_attempts: int
-    temperature: float
-    max_tokens: int
-
-    @property
-    def oracle_agent(self) -> bool:
-        """--via agent with the world-oracle playing the model."""
-        return self.settings.via == "agent" and self.teacher == "world-oracle"
-
-    @property
-    def needs_model(self) -> bool:
-        via = self.settings.via
-        return ((via == "agent" and not self.oracle_agent) or (via == "distill" and self.teacher == "model")
-                or self.extract == "llm" or self.policy == "vlm")
-
-
-def build_pipeline(spec: PipelineSpec) -> SynthPipeline:
-    """The run's pipeline; BackendError, ValueError or OSError when a model backend cannot be made."""
-    vlm = extractor_vlm = None
-    if spec.needs_model:
-        vlm, extractor_vlm = _backends(spec.backend, spec.model, spec.base_url, spec.max_attempts,
-                                       spec.extract == "llm")
-    if spec.oracle_agent:
-        vlm = WorldOracleBackend(kind=spec.settings.agent_kind)  # the rule plays the model: text and tool replies
-    via = spec.settings.via
-    if via == "distill" and spec.teacher == "world-oracle":
-        teacher = WorldOracleTeacher()
-    elif via == "distill":
-        teacher = BackendTeacher(vlm, temperature=spec.temperature, max_tokens=spec.max_tokens)
-    else:
-        teacher = None
-    return SynthPipeline(spec.settings, GrounderPool(spec.grounder, sam3_checkpoint=spec.sam3_checkpoint),
-                         teacher=teacher, extractor=SceneExtractor() if spec.extract == "scene" else
-                         LLMExtractor(extractor_vlm), policy=spec.policy, vlm=vlm)
-
-
-def _backends(kind: str, model: str | None, base_url: str | None, max_attempts: int, structured: bool
-              ) -> tuple[VLMBackend, VLMBackend]:
-    """The model backend, and the one extraction uses (on an OpenAI server: with the JSON schema enforced)."""
-    if kind == "openai":
-        options: dict[str, Any] = {"base_url": base_url, "max_attempts": max_attempts}
-        vlm = make_backend("openai", model, **options)
-        if not structured:
-            return vlm, vlm
-        extra = {"structured_outputs": {"json": EXTRACT_SCHEMA}}
-        return vlm, make_backend("openai", vlm.model, **options, extra_body=extra)
-    vlm = make_backend(kind, model)
-    return vlm, vlm
-
-
-def _run_with_progress(runner: BatchRunner, show: bool) -> BatchStats:
-    todo = len(runner.todo())
+@contextlib.contextmanager
+def _progress(show: bool) -> Iterator[OnOutcome | None]:
+    """The batch's progress bar as an `on_outcome` callback (None when not shown)."""
     if not show:
-        return runner.run()
+        yield None
+        return
     started = time.perf_counter()
     columns = (TextColumn("[bold]synth[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                TimeRemainingColumn(), TextColumn("[green]kept {task.fields[kept]}[/] · [yellow]rejected "
                                                  "{task.fields[rejected]}[/] · [red]errors {task.fields[errors]}[/]"))
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("synth", total=todo, rate="", kept=0, rejected=0, errors=0)
+        task = progress.add_task("synth", total=None, rate="", kept=0, rejected=0, errors=0)
 
         def update(stats: BatchStats, outcome: dict[str, Any]) -> None:
             rate = stats.processed / max(1e-9, time.perf_counter() - started)
-            progress.update(task, completed=stats.processed, rate=f"{rate:.2f} samples/s", kept=stats.kept,
-                            rejected=stats.rejected, errors=stats.errors)
+            progress.update(task, total=stats.selected - stats.skipped, completed=stats.processed,
+                            rate=f"{rate:.2f} samples/s", kept=stats.kept, rejected=stats.rejected,
+                            errors=stats.errors)
 
-        runner.on_outcome = update
-        return runner.run()
+        yield update
 
 
 def _print_summary(s: dict[str, Any]) -> None:

@@ -138,6 +138,9 @@ def sft(
     logging_steps: int = LogStepsOpt,
     max_length: int = typer.Option(None, "--max-length", min=1, help="Truncate sequences (default: never, "
                                                                      "so image tokens are never cut)."),
+    max_minutes: float = typer.Option(None, "--max-minutes", min=0.01, help="Wall-time budget: after 50 steps, "
+                                      "fewer steps when the planned ones would not fit (the LR schedule re-fitted "
+                                      "to end there)."),
     json_out: bool = JsonOption,
 ) -> None:
     """Supervised fine-tuning on stored traces of one variant, loss on what the model writes only (the assistant
@@ -153,7 +156,7 @@ def sft(
                  trl_args=_trl_args(epochs=epochs, max_steps=max_steps, lr=lr, batch_size=batch_size,
                                     grad_accum=grad_accum, save_steps=save_steps, logging_steps=logging_steps,
                                     max_length=max_length),
-                 command=" ".join(sys.argv))
+                 command=" ".join(sys.argv), max_minutes=max_minutes)
     result = _run(train_sft, _writable_store(db, must_exist=True), job, quiet_stdout=json_out)
     _report(f"sft · {variant}", result, json_out)
 

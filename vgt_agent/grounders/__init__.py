@@ -11,12 +11,14 @@ from vgt_agent.grounders.base import Grounder, GroundingResult, Instance
 _LAZY = {
     "WorldGrounder": "vgt_agent.grounders.world",
     "GoldGrounder": "vgt_agent.grounders.gold",
+    "ShuffledGoldGrounder": "vgt_agent.grounders.shuffled_gold",
     "Concept": "vgt_agent.grounders.concepts",
     "parse_concept": "vgt_agent.grounders.concepts",
 }
 
 __all__ = [
-    "Concept", "GoldGrounder", "Grounder", "GroundingResult", "Instance", "WorldGrounder", "parse_concept",
+    "Concept", "GoldGrounder", "Grounder", "GroundingResult", "Instance", "ShuffledGoldGrounder", "WorldGrounder",
+    "parse_concept",
 ]
 
 

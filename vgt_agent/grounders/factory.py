@@ -1,11 +1,12 @@
-"""Grounders by name, as the CLI and batch jobs choose them: world (default), sam3, gold."""
+"""Grounders by name, as the CLI and batch jobs choose them: world (default), sam3, gold, gold-shuffled."""
 
 from __future__ import annotations
 
 from vgt_agent.datasets.sample import Sample
 from vgt_agent.grounders.base import Grounder
 
-GROUNDERS = ("world", "sam3", "gold")
+GROUNDERS = ("world", "sam3", "gold", "gold-shuffled")
+PER_SAMPLE = ("gold", "gold-shuffled")  # built for one sample (its scene graph), never shared across samples
 
 
 def make_grounder(name: str, *, sample: Sample | None = None, sam3_checkpoint: str | None = None) -> Grounder:
@@ -18,10 +19,12 @@ def make_grounder(name: str, *, sample: Sample | None = None, sam3_checkpoint: s
         from vgt_agent.grounders.sam3 import Sam3Grounder
 
         return Sam3Grounder(sam3_checkpoint or "facebook/sam3")
-    if name == "gold":
+    if name in PER_SAMPLE:
         if sample is None or not sample.meta.get("objects"):
-            raise ValueError("the gold grounder needs a dataset sample with gold objects (e.g. a world split image)")
+            raise ValueError(f"the {name} grounder needs a dataset sample with gold objects (e.g. a world split "
+                             "image)")
         from vgt_agent.grounders.gold import GoldGrounder
+        from vgt_agent.grounders.shuffled_gold import ShuffledGoldGrounder
 
-        return GoldGrounder(sample)
+        return GoldGrounder(sample) if name == "gold" else ShuffledGoldGrounder(sample)
     raise ValueError(f"unknown grounder {name!r}; choose one of {', '.join(GROUNDERS)}")

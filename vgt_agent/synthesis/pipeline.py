@@ -2,7 +2,7 @@
 
 Built once per run by the CLI (or a test), shared by all worker threads. What is not thread-safe is
 provided per thread or per sample: the WorldGrounder's segmentation cache is unsynchronised, so each
-thread gets its own; the gold grounder and the rule policy hold one sample's scene; a heavy model grounder
+thread gets its own; the gold grounders and the rule policy hold one sample's scene; a heavy model grounder
 (SAM3) is one instance behind a lock.
 """
 
@@ -19,7 +19,7 @@ from vgt_agent.backends.base import VLMBackend
 from vgt_agent.datasets.sample import Sample
 from vgt_agent.graphs.synth import SynthContext, SynthSettings
 from vgt_agent.grounders.base import Grounder, GroundingResult
-from vgt_agent.grounders.factory import make_grounder
+from vgt_agent.grounders.factory import PER_SAMPLE, make_grounder
 from vgt_agent.store import ImageRecord, SampleRecord, TraceRecord
 from vgt_agent.synthesis.extract import Extractor
 from vgt_agent.synthesis.grounding_agent import GroundingAgent, GroundingPolicy
@@ -55,8 +55,8 @@ class GrounderPool:
         self._lock = threading.Lock()
 
     def for_sample(self, sample: Sample) -> Grounder:
-        if self.name == "gold":
-            return make_grounder("gold", sample=sample)
+        if self.name in PER_SAMPLE:
+            return make_grounder(self.name, sample=sample)
         if self.name == "world":
             if not hasattr(self._local, "grounder"):
                 self._local.grounder = make_grounder("world")

@@ -1,22 +1,22 @@
-"""Run any backend as the ask agent over a world split: teacher traces for vgt-tiny and its agent-mode eval.
+"""The world benchmark splits vgt-tiny is measured on, their folders, and any backend as the ask agent over a split.
 
-Why one loop for both: the teacher's traces and the student's evaluation must go through the very same ask
-graph + WorldGrounder, so what the student imitates is exactly what it will be asked to continue.
+`ensure_split` makes a split with `vgt world make`'s code when missing (`vgt repro tiny`'s first stage);
+`run_split` runs the ask graph over samples outside any command, which is how the tests check that the
+world-oracle teacher is right through the very graph and grounder the student is later evaluated with
+(`vgt repro tiny` itself goes through `vgt synth --via agent` and `vgt eval --agent`).
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vgt_agent.backends.base import VLMBackend
 from vgt_agent.datasets.sample import Sample
 from vgt_agent.graphs.ask import AskContext, AskLimits, run_ask
-from vgt_agent.grounders.base import Grounder, GroundingResult
-from vgt_agent.grounders.gold import GoldGrounder
+from vgt_agent.grounders.base import Grounder
 from vgt_agent.grounders.world import WorldGrounder
 from vgt_agent.store import ImageRecord, SampleRecord, TraceStore
 from vgt_agent.world.storage import is_split_dir, load_split, make_split
@@ -34,28 +34,6 @@ class RunResult:
     @property
     def correct(self) -> bool:
         return bool(self.state.get("correct"))
-
-
-class ShuffledGoldGrounder:
-    """The sample's gold masks in a random order: the teacher's fast grounder for training traces.
-
-    Why: the WorldGrounder returns exactly the gold masks (recall/precision/IoU 1.0 on every split) but
-    takes ~0.1 s per call; the scene graph gives the same coordinates in ~1 ms. Gold lists instances in
-    reading order while the WorldGrounder lists them by score, so the order is shuffled: a student must
-    not learn that the first instance listed is the topmost one.
-    """
-
-    name = "gold-shuffled"
-
-    def __init__(self, sample: Sample, seed: int = 0) -> None:
-        self.inner = GoldGrounder(sample)
-        self.rng = random.Random(f"{seed}/{sample.id}")
-
-    def ground(self, image, concept: str) -> GroundingResult:
-        result = self.inner.ground(image, concept)
-        instances = list(result.instances)
-        self.rng.shuffle(instances)
-        return replace(result, instances=instances)
 
 
 def ensure_split(root: Path, split: str, n: int, seed: int | None = None, workers: int = 1,

@@ -1,22 +1,19 @@
-"""Agent-mode evaluation of a policy on the six held-out world benchmarks (ask graph + WorldGrounder).
+"""vgt-tiny's eval table: per held-out world split, accuracy, answered runs and accuracy per question family.
 
-Greedy decoding, one run per question: the shipped default answers deterministically, so that is what is
-measured. Every run is logged as a trace when a store is given, like `vgt ask` would.
+Read from the traces of an agent-mode `vgt eval` run (`training/eval.py run_eval` with `agent=True`: the ask
+graph + WorldGrounder, one greedy run per question, each logged as a trace), so the table and the store
+say the same thing; the families come from the samples' metadata.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from rich.table import Table
 
-from vgt_agent.backends.base import VLMBackend
-from vgt_agent.grounders.world import WorldGrounder
 from vgt_agent.store import TraceStore
-from vgt_agent.tiny.agent_runs import BENCHMARKS, COUNTING, RunResult, ensure_split, run_split
-from vgt_agent.world.storage import load_split
+from vgt_agent.tiny.agent_runs import COUNTING
+from vgt_agent.training.eval import Benchmark
 
 
 @dataclass
@@ -32,32 +29,25 @@ class SplitScore:
         return self.correct / self.n if self.n else 0.0
 
 
-def evaluate(
-    backend: VLMBackend,
-    data_root: Path,
-    n: int,
-    *,
-    splits: tuple[str, ...] = BENCHMARKS,
-    store: TraceStore | None = None,
-    run_id: str | None = None,
-    on_done: Callable[[str, RunResult], None] | None = None,
-) -> list[SplitScore]:
-    """Accuracy per split on its first n samples."""
-    grounder = WorldGrounder()
-    scores = []
-    for split in splits:
-        samples = list(load_split(ensure_split(data_root, split, n)))[:n]
-        score = SplitScore(split)
-        for r in run_split(backend, samples, grounder=grounder, store=store, run_id=run_id,
-                           on_done=(lambda r, s=split: on_done(s, r)) if on_done else None):
+def scores(store: TraceStore, run_id: str, benchmarks: list[Benchmark]) -> list[SplitScore]:
+    """Per benchmark, its questions' stored runs: correct, answered (stopped on a boxed answer), by family."""
+    rows = {r["sample_id"]: r for r in store.traces(run=run_id)}
+    out = []
+    for bench in benchmarks:
+        score = SplitScore(bench.name)
+        for sample, record in zip(bench.samples, bench.records, strict=True):
+            row = rows.get(record.id)
+            if row is None:
+                continue
+            correct = bool(row["correct"])
             score.n += 1
-            score.correct += r.correct
-            score.answered += r.state.get("stop_reason") == "answered"
-            fam = score.by_family.setdefault(r.sample.meta["family"], [0, 0])
-            fam[0] += r.correct
+            score.correct += correct
+            score.answered += row["reason"] == "answered"
+            fam = score.by_family.setdefault(sample.meta.get("family", "-"), [0, 0])
+            fam[0] += correct
             fam[1] += 1
-        scores.append(score)
-    return scores
+        out.append(score)
+    return out
 
 
 def summary(scores: list[SplitScore]) -> dict[str, float]:

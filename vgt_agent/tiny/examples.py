@@ -8,7 +8,7 @@ then model turns (trained) and tool replies without their trailing whitespace (c
 `newlines` keeps them in some sequences: the policy learns both views. `check_views` asserts the first.
 The image tokens keep the processor's `token_type_ids`, so Gemma3 attends over them bidirectionally in
 training as it does when the backend generates (a no-op for vgt-tiny's single image token).
-Used by vgt-tiny's own loop (tiny/train.py) and by `vgt train sft --variant agent` (training/agent_data.py).
+Used by `vgt train sft --variant agent` (training/agent_data.py) and agent RL rollouts (training/agent_rollout.py).
 """
 
 from __future__ import annotations
@@ -103,19 +103,6 @@ def check_views(processor: Any, question: str, choices: Sequence[str], chunks: S
             tools += 1
         prefill += chunk["content"]
     return True
-
-
-def shared_prefix_len(examples: Sequence[Example], before: int) -> int:
-    """How many leading tokens every example shares, cut before the first `before` token (the image: its
-    pixels differ per example). Training computes this prefix (system prompt, ~180 tokens) once per batch."""
-    if not examples:
-        return 0
-    first = examples[0].input_ids
-    n = first.index(before) if before in first else len(first)
-    for e in examples[1:]:
-        same = (i for i, (a, b) in enumerate(zip(first[:n], e.input_ids, strict=False)) if a != b)
-        n = next(same, min(n, len(e.input_ids)))
-    return n
 
 
 def collate(batch: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:

@@ -1,23 +1,21 @@
-"""vgt-tiny's recipe: the architecture, where the shipped weights live, and traces -> training examples.
+"""vgt-tiny's recipe: the architecture, where the shipped weights live, and its SFT passes as TRL arguments.
 
 Why these sizes: the policy calls the grounder and reasons over the coordinates it gets back, so it needs
 almost no vision (one 32 px image token) and a text model just deep enough to copy coordinates by
 induction and compare digits (4 layers, width 128, ~1.2 M parameters, ~5 MB), which trains on 2 shared
 CPU cores in about half an hour.
+
+The SFT passes are `vgt train sft --variant agent` configs (SFTConfig fields, what `--config` YAML holds):
+AdamW (0.9, 0.98), warmup then cosine to a floor, weight decay 0.01, clip 1.0, batches of 16 sequences of
+similar length. Pass 2, from pass 1's weights at a lower, flatter learning rate, is where the shipped model
+learned to copy coordinates. (transformers decays every weight but biases and norms, embeddings too; vgt-tiny's
+first plain loop spared the embeddings: summed over both passes that decay is ~3% of their norm.)
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-
-from PIL import Image
-
-from vgt_agent.tiny.build import build_tiny_gemma3
-from vgt_agent.tiny.examples import Example, build_example, sample_newlines
-from vgt_agent.tiny.vocab import world_vocabulary
 
 NAME = "vgt-tiny"
 WEIGHTS_DIR = Path(__file__).parent / "weights" / NAME
@@ -28,27 +26,27 @@ ARCH: dict[str, Any] = {
     "vision_heads": 2, "vision_intermediate": 64, "max_positions": 2048, "sliding_window": 1024,
 }
 
+SFT_PASS1: dict[str, Any] = {
+    "max_steps": 2424, "per_device_train_batch_size": 16, "train_sampling_strategy": "group_by_length",
+    "learning_rate": 2e-3, "lr_scheduler_type": "cosine_with_min_lr", "lr_scheduler_kwargs": {"min_lr": 1e-4},
+    "warmup_steps": 60, "weight_decay": 0.01, "adam_beta1": 0.9, "adam_beta2": 0.98, "max_grad_norm": 1.0,
+}
+SFT_PASS2: dict[str, Any] = {**SFT_PASS1, "max_steps": 1554, "learning_rate": 1e-3,
+                             "lr_scheduler_kwargs": {"min_lr": 2e-4}, "warmup_steps": 20}
+SFT_MINUTES = (30.0, 15.0)  # wall-time budgets of the two passes on 2 CPU cores
+
 
 def build_policy(seed: int = 0):
     """A fresh, randomly initialised vgt-tiny and its processor (tokenizer from the world's vocabulary)."""
+    from vgt_agent.tiny.build import build_tiny_gemma3  # torch + transformers: only when a model is built
+    from vgt_agent.tiny.vocab import world_vocabulary
+
     return build_tiny_gemma3(world_vocabulary(), seed=seed, **ARCH)
 
 
 def shipped_weights() -> Path | None:
     """The shipped vgt-tiny directory, when its weights are installed."""
     return WEIGHTS_DIR if (WEIGHTS_DIR / "model.safetensors").exists() else None
-
-
-def examples_from_traces(processor: Any, traces: Iterable[dict[str, Any]], seed: int = 0) -> list[Example]:
-    """Training sequences from kept agent traces: {"question", "choices", "image", "chunks"} each."""
-    rng = random.Random(seed)
-    out = []
-    for t in traces:
-        with Image.open(t["image"]) as im:
-            image = im.convert("RGB")
-        out.append(build_example(processor, t["question"], t["choices"], t["chunks"], image,
-                                 sample_newlines(t["chunks"], rng)))
-    return out
 
 
 def save_policy(model: Any, processor: Any, directory: Path) -> Path:

@@ -1,12 +1,16 @@
-"""Reproduce vgt-tiny from scratch: world data -> world-oracle agent traces -> SFT -> agent-mode eval.
+"""Reproduce vgt-tiny from scratch through vgt's own pipeline, stage by stage as its commands run them.
 
-Stages (each logged to the trace store, so `vgt traces` shows what happened):
-1. `world make`: the world-train split (n samples) and the six held-out benchmark splits;
-2. teacher: the world-oracle backend runs the ask graph on every train sample with the WorldGrounder (or,
-   `teacher_grounder="gold-shuffled"`, the sample's gold masks in shuffled order: the same coordinates,
-   ~10x faster); only runs that answered correctly are kept (the store holds all of them, with `correct`);
-3. SFT: a fresh tiny Gemma3 (tokenizer from the world's vocabulary) learns the kept traces turn by turn;
-4. eval: the trained policy through TransformersBackend in the same ask graph, per benchmark split.
+Each stage calls the function its command calls and is logged in the trace store as that command logs it,
+with the equivalent command line (`vgt traces runs` shows how to redo any stage by hand):
+1. `vgt world make`: world-train (n samples) and the six held-out benchmark splits, under `data/`;
+2. `vgt synth --via agent --teacher world-oracle[/digits] --grounder world|gold-shuffled`: the world-oracle
+   plays the policy in the ask graph on every world-train sample; verified correct traces are kept;
+3. `vgt train sft --variant agent`: a fresh random vgt-tiny (`models/init`) learns the kept traces turn by
+   turn (`recipe.SFT_PASS1` in its wall-time budget), then pass 2 (`SFT_PASS2`) from pass 1's weights;
+4. `vgt train rl --variant agent` when `rl.steps` > 0: GRPO over ask-loop rollouts on world-train prompts;
+5. `vgt eval --agent`: the trained policy through the ask graph + WorldGrounder, greedy, per benchmark split.
+The last training stage writes the model to `out_dir`, where the report JSON goes too; the whole run is
+one `repro` run in the store.
 """
 
 from __future__ import annotations
@@ -14,24 +18,49 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
+import yaml
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from vgt_agent.backends.transformers_backend import TransformersBackend
-from vgt_agent.backends.world_oracle import WorldOracleBackend
+from vgt_agent.backends.world_oracle import NAME as ORACLE
+from vgt_agent.backends.world_oracle import model_label
+from vgt_agent.datasets import load_samples
 from vgt_agent.graphs.ask import AskLimits
+from vgt_agent.graphs.synth import SynthSettings
 from vgt_agent.store import TraceStore
-from vgt_agent.tiny.agent_runs import BENCHMARKS, ShuffledGoldGrounder, ensure_split, run_split
-from vgt_agent.tiny.evaluate import evaluate, markdown, summary, table
-from vgt_agent.tiny.examples import shared_prefix_len
-from vgt_agent.tiny.recipe import ARCH, NAME, build_policy, examples_from_traces, save_policy
-from vgt_agent.tiny.train import TrainConfig, train
-from vgt_agent.world.storage import load_split
+from vgt_agent.synthesis.run import PipelineSpec, build_pipeline, run_config, run_name, run_synth
+from vgt_agent.tiny.agent_runs import BENCHMARKS, ensure_split
+from vgt_agent.tiny.evaluate import markdown, scores, summary, table
+from vgt_agent.tiny.recipe import ARCH, NAME, SFT_MINUTES, SFT_PASS1, SFT_PASS2, build_policy, save_policy
+from vgt_agent.tiny.stage_view import StageProgress
+from vgt_agent.training.progress import LoggedRun, StepLogger
+
+SYNTH_LIMITS = AskLimits(max_turns=8, max_tool_calls=8, max_tokens=1024, temperature=0.0)  # `vgt synth` defaults
+EVAL_MAX_TOKENS = 768
+RUN_ARGS = {"logging_steps": 10, "save_strategy": "no", "disable_tqdm": True}  # the repro shows its own bars
+
+
+@dataclass(frozen=True)
+class SFTPass:
+    """One `vgt train sft --variant agent` pass: its TRL arguments (`max_steps` the most) and time budget."""
+
+    args: dict[str, Any]
+    minutes: float | None
+
+
+@dataclass(frozen=True)
+class RLStage:
+    """`vgt train rl --variant agent` after SFT (`steps` 0: none). A GRPO step of 2 prompts x 2 rollouts takes
+    ~2.6 s with the shipped weights (they answer; a random policy writes to the token limit, ~5x longer)."""
+
+    steps: int = 0
+    prompts: int = 2  # per step
+    generations: int = 4  # rollouts per prompt
+    lr: float = 1e-5
+    max_tokens: int = EVAL_MAX_TOKENS
 
 
 @dataclass(frozen=True)
@@ -40,102 +69,176 @@ class ReproConfig:
     out_dir: Path
     train_samples: int = 3400
     eval_samples: int = 100
-    train: TrainConfig = TrainConfig(steps=2424, time_budget_s=30 * 60)
-    # a second pass at a lower, flatter learning rate: where the shipped model learned to copy coordinates
-    finetune: TrainConfig | None = TrainConfig(steps=1554, lr=1e-3, min_lr=2e-4, warmup=20, seed=1,
-                                               time_budget_s=15 * 60)
+    sft: tuple[SFTPass, ...] = (SFTPass(SFT_PASS1, SFT_MINUTES[0]), SFTPass(SFT_PASS2, SFT_MINUTES[1]))
+    rl: RLStage = field(default_factory=RLStage)
     steps: str = "whole"  # the teacher's decision style (backends/world_oracle.py STEPS)
-    teacher_grounder: str = "world"  # or "gold-shuffled" (ShuffledGoldGrounder)
+    teacher_grounder: str = "world"  # or "gold-shuffled" (the same masks, ~10x faster)
     seed: int = 0
-    data_workers: int = max(1, os.cpu_count() or 1)  # processes rendering world-train
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console)
-
-
-def teacher_traces(cfg: ReproConfig, store: TraceStore, console: Console) -> list[dict[str, Any]]:
-    """Run the world-oracle through the ask graph on world-train; return the correct runs' chunks."""
-    with _progress(console) as progress:
-        task = progress.add_task("world-train", total=cfg.train_samples, info="world make")
-        split_dir = ensure_split(cfg.work_dir / "data", "world-train", cfg.train_samples, workers=cfg.data_workers,
-                                 progress=lambda done, total: progress.update(task, completed=done))
-    samples = list(load_split(split_dir))[: cfg.train_samples]
-    oracle = WorldOracleBackend(steps=cfg.steps)
-    gold = cfg.teacher_grounder == ShuffledGoldGrounder.name
-    run_id = store.start_run("synth", name="repro-tiny/teacher/world-oracle", backend=oracle.name,
-                             model=oracle.model, grounder=cfg.teacher_grounder,
-                             config={"via": "agent", "kind": "point", "steps": cfg.steps})
-    kept: list[dict[str, Any]] = []
-    with _progress(console) as progress:
-        task = progress.add_task("teacher traces", total=len(samples), info="")
-        for r in run_split(oracle, samples, grounder_for=ShuffledGoldGrounder if gold else None, store=store,
-                           run_id=run_id, limits=AskLimits(6, 4, 768)):
-            if r.correct and r.state.get("stop_reason") == "answered":
-                kept.append({"question": r.sample.question, "choices": list(r.sample.choices),
-                             "image": r.sample.image_path,
-                             "chunks": [{"role": c["role"], "content": c["content"]} for c in r.state["chunks"]]})
-            progress.update(task, advance=1, info=f"kept {len(kept)}")
-    store.end_run(run_id, status="done", metrics={"kept": len(kept), "samples": len(samples)})
-    return kept
+    workers: int = max(1, os.cpu_count() or 1)  # processes for world make and synth
 
 
 def run(cfg: ReproConfig, console: Console | None = None) -> dict[str, Any]:
-    """The whole pipeline; writes the model to cfg.out_dir and returns the report dict."""
-    console = console or Console()
+    """The whole pipeline; writes the model and `repro_report.json` to cfg.out_dir and returns the report."""
+    if not cfg.sft:
+        raise ValueError("vgt repro tiny needs at least one SFT pass")
     started = time.perf_counter()
-    cfg.work_dir.mkdir(parents=True, exist_ok=True)
-    store = TraceStore.open(cfg.work_dir / "traces.db")
-    console.print(f"[bold]vgt repro tiny[/] → {cfg.out_dir} (work dir {cfg.work_dir})")
-    kept = teacher_traces(cfg, store, console)
-    console.print(f"teacher: kept {len(kept)}/{cfg.train_samples} correct world-oracle agent traces")
-
-    model, processor = build_policy(cfg.seed)
-    params = sum(p.numel() for p in model.parameters())
-    examples = examples_from_traces(processor, kept, cfg.seed)
-    prefix = shared_prefix_len(examples, processor.tokenizer.convert_tokens_to_ids("<start_of_image>"))
-    console.print(f"SFT: {len(examples)} sequences, {params / 1e6:.2f} M parameters, "
-                  f"{torch.get_num_threads()} torch threads, shared prefix {prefix} tokens")
-    with _progress(console) as progress:
-        task = progress.add_task("SFT", total=cfg.train.steps, info="")
-
-        def on_step(step: int, total: int, loss: float, elapsed: float) -> None:
-            progress.update(task, completed=step, total=total, info=f"loss {loss:.3f}")
-
-        result = train(model, examples, cfg.train, pad_id=processor.tokenizer.pad_token_id, prefix_len=prefix,
-                       on_step=on_step)
-        if cfg.finetune is not None:
-            task = progress.add_task("SFT pass 2", total=cfg.finetune.steps, info="")
-            result2 = train(model, examples, cfg.finetune, pad_id=processor.tokenizer.pad_token_id,
-                            prefix_len=prefix, on_step=on_step)
-            result = {"pass1": result, "pass2": result2}
-    save_policy(model, processor, cfg.out_dir)
-    size = sum(f.stat().st_size for f in cfg.out_dir.iterdir() if f.is_file())
-
-    backend = TransformersBackend.from_pretrained(cfg.out_dir, model_name=NAME)
-    run_id = store.start_run("eval", name="repro-tiny/eval", backend=backend.name, model=NAME, grounder="world",
-                             config={"agent": True, "kind": "point", "n": cfg.eval_samples})
-    with _progress(console) as progress:
-        tasks = {s: progress.add_task(f"eval {s}", total=cfg.eval_samples, info="") for s in BENCHMARKS}
-        hits: dict[str, int] = {}
-
-        def on_done(split: str, r: Any) -> None:
-            hits[split] = hits.get(split, 0) + r.correct
-            progress.update(tasks[split], advance=1, info=f"correct {hits[split]}")
-
-        scores = evaluate(backend, cfg.work_dir / "data", cfg.eval_samples, store=store, run_id=run_id,
-                          on_done=on_done)
-    store.end_run(run_id, status="done", metrics=summary(scores))
-    store.close()
-    console.print(table(scores, f"{NAME} in agent mode (ask graph + WorldGrounder), greedy"))
-    report = {
-        "model": NAME, "params": params, "size_bytes": size, "arch": ARCH, "train": asdict(cfg.train),
-        "finetune": asdict(cfg.finetune) if cfg.finetune else None,
-        "train_result": result, "teacher_kept": len(kept), "train_samples": cfg.train_samples,
-        "eval_samples": cfg.eval_samples, "scores": {s.split: s.accuracy for s in scores},
-        "summary": summary(scores), "markdown": markdown(scores), "seconds": time.perf_counter() - started,
-    }
-    (cfg.out_dir / "repro_report.json").write_text(json.dumps(report, indent=2, default=str))
+    work = cfg.work_dir
+    (work / "configs").mkdir(parents=True, exist_ok=True)
+    stages = StageProgress(console or Console(), work / "logs")
+    console = stages.view
+    console.print(f"[bold]vgt repro tiny[/] → {cfg.out_dir} (work dir {work}; stage logs in {work / 'logs'})")
+    with TraceStore.open(work / "traces.db") as store, \
+            LoggedRun(store, "repro", name=NAME, config=_loggable(asdict(cfg))) as repro:
+        train_dir = make_data(cfg, stages)
+        synth = synthesize(cfg, store, train_dir, stages)
+        console.print(f"teacher: kept {synth['run_totals']['kept']}/{cfg.train_samples} correct "
+                      f"{model_label(cfg.steps)} agent traces ({synth['run']})")
+        with stages.stage("init"):
+            model, processor = build_policy(cfg.seed)
+            model_dir = save_policy(model, processor, work / "models" / "init")
+        params = sum(p.numel() for p in model.parameters())
+        console.print(f"policy: {NAME}, {params / 1e6:.2f} M parameters (random init in {model_dir})")
+        outputs = [work / "models" / f"sft{i + 1}" for i in range(len(cfg.sft))]
+        outputs += [work / "models" / "rl"] if cfg.rl.steps else []
+        outputs[-1] = cfg.out_dir  # the last training stage writes the result
+        trained = []
+        for i, sft_pass in enumerate(cfg.sft):
+            result = train_pass(cfg, store, i, sft_pass, model_dir, outputs[i], synth["run_id"], stages)
+            trained.append({"args": sft_pass.args, "max_minutes": sft_pass.minutes, "result": result})
+            model_dir = outputs[i]
+        rl = None
+        if cfg.rl.steps:
+            rl = reinforce(cfg, store, model_dir, outputs[-1], train_dir, stages)
+            model_dir = outputs[-1]
+        run_id, label, benches = evaluate(cfg, store, model_dir, stages)
+        split_scores = scores(store, run_id, benches)
+        console.print(table(split_scores, f"{NAME} ({label}), agent mode (ask graph + WorldGrounder), greedy"))
+        size = sum(f.stat().st_size for f in cfg.out_dir.iterdir() if f.is_file())
+        report = {
+            "model": NAME, "params": params, "size_bytes": size, "arch": ARCH, "train_samples": cfg.train_samples,
+            "teacher": {"model": model_label(cfg.steps), "grounder": cfg.teacher_grounder, "run": synth["run"],
+                        "kept": synth["run_totals"]["kept"]},
+            "sft": trained, "rl": rl, "eval": {"run_id": run_id, "label": label},
+            "eval_samples": cfg.eval_samples, "scores": {s.split: s.accuracy for s in split_scores},
+            "summary": summary(split_scores), "markdown": markdown(split_scores),
+            "stage_seconds": stages.seconds, "seconds": time.perf_counter() - started,
+        }
+        (cfg.out_dir / "repro_report.json").write_text(json.dumps(report, indent=2, default=str))
+        repro.metrics.update({k: v for k, v in report.items() if k not in ("markdown", "arch")})
     console.print(f"done in {report['seconds'] / 60:.1f} min; model in {cfg.out_dir} ({size / 1e6:.1f} MB)")
     return report
+
+
+def make_data(cfg: ReproConfig, stages: StageProgress) -> Path:
+    """`vgt world make`: world-train and the benchmark splits (each made once, reused by later runs)."""
+    data = cfg.work_dir / "data"
+    with stages.stage("world make") as bar:
+        folders = {}
+        for split, n in (("world-train", cfg.train_samples), *((b, cfg.eval_samples) for b in BENCHMARKS)):
+            task = bar(split, n)
+            folders[split] = ensure_split(data, split, n, workers=cfg.workers,
+                                          progress=lambda done, total, t=task: t(done, total, ""))
+            task(n, n, "")  # also when an earlier run made it
+    return folders["world-train"]
+
+
+def synthesize(cfg: ReproConfig, store: TraceStore, train_dir: Path, stages: StageProgress) -> dict[str, Any]:
+    """`vgt synth --via agent` with the world-oracle teacher: the run's summary (as `--json` prints it)."""
+    teacher = model_label(cfg.steps)
+    samples = list(load_samples(str(train_dir), limit=cfg.train_samples))
+    spec = PipelineSpec(settings=SynthSettings(via="agent", agent_limits=SYNTH_LIMITS), grounder=cfg.teacher_grounder,
+                        sam3_checkpoint=None, teacher=teacher, extract="scene", policy="rule", backend="openai",
+                        model=None, base_url=None, max_attempts=3, temperature=1.0,
+                        max_tokens=SYNTH_LIMITS.max_tokens)
+    name = run_name(samples, str(train_dir), None, "agent", teacher)
+    concurrency = 4 * cfg.workers
+    command = (f"vgt synth --dataset {train_dir} --limit {cfg.train_samples} --via agent --teacher {teacher} "
+               f"--grounder {cfg.teacher_grounder} --workers {cfg.workers} --concurrency {concurrency} "
+               f"--db {store.path}")
+    with stages.stage("synth") as bar:
+        task = bar("teacher traces", len(samples))
+        summary_ = run_synth(
+            store, spec, build_pipeline(spec), samples, name=name, command=command, backend=ORACLE,
+            model=teacher, concurrency=concurrency, workers=cfg.workers,
+            config=run_config(spec, teacher, concurrency=concurrency, workers=cfg.workers, limit=cfg.train_samples),
+            on_outcome=lambda stats, _: task(stats.processed, stats.selected - stats.skipped, f"kept {stats.kept}"))
+    if summary_["status"] != "done":
+        raise RuntimeError(f"synth {summary_['status']}: {summary_['message']}")
+    return summary_
+
+
+def train_pass(cfg: ReproConfig, store: TraceStore, i: int, sft_pass: SFTPass, model_dir: Path, out: Path,
+               synth_run: str, stages: StageProgress) -> dict[str, Any]:
+    """`vgt train sft --variant agent` from `model_dir` on the synth run's traces: the run's metrics."""
+    from vgt_agent.training.sft import SFTJob, train_sft
+
+    yaml_args = {k: v for k, v in {**sft_pass.args, **RUN_ARGS}.items() if k != "max_steps"}
+    config = cfg.work_dir / "configs" / f"sft{i + 1}.yaml"
+    config.write_text(yaml.safe_dump(yaml_args, sort_keys=False))
+    steps = sft_pass.args["max_steps"]
+    budget = f" --max-minutes {sft_pass.minutes:g}" if sft_pass.minutes else ""
+    command = (f"vgt train sft --model {model_dir} --variant agent --db {store.path} --run {synth_run} "
+               f"--output-dir {out} --config {config} --max-steps {steps} --eval-fraction 0 --seed {cfg.seed + i}"
+               f"{budget}")
+    job = SFTJob(model=str(model_dir), variant="agent", output_dir=out, run=synth_run, eval_fraction=0.0,
+                 seed=cfg.seed + i, yaml_args=yaml_args, trl_args={"max_steps": steps}, command=command,
+                 max_minutes=sft_pass.minutes)
+    with stages.stage(f"SFT pass {i + 1}") as bar:
+        return train_sft(store, job, logger=StepLogger(bar(f"SFT pass {i + 1}", steps)))
+
+
+def reinforce(cfg: ReproConfig, store: TraceStore, model_dir: Path, out: Path, train_dir: Path,
+              stages: StageProgress) -> dict[str, Any]:
+    """`vgt train rl --variant agent` on world-train prompts (gold references, the teacher's grounder)."""
+    from vgt_agent.training.rl import RLJob, train_rl
+
+    rl = cfg.rl
+    grounder = "gold" if cfg.teacher_grounder == "gold-shuffled" else "world"  # RL's name for the shuffled gold
+    yaml_args = {k: v for k, v in RUN_ARGS.items() if k != "logging_steps"}
+    config = cfg.work_dir / "configs" / "rl.yaml"
+    config.write_text(yaml.safe_dump(yaml_args, sort_keys=False))
+    trl = {"max_steps": rl.steps, "per_device_train_batch_size": rl.prompts * rl.generations,
+           "num_generations": rl.generations, "max_completion_length": rl.max_tokens, "learning_rate": rl.lr,
+           "logging_steps": 1}
+    command = (f"vgt train rl --model {model_dir} --variant agent --db {store.path} --samples-from {train_dir} "
+               f"--limit {rl.steps * rl.prompts} --grounder {grounder} --output-dir {out} --config {config} "
+               f"--max-steps {rl.steps} --batch-size {rl.prompts * rl.generations} --num-generations "
+               f"{rl.generations} --max-completion-length {rl.max_tokens} --lr {rl.lr:g} --logging-steps 1 "
+               f"--seed {cfg.seed}")
+    job = RLJob(model=str(model_dir), variant="agent", output_dir=out, samples_from=str(train_dir),
+                limit=rl.steps * rl.prompts, seed=cfg.seed, yaml_args=yaml_args, trl_args=trl, command=command,
+                grounder=grounder)
+    with stages.stage("RL") as bar:
+        return train_rl(store, job, logger=StepLogger(bar("GRPO", rl.steps)))
+
+
+def evaluate(cfg: ReproConfig, store: TraceStore, model_dir: Path,
+             stages: StageProgress) -> tuple[str, str, list[Any]]:
+    """`vgt eval --agent` (one greedy run per question, WorldGrounder): (run id, label, the benchmarks)."""
+    from vgt_agent.backends.transformers_backend import TransformersBackend
+    from vgt_agent.training.eval import EvalSpec, default_label, load_benchmarks, run_config, run_eval
+    from vgt_agent.training.model import read_provenance
+
+    names = tuple(str(cfg.work_dir / "data" / split) for split in BENCHMARKS)
+    n = cfg.eval_samples
+    spec = EvalSpec(benchmarks=names, mode="point", samples=1, temperature=0.0, limit=n,
+                    max_tokens=EVAL_MAX_TOKENS, agent=True, grounder="world")
+    benches = load_benchmarks(names, n)
+    provenance = read_provenance(model_dir)
+    label, stage = default_label(spec.mode, True, provenance)
+    command = (f"vgt eval --benchmark {','.join(names)} --model {model_dir} --agent --mode point --grounder world "
+               f"--samples 1 --temperature 0 --limit {n} --max-tokens {EVAL_MAX_TOKENS} --db {store.path}")
+    with stages.stage("eval") as bar:
+        backend = TransformersBackend.from_pretrained(model_dir, model_name=NAME)
+        with LoggedRun(store, "eval", name=label, command=command, backend=backend.name, model=backend.model,
+                       grounder="world", config=run_config(spec, label, stage, provenance)) as run:
+            tasks = {b.name: bar(f"eval {b.name}", len(b.samples)) for b in benches}
+            run.metrics.update(run_eval(store, backend, spec, benches, run.id,
+                                        progress=lambda name, done, total: tasks[name](done, total, "")))
+    return run.id, label, benches
+
+
+def _loggable(value: Any) -> Any:
+    """The config as JSON values (paths as text)."""
+    return json.loads(json.dumps(value, default=str))
+

@@ -108,7 +108,7 @@ class GoldSource:
             self.samples[key] = scenes.get(row["sample_id"]) or reference_sample(row, question)
 
     def for_prompt(self, image: Image.Image, question: str, rollout: int) -> Grounder:
-        from vgt_agent.tiny.agent_runs import ShuffledGoldGrounder
+        from vgt_agent.grounders.shuffled_gold import ShuffledGoldGrounder
 
         sample = self.samples.get((image_digest(image), question))
         if sample is None:

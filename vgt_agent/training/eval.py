@@ -206,13 +206,13 @@ def run_eval(store: TraceStore, backend: VLMBackend, spec: EvalSpec, benchmarks:
 
 def _ask(store: TraceStore, backend: VLMBackend, spec: EvalSpec, bench: Benchmark, i: int, attempt: int,
          run_id: str, grounders: dict[str, Any]) -> None:
-    """Agent mode: the ask graph answers (calling the grounder) and logs its own trace. The gold grounder
-    is per sample; others are built once."""
+    """Agent mode: the ask graph answers (calling the grounder) and logs its own trace. The gold grounders
+    are per sample; others are built once."""
     from vgt_agent.graphs.ask import AskContext, AskLimits, run_ask
-    from vgt_agent.grounders.factory import make_grounder
+    from vgt_agent.grounders.factory import PER_SAMPLE, make_grounder
 
     sample = bench.samples[i]
-    if spec.grounder == "gold" or spec.grounder not in grounders:
+    if spec.grounder in PER_SAMPLE or spec.grounder not in grounders:
         grounders[spec.grounder] = make_grounder(spec.grounder, sample=sample, sam3_checkpoint=spec.sam3_checkpoint)
     grounder = grounders[spec.grounder]
     image = load_image(bench.records[i].image.path)
@@ -252,6 +252,14 @@ def eval_metrics(store: TraceStore, run_id: str, benchmarks: list[Benchmark], sa
             "mean_completion_tokens": float(np.mean(tokens)) if tokens else None,
         }
     return {"benchmarks": out}
+
+
+def run_config(spec: EvalSpec, label: str, stage: str, provenance: dict[str, Any] | None) -> dict[str, Any]:
+    """What an eval run records as its config (`vgt eval report` reads label, stage, mode and agent back)."""
+    return {"label": label, "stage": stage, "mode": spec.mode, "agent": spec.agent,
+            "benchmarks": list(spec.benchmarks), "samples": spec.samples, "temperature": spec.temperature,
+            "limit": spec.limit, "max_tokens": spec.max_tokens, "grounder": spec.grounder if spec.agent else None,
+            "provenance": provenance}
 
 
 def default_label(mode: str, agent: bool, provenance: dict[str, Any] | None) -> tuple[str, str]:

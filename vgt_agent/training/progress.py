@@ -7,6 +7,7 @@ mean and std); this callback collects the same values so the run record in the s
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from transformers import TrainerCallback
@@ -36,6 +37,19 @@ class RunLogger(TrainerCallback):
     def first(self, key: str) -> Any:
         """The earliest logged value of `key`, or None."""
         return next((h[key] for h in self.history if key in h), None)
+
+
+class StepLogger(RunLogger):
+    """A RunLogger that also reports (step, max_steps, the latest loss / reward) after every optimizer step, for
+    callers drawing their own progress bars (`max_steps` follows a wall-time budget that lowers it)."""
+
+    def __init__(self, report: Callable[[int, int, str], None]) -> None:
+        super().__init__()
+        self.report = report
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        info = " · ".join(f"{k} {v:.3f}" for k in ("loss", "reward") if isinstance(v := self.last(k), float))
+        self.report(state.global_step, state.max_steps, info)
 
 
 class LoggedRun:

@@ -4,7 +4,9 @@ The processor's own chat template renders each conversation (Gemma3 first; TRL s
 template with `{% generation %}` markers when the model's lacks them), images stay untruncated
 (`max_length=None`), and checkpoints land in the output directory so `--resume` continues a killed run.
 `agent` traces are not chat rows: `AgentCollator` builds each one's ask-loop sequence with its own labels
-(model turns only, never the tool's `<obj>` replies), so TRL neither prepares nor masks that dataset.
+(model turns only, never the tool's `<obj>` replies), so TRL neither prepares nor masks that dataset; its
+rows get a `length` column when batches are grouped by length, and `SharedPrefixSFTTrainer` runs the
+prompt prefix the rows of a batch share once. `max_minutes` fits the steps into a wall-time budget.
 The run, its config and its metrics (loss before/after on held-out images, the log history) go to the store.
 """
 
@@ -20,6 +22,7 @@ from vgt_agent.training.config import ConfigError, build_args, loggable
 from vgt_agent.training.data import check_variant, sft_dataset, split_by_image
 from vgt_agent.training.model import LoraSpec, load_model, parent_provenance, save_final
 from vgt_agent.training.progress import LoggedRun, RunLogger
+from vgt_agent.training.time_budget import WallTimeBudget
 
 SFT_DEFAULTS: dict[str, Any] = {
     "max_length": None,  # never cut image tokens
@@ -33,6 +36,7 @@ SFT_DEFAULTS: dict[str, Any] = {
     "num_train_epochs": 1.0,
     "per_device_train_batch_size": 4,
 }
+LENGTH_SAMPLERS = ("group_by_length", "batch_rebalance")  # transformers' samplers that read a `length` column
 AGENT_ARGS: dict[str, Any] = {
     "assistant_only_loss": False,  # the labels come with each sequence (AgentCollator), not from the template
     "remove_unused_columns": False,  # the collator reads the trace rows' own columns
@@ -58,6 +62,7 @@ class SFTJob:
     trl_args: dict[str, Any] = field(default_factory=dict)
     command: str | None = None
     name: str | None = None  # the run's name in the store (default: sft-<variant>)
+    max_minutes: float | None = None  # wall-time budget (`time_budget.WallTimeBudget`)
 
 
 def sft_config(job: SFTJob) -> Any:
@@ -75,6 +80,14 @@ def sft_config(job: SFTJob) -> Any:
         raise ConfigError("--variant agent trains whole traces (a cut one would train a turn without its end); "
                           "drop max_length")
     return args
+
+
+def with_lengths(ds: Any, collator: AgentCollator) -> Any:
+    """The agent rows with their token counts as `length` (what a length-grouped sampler sorts by); building
+    them fills the collator's cache, so the first epoch's batches cost no more."""
+    if ds is None or "length" in ds.column_names:
+        return ds
+    return ds.add_column("length", [collator.length(row) for row in ds])
 
 
 def last_checkpoint(output_dir: Path) -> str | None:
@@ -95,19 +108,27 @@ def train_sft(store: TraceStore, job: SFTJob, *, logger: RunLogger | None = None
                     seed=job.seed),
         job.eval_fraction, job.seed)
     model, processor = load_model(job.model, bf16=bool(args.bf16))
+    trainer_cls, collator = SFTTrainer, None
+    if job.variant == "agent":
+        from vgt_agent.training.shared_prefix import SharedPrefixSFTTrainer
+
+        trainer_cls, collator = SharedPrefixSFTTrainer, AgentCollator(processor)
+        if args.train_sampling_strategy in LENGTH_SAMPLERS:
+            train_ds, eval_ds = (with_lengths(ds, collator) for ds in (train_ds, eval_ds))
     checkpoint = last_checkpoint(job.output_dir) if job.resume else None
     logger = logger or RunLogger()
+    budget = WallTimeBudget(job.max_minutes) if job.max_minutes else None
     config = {"variant": job.variant, "filters": {"run": job.run, "dataset": job.dataset,
                                                   "verified_only": job.verified_only},
               "eval_fraction": job.eval_fraction, "lora": vars(job.lora) if job.lora else None,
-              "output_dir": str(job.output_dir.resolve()), "resumed_from": checkpoint, "trl": loggable(args)}
+              "output_dir": str(job.output_dir.resolve()), "resumed_from": checkpoint, "max_minutes": job.max_minutes,
+              "trl": loggable(args)}
     main = PartialState().is_main_process
     with LoggedRun(store, "sft", main=main, name=job.name or f"sft-{job.variant}", command=job.command,
                    model=job.model, backend="transformers", config=config) as run:
-        trainer = SFTTrainer(model=model, processing_class=processor, args=args, train_dataset=train_ds,
-                             eval_dataset=eval_ds, peft_config=job.lora.peft_config() if job.lora else None,
-                             data_collator=AgentCollator(processor) if job.variant == "agent" else None,
-                             callbacks=[logger])
+        trainer = trainer_cls(model=model, processing_class=processor, args=args, train_dataset=train_ds,
+                              eval_dataset=eval_ds, peft_config=job.lora.peft_config() if job.lora else None,
+                              data_collator=collator, callbacks=[logger] + ([budget] if budget else []))
         metrics = run.metrics
         metrics.update(train_examples=len(train_ds), eval_examples=len(eval_ds) if eval_ds is not None else 0,
                        output_dir=config["output_dir"])
@@ -115,7 +136,10 @@ def train_sft(store: TraceStore, job: SFTJob, *, logger: RunLogger | None = None
             metrics["eval_loss_before"] = trainer.evaluate()["eval_loss"]
         result = trainer.train(resume_from_checkpoint=checkpoint)
         metrics.update(train_loss=result.training_loss, steps=trainer.state.global_step,
-                       first_loss=logger.first("loss"), last_loss=logger.last("loss"))
+                       first_loss=logger.first("loss"), last_loss=logger.last("loss"),
+                       seconds=result.metrics.get("train_runtime"))
+        if budget is not None:
+            metrics["time_budget"] = budget.report
         if eval_ds is not None:
             metrics["eval_loss_after"] = trainer.evaluate()["eval_loss"]
         metrics["history"] = logger.history

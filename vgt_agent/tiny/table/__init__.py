@@ -56,6 +56,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from vgt_agent.tiny.stage_view import bind_console, quiet
 from vgt_agent.tiny.table.config import (
     BENCHMARKS,
     COSTS,
@@ -80,7 +81,7 @@ from vgt_agent.tiny.table.stages import (
     synthesize,
     trained,
 )
-from vgt_agent.tiny.table.workers import quiet, run_jobs
+from vgt_agent.tiny.table.workers import run_jobs
 
 __all__ = ["BENCHMARKS", "COSTS", "SIZES", "Job", "ModelConfig", "Paths", "TableConfig", "TableError", "applicable",
            "config_for", "estimate", "jobs", "run"]
@@ -100,8 +101,7 @@ def run(cfg: TableConfig, work_dir: Path, out_dir: Path, console: Console | None
     from vgt_agent.store import TraceStore
 
     console = console or Console()
-    view = Console(file=console.file, width=console.width, force_terminal=console.is_terminal,
-                   no_color=console.no_color)  # bound now: job output is redirected while it runs
+    view = bind_console(console)  # bound now: job output is redirected while it runs
     paths = Paths(work_dir)
     check_work_dir(cfg, paths)
     started = time.perf_counter()

@@ -231,22 +231,11 @@ def init_model(cfg: TableConfig, paths: Paths) -> dict[str, Any]:
 # --- jobs (run in a worker process, or here with workers=1) ---------------------------------------------
 
 
-def _step_logger(report: Report) -> Any:
-    """TRL callback: the run's log history (as `vgt train` keeps it) plus a progress report per step."""
-    from vgt_agent.training.progress import RunLogger
-
-    class StepLogger(RunLogger):
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            info = [f"{k} {v:.3f}" for k in ("loss", "reward") if isinstance(v := self.last(k), float)]
-            report(state.global_step, state.max_steps, " · ".join(info))
-
-    return StepLogger()
-
-
 def run_job(job: Job, cfg: TableConfig, work: Path, report: Report) -> dict[str, Any]:
     """One training (resuming from its last checkpoint) or one eval (resuming its stored generations)."""
     from vgt_agent.store import TraceStore
     from vgt_agent.training.eval import MODE_VARIANT
+    from vgt_agent.training.progress import StepLogger
 
     paths = Paths(work)
     variant = MODE_VARIANT[job.mode]
@@ -265,7 +254,7 @@ def run_job(job: Job, cfg: TableConfig, work: Path, report: Report) -> dict[str,
                    "lr_scheduler_type": "cosine", "warmup_steps": min(cfg.sft_warmup, cfg.sft_steps // 4),
                    "weight_decay": 0.01, **logging}
             return train_sft(store, SFTJob(model=str(paths.init), eval_fraction=0.05, trl_args=trl, **common),
-                             logger=_step_logger(report))
+                             logger=StepLogger(report))
         from vgt_agent.training.rewards import RewardWeights
         from vgt_agent.training.rl import RLJob, train_rl
 
@@ -275,7 +264,7 @@ def run_job(job: Job, cfg: TableConfig, work: Path, report: Report) -> dict[str,
         weights = RewardWeights(grounding=cfg.ground_weight if job.stage == "rlg" else 0.0)
         sft = paths.model(Job("train", "sft", job.mode))
         return train_rl(store, RLJob(model=str(sft), limit=cfg.rl_steps * cfg.rl_prompts_per_step, weights=weights,
-                                     trl_args=trl, **common), logger=_step_logger(report))
+                                     trl_args=trl, **common), logger=StepLogger(report))
 
 
 def _evaluate(job: Job, cfg: TableConfig, paths: Paths, store: Any, report: Report) -> dict[str, Any]:

@@ -8,12 +8,13 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from rich.progress import Progress
 
+from vgt_agent.tiny.stage_view import quiet
 from vgt_agent.tiny.table.config import TableConfig
 from vgt_agent.tiny.table.graph import Job, priorities
 from vgt_agent.tiny.table.stages import Paths, Report, StageLog, run_job
@@ -42,13 +43,6 @@ def _worker(job: Job, cfg: TableConfig, work: str) -> dict[str, Any]:
         started, cpu = time.perf_counter(), time.process_time()
         result = run_job(job, cfg, Path(work), lambda d, t, i: _updates.put((job.key, d, t, i)))
         return {**result, "seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu}
-
-
-def quiet(log: Path, fn: Callable[..., Any], *args: Any) -> Any:
-    """Run fn with Python's stdout/stderr (transformers' bars and warnings) going to a log file."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "a", encoding="utf-8") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
-        return fn(*args)
 
 
 def _inline(job: Job, cfg: TableConfig, work: Path, report: Report) -> dict[str, Any]:

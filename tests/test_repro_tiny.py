@@ -1,0 +1,112 @@
+"""`vgt repro tiny` at smoke size, end to end through the CLI: every stage runs through vgt's own pipeline (the
+functions `vgt synth`, `vgt train sft`, `vgt train rl` and `vgt eval --agent` call) and is logged in the store
+as that command logs it; the model it writes loads and answers, and the report says what happened."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from vgt_agent.backends import TransformersBackend
+from vgt_agent.cli.main import app
+from vgt_agent.store import TraceStore
+from vgt_agent.tiny.agent_runs import BENCHMARKS
+from vgt_agent.tiny.examples import prompt_messages
+from vgt_agent.training import shared_prefix
+from vgt_agent.training.model import read_provenance
+
+runner = CliRunner()
+
+
+@pytest.mark.slow
+def test_smoke_repro_runs_every_stage_through_the_pipeline(tmp_path: Path, monkeypatch) -> None:
+    prefixes: list[int] = []
+    share = shared_prefix.with_shared_prefix
+
+    def spy(model: Any, batch: dict[str, Any], n: int) -> dict[str, Any]:
+        prefixes.append(n)
+        return share(model, batch, n)
+
+    monkeypatch.setattr(shared_prefix, "with_shared_prefix", spy)
+    work, out = tmp_path / "work", tmp_path / "out"
+    result = runner.invoke(app, ["repro", "tiny", "--out", str(out), "--work-dir", str(work), "--train-samples", "12",
+                                 "--eval-samples", "2", "--steps", "3", "--steps2", "2", "--rl-steps", "1",
+                                 "--rl-prompts", "1", "--rl-generations", "2", "--reasoning", "digits",
+                                 "--teacher-grounder", "gold-shuffled", "--workers", "1", "--threads", "1"])
+    assert result.exit_code == 0, result.output + result.stderr
+    report = json.loads((out / "repro_report.json").read_text())
+    db = work / "traces.db"
+    with TraceStore.open(db, create=False, readonly=True) as store:
+        runs = {r["kind"]: [x for x in store.runs() if x["kind"] == r["kind"]] for r in store.runs()}
+        eval_traces = list(store.traces(run=report["eval"]["run_id"]))
+    assert {k: len(v) for k, v in runs.items()} == {"repro": 1, "synth": 1, "sft": 2, "rl": 1, "eval": 1}
+    assert all(r["status"] == "done" for rs in runs.values() for r in rs)
+
+    # synth: the digits-style world-oracle plays the policy in the ask agent, gold masks shuffled
+    (synth,) = runs["synth"]
+    assert synth["name"] == "synth/world/world-train/agent/world-oracle/digits" == report["teacher"]["run"]
+    assert (synth["backend"], synth["model"], synth["grounder"]) == ("world-oracle", "world-oracle/digits",
+                                                                     "gold-shuffled")
+    assert synth["config"]["via"] == "agent" and synth["command"].startswith("vgt synth --dataset ")
+    assert synth["metrics"]["run_totals"]["kept"] == report["teacher"]["kept"] >= 10
+
+    # SFT: two `vgt train sft --variant agent` passes on that run, the second from the first's weights, with
+    # the recipe's TRL arguments (from the YAML each logged command names)
+    first, second = sorted(runs["sft"], key=lambda r: r["started_at"])
+    for run, lr, steps in ((first, 2e-3, 3), (second, 1e-3, 2)):
+        trl = run["config"]["trl"]
+        assert run["name"] == "sft-agent" and run["config"]["variant"] == "agent"
+        assert run["config"]["filters"]["run"] == synth["id"] and run["metrics"]["steps"] == steps
+        assert (trl["learning_rate"], trl["lr_scheduler_type"], trl["adam_beta2"], trl["warmup_steps"]) == \
+            (lr, "cosine_with_min_lr", 0.98, 60 if run is first else 20)
+        assert (trl["per_device_train_batch_size"], trl["train_sampling_strategy"], trl["max_grad_norm"]) == \
+            (16, "group_by_length", 1.0)
+        assert run["command"].startswith("vgt train sft --model ") and "--variant agent" in run["command"]
+        config = Path(run["command"].split("--config ")[1].split()[0])
+        assert yaml.safe_load(config.read_text())["learning_rate"] == lr
+    assert Path(first["model"]).resolve() == (work / "models" / "init").resolve()
+    assert Path(second["model"]).resolve() == Path(first["config"]["output_dir"])
+    assert len(prefixes) == 3 + 2 and min(prefixes) > 100  # every SFT step ran the system prompt once
+
+    # RL: `vgt train rl --variant agent` from pass 2, rolling out with the teacher's (shuffled gold) grounder
+    (rl,) = runs["rl"]
+    assert rl["config"]["variant"] == "agent" and rl["config"]["grounder"] == "gold"
+    assert Path(rl["model"]).resolve() == Path(second["config"]["output_dir"]) and rl["metrics"]["steps"] == 1
+    assert rl["config"]["output_dir"] == str(out.resolve()) and rl["command"].startswith("vgt train rl ")
+
+    # eval: `vgt eval --agent`, greedy, one run per question, on the six benchmark splits
+    (ev,) = runs["eval"]
+    assert ev["config"]["agent"] is True and ev["config"]["samples"] == 1 and ev["config"]["temperature"] == 0.0
+    assert ev["name"] == report["eval"]["label"] == "Point (agent) · RL + r_ground" and ev["model"] == "vgt-tiny"
+    assert set(ev["metrics"]["benchmarks"]) == set(BENCHMARKS) == set(report["scores"])
+    assert len(eval_traces) == 2 * len(BENCHMARKS) and {t["variant"] for t in eval_traces} == {"agent"}
+    assert ev["command"].startswith("vgt eval --benchmark ")
+
+    # the model: saved where --out says, with its provenance, and it loads and generates
+    assert read_provenance(out)["stage"] == "rl" and read_provenance(out)["variant"] == "agent"
+    backend = TransformersBackend.from_pretrained(out)
+    gen = backend.generate(prompt_messages("How many red circles are there?", ()), [Image.new("RGB", (32, 32))],
+                           max_tokens=4)
+    assert gen.completion_tokens >= 1
+    assert report["model"] == "vgt-tiny" and report["params"] > 1_000_000 and report["train_samples"] == 12
+    assert [p["result"]["run_id"] for p in report["sft"]] == [first["id"], second["id"]]
+    assert report["rl"]["run_id"] == rl["id"] and "| world-tally | 2 |" in report["markdown"]
+    assert set(report["stage_seconds"]) == {"world make", "synth", "init", "SFT pass 1", "SFT pass 2", "RL", "eval"}
+    (repro,) = runs["repro"]
+    assert repro["name"] == "vgt-tiny" and repro["metrics"]["eval"]["run_id"] == ev["id"]
+    assert sorted(p.name for p in (work / "logs").iterdir()) == sorted(
+        f"{s.replace(' ', '-')}.log" for s in report["stage_seconds"])
+
+
+def test_bad_options_exit_2(tmp_path: Path) -> None:
+    for args, message in ((["--reasoning", "words"], "--reasoning must be one of"),
+                          (["--teacher-grounder", "sam3"], "--teacher-grounder must be world or gold-shuffled")):
+        result = runner.invoke(app, ["repro", "tiny", "--work-dir", str(tmp_path / "w"), *args])
+        assert result.exit_code == 2 and message in result.stderr
+        assert not (tmp_path / "w").exists()

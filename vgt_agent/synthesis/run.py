@@ -1,0 +1,166 @@
+"""One `vgt synth` run, for the command and for pipelines that chain it (`vgt repro tiny`).
+
+What the command does once its input is checked: build the pipeline from plain values (`PipelineSpec`, from
+which worker processes rebuild it), name the run (the same command names the same run, so a re-run resumes
+it and skips finished samples), run the batch through one store writer (in `workers` processes when asked),
+and record the outcome on the run. The CLI adds the checks, the progress bar and the printed summary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from vgt_agent.backends import make_backend
+from vgt_agent.backends.base import VLMBackend
+from vgt_agent.backends.world_oracle import NAME as ORACLE
+from vgt_agent.backends.world_oracle import TEACHERS as ORACLE_TEACHERS
+from vgt_agent.backends.world_oracle import WorldOracleBackend
+from vgt_agent.datasets.sample import Sample
+from vgt_agent.graphs.synth import SynthSettings
+from vgt_agent.store import TraceStore
+from vgt_agent.store.records import short_hash
+from vgt_agent.synthesis.batch import BatchRunner, BatchStats
+from vgt_agent.synthesis.extract import LLMExtractor, SceneExtractor
+from vgt_agent.synthesis.oracle import WorldOracleTeacher
+from vgt_agent.synthesis.pipeline import GrounderPool, SynthPipeline
+from vgt_agent.synthesis.prompts import EXTRACT_SCHEMA
+from vgt_agent.synthesis.teacher import BackendTeacher
+from vgt_agent.synthesis.workers import SampleWorkers
+from vgt_agent.synthesis.writer import StoreWriter
+
+OnOutcome = Callable[[BatchStats, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """What a run's stages are, as plain values: worker processes rebuild the pipeline from it (clients,
+    models and grounders cannot be pickled)."""
+
+    settings: SynthSettings
+    grounder: str
+    sam3_checkpoint: str | None
+    teacher: str  # world-oracle | world-oracle/digits (a world-oracle's label: `ORACLE_TEACHERS`) | model
+    extract: str  # scene | llm
+    policy: str  # rule | vlm
+    backend: str
+    model: str | None
+    base_url: str | None
+    max_attempts: int
+    temperature: float
+    max_tokens: int
+
+    @property
+    def oracle_agent(self) -> bool:
+        """--via agent with a world-oracle playing the model."""
+        return self.settings.via == "agent" and self.teacher in ORACLE_TEACHERS
+
+    @property
+    def needs_model(self) -> bool:
+        via = self.settings.via
+        return ((via == "agent" and not self.oracle_agent) or (via == "distill" and self.teacher == "model")
+                or self.extract == "llm" or self.policy == "vlm")
+
+
+def build_pipeline(spec: PipelineSpec) -> SynthPipeline:
+    """The run's pipeline; BackendError, ValueError or OSError when a model backend cannot be made."""
+    vlm = extractor_vlm = None
+    if spec.needs_model:
+        vlm, extractor_vlm = _backends(spec.backend, spec.model, spec.base_url, spec.max_attempts,
+                                       spec.extract == "llm")
+    if spec.oracle_agent:  # the rule plays the model: text and tool replies, in its decision style
+        vlm = WorldOracleBackend(kind=spec.settings.agent_kind, steps=ORACLE_TEACHERS[spec.teacher])
+    via = spec.settings.via
+    if via == "distill" and spec.teacher == ORACLE:
+        teacher = WorldOracleTeacher()
+    elif via == "distill":
+        teacher = BackendTeacher(vlm, temperature=spec.temperature, max_tokens=spec.max_tokens)
+    else:
+        teacher = None
+    return SynthPipeline(spec.settings, GrounderPool(spec.grounder, sam3_checkpoint=spec.sam3_checkpoint),
+                         teacher=teacher, extractor=SceneExtractor() if spec.extract == "scene" else
+                         LLMExtractor(extractor_vlm), policy=spec.policy, vlm=vlm)
+
+
+def _backends(kind: str, model: str | None, base_url: str | None, max_attempts: int, structured: bool
+              ) -> tuple[VLMBackend, VLMBackend]:
+    """The model backend, and the one extraction uses (on an OpenAI server: with the JSON schema enforced)."""
+    if kind == "openai":
+        options: dict[str, Any] = {"base_url": base_url, "max_attempts": max_attempts}
+        vlm = make_backend("openai", model, **options)
+        if not structured:
+            return vlm, vlm
+        extra = {"structured_outputs": {"json": EXTRACT_SCHEMA}}
+        return vlm, make_backend("openai", vlm.model, **options, extra_body=extra)
+    vlm = make_backend(kind, model)
+    return vlm, vlm
+
+
+def run_config(spec: PipelineSpec, teacher: str, *, concurrency: int, workers: int, shard: str | None = None,
+               limit: int | None = None) -> dict[str, Any]:
+    """What a synth run records as its config."""
+    s = spec.settings
+    return {"via": s.via, "teacher": teacher, "k": s.k, "keep": s.keep, "extract": spec.extract,
+            "policy": spec.policy, "grounder": spec.grounder, "temperature": spec.temperature,
+            "max_tokens": spec.max_tokens, "concurrency": concurrency, "workers": workers, "shard": shard,
+            "limit": limit, "kind": s.agent_kind, "protocol": s.agent_protocol}
+
+
+def run_name(samples: list[Sample], dataset: str, split: str | None, via: str, teacher: str) -> str:
+    """The default run name: same command, same run (the sample selection is left out, so shards and
+    limits extend one run)."""
+    if samples:
+        dataset, split = samples[0].dataset, samples[0].split
+    return f"synth/{dataset}/{split or '-'}/{via}/{teacher}"
+
+
+def run_id_for(name: str) -> str:
+    """The run id of a run name: a re-run of the same command resumes the same run."""
+    return "synth-" + short_hash("synth-run", name)[:12]
+
+
+def run_totals(store: TraceStore, run_id: str) -> dict[str, int]:
+    """Samples of the run in the store, over every session: kept, rejected, failed."""
+    by_sample: dict[str, set[tuple[str, str]]] = {}
+    for sid, variant, status in store.db.execute(
+            "select sample_id, variant, status from traces where run_id = ?", [run_id]):
+        by_sample.setdefault(sid, set()).add((variant, status))
+    kept = sum(1 for rows in by_sample.values() if ("plain", "ok") in rows)
+    failed = sum(1 for rows in by_sample.values() if all(status == "error" for _, status in rows))
+    traces = sum(len(rows) for rows in by_sample.values())
+    return {"samples": len(by_sample), "kept": kept, "rejected": len(by_sample) - kept - failed, "errors": failed,
+            "traces": traces}
+
+
+def run_synth(store: TraceStore, spec: PipelineSpec, pipeline: SynthPipeline, samples: list[Sample], *, name: str,
+              backend: str, model: str | None, config: dict[str, Any], command: str | None = None,
+              concurrency: int = 32, workers: int = 1, on_outcome: OnOutcome | None = None) -> dict[str, Any]:
+    """Run (or resume) the synth run `name` over `samples` and record it in the store; returns its summary
+    (`status` done | interrupted | failed, with `message`). KeyboardInterrupt marks the run interrupted and
+    propagates; a worker process that cannot start raises WorkerError before the store is touched."""
+    run_id = run_id_for(name)
+    with contextlib.ExitStack() as stack:
+        pool = None
+        if workers > 1:
+            pool = stack.enter_context(SampleWorkers(functools.partial(build_pipeline, spec), processes=workers,
+                                                     threads=math.ceil(concurrency / workers)))
+        store.start_run("synth", run_id=run_id, name=name, command=command, backend=backend, model=model,
+                        grounder=spec.grounder, config=config)
+        done = store.finished_sample_ids(run_id)
+        try:
+            with StoreWriter(store.path) as writer:
+                runner = BatchRunner(pipeline, writer, run_id, samples, done=done, concurrency=concurrency,
+                                     workers=pool, on_outcome=on_outcome)
+                stats = runner.run()
+        except KeyboardInterrupt:
+            store.end_run(run_id, status="interrupted")
+            raise
+    status = {None: "done", "interrupted": "interrupted"}.get(stats.stopped, "failed")
+    summary = {"run_id": run_id, "run": name, "db": str(store.path), "status": status, **stats.to_dict(),
+               "run_totals": run_totals(store, run_id)}
+    store.end_run(run_id, status=status, error=stats.message if status == "failed" else None, metrics=summary)
+    return summary
