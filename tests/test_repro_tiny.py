@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -18,22 +17,14 @@ from vgt_agent.cli.main import app
 from vgt_agent.store import TraceStore
 from vgt_agent.tiny.agent_runs import BENCHMARKS
 from vgt_agent.tiny.examples import prompt_messages
-from vgt_agent.training import shared_prefix
 from vgt_agent.training.model import read_provenance
 
 runner = CliRunner()
 
 
 @pytest.mark.slow
-def test_smoke_repro_runs_every_stage_through_the_pipeline(tmp_path: Path, monkeypatch) -> None:
-    prefixes: list[int] = []
-    share = shared_prefix.with_shared_prefix
-
-    def spy(model: Any, batch: dict[str, Any], n: int) -> dict[str, Any]:
-        prefixes.append(n)
-        return share(model, batch, n)
-
-    monkeypatch.setattr(shared_prefix, "with_shared_prefix", spy)
+def test_smoke_repro_runs_every_stage_through_the_pipeline(tmp_path: Path, shared_prefix_calls: list[int]) -> None:
+    prefixes = shared_prefix_calls
     work, out = tmp_path / "work", tmp_path / "out"
     result = runner.invoke(app, ["repro", "tiny", "--out", str(out), "--work-dir", str(work), "--train-samples", "12",
                                  "--eval-samples", "2", "--steps", "3", "--steps2", "2", "--rl-steps", "1",

@@ -25,7 +25,6 @@ from vgt_agent.store import TraceStore
 from vgt_agent.tiny.agent_runs import run_split
 from vgt_agent.tiny.examples import IGNORE, encode_prompt, prompt_messages
 from vgt_agent.tiny.recipe import build_policy, save_policy
-from vgt_agent.training import shared_prefix
 from vgt_agent.training.agent_data import AgentCollator
 from vgt_agent.training.model import read_provenance
 
@@ -79,7 +78,8 @@ def _check_row(processor: Any, row: dict[str, Any], ids: list[int], labels: list
 
 
 @pytest.mark.slow
-def test_agent_sft_trains_the_model_turns_only(setup: dict[str, Any], tmp_path: Path, monkeypatch) -> None:
+def test_agent_sft_trains_the_model_turns_only(setup: dict[str, Any], tmp_path: Path, monkeypatch,
+                                               shared_prefix_calls: list[int]) -> None:
     seen: list[tuple[list[dict[str, Any]], dict[str, Any]]] = []
     collate = AgentCollator.__call__
 
@@ -89,14 +89,7 @@ def test_agent_sft_trains_the_model_turns_only(setup: dict[str, Any], tmp_path: 
         return batch
 
     monkeypatch.setattr(AgentCollator, "__call__", spy)
-    prefixes: list[int] = []
-    share = shared_prefix.with_shared_prefix
-
-    def spy_share(model: Any, batch: dict[str, Any], n: int) -> dict[str, Any]:
-        prefixes.append(n)
-        return share(model, batch, n)
-
-    monkeypatch.setattr(shared_prefix, "with_shared_prefix", spy_share)
+    prefixes = shared_prefix_calls
     out = tmp_path / "sft-agent"
     result = runner.invoke(app, ["train", "sft", "--model", str(setup["model_dir"]), "--variant", "agent",
                                  "--db", str(setup["db"]), "--output-dir", str(out), "--max-steps", "8",

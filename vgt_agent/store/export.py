@@ -43,6 +43,14 @@ def conversation(question: str, completion: str, system_prompt: str | None = Non
     return messages
 
 
+def trace_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The columns every training set keeps per trace: its ids (the eval split groups by image, the run record
+    names traces) and the gold answer its rewards and evals read."""
+    return {"trace_id": [r["id"] for r in rows], "sample_id": [r["sample_id"] for r in rows],
+            "image_hash": [r["image_hash"] for r in rows], "variant": [r["variant"] for r in rows],
+            "gold_answer": [r["gold_answer"] for r in rows], "answer_type": [r["answer_type"] for r in rows]}
+
+
 def to_sft_dataset(store: TraceStore, *, system_prompt: str | None = None, rows: list[dict[str, Any]] | None = None,
                    question: Callable[[dict[str, Any]], str] | None = None,
                    completion: Callable[[dict[str, Any]], str] | None = None, **filters: Any):
@@ -77,12 +85,7 @@ def to_sft_dataset(store: TraceStore, *, system_prompt: str | None = None, rows:
         {
             "images": [[r["image_path"]] for r in rows],
             "messages": [conversation(question(r), completion(r), system_prompt) for r in rows],
-            "trace_id": [r["id"] for r in rows],
-            "sample_id": [r["sample_id"] for r in rows],
-            "image_hash": [r["image_hash"] for r in rows],
-            "variant": [r["variant"] for r in rows],
-            "gold_answer": [r["gold_answer"] for r in rows],
-            "answer_type": [r["answer_type"] for r in rows],
+            **trace_columns(rows),
         },
         features=features,
     )

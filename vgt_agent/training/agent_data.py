@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from vgt_agent.store.export import trace_columns
 from vgt_agent.tiny.examples import Example, build_example, collate, sample_newlines
 from vgt_agent.training.data import DataError
 
@@ -57,12 +58,7 @@ def agent_dataset(rows: list[dict[str, Any]], seed: int = 0):
         "image_path": [r["image_path"] for r in rows],
         "chunks": turns,
         "newlines": [sample_newlines(t, random.Random(f"{seed}/{r['id']}")) for r, t in zip(rows, turns, strict=True)],
-        "trace_id": [r["id"] for r in rows],
-        "sample_id": [r["sample_id"] for r in rows],
-        "image_hash": [r["image_hash"] for r in rows],
-        "variant": [r["variant"] for r in rows],
-        "gold_answer": [r["gold_answer"] for r in rows],
-        "answer_type": [r["answer_type"] for r in rows],
+        **trace_columns(rows),
     }, features=features)
 
 
