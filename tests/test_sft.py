@@ -60,6 +60,8 @@ def test_sft_lowers_loss_logs_the_run_and_resumes(db: Path, tmp_path: Path) -> N
     assert resumed.exit_code == 0, resumed.output + resumed.stderr
     again = json.loads(resumed.stdout)
     assert again["steps"] == 34 and "eval_loss_before" not in again
+    # it continues from the checkpoint's weights, not from the base model's (transformers#43701)
+    assert again["eval_loss_after"] < metrics["eval_loss_before"] - 1.0, (again, metrics)
     with TraceStore.open(db, create=False, readonly=True) as store:
         assert store.run(again["run_id"])["config"]["resumed_from"].endswith("checkpoint-30")
 

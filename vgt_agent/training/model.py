@@ -37,6 +37,18 @@ class LoraSpec:
                           task_type="CAUSAL_LM")
 
 
+def starting_weights(model: str, checkpoint: str | None, lora: bool) -> str:
+    """What a run loads its weights from: a resumed full fine-tune from its checkpoint, else the given model.
+
+    Why not leave it to `Trainer.train(resume_from_checkpoint=...)`: transformers 5.24 saves Gemma3 checkpoints
+    under its old key names and the Trainer loads them back without renaming, so nothing matches and a resumed
+    run silently restarts from the base weights (huggingface/transformers#43701). `from_pretrained` maps the
+    names; the Trainer then restores the optimizer, schedule and step. LoRA runs start from the base model and
+    the Trainer restores their adapter.
+    """
+    return checkpoint if checkpoint and not lora else model
+
+
 def load_model(name: str, *, bf16: bool = False) -> tuple[Any, Any]:
     """(model, processor) from a local path, a hub id, or `tiny`; ModelError with one line otherwise."""
     if name == TINY:

@@ -30,7 +30,7 @@ from vgt_agent.training.data import (
     rl_rows_from_store,
     split_by_image,
 )
-from vgt_agent.training.model import LoraSpec, load_model, parent_provenance, save_final
+from vgt_agent.training.model import LoraSpec, load_model, parent_provenance, save_final, starting_weights
 from vgt_agent.training.progress import LoggedRun, RunLogger
 from vgt_agent.training.rewards import RewardWeights, reward_functions, reward_weights
 from vgt_agent.training.sft import last_checkpoint
@@ -128,10 +128,10 @@ def train_rl(store: TraceStore, job: RLJob, *, logger: RunLogger | None = None) 
     # agent: the tool-call count is logged beside the rewards (weight 0), like the reward components
     args = grpo_config(job, reward_weights(job.variant, job.weights) + ([0.0] if agent else []))
     rollout = AgentRollout(grounder_source(job.grounder, rows, samples, job.seed)) if agent else None
-    model, processor = load_model(job.model, bf16=bool(args.bf16))
+    checkpoint = last_checkpoint(job.output_dir) if job.resume else None
+    model, processor = load_model(starting_weights(job.model, checkpoint, job.lora is not None), bf16=bool(args.bf16))
     funcs = reward_functions(job.variant, job.weights, eos_token_ids=eos_token_ids(model, processor),
                              router=job.router, max_groundings=job.max_groundings) + ([tool_calls] if agent else [])
-    checkpoint = last_checkpoint(job.output_dir) if job.resume else None
     logger = logger or RunLogger()
     with_refs = sum(1 for payload in train_ds["references"] if json.loads(payload)["objects"])
     config = {"variant": job.variant, "filters": {"run": job.run, "dataset": job.dataset},

@@ -20,7 +20,7 @@ from vgt_agent.store import TraceStore
 from vgt_agent.training.agent_data import AgentCollator
 from vgt_agent.training.config import ConfigError, build_args, loggable
 from vgt_agent.training.data import check_variant, sft_dataset, split_by_image
-from vgt_agent.training.model import LoraSpec, load_model, parent_provenance, save_final
+from vgt_agent.training.model import LoraSpec, load_model, parent_provenance, save_final, starting_weights
 from vgt_agent.training.progress import LoggedRun, RunLogger
 from vgt_agent.training.time_budget import WallTimeBudget
 
@@ -107,7 +107,8 @@ def train_sft(store: TraceStore, job: SFTJob, *, logger: RunLogger | None = None
         sft_dataset(store, job.variant, run=job.run, dataset=job.dataset, verified_only=job.verified_only,
                     seed=job.seed),
         job.eval_fraction, job.seed)
-    model, processor = load_model(job.model, bf16=bool(args.bf16))
+    checkpoint = last_checkpoint(job.output_dir) if job.resume else None
+    model, processor = load_model(starting_weights(job.model, checkpoint, job.lora is not None), bf16=bool(args.bf16))
     trainer_cls, collator = SFTTrainer, None
     if job.variant == "agent":
         from vgt_agent.training.shared_prefix import SharedPrefixSFTTrainer
@@ -115,7 +116,6 @@ def train_sft(store: TraceStore, job: SFTJob, *, logger: RunLogger | None = None
         trainer_cls, collator = SharedPrefixSFTTrainer, AgentCollator(processor)
         if args.train_sampling_strategy in LENGTH_SAMPLERS:
             train_ds, eval_ds = (with_lengths(ds, collator) for ds in (train_ds, eval_ds))
-    checkpoint = last_checkpoint(job.output_dir) if job.resume else None
     logger = logger or RunLogger()
     budget = WallTimeBudget(job.max_minutes) if job.max_minutes else None
     config = {"variant": job.variant, "filters": {"run": job.run, "dataset": job.dataset,
