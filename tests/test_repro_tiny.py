@@ -67,7 +67,7 @@ def test_smoke_repro_runs_every_stage_through_the_pipeline(tmp_path: Path, share
 
     # RL: `vgt train rl --variant agent` from pass 2, rolling out with the teacher's (shuffled gold) grounder
     (rl,) = runs["rl"]
-    assert rl["config"]["variant"] == "agent" and rl["config"]["grounder"] == "gold"
+    assert rl["config"]["variant"] == "agent" and rl["config"]["grounder"] == "gold-shuffled"
     assert Path(rl["model"]).resolve() == Path(second["config"]["output_dir"]) and rl["metrics"]["steps"] == 1
     assert rl["config"]["output_dir"] == str(out.resolve()) and rl["command"].startswith("vgt train rl ")
 

@@ -190,7 +190,8 @@ def rl(
     vllm_mode: str = typer.Option(None, "--vllm-mode", help="server (trl vllm-serve) | colocate"),
     vllm_server_url: str = typer.Option(None, "--vllm-server-url", help="e.g. http://localhost:8000"),
     grounder: str = typer.Option("world", "--grounder", help="The tool of --variant agent rollouts: world "
-                                 "(segments the pixels, as `vgt ask` does) | gold (the sample's reference masks)."),
+                                 "(segments the pixels, as `vgt ask` does) | gold-shuffled (the sample's reference "
+                                 "masks in a shuffled order; `gold` is the same)."),
     json_out: bool = JsonOption,
 ) -> None:
     """GRPO with R = N(r_ans + 0.1 r_think + 0.1 r_gfmt + r_trunc) + 0.5 N(r_ground), each part logged."""

@@ -193,7 +193,7 @@ def reinforce(cfg: ReproConfig, store: TraceStore, model_dir: Path, out: Path, t
     from vgt_agent.training.rl import RLJob, train_rl
 
     rl = cfg.rl
-    grounder = "gold" if cfg.teacher_grounder == "gold-shuffled" else "world"  # RL's name for the shuffled gold
+    grounder = cfg.teacher_grounder
     yaml_args = {k: v for k, v in RUN_ARGS.items() if k != "logging_steps"}
     config = cfg.work_dir / "configs" / "rl.yaml"
     config.write_text(yaml.safe_dump(yaml_args, sort_keys=False))

@@ -27,7 +27,8 @@ from vgt_agent.store import SampleRecord
 from vgt_agent.training.data import DataError
 
 AGENT = "agent"
-GROUNDERS = ("world", "gold")
+GROUNDERS = ("world", "gold-shuffled", "gold")  # gold: the same as gold-shuffled (a rollout never
+# sees instances in reading order, as synth and eval name the shuffled one)
 
 
 def _parts(message: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -121,6 +122,6 @@ def grounder_source(name: str, rows: Iterable[Mapping[str, Any]], samples: Itera
     """The named grounder for the rollouts of these rows (DataError for an unknown name)."""
     if name == "world":
         return WorldSource()
-    if name == "gold":
+    if name in ("gold-shuffled", "gold"):
         return GoldSource(rows, samples, seed)
     raise DataError(f"unknown grounder {name!r}; expected one of {', '.join(GROUNDERS)}")
