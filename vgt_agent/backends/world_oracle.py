@@ -13,7 +13,11 @@ writes the reasoning over the returned coordinates and the answer:
     grounds "the largest of A and B" and says which one it is; k-th lists the instances sorted on the axis;
   - "digits" (an experiment, see docs/vgt-tiny.md): every decision is one digit pair or one single-digit
     sum at a time: `x: 412 vs 460: 4 = 4, 1 < 6 so left. asked left so yes.`, per-axis offsets in hundreds,
-    `same`/`other` for larger, and the k-th picked by a written keep-the-better tournament.
+    `same`/`other` for larger, and the k-th picked by a written keep-the-better tournament;
+  - "lookup": "whole", except that a question whose answer hangs on a word (yes/no, an option letter)
+    gets its answer table written first, `<think> below yes, above no.` or `left A, above B, ...`, and
+    the decision ends on the derived word and its entry, `so below yes.`: the answer is then a copy of the
+    token that followed the same word in the table (an induction step), never a comparison of two words.
 
 Its answers can be wrong (a grounder miss, L1 instead of L2 distance); synthesis keeps only verified
 correct traces. It is labelled `world-oracle` as backend everywhere it appears, and as model (`world-oracle`,
@@ -33,7 +37,7 @@ from vgt_agent.backends.base import BackendError, Generation, Message, StreamCal
 from vgt_agent.format import parse, render_grounding
 
 NAME = "world-oracle"
-STEPS = ("whole", "digits")  # how spatial decisions are written (see the module docstring)
+STEPS = ("whole", "digits", "lookup")  # how spatial decisions are written (see the module docstring)
 
 
 def model_label(steps: str) -> str:
@@ -56,6 +60,7 @@ _KTH = re.compile(
     r"is the (?:(second|third) )?(leftmost|rightmost|topmost|bottommost) (.+?) "
     r"(?:to the (left|right) or (left|right) of|(above|below) or (above|below)) the (.+?)\?$", re.I)
 _WORD_OF = {"to the left of": "left", "to the right of": "right", "above": "above", "below": "below"}
+_OPPOSITE = {"left": "right", "right": "left", "above": "below", "below": "above"}
 _ORDER = {"leftmost": (0, False), "rightmost": (0, True), "topmost": (1, False), "bottommost": (1, True)}
 _KTH_INDEX = {None: 0, "second": 1, "third": 2}
 
@@ -199,15 +204,21 @@ def _relation_whole(q: Question, found: Found) -> str:
     return f"{text}." + _end("yes" if rel == q.word else "no")
 
 
-def _where_whole(q: Question, found: Found) -> str:
+def _where_text(found: Found) -> tuple[str, str]:
+    """The dominant direction of the first object from the second by coarse offsets, and its word."""
     a, b = found[0][0], found[1][0]
     dx, dy = _coarse(a[0], b[0]), _coarse(a[1], b[1])
     hx = "left" if a[0] < b[0] else "right"
     vy = "above" if a[1] < b[1] else "below"
     rel = hx if dx >= dy else vy
     text = (f"x: {a[0]} vs {b[0]}, {hx} by {dx}. y: {a[1]} vs {b[1]}, {vy} by {dy}. "
-            f"{max(dx, dy)} > {min(dx, dy)} so {rel}.")
-    return text + _end(_letter(q.options, rel))
+            f"{max(dx, dy)} > {min(dx, dy)} so {rel}")
+    return text, rel
+
+
+def _where_whole(q: Question, found: Found) -> str:
+    text, rel = _where_text(found)
+    return f"{text}." + _end(_letter(q.options, rel))
 
 
 def _closer_whole(q: Question, found: Found) -> str:
@@ -282,11 +293,38 @@ def _larger_digits(q: Question, found: Found) -> str:
             + _end("A" if which == "first" else "B"))
 
 
+# ---- decisions, "lookup": "whole" with the answer read off a table written at the start -----------------
+def answer_table(q: Question) -> str:
+    """`below yes, above no.` (a relation) or `left A, above B, right C, below D.` (options): each word the
+    decision can end on, followed by the answer it means, so that answering is copying (see STEPS)."""
+    if q.kind == "relation":
+        return f"{q.word} yes, {_OPPOSITE[q.word]} no."
+    if q.kind in ("where", "kth") and q.options:
+        return ", ".join(f"{word} {chr(65 + i)}" for i, word in enumerate(q.options)) + "."
+    return ""
+
+
+def _relation_lookup(q: Question, found: Found) -> str:
+    a, b = found[0][0], found[1][0]
+    axis = 0 if q.word in ("left", "right") else 1
+    text, rel = _relation_text(axis, a[axis], b[axis], "whole")
+    yes = "yes" if rel == q.word else "no"
+    return f"{text} {yes}." + _end(yes)
+
+
+def _where_lookup(q: Question, found: Found) -> str:
+    text, rel = _where_text(found)
+    letter = _letter(q.options, rel)
+    return f"{text} {letter}." + _end(letter)
+
+
 _DECIDE: dict[str, dict[str, Callable[[Question, Found], str]]] = {
     "whole": {"relation": _relation_whole, "where": _where_whole, "closer": _closer_whole,
               "larger": _larger_whole},
     "digits": {"relation": _relation_digits, "where": _where_digits, "closer": _closer_digits,
                "larger": _larger_digits},
+    "lookup": {"relation": _relation_lookup, "where": _where_lookup, "closer": _closer_whole,
+               "larger": _larger_whole},
 }
 
 
@@ -296,6 +334,8 @@ def next_chunk(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], ki
     n = len(results)
     first = n == 0
     start = "<think> " if first else ""
+    if first and steps == "lookup" and (table := answer_table(q)):
+        start += table + " "
     if q.kind == "unknown":
         return "<think> I cannot read this question. </think> \\boxed{unknown}"
     if q.kind == "kth":
@@ -355,7 +395,8 @@ def _kth(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], steps: s
     if not anchors:
         return f"{q.phrases[1]} not found." + _end("A")
     text, rel = _relation_text(1 - axis, target[1 - axis], anchors[0][1 - axis], steps)
-    return f"{text}." + _end(_letter(q.options, rel))
+    letter = _letter(q.options, rel)
+    return f"{text}{' ' + letter if steps == 'lookup' else ''}." + _end(letter)
 
 
 def _user_text(messages: Sequence[Message]) -> str:

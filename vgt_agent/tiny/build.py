@@ -39,8 +39,11 @@ SYNTAX_TOKENS = ("<think>", "</think>", "<ground>", "</ground>", "<obj>", "</obj
 
 SPACE = "▁"  # what a space becomes before splitting, as in Gemma's SentencePiece vocabulary
 
-# One pre-token per word (with its leading "▁"), per digit, per lone space, per other character.
-_SPLIT_PATTERN = r"▁?[A-Za-z]+|[0-9]|▁|\s|[^A-Za-z0-9▁\s]"
+# One pre-token per word (with its leading "▁"), per digit, per lone space, per other character. An answer
+# word (yes, no, an option letter) never takes the "▁": written in a thought and inside \boxed{} it is the
+# same token, so the policy answers by copying it, as it does digits.
+ANSWER_WORDS = ("yes", "no", *"ABCDEFGH")
+_SPLIT_PATTERN = rf"▁(?=(?:{'|'.join(ANSWER_WORDS)})\b)|▁?[A-Za-z]+|[0-9]|▁|\s|[^A-Za-z0-9▁\s]"
 
 _COLOURS = "red green blue yellow orange purple pink brown black white gray grey cyan magenta colour colours"
 _SHAPES = (
