@@ -120,6 +120,38 @@ def test_oracle_whole_steps_are_what_the_shipped_model_learned() -> None:
         WorldOracleBackend(steps="words")
 
 
+@pytest.mark.parametrize(("question", "results", "first", "tail"), [
+    ("Is the red circle to the right of the blue square?",
+     [("red circle", [(412, 300)]), ("blue square", [(460, 500)])],
+     "<think> <ground> red circle </ground>",
+     "right yes, left no. x: 412 vs 460, so left no. </think> \\boxed{no}"),
+    ("Where is the red circle relative to the blue square? Options: A. below B. above C. right D. left. "
+     "Answer with the letter.", [("red circle", [(122, 492)]), ("blue square", [(771, 173)])],
+     "<think> <ground> red circle </ground>",
+     "below A, above B, right C, left D. x: 122 vs 771, left by 65. y: 492 vs 173, below by 32. 65 > 32 so left D. </think> \\boxed{D}"),
+    ("Is the second leftmost circle above or below the blue square? Options: A. above B. below. "
+     "Answer with the letter.", [("circles", [(500, 100), (100, 900)]), ("blue square", [(771, 173)])],
+     "<think> <ground> circles </ground>",
+     "above A, below B. y: 100 vs 173, so above A. </think> \\boxed{A}"),
+])
+def test_oracle_lookup_writes_the_answer_table_before_deciding(question: str, results: list, first: str, tail: str) -> None:
+    q = read_question(question)
+    assert next_chunk(q, [], steps="lookup") == first
+    assert next_chunk(q, results, steps="lookup") == tail
+    assert WorldOracleBackend(steps="lookup").model == "world-oracle/lookup"
+
+
+def test_answer_words_are_one_token_in_a_thought_and_in_the_box() -> None:
+    """The lookup style's answer is a copy: `so left D.` and `\\boxed{D}` must end on the same token id."""
+    _, processor = build_policy()
+    tok = processor.tokenizer
+    for word in ("yes", "no", "A", "D"):
+        thought = tok(f"so left {word}.", add_special_tokens=False)["input_ids"]
+        boxed = tok(f"\\boxed{{{word}}}", add_special_tokens=False)["input_ids"]
+        assert thought[-2] == boxed[-2] == tok.convert_tokens_to_ids(word)
+    assert tok.convert_ids_to_tokens(tok("a not", add_special_tokens=False)["input_ids"])[-1] == "▁not"
+
+
 def test_shuffled_gold_grounder_gives_the_world_grounders_coordinates(world_samples) -> None:
     from vgt_agent.grounders.world import WorldGrounder
 

@@ -15,9 +15,10 @@ writes the reasoning over the returned coordinates and the answer:
     sum at a time: `x: 412 vs 460: 4 = 4, 1 < 6 so left. asked left so yes.`, per-axis offsets in hundreds,
     `same`/`other` for larger, and the k-th picked by a written keep-the-better tournament;
   - "lookup": "whole", except that a question whose answer hangs on a word (yes/no, an option letter)
-    gets its answer table written first, `<think> below yes, above no.` or `left A, above B, ...`, and
-    the decision ends on the derived word and its entry, `so below yes.`: the answer is then a copy of the
-    token that followed the same word in the table (an induction step), never a comparison of two words.
+    gets its answer table written once the objects are grounded, `below yes, above no.` or `left A, above
+    B, ...`, and the decision ends on the derived word and its entry, `so below yes.`: the answer is then a
+    copy of the token that followed the same word in the table (an induction step), never a comparison of
+    two words. (Written at the very start, the table broke the copying of the phrases to ground.)
 
 Its answers can be wrong (a grounder miss, L1 instead of L2 distance); synthesis keeps only verified
 correct traces. It is labelled `world-oracle` as backend everywhere it appears, and as model (`world-oracle`,
@@ -309,13 +310,13 @@ def _relation_lookup(q: Question, found: Found) -> str:
     axis = 0 if q.word in ("left", "right") else 1
     text, rel = _relation_text(axis, a[axis], b[axis], "whole")
     yes = "yes" if rel == q.word else "no"
-    return f"{text} {yes}." + _end(yes)
+    return f"{answer_table(q)} {text} {yes}." + _end(yes)
 
 
 def _where_lookup(q: Question, found: Found) -> str:
     text, rel = _where_text(found)
     letter = _letter(q.options, rel)
-    return f"{text} {letter}." + _end(letter)
+    return f"{answer_table(q)} {text} {letter}." + _end(letter)
 
 
 _DECIDE: dict[str, dict[str, Callable[[Question, Found], str]]] = {
@@ -334,8 +335,6 @@ def next_chunk(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], ki
     n = len(results)
     first = n == 0
     start = "<think> " if first else ""
-    if first and steps == "lookup" and (table := answer_table(q)):
-        start += table + " "
     if q.kind == "unknown":
         return "<think> I cannot read this question. </think> \\boxed{unknown}"
     if q.kind == "kth":
@@ -396,7 +395,9 @@ def _kth(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], steps: s
         return f"{q.phrases[1]} not found." + _end("A")
     text, rel = _relation_text(1 - axis, target[1 - axis], anchors[0][1 - axis], steps)
     letter = _letter(q.options, rel)
-    return f"{text}{' ' + letter if steps == 'lookup' else ''}." + _end(letter)
+    if steps == "lookup":
+        return f"{answer_table(q)} {text} {letter}." + _end(letter)
+    return f"{text}." + _end(letter)
 
 
 def _user_text(messages: Sequence[Message]) -> str:

@@ -35,7 +35,8 @@ def tiny(
     workers: int = typer.Option(None, "--workers", min=1, help="Processes for world make and synth (default: "
                                                                "the CPU count)."),
     reasoning: str = typer.Option("whole", "--reasoning", help="The teacher's spatial decisions: whole (what the "
-                                                               "shipped model learned) | digits (digit by digit)."),
+                                                               "shipped model learned) | digits (digit by digit) | "
+                                                               "lookup (the answer read off a table written first)."),
     teacher_grounder: str = typer.Option("gold-shuffled", "--teacher-grounder", help="gold-shuffled (the world "
                                          "grounder's masks from the scene graph, ~10x faster) | world."),
     seed: int = typer.Option(0, "--seed"),

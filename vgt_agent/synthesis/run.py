@@ -44,7 +44,7 @@ class PipelineSpec:
     settings: SynthSettings
     grounder: str
     sam3_checkpoint: str | None
-    teacher: str  # world-oracle | world-oracle/digits (a world-oracle's label: `ORACLE_TEACHERS`) | model
+    teacher: str  # world-oracle[/digits|/lookup] (a world-oracle's label: `ORACLE_TEACHERS`) | model
     extract: str  # scene | llm
     policy: str  # rule | vlm
     backend: str
