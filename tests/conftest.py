@@ -1,5 +1,6 @@
-"""Test-wide settings: no test may reach a model or dataset hub (the machines have no internet), and torch
-stays on one thread per process so `pytest -n 2` does not oversubscribe two cores."""
+"""Test-wide settings: no test may reach a model or dataset hub (the machines have no internet), torch
+stays on one thread per process so `pytest -n 2` does not oversubscribe two cores, and property tests have
+no per-example deadline (a shared machine must not fail them on timing: speed lives in benchmarks/)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 import pytest  # noqa: E402 - after the environment is set
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("vgt", deadline=None)
+settings.load_profile("vgt")
 
 
 @pytest.fixture
