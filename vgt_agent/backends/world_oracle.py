@@ -198,11 +198,17 @@ def _relation_text(axis: int, a: int, b: int, steps: str) -> tuple[str, str]:
     return f"{'xy'[axis]}: {a} vs {b}, so {rel}", rel
 
 
-def _relation_whole(q: Question, found: Found) -> str:
+def _relation_decision(q: Question, found: Found) -> tuple[str, str]:
+    """'x: 412 vs 600, so left' on the asked axis, and the answer (yes when that is the asked relation)."""
     a, b = found[0][0], found[1][0]
     axis = 0 if q.word in ("left", "right") else 1
     text, rel = _relation_text(axis, a[axis], b[axis], "whole")
-    return f"{text}." + _end("yes" if rel == q.word else "no")
+    return text, "yes" if rel == q.word else "no"
+
+
+def _relation_whole(q: Question, found: Found) -> str:
+    text, answer = _relation_decision(q, found)
+    return f"{text}." + _end(answer)
 
 
 def _where_text(found: Found) -> tuple[str, str]:
@@ -294,7 +300,7 @@ def _larger_digits(q: Question, found: Found) -> str:
             + _end("A" if which == "first" else "B"))
 
 
-# ---- decisions, "lookup": "whole" with the answer read off a table written at the start -----------------
+# ---- decisions, "lookup": "whole" with the answer read off a table written before deciding ---------------
 def answer_table(q: Question) -> str:
     """`below yes, above no.` (a relation) or `left A, above B, right C, below D.` (options): each word the
     decision can end on, followed by the answer it means, so that answering is copying (see STEPS)."""
@@ -305,18 +311,18 @@ def answer_table(q: Question) -> str:
     return ""
 
 
+def looked_up(q: Question, decision: str, answer: str) -> str:
+    """The table, the decision ending on its word, that word's entry, and the boxed answer."""
+    return f"{answer_table(q)} {decision} {answer}." + _end(answer)
+
+
 def _relation_lookup(q: Question, found: Found) -> str:
-    a, b = found[0][0], found[1][0]
-    axis = 0 if q.word in ("left", "right") else 1
-    text, rel = _relation_text(axis, a[axis], b[axis], "whole")
-    yes = "yes" if rel == q.word else "no"
-    return f"{answer_table(q)} {text} {yes}." + _end(yes)
+    return looked_up(q, *_relation_decision(q, found))
 
 
 def _where_lookup(q: Question, found: Found) -> str:
     text, rel = _where_text(found)
-    letter = _letter(q.options, rel)
-    return f"{answer_table(q)} {text} {letter}." + _end(letter)
+    return looked_up(q, text, _letter(q.options, rel))
 
 
 _DECIDE: dict[str, dict[str, Callable[[Question, Found], str]]] = {
@@ -395,9 +401,7 @@ def _kth(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], steps: s
         return f"{q.phrases[1]} not found." + _end("A")
     text, rel = _relation_text(1 - axis, target[1 - axis], anchors[0][1 - axis], steps)
     letter = _letter(q.options, rel)
-    if steps == "lookup":
-        return f"{answer_table(q)} {text} {letter}." + _end(letter)
-    return f"{text}." + _end(letter)
+    return looked_up(q, text, letter) if steps == "lookup" else f"{text}." + _end(letter)
 
 
 def _user_text(messages: Sequence[Message]) -> str:

@@ -36,7 +36,8 @@ def tiny(
                                                                "the CPU count)."),
     reasoning: str = typer.Option("whole", "--reasoning", help="The teacher's spatial decisions: whole (what the "
                                                                "shipped model learned) | digits (digit by digit) | "
-                                                               "lookup (the answer read off a table written first)."),
+                                                               "lookup (the answer read off a table written "
+                                                               "before deciding)."),
     teacher_grounder: str = typer.Option("gold-shuffled", "--teacher-grounder", help="gold-shuffled (the world "
                                          "grounder's masks from the scene graph, ~10x faster) | world."),
     seed: int = typer.Option(0, "--seed"),

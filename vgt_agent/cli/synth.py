@@ -69,8 +69,8 @@ def synth(
                                                         "with --via agent it plays the model in the ask agent) | "
                                                         "world-oracle/digits | world-oracle/lookup (--via agent: the "
                                                         "oracle writing each spatial decision digit by digit, or "
-                                                        "reading the answer off a table it writes first) | model "
-                                                        "(the --backend model)."),
+                                                        "reading the answer off a table it writes before "
+                                                        "deciding) | model (the --backend model)."),
     backend: str = typer.Option("openai", "--backend", help="openai (any OpenAI-compatible server) | transformers"),
     model: str = typer.Option(None, "--model", envvar="VGT_MODEL", help="Model name (openai) or local path."),
     base_url: str = typer.Option(None, "--base-url", envvar="VGT_BASE_URL", help="OpenAI-compatible server URL."),
