@@ -124,18 +124,18 @@ def test_oracle_whole_steps_are_what_the_shipped_model_learned() -> None:
     ("Is the red circle to the right of the blue square?",
      [("red circle", [(412, 300)]), ("blue square", [(460, 500)])],
      "<think> <ground> red circle </ground>",
-     "right yes, left no. x: 412 vs 460, so left no. </think> \\boxed{no}"),
+     "x: 412 vs 460, so left. right yes, left no. left no. </think> \\boxed{no}"),
     ("Where is the red circle relative to the blue square? Options: A. below B. above C. right D. left. "
      "Answer with the letter.", [("red circle", [(122, 492)]), ("blue square", [(771, 173)])],
      "<think> <ground> red circle </ground>",
-     "below A, above B, right C, left D. x: 122 vs 771, left by 65. y: 492 vs 173, below by 32. "
-     "65 > 32 so left D. </think> \\boxed{D}"),
+     "x: 122 vs 771, left by 65. y: 492 vs 173, below by 32. 65 > 32 so left. below A, above B, right C, "
+     "left D. left D. </think> \\boxed{D}"),
     ("Is the second leftmost circle above or below the blue square? Options: A. above B. below. "
      "Answer with the letter.", [("circles", [(500, 100), (100, 900)]), ("blue square", [(771, 173)])],
      "<think> <ground> circles </ground>",
-     "above A, below B. y: 100 vs 173, so above A. </think> \\boxed{A}"),
+     "y: 100 vs 173, so above. above A, below B. above A. </think> \\boxed{A}"),
 ])
-def test_oracle_lookup_writes_the_answer_table_before_deciding(question: str, results: list, first: str,
+def test_oracle_lookup_reads_the_answer_off_a_table(question: str, results: list, first: str,
                                                                tail: str) -> None:
     q = read_question(question)
     assert next_chunk(q, [], steps="lookup") == first

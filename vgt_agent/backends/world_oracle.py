@@ -15,10 +15,11 @@ writes the reasoning over the returned coordinates and the answer:
     sum at a time: `x: 412 vs 460: 4 = 4, 1 < 6 so left. asked left so yes.`, per-axis offsets in hundreds,
     `same`/`other` for larger, and the k-th picked by a written keep-the-better tournament;
   - "lookup": "whole", except that a question whose answer hangs on a word (yes/no, an option letter)
-    gets its answer table written once the objects are grounded, `below yes, above no.` or `left A, above
-    B, ...`, and the decision ends on the derived word and its entry, `so below yes.`: the answer is then a
-    copy of the token that followed the same word in the table (an induction step), never a comparison of
-    two words. (Written at the very start, the table broke the copying of the phrases to ground.)
+    gets its answer table written after the decision, `so below. below yes, above no. below yes.` or
+    `... left A, above B, ... left A.`: the answer is then a copy of the token that followed the same word
+    in the table (an induction step), never a comparison of two words. (Written at the very start, the
+    table broke the copying of the phrases to ground; written between the tool replies and the decision,
+    the copying of the coordinates: see docs/vgt-tiny.md.)
 
 Its answers can be wrong (a grounder miss, L1 instead of L2 distance); synthesis keeps only verified
 correct traces. It is labelled `world-oracle` as backend everywhere it appears, and as model (`world-oracle`,
@@ -199,16 +200,19 @@ def _relation_text(axis: int, a: int, b: int, steps: str) -> tuple[str, str]:
 
 
 def _relation_decision(q: Question, found: Found) -> tuple[str, str]:
-    """'x: 412 vs 600, so left' on the asked axis, and the answer (yes when that is the asked relation)."""
+    """'x: 412 vs 600, so left' on the asked axis, and the relation word found."""
     a, b = found[0][0], found[1][0]
     axis = 0 if q.word in ("left", "right") else 1
-    text, rel = _relation_text(axis, a[axis], b[axis], "whole")
-    return text, "yes" if rel == q.word else "no"
+    return _relation_text(axis, a[axis], b[axis], "whole")
+
+
+def _yes(q: Question, rel: str) -> str:
+    return "yes" if rel == q.word else "no"
 
 
 def _relation_whole(q: Question, found: Found) -> str:
-    text, answer = _relation_decision(q, found)
-    return f"{text}." + _end(answer)
+    text, rel = _relation_decision(q, found)
+    return f"{text}." + _end(_yes(q, rel))
 
 
 def _where_text(found: Found) -> tuple[str, str]:
@@ -300,7 +304,7 @@ def _larger_digits(q: Question, found: Found) -> str:
             + _end("A" if which == "first" else "B"))
 
 
-# ---- decisions, "lookup": "whole" with the answer read off a table written before deciding ---------------
+# ---- decisions, "lookup": "whole" with the answer read off a table written after deciding ----------------
 def answer_table(q: Question) -> str:
     """`below yes, above no.` (a relation) or `left A, above B, right C, below D.` (options): each word the
     decision can end on, followed by the answer it means, so that answering is copying (see STEPS)."""
@@ -311,18 +315,19 @@ def answer_table(q: Question) -> str:
     return ""
 
 
-def looked_up(q: Question, decision: str, answer: str) -> str:
-    """The table, the decision ending on its word, that word's entry, and the boxed answer."""
-    return f"{answer_table(q)} {decision} {answer}." + _end(answer)
+def looked_up(q: Question, decision: str, word: str, answer: str) -> str:
+    """The decision ending on its word, the table, that word again with its entry, and the boxed answer."""
+    return f"{decision}. {answer_table(q)} {word} {answer}." + _end(answer)
 
 
 def _relation_lookup(q: Question, found: Found) -> str:
-    return looked_up(q, *_relation_decision(q, found))
+    text, rel = _relation_decision(q, found)
+    return looked_up(q, text, rel, _yes(q, rel))
 
 
 def _where_lookup(q: Question, found: Found) -> str:
     text, rel = _where_text(found)
-    return looked_up(q, text, _letter(q.options, rel))
+    return looked_up(q, text, rel, _letter(q.options, rel))
 
 
 _DECIDE: dict[str, dict[str, Callable[[Question, Found], str]]] = {
@@ -401,7 +406,7 @@ def _kth(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], steps: s
         return f"{q.phrases[1]} not found." + _end("A")
     text, rel = _relation_text(1 - axis, target[1 - axis], anchors[0][1 - axis], steps)
     letter = _letter(q.options, rel)
-    return looked_up(q, text, letter) if steps == "lookup" else f"{text}." + _end(letter)
+    return looked_up(q, text, rel, letter) if steps == "lookup" else f"{text}." + _end(letter)
 
 
 def _user_text(messages: Sequence[Message]) -> str:
