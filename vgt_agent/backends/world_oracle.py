@@ -199,11 +199,11 @@ def _relation_text(axis: int, a: int, b: int, steps: str) -> tuple[str, str]:
     return f"{'xy'[axis]}: {a} vs {b}, so {rel}", rel
 
 
-def _relation_decision(q: Question, found: Found) -> tuple[str, str]:
-    """'x: 412 vs 600, so left' on the asked axis, and the relation word found."""
+def _relation_decision(q: Question, found: Found, steps: str = "whole") -> tuple[str, str]:
+    """'x: 412 vs 600, so left' on the asked axis (written in the style `steps`), and the relation word found."""
     a, b = found[0][0], found[1][0]
     axis = 0 if q.word in ("left", "right") else 1
-    return _relation_text(axis, a[axis], b[axis], "whole")
+    return _relation_text(axis, a[axis], b[axis], steps)
 
 
 def _yes(q: Question, rel: str) -> str:
@@ -258,10 +258,8 @@ def list_sorted(members: list[Point], axis: int, reverse: bool, k: int) -> tuple
 
 # ---- decisions, "digits": every decision one digit pair or one single-digit sum at a time --------------
 def _relation_digits(q: Question, found: Found) -> str:
-    a, b = found[0][0], found[1][0]
-    axis = 0 if q.word in ("left", "right") else 1
-    text, rel = _relation_steps(axis, a[axis], b[axis])
-    yes = "yes" if rel == q.word else "no"
+    text, rel = _relation_decision(q, found, "digits")
+    yes = _yes(q, rel)
     return f"{text}. asked {q.word} so {yes}." + _end(yes)
 
 
