@@ -27,7 +27,8 @@ def test_smoke_repro_runs_every_stage_through_the_pipeline(tmp_path: Path, share
     prefixes = shared_prefix_calls
     work, out = tmp_path / "work", tmp_path / "out"
     result = runner.invoke(app, ["repro", "tiny", "--out", str(out), "--work-dir", str(work), "--train-samples", "12",
-                                 "--eval-samples", "2", "--steps", "3", "--steps2", "2", "--rl-steps", "1",
+                                 "--eval-samples", "2", "--warmup-steps", "3", "--steps", "3", "--steps2", "2",
+                                 "--rl-steps", "1",
                                  "--rl-prompts", "1", "--rl-generations", "2", "--reasoning", "digits",
                                  "--teacher-grounder", "gold-shuffled", "--workers", "1", "--threads", "1"])
     assert result.exit_code == 0, result.output + result.stderr
@@ -36,7 +37,8 @@ def test_smoke_repro_runs_every_stage_through_the_pipeline(tmp_path: Path, share
     with TraceStore.open(db, create=False, readonly=True) as store:
         runs = {r["kind"]: [x for x in store.runs() if x["kind"] == r["kind"]] for r in store.runs()}
         eval_traces = list(store.traces(run=report["eval"]["run_id"]))
-    assert {k: len(v) for k, v in runs.items()} == {"repro": 1, "synth": 1, "sft": 2, "rl": 1, "eval": 1}
+    assert {k: len(v) for k, v in runs.items()} == {"repro": 1, "synth": 1, "warmup": 1, "sft": 2,
+                                                      "rl": 1, "eval": 1}
     assert all(r["status"] == "done" for rs in runs.values() for r in rs)
 
     # synth: the digits-style world-oracle plays the policy in the ask agent, gold masks shuffled
@@ -61,7 +63,11 @@ def test_smoke_repro_runs_every_stage_through_the_pipeline(tmp_path: Path, share
         assert run["command"].startswith("vgt train sft --model ") and "--variant agent" in run["command"]
         config = Path(run["command"].split("--config ")[1].split()[0])
         assert yaml.safe_load(config.read_text())["learning_rate"] == lr
-    assert Path(first["model"]).resolve() == (work / "models" / "init").resolve()
+    # the copy warm-up ran on the fresh policy before SFT (tiny/warmup.py), and SFT started from it
+    (warm,) = runs["warmup"]
+    assert warm["metrics"]["steps"] == report["warmup"]["steps"] == 3 and warm["config"]["max_steps"] == 3
+    assert (work / "models" / "init" / "model.safetensors").exists()
+    assert Path(first["model"]).resolve() == (work / "models" / "warm").resolve()
     assert Path(second["model"]).resolve() == Path(first["config"]["output_dir"])
     assert len(prefixes) == 3 + 2 and min(prefixes) > 100  # every SFT step ran the system prompt once
 
@@ -88,7 +94,8 @@ def test_smoke_repro_runs_every_stage_through_the_pipeline(tmp_path: Path, share
     assert report["model"] == "vgt-tiny" and report["params"] > 1_000_000 and report["train_samples"] == 12
     assert [p["result"]["run_id"] for p in report["sft"]] == [first["id"], second["id"]]
     assert report["rl"]["run_id"] == rl["id"] and "| world-tally | 2 |" in report["markdown"]
-    assert set(report["stage_seconds"]) == {"world make", "synth", "init", "SFT pass 1", "SFT pass 2", "RL", "eval"}
+    assert set(report["stage_seconds"]) == {"world make", "synth", "init", "copy warm-up", "SFT pass 1",
+                                            "SFT pass 2", "RL", "eval"}
     (repro,) = runs["repro"]
     assert repro["name"] == "vgt-tiny" and repro["metrics"]["eval"]["run_id"] == ev["id"]
     assert sorted(p.name for p in (work / "logs").iterdir()) == sorted(

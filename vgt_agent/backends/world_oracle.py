@@ -191,7 +191,7 @@ def _end(answer: str) -> str:
 Found = list[list[Point]]
 
 
-def _relation_text(axis: int, a: int, b: int, steps: str) -> tuple[str, str]:
+def relation_text(axis: int, a: int, b: int, steps: str) -> tuple[str, str]:
     """a's relation to b on one axis, written in the style `steps`, and the relation word."""
     if steps == "digits":
         return _relation_steps(axis, a, b)
@@ -203,7 +203,7 @@ def _relation_decision(q: Question, found: Found, steps: str = "whole") -> tuple
     """'x: 412 vs 600, so left' on the asked axis (written in the style `steps`), and the relation word found."""
     a, b = found[0][0], found[1][0]
     axis = 0 if q.word in ("left", "right") else 1
-    return _relation_text(axis, a[axis], b[axis], steps)
+    return relation_text(axis, a[axis], b[axis], steps)
 
 
 def _yes(q: Question, rel: str) -> str:
@@ -338,6 +338,12 @@ _DECIDE: dict[str, dict[str, Callable[[Question, Found], str]]] = {
 }
 
 
+def count_listing(phrase: str, kind: str, coords: Sequence[Sequence[int]]) -> str:
+    """A count as the teacher writes it: each instance copied from the tool reply, numbered, then the total."""
+    listed = " ".join(f"{i} {render_grounding(phrase, kind, [c])}" for i, c in enumerate(coords, 1))
+    return (listed + " " if listed else "") + f"total {len(coords)}"
+
+
 def next_chunk(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], kind: str = "point",
                steps: str = "whole") -> str:
     """The oracle's next turn: a ground request, or the reasoning and the answer (`steps`: see STEPS)."""
@@ -353,8 +359,7 @@ def next_chunk(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], ki
     found = [[centre(c) for c in coords] for _, coords in results]
     if q.kind == "count":
         phrase, coords = results[0]
-        listed = " ".join(f"{i} {render_grounding(phrase, kind, [c])}" for i, c in enumerate(coords, 1))
-        return (listed + " " if listed else "") + f"total {len(coords)}" + _end(str(len(coords)))
+        return count_listing(phrase, kind, coords) + _end(str(len(coords)))
     missing = [q.phrases[i] for i, f in enumerate(found) if not f]
     if missing:
         return f"{missing[0]} not found." + _end("no" if q.kind == "relation" else "A")
@@ -402,7 +407,7 @@ def _kth(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], steps: s
     anchors = [centre(c) for c in results[1][1]]
     if not anchors:
         return f"{q.phrases[1]} not found." + _end("A")
-    text, rel = _relation_text(1 - axis, target[1 - axis], anchors[0][1 - axis], steps)
+    text, rel = relation_text(1 - axis, target[1 - axis], anchors[0][1 - axis], steps)
     letter = _letter(q.options, rel)
     return looked_up(q, text, rel, letter) if steps == "lookup" else f"{text}." + _end(letter)
 

@@ -9,6 +9,7 @@ import typer
 
 from vgt_agent.cli.common import console, usage_error, work_failed
 from vgt_agent.tiny.recipe import SFT_MINUTES, SFT_PASS1, SFT_PASS2
+from vgt_agent.tiny.warmup import WarmupConfig
 
 app = typer.Typer(help="Reproduce shipped artefacts from scratch.", no_args_is_help=True)
 
@@ -20,6 +21,9 @@ def tiny(
                                                                            "intermediate models and configs."),
     train_samples: int = typer.Option(3400, "--train-samples", min=10, help="world-train samples for the teacher."),
     eval_samples: int = typer.Option(100, "--eval-samples", min=1, help="Questions per benchmark split."),
+    warmup_steps: int = typer.Option(WarmupConfig.max_steps, "--warmup-steps", min=0, help="Most steps of the "
+                                     "copy warm-up before SFT (tiny/warmup.py; it stops once copying forms; "
+                                     "0: SFT from random init)."),
     steps: int = typer.Option(SFT_PASS1["max_steps"], "--steps", min=1, help="Most SFT steps of pass 1 (batch 16)."),
     minutes: float = typer.Option(SFT_MINUTES[0], "--train-minutes", min=0.01, help="Pass-1 wall-time budget; the "
                                   "steps (and the cosine schedule) shrink to fit it after 50 measured steps."),
@@ -64,6 +68,7 @@ def tiny(
     cfg = ReproConfig(work_dir=work_dir, out_dir=out, train_samples=train_samples, eval_samples=eval_samples,
                       sft=tuple(passes), rl=RLStage(rl_steps, rl_prompts, rl_generations, rl_lr), seed=seed,
                       steps=reasoning, teacher_grounder=teacher_grounder,
+                      warmup=WarmupConfig(max_steps=warmup_steps, seed=seed) if warmup_steps else None,
                       **({"workers": workers} if workers else {}))
     try:
         run(cfg, console)

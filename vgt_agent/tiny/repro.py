@@ -5,10 +5,12 @@ with the equivalent command line (`vgt traces runs` shows how to redo any stage 
 1. `vgt world make`: world-train (n samples) and the six held-out benchmark splits, under `data/`;
 2. `vgt synth --via agent --teacher world-oracle[/digits] --grounder world|gold-shuffled`: the world-oracle
    plays the policy in the ask graph on every world-train sample; verified correct traces are kept;
-3. `vgt train sft --variant agent`: a fresh random vgt-tiny (`models/init`) learns the kept traces turn by
-   turn (`recipe.SFT_PASS1` in its wall-time budget), then pass 2 (`SFT_PASS2`) from pass 1's weights;
-4. `vgt train rl --variant agent` when `rl.steps` > 0: GRPO over ask-loop rollouts on world-train prompts;
-5. `vgt eval --agent`: the trained policy through the ask graph + WorldGrounder, greedy, per benchmark split.
+3. a fresh random vgt-tiny (`models/init`) is warmed up on a synthetic copy task (`tiny/warmup.py`, its
+   pretraining: the induction heads that copy points), into `models/warm` (logged as a `warmup` run);
+4. `vgt train sft --variant agent`: it learns the kept traces turn by turn (`recipe.SFT_PASS1` in its
+   wall-time budget), then pass 2 (`SFT_PASS2`) from pass 1's weights;
+5. `vgt train rl --variant agent` when `rl.steps` > 0: GRPO over ask-loop rollouts on world-train prompts;
+6. `vgt eval --agent`: the trained policy through the ask graph + WorldGrounder, greedy, per benchmark split.
 The last training stage writes the model to `out_dir`, where the report JSON goes too; the whole run is
 one `repro` run in the store.
 """
@@ -36,6 +38,7 @@ from vgt_agent.tiny.agent_runs import BENCHMARKS, ensure_split
 from vgt_agent.tiny.evaluate import markdown, scores, summary, table
 from vgt_agent.tiny.recipe import ARCH, NAME, SFT_MINUTES, SFT_PASS1, SFT_PASS2, build_policy, save_policy
 from vgt_agent.tiny.stage_view import StageProgress
+from vgt_agent.tiny.warmup import WarmupConfig
 from vgt_agent.training.progress import LoggedRun, StepLogger
 
 SYNTH_LIMITS = AskLimits(max_turns=8, max_tool_calls=8, max_tokens=1024, temperature=0.0)  # `vgt synth` defaults
@@ -71,6 +74,7 @@ class ReproConfig:
     eval_samples: int = 100
     sft: tuple[SFTPass, ...] = (SFTPass(SFT_PASS1, SFT_MINUTES[0]), SFTPass(SFT_PASS2, SFT_MINUTES[1]))
     rl: RLStage = field(default_factory=RLStage)
+    warmup: WarmupConfig | None = field(default_factory=WarmupConfig)  # None: SFT from random init
     steps: str = "whole"  # the teacher's decision style (backends/world_oracle.py STEPS)
     teacher_grounder: str = "gold-shuffled"  # or "world" (the same masks found in the pixels, ~10x slower)
     seed: int = 0
@@ -98,6 +102,12 @@ def run(cfg: ReproConfig, console: Console | None = None) -> dict[str, Any]:
             model_dir = save_policy(model, processor, work / "models" / "init")
         params = sum(p.numel() for p in model.parameters())
         console.print(f"policy: {NAME}, {params / 1e6:.2f} M parameters (random init in {model_dir})")
+        warm = None
+        if cfg.warmup:
+            warm = warm_up_policy(cfg.warmup, store, model, processor, work / "models" / "warm", stages)
+            model_dir = work / "models" / "warm"
+            console.print(f"warm-up: {warm['steps']} steps, held-out copying {warm['copy_accuracy']:.0%}, "
+                          f"comparing {warm['compare_accuracy']:.0%}")
         outputs = [work / "models" / f"sft{i + 1}" for i in range(len(cfg.sft))]
         outputs += [work / "models" / "rl"] if cfg.rl.steps else []
         outputs[-1] = cfg.out_dir  # the last training stage writes the result
@@ -118,7 +128,7 @@ def run(cfg: ReproConfig, console: Console | None = None) -> dict[str, Any]:
             "model": NAME, "params": params, "size_bytes": size, "arch": ARCH, "train_samples": cfg.train_samples,
             "teacher": {"model": model_label(cfg.steps), "grounder": cfg.teacher_grounder, "run": synth["run"],
                         "kept": synth["run_totals"]["kept"]},
-            "sft": trained, "rl": rl, "eval": {"run_id": run_id, "label": label},
+            "warmup": warm, "sft": trained, "rl": rl, "eval": {"run_id": run_id, "label": label},
             "eval_samples": cfg.eval_samples, "scores": {s.split: s.accuracy for s in split_scores},
             "summary": summary(split_scores), "markdown": markdown(split_scores),
             "stage_seconds": stages.seconds, "seconds": time.perf_counter() - started,
@@ -165,6 +175,21 @@ def synthesize(cfg: ReproConfig, store: TraceStore, train_dir: Path, stages: Sta
     if summary_["status"] != "done":
         raise RuntimeError(f"synth {summary_['status']}: {summary_['message']}")
     return summary_
+
+
+def warm_up_policy(wcfg: WarmupConfig, store: TraceStore, model: Any, processor: Any, out: Path,
+                   stages: StageProgress) -> dict[str, Any]:
+    """The copy warm-up (`tiny/warmup.py`) of the fresh policy, saved to `out`: its metrics."""
+    from vgt_agent.tiny.vocab import world_vocabulary
+    from vgt_agent.tiny.warmup import warm_up
+
+    words = [w for w in world_vocabulary() if w.isalpha()]
+    with stages.stage("copy warm-up") as bar, \
+            LoggedRun(store, "warmup", name=f"{NAME} copy warm-up", config=asdict(wcfg)) as logged:
+        logged.metrics.update(warm_up(model, processor.tokenizer, words, wcfg,
+                                      report=bar("copy warm-up", wcfg.max_steps)))
+        save_policy(model, processor, out)
+    return logged.metrics
 
 
 def train_pass(cfg: ReproConfig, store: TraceStore, i: int, sft_pass: SFTPass, model_dir: Path, out: Path,
