@@ -63,7 +63,7 @@ def test_smoke_repro_runs_every_stage_through_the_pipeline(tmp_path: Path, share
         assert run["command"].startswith("vgt train sft --model ") and "--variant agent" in run["command"]
         config = Path(run["command"].split("--config ")[1].split()[0])
         assert yaml.safe_load(config.read_text())["learning_rate"] == lr
-    # the copy warm-up ran on the fresh policy before SFT (tiny/warmup.py), and SFT started from it
+    # the warm-up ran on the fresh policy before SFT (tiny/warmup.py), and SFT started from it
     (warm,) = runs["warmup"]
     assert warm["metrics"]["steps"] == report["warmup"]["steps"] == 3 and warm["config"]["max_steps"] == 3
     assert (work / "models" / "init" / "model.safetensors").exists()
@@ -94,7 +94,7 @@ def test_smoke_repro_runs_every_stage_through_the_pipeline(tmp_path: Path, share
     assert report["model"] == "vgt-tiny" and report["params"] > 1_000_000 and report["train_samples"] == 12
     assert [p["result"]["run_id"] for p in report["sft"]] == [first["id"], second["id"]]
     assert report["rl"]["run_id"] == rl["id"] and "| world-tally | 2 |" in report["markdown"]
-    assert set(report["stage_seconds"]) == {"world make", "synth", "init", "copy warm-up", "SFT pass 1",
+    assert set(report["stage_seconds"]) == {"world make", "synth", "init", "warm-up", "SFT pass 1",
                                             "SFT pass 2", "RL", "eval"}
     (repro,) = runs["repro"]
     assert repro["name"] == "vgt-tiny" and repro["metrics"]["eval"]["run_id"] == ev["id"]

@@ -18,6 +18,7 @@ from vgt_agent.tiny.warmup import (
     encode,
     example,
     next_token_accuracy,
+    short_copy_example,
     warm_up,
 )
 
@@ -33,6 +34,12 @@ def test_a_copy_example_lists_the_replys_points_in_order() -> None:
         assert [g.coords[0] for g in listed] == list(reply.coords) and 1 <= len(listed) <= 12
         assert {g.phrase for g in listed} == {reply.phrase} and target.endswith(f"total {len(listed)}")
         assert 60 <= len(context.split("<obj>")[0].split()) <= 120
+
+
+def test_stage_one_copies_short_lists_only() -> None:
+    rng = random.Random(7)
+    sizes = {len(read_groundings(short_copy_example(rng, WORDS, WarmupConfig())[1])) for _ in range(60)}
+    assert sizes == {1, 2, 3, 4, 5}
 
 
 def test_a_compare_example_decides_on_the_asked_axis() -> None:
@@ -77,7 +84,7 @@ def test_warm_up_trains_the_policy_in_place_and_reports() -> None:
     metrics = warm_up(model, tok, WORDS, cfg, report=lambda step, total, info: seen.append((step, total)))
     assert metrics["steps"] == 40 and seen[-1] == (40, 40) and len(seen) == 40
     assert model(**held).loss.item() < before / 2 and 0.0 <= metrics["copy_accuracy"] <= 1.0
-    assert 0.0 <= metrics["compare_accuracy"] <= 1.0
+    assert 0.0 <= metrics["compare_accuracy"] <= 1.0 and metrics["stage_2_from"] is None  # copying not formed yet
     assert 0.0 <= next_token_accuracy(model, held, tok.convert_tokens_to_ids("[")) <= 1.0
 
 

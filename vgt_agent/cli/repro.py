@@ -22,8 +22,8 @@ def tiny(
     train_samples: int = typer.Option(3400, "--train-samples", min=10, help="world-train samples for the teacher."),
     eval_samples: int = typer.Option(100, "--eval-samples", min=1, help="Questions per benchmark split."),
     warmup_steps: int = typer.Option(WarmupConfig.max_steps, "--warmup-steps", min=0, help="Most steps of the "
-                                     "copy warm-up before SFT (tiny/warmup.py; it stops once copying forms; "
-                                     "0: SFT from random init)."),
+                                     "warm-up before SFT (tiny/warmup.py: copying and comparing coordinates; it "
+                                     "stops once both are learned; 0: SFT from random init)."),
     steps: int = typer.Option(SFT_PASS1["max_steps"], "--steps", min=1, help="Most SFT steps of pass 1 (batch 16)."),
     minutes: float = typer.Option(SFT_MINUTES[0], "--train-minutes", min=0.01, help="Pass-1 wall-time budget; the "
                                   "steps (and the cosine schedule) shrink to fit it after 50 measured steps."),

@@ -7,9 +7,12 @@ CPU cores in about half an hour.
 
 The SFT passes are `vgt train sft --variant agent` configs (SFTConfig fields, what `--config` YAML holds):
 AdamW (0.9, 0.98), warmup then cosine to a floor, weight decay 0.01, clip 1.0, batches of 16 sequences of
-similar length. Pass 2, from pass 1's weights at a lower, flatter learning rate, is where the shipped model
-learned to copy coordinates. (transformers decays every weight but biases and norms, embeddings too; vgt-tiny's
-first plain loop spared the embeddings: summed over both passes that decay is ~3% of their norm.)
+similar length. Pass 2 continues from pass 1's weights at a lower, flatter learning rate. The shipped
+model's pass-2 loss fell to 0.22 on its 3,360 traces (~19 passes over them), yet on held-out counting traces
+it predicts the first digit of a copied point right only 27-33% of the time, teacher-forced: that drop was
+memorised coordinates, not copying; `tiny/warmup.py` is what makes copying form. (transformers decays every
+weight but biases and norms, embeddings too; vgt-tiny's first plain loop spared the embeddings: summed over
+both passes that decay is ~3% of their norm.)
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ with the equivalent command line (`vgt traces runs` shows how to redo any stage 
 1. `vgt world make`: world-train (n samples) and the six held-out benchmark splits, under `data/`;
 2. `vgt synth --via agent --teacher world-oracle[/digits] --grounder world|gold-shuffled`: the world-oracle
    plays the policy in the ask graph on every world-train sample; verified correct traces are kept;
-3. a fresh random vgt-tiny (`models/init`) is warmed up on a synthetic copy task (`tiny/warmup.py`, its
-   pretraining: the induction heads that copy points), into `models/warm` (logged as a `warmup` run);
+3. a fresh random vgt-tiny (`models/init`) is warmed up on copying and comparing random coordinates
+   (`tiny/warmup.py`, its pretraining), into `models/warm` (logged as a `warmup` run);
 4. `vgt train sft --variant agent`: it learns the kept traces turn by turn (`recipe.SFT_PASS1` in its
    wall-time budget), then pass 2 (`SFT_PASS2`) from pass 1's weights;
 5. `vgt train rl --variant agent` when `rl.steps` > 0: GRPO over ask-loop rollouts on world-train prompts;
@@ -179,15 +179,15 @@ def synthesize(cfg: ReproConfig, store: TraceStore, train_dir: Path, stages: Sta
 
 def warm_up_policy(wcfg: WarmupConfig, store: TraceStore, model: Any, processor: Any, out: Path,
                    stages: StageProgress) -> dict[str, Any]:
-    """The copy warm-up (`tiny/warmup.py`) of the fresh policy, saved to `out`: its metrics."""
+    """The warm-up (`tiny/warmup.py`: copying and comparing coordinates) of the fresh policy, saved to `out`."""
     from vgt_agent.tiny.vocab import world_vocabulary
     from vgt_agent.tiny.warmup import warm_up
 
     words = [w for w in world_vocabulary() if w.isalpha()]
-    with stages.stage("copy warm-up") as bar, \
-            LoggedRun(store, "warmup", name=f"{NAME} copy warm-up", config=asdict(wcfg)) as logged:
+    with stages.stage("warm-up") as bar, \
+            LoggedRun(store, "warmup", name=f"{NAME} warm-up", config=asdict(wcfg)) as logged:
         logged.metrics.update(warm_up(model, processor.tokenizer, words, wcfg,
-                                      report=bar("copy warm-up", wcfg.max_steps)))
+                                      report=bar("warm-up", wcfg.max_steps)))
         save_policy(model, processor, out)
     return logged.metrics
 

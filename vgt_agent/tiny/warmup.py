@@ -14,8 +14,10 @@ Two kinds of example, random words as filler (about the agent system prompt's le
   the target is the world-oracle's own count listing of it (`count_listing`);
 - compare: a relation word, then two one-point replies; the target is the oracle's decision on that word's
   axis (`relation_text`: `y: 52 vs 343, so above.`).
-Only targets are trained. The loop stops once fixed held-out batches of both kinds are `target` right (the
-first digit after `[` of each copied point; the word after `so`), checked every `check_every` steps, or at
+Only targets are trained. Stage 1 copies lists of at most `short_points` (5) until copying forms (mixing in long lists
+and comparisons from the start, copying had not formed after 2,000 steps); stage 2 mixes comparisons with
+lists of 1-12 points. The loop stops once fixed held-out batches of each kind are `target` right (the first
+digit after `[` of each copied point; the word after `so`), checked every `check_every` steps, or at
 `max_steps`.
 """
 
@@ -24,7 +26,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from vgt_agent.backends.world_oracle import count_listing, relation_text
@@ -47,7 +49,8 @@ class WarmupConfig:
     target: float = 0.95  # held-out copy and comparison accuracy that ends the warm-up
     held_out: int = 64  # examples of each kind
     max_points: int = 12
-    compare_share: float = 0.5
+    short_points: int = 5  # stage 1: copy lists of at most this many points until copying forms
+    compare_share: float = 0.5  # stage 2: this share of comparisons, copies of 1..max_points
     filler_words: tuple[int, int] = (60, 120)  # about the length of the agent's system prompt
     seed: int = 0
 
@@ -78,8 +81,13 @@ def compare_example(rng: random.Random, words: Sequence[str], cfg: WarmupConfig)
     return f"{_filler(rng, words, cfg)} {word} {replies} ", relation_text(axis, a[axis], b[axis], "whole")[0] + "."
 
 
+def short_copy_example(rng: random.Random, words: Sequence[str], cfg: WarmupConfig) -> tuple[str, str]:
+    """A copy example of at most `short_points` points (stage 1)."""
+    return copy_example(rng, words, replace(cfg, max_points=cfg.short_points))
+
+
 def example(rng: random.Random, words: Sequence[str], cfg: WarmupConfig) -> tuple[str, str]:
-    """A compare example with probability `compare_share`, else a copy example."""
+    """A stage-2 example: a comparison with probability `compare_share`, else a copy of 1..max_points."""
     return (compare_example if rng.random() < cfg.compare_share else copy_example)(rng, words, cfg)
 
 
@@ -127,16 +135,18 @@ def warm_up(model: Any, tokenizer: Any, words: Sequence[str], cfg: WarmupConfig 
 
     rng = random.Random(cfg.seed)
     checks = {name: (encode(tokenizer, [make(rng, words, cfg) for _ in range(cfg.held_out)]), after)
-              for name, make, after in (("copy", copy_example, "["), ("compare", compare_example, "▁so"))}
-    accuracy = {name: 0.0 for name in checks}
+              for name, make, after in (("short copy", short_copy_example, "["), ("copy", copy_example, "["),
+                                        ("compare", compare_example, "▁so"))}
+    accuracy = dict.fromkeys(checks, 0.0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
-    started, step, loss = time.perf_counter(), 0, float("nan")
+    started, step, loss, stage_2_from = time.perf_counter(), 0, float("nan"), None
     model.train()
     while step < cfg.max_steps and min(accuracy.values()) < cfg.target:
         step += 1
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * min(1.0, step / cfg.warmup_steps)
-        out = model(**encode(tokenizer, [example(rng, words, cfg) for _ in range(cfg.batch)]))
+        make = short_copy_example if stage_2_from is None else example
+        out = model(**encode(tokenizer, [make(rng, words, cfg) for _ in range(cfg.batch)]))
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -147,9 +157,11 @@ def warm_up(model: Any, tokenizer: Any, words: Sequence[str], cfg: WarmupConfig 
             accuracy = {name: next_token_accuracy(model, batch, tokenizer.convert_tokens_to_ids(after))
                         for name, (batch, after) in checks.items()}
             model.train()
+            if stage_2_from is None and accuracy["short copy"] >= cfg.target:
+                stage_2_from = step
         if report:
-            report(step, cfg.max_steps, f"loss {loss:.3f} · copy {accuracy['copy']:.0%} · "
-                                        f"compare {accuracy['compare']:.0%}")
+            report(step, cfg.max_steps, f"loss {loss:.3f} · " + " · ".join(f"{k} {v:.0%}" for k, v in accuracy.items()))
     model.eval()
-    return {"steps": step, "loss": loss, "copy_accuracy": accuracy["copy"],
-            "compare_accuracy": accuracy["compare"], "seconds": time.perf_counter() - started}
+    return {"steps": step, "stage_2_from": stage_2_from, "loss": loss, "short_copy_accuracy": accuracy["short copy"],
+            "copy_accuracy": accuracy["copy"], "compare_accuracy": accuracy["compare"],
+            "seconds": time.perf_counter() - started}
