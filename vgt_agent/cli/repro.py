@@ -19,7 +19,7 @@ def tiny(
     out: Path = typer.Option(Path("vgt-tiny-repro"), "--out", help="Where the trained model goes."),
     work_dir: Path = typer.Option(Path("vgt-tiny-work"), "--work-dir", help="World splits, the trace store, "
                                                                            "intermediate models and configs."),
-    train_samples: int = typer.Option(3400, "--train-samples", min=10, help="world-train samples for the teacher."),
+    train_samples: int = typer.Option(12000, "--train-samples", min=10, help="world-train samples for the teacher."),
     eval_samples: int = typer.Option(100, "--eval-samples", min=1, help="Questions per benchmark split."),
     warmup_steps: int = typer.Option(WarmupConfig.max_steps, "--warmup-steps", min=0, help="Most steps of the "
                                      "warm-up before SFT (tiny/warmup.py: copying and comparing coordinates; it "
@@ -38,10 +38,10 @@ def tiny(
     threads: int = typer.Option(None, "--threads", min=1, help="torch threads (default: torch's choice)."),
     workers: int = typer.Option(None, "--workers", min=1, help="Processes for world make and synth (default: "
                                                                "the CPU count)."),
-    reasoning: str = typer.Option("whole", "--reasoning", help="The teacher's spatial decisions: whole (what the "
-                                                               "shipped model learned) | digits (digit by digit) | "
-                                                               "lookup (the answer read off a table written "
-                                                               "before deciding)."),
+    reasoning: str = typer.Option("lookup", "--reasoning", help="The teacher's spatial decisions: whole (the "
+                                                               "first shipped model's) | digits (digit by digit) | "
+                                                               "lookup (the answer read off a table after the "
+                                                               "decision: what the shipped model learned)."),
     teacher_grounder: str = typer.Option("gold-shuffled", "--teacher-grounder", help="gold-shuffled (the world "
                                          "grounder's masks from the scene graph, ~10x faster) | world."),
     seed: int = typer.Option(0, "--seed"),

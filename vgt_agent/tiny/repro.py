@@ -70,12 +70,12 @@ class RLStage:
 class ReproConfig:
     work_dir: Path
     out_dir: Path
-    train_samples: int = 3400
+    train_samples: int = 12000
     eval_samples: int = 100
     sft: tuple[SFTPass, ...] = (SFTPass(SFT_PASS1, SFT_MINUTES[0]), SFTPass(SFT_PASS2, SFT_MINUTES[1]))
     rl: RLStage = field(default_factory=RLStage)
     warmup: WarmupConfig | None = field(default_factory=WarmupConfig)  # None: SFT from random init
-    steps: str = "whole"  # the teacher's decision style (backends/world_oracle.py STEPS)
+    steps: str = "lookup"  # the teacher's decision style (backends/world_oracle.py STEPS)
     teacher_grounder: str = "gold-shuffled"  # or "world" (the same masks found in the pixels, ~10x slower)
     seed: int = 0
     workers: int = max(1, os.cpu_count() or 1)  # processes for world make and synth

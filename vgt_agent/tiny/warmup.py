@@ -40,7 +40,7 @@ Report = Callable[[int, int, str], None]  # (step, max_steps, info), as StepLogg
 
 @dataclass(frozen=True)
 class WarmupConfig:
-    max_steps: int = 2000
+    max_steps: int = 2300
     batch: int = 16
     lr: float = 2e-3
     warmup_steps: int = 60
