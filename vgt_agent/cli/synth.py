@@ -69,7 +69,7 @@ def synth(
                                                         "with --via agent it plays the model in the ask agent) | "
                                                         "world-oracle/digits | world-oracle/lookup (--via agent: the "
                                                         "oracle writing each spatial decision digit by digit, or "
-                                                        "reading the answer off a table it writes before "
+                                                        "reading the answer off a table it writes after "
                                                         "deciding) | model (the --backend model)."),
     backend: str = typer.Option("openai", "--backend", help="openai (any OpenAI-compatible server) | transformers"),
     model: str = typer.Option(None, "--model", envvar="VGT_MODEL", help="Model name (openai) or local path."),

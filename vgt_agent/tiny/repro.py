@@ -104,8 +104,8 @@ def run(cfg: ReproConfig, console: Console | None = None) -> dict[str, Any]:
         console.print(f"policy: {NAME}, {params / 1e6:.2f} M parameters (random init in {model_dir})")
         warm = None
         if cfg.warmup:
-            warm = warm_up_policy(cfg.warmup, store, model, processor, work / "models" / "warm", stages)
             model_dir = work / "models" / "warm"
+            warm = warm_up_policy(cfg.warmup, store, model, processor, model_dir, stages)
             console.print(f"warm-up: {warm['steps']} steps, held-out copying {warm['copy_accuracy']:.0%}, "
                           f"comparing {warm['compare_accuracy']:.0%}")
         outputs = [work / "models" / f"sft{i + 1}" for i in range(len(cfg.sft))]

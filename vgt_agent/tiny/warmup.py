@@ -134,7 +134,8 @@ def warm_up(model: Any, tokenizer: Any, words: Sequence[str], cfg: WarmupConfig 
     import torch
 
     rng = random.Random(cfg.seed)
-    checks = {name: (encode(tokenizer, [make(rng, words, cfg) for _ in range(cfg.held_out)]), after)
+    checks = {name: (encode(tokenizer, [make(rng, words, cfg) for _ in range(cfg.held_out)]),
+                     tokenizer.convert_tokens_to_ids(after))
               for name, make, after in (("short copy", short_copy_example, "["), ("copy", copy_example, "["),
                                         ("compare", compare_example, "▁so"))}
     accuracy = dict.fromkeys(checks, 0.0)
@@ -154,8 +155,7 @@ def warm_up(model: Any, tokenizer: Any, words: Sequence[str], cfg: WarmupConfig 
         loss = out.loss.item()
         if step % cfg.check_every == 0:
             model.eval()
-            accuracy = {name: next_token_accuracy(model, batch, tokenizer.convert_tokens_to_ids(after))
-                        for name, (batch, after) in checks.items()}
+            accuracy = {name: next_token_accuracy(model, batch, after) for name, (batch, after) in checks.items()}
             model.train()
             if stage_2_from is None and accuracy["short copy"] >= cfg.target:
                 stage_2_from = step
