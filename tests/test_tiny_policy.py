@@ -143,6 +143,29 @@ def test_oracle_lookup_reads_the_answer_off_a_table(question: str, results: list
     assert WorldOracleBackend(steps="lookup").model == "world-oracle/lookup"
 
 
+@pytest.mark.parametrize(("question", "results", "tail"), [
+    ("Where is the red circle relative to the blue square? Options: A. below B. above C. right D. left. "
+     "Answer with the letter.", [("red circle", [(122, 492)]), ("blue square", [(771, 173)])],
+     "x: 122 vs 771: 1 to 7 is 6. y: 492 vs 173: 4 to 1 is 3. 6 > 3 so x. x: 122 vs 771, so left. "
+     "below A, above B, right C, left D. left D. </think> \\boxed{D}"),
+    ("Where is the red circle relative to the blue square? Options: A. below B. above C. right D. left. "
+     "Answer with the letter.", [("red circle", [(150, 149)]), ("blue square", [(40, 105)])],
+     "x: 150 vs 40: 1 to 0 is 1. y: 149 vs 105: 1 to 1 is 0. 1 > 0 so x. x: 150 vs 40, so right. "
+     "below A, above B, right C, left D. right C. </think> \\boxed{C}"),
+    ("Which is closer to the green star: the red circle or the blue square?",
+     [("green star", [(885, 211)]), ("red circle", [(494, 410)]), ("blue square", [(106, 791)])],
+     "first: x: 494 vs 885: 4 to 8 is 4, y: 410 vs 211: 4 to 2 is 2, 4 + 2 = 6. second: x: 106 vs 885: 1 to 8 "
+     "is 7, y: 791 vs 211: 7 to 2 is 5, 7 + 5 = 12. 6 < 12 so the first. </think> \\boxed{A}"),
+    ("Is the red circle to the right of the blue square?",
+     [("red circle", [(412, 300)]), ("blue square", [(460, 500)])],
+     "x: 412 vs 460, so left. right yes, left no. left no. </think> \\boxed{no}"),
+])
+def test_oracle_hundreds_decides_on_single_digit_offsets_then_looks_up(question: str, results: list,
+                                                                       tail: str) -> None:
+    assert next_chunk(read_question(question), results, steps="hundreds") == tail
+    assert WorldOracleBackend(steps="hundreds").model == "world-oracle/hundreds"
+
+
 def test_answer_words_are_one_token_in_a_thought_and_in_the_box() -> None:
     """The lookup style's answer is a copy: `so left D.` and `\\boxed{D}` must end on the same token id."""
     _, processor = build_policy()

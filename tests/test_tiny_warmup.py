@@ -1,69 +1,56 @@
-"""The warm-up (vgt-tiny's pretraining, `tiny/warmup.py`): its targets are the world-oracle's own count listing
-of a tool reply and its own comparison of two replied points, only targets are trained, and a few steps on the
-real tiny policy lower the loss."""
+"""The warm-up (vgt-tiny's pretraining, `tiny/warmup.py`): stage 1's target is the world-oracle's own count
+listing of a tool reply, stage 2's are drills built exactly as agent SFT builds a trace, only the model's
+tokens are trained, the shared-prefix forward is the plain one, and a few steps on the real tiny policy lower
+the loss."""
 
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
+import torch
 
 from vgt_agent.format import read_groundings
+from vgt_agent.tiny.drills import FAMILIES
 from vgt_agent.tiny.recipe import build_policy
 from vgt_agent.tiny.vocab import world_vocabulary
 from vgt_agent.tiny.warmup import (
     WarmupConfig,
-    compare_example,
     copy_example,
+    drill_batch,
     encode,
-    example,
+    exact_share,
+    forward,
     next_token_accuracy,
-    short_copy_example,
     warm_up,
 )
 
 WORDS = [w for w in world_vocabulary() if w.isalpha()]
 
 
+@pytest.fixture(scope="module")
+def policy():
+    return build_policy(0)
+
+
 def test_a_copy_example_lists_the_replys_points_in_order() -> None:
     rng = random.Random(3)
-    for _ in range(20):
+    sizes = set()
+    for _ in range(60):
         context, target = copy_example(rng, WORDS, WarmupConfig())
         (reply,) = read_groundings(context)
         listed = read_groundings(target)
-        assert [g.coords[0] for g in listed] == list(reply.coords) and 1 <= len(listed) <= 12
+        assert [g.coords[0] for g in listed] == list(reply.coords)
         assert {g.phrase for g in listed} == {reply.phrase} and target.endswith(f"total {len(listed)}")
         assert 60 <= len(context.split("<obj>")[0].split()) <= 120
+        sizes.add(len(listed))
+    assert sizes == {1, 2, 3, 4, 5}  # stage 1 copies short lists only
 
 
-def test_stage_one_copies_short_lists_only() -> None:
-    rng = random.Random(7)
-    sizes = {len(read_groundings(short_copy_example(rng, WORDS, WarmupConfig())[1])) for _ in range(60)}
-    assert sizes == {1, 2, 3, 4, 5}
-
-
-def test_a_compare_example_decides_on_the_asked_axis() -> None:
-    rng = random.Random(5)
-    kinds = set()
-    for _ in range(40):
-        context, target = compare_example(rng, WORDS, WarmupConfig())
-        word = context.split("<obj>")[0].split()[-1]
-        a, b = (g.coords[0] for g in read_groundings(context))
-        axis = 0 if word in ("left", "right") else 1
-        assert target.startswith(f"{'xy'[axis]}: {a[axis]} vs {b[axis]}, so ")
-        less = ("left", "above")[axis]
-        assert target.endswith(f"so {less}." if a[axis] < b[axis] else f"so {('right', 'below')[axis]}.")
-        kinds.add(word)
-    assert kinds == {"left", "right", "above", "below"}
-    mixed = [example(rng, WORDS, WarmupConfig()) for _ in range(200)]
-    assert 60 < sum(t.startswith(("x:", "y:")) for _, t in mixed) < 140
-
-
-def test_only_the_targets_are_trained() -> None:
-    _, processor = build_policy(0)
-    tok = processor.tokenizer
-    pairs = [make(random.Random(i), WORDS, WarmupConfig()) for i in range(3) for make in (copy_example,
-                                                                                          compare_example)]
+def test_only_the_copy_targets_are_trained(policy) -> None:
+    tok = policy[1].tokenizer
+    pairs = [copy_example(random.Random(i), WORDS, WarmupConfig()) for i in range(4)]
     batch = encode(tok, pairs)
     for row, (context, target) in enumerate(pairs):
         trained = batch["input_ids"][row][batch["labels"][row] != -100]
@@ -73,23 +60,48 @@ def test_only_the_targets_are_trained() -> None:
         assert int(batch["attention_mask"][row].sum()) == 1 + sum(len(p) for p in pieces)
 
 
+def test_a_drill_batch_trains_the_oracles_turns_only(policy) -> None:
+    tok = policy[1].tokenizer
+    batch = drill_batch(policy[1], random.Random(1), 6, "where")
+    assert batch["pixel_values"].shape[0] == 6 and batch["token_type_ids"].sum() == 6  # one image token a row
+    for row in range(6):
+        trained = tok.decode(batch["input_ids"][row][batch["labels"][row] != -100])
+        assert trained.startswith("<think> <ground>") and re.search(r"</think> \\boxed\{[A-D]\}<end_of_turn>$", trained)
+        assert "<obj>" not in trained  # the tool's replies are read, not written
+
+
+def test_the_shared_prefix_forward_is_the_plain_forward(policy) -> None:
+    model, processor = policy
+    batch = drill_batch(processor, random.Random(2), 4)
+    start = processor.tokenizer.convert_tokens_to_ids("<start_of_image>")
+    with torch.no_grad():
+        shared, plain = forward(model, batch, start).loss, model(**batch).loss
+    assert torch.allclose(shared, plain, atol=1e-5)
+    assert 0.0 <= exact_share(model, batch, start) <= 1.0
+
+
 @pytest.mark.slow
 def test_warm_up_trains_the_policy_in_place_and_reports() -> None:
     model, processor = build_policy(0)
     tok = processor.tokenizer
-    cfg = WarmupConfig(max_steps=40, batch=8, filler_words=(5, 10), max_points=4, check_every=20, held_out=16)
+    cfg = WarmupConfig(max_steps=40, batch=8, filler_words=(5, 10), short_points=4, check_every=20, held_out=16)
     held = encode(tok, [copy_example(random.Random(99), WORDS, cfg) for _ in range(8)])
     before = model(**held).loss.item()
     seen: list[tuple[int, int]] = []
-    metrics = warm_up(model, tok, WORDS, cfg, report=lambda step, total, info: seen.append((step, total)))
+    metrics = warm_up(model, processor, WORDS, cfg, report=lambda step, total, info: seen.append((step, total)))
     assert metrics["steps"] == 40 and seen[-1] == (40, 40) and len(seen) == 40
     assert model(**held).loss.item() < before / 2 and 0.0 <= metrics["copy_accuracy"] <= 1.0
-    assert 0.0 <= metrics["compare_accuracy"] <= 1.0 and metrics["stage_2_from"] is None  # copying not formed yet
-    assert 0.0 <= next_token_accuracy(model, held, tok.convert_tokens_to_ids("[")) <= 1.0
+    assert metrics["stage_2_from"] is None and set(metrics["drill_exact"]) == set(FAMILIES)  # not copying yet
+    start = tok.convert_tokens_to_ids("<start_of_image>")
+    assert 0.0 <= next_token_accuracy(model, held, tok.convert_tokens_to_ids("["), start) <= 1.0
 
 
-def test_warm_up_stops_once_copying_reaches_the_target() -> None:
+def test_stage_two_drills_once_copying_reaches_its_target(policy) -> None:
     model, processor = build_policy(0)
-    metrics = warm_up(model, processor.tokenizer, WORDS, WarmupConfig(max_steps=50, batch=2, filler_words=(3, 5),
-                                                                     check_every=2, target=0.0, held_out=4))
-    assert metrics["steps"] == 0  # the target is met before any step
+    cfg = WarmupConfig(max_steps=6, batch=2, filler_words=(3, 5), check_every=2, copy_target=0.0, held_out=4)
+    infos: list[str] = []
+    metrics = warm_up(model, processor, WORDS, cfg, report=lambda step, total, info: infos.append(info))
+    assert metrics["stage_2_from"] == 2 and metrics["steps"] == 6
+    assert infos[0].startswith("loss") and "copy" in infos[0] and "kth" in infos[-1]
+    done = warm_up(model, processor, WORDS, WarmupConfig(max_steps=5, drill_target=0.0, held_out=4))
+    assert done["steps"] == 0  # the drill target is met before any step

@@ -6,7 +6,7 @@ its own thought so far (never the scene graph, never pixels). It decides which p
 writes the reasoning over the returned coordinates and the answer:
 
 - counting: ground the counted phrase, re-point at each instance with an index, box the last index;
-- spatial families ground the objects the question names, then decide in one of two STEPS styles:
+- spatial families ground the objects the question names, then decide in one of the STEPS styles:
   - "whole" (default; what the shipped vgt-tiny learned): left/right/above/below writes the two
     coordinates on the asked axis and the relation; dominant direction both axes with a coarse difference
     (tens of the 0..1000 scale), the larger wins; closer the coarse |dx| + |dy| per candidate; larger/smaller
@@ -20,6 +20,10 @@ writes the reasoning over the returned coordinates and the answer:
     in the table (an induction step), never a comparison of two words. (Written at the very start, the
     table broke the copying of the phrases to ground; written between the tool replies and the decision,
     the copying of the coordinates: see docs/vgt-tiny.md.)
+  - "hundreds": "lookup", except that dominant direction and closer decide from offsets in hundreds as
+    "digits" does (`x: 394 vs 811: 3 to 8 is 5`, single-digit sums; ties by tens), then the asked axis's
+    relation as "whole" writes it: single-digit arithmetic on copied digits instead of two-digit
+    differences, which drilled vgt-tiny did not learn (see docs/vgt-tiny.md).
 
 Its answers can be wrong (a grounder miss, L1 instead of L2 distance); synthesis keeps only verified
 correct traces. It is labelled `world-oracle` as backend everywhere it appears, and as model (`world-oracle`,
@@ -39,7 +43,7 @@ from vgt_agent.backends.base import BackendError, Generation, Message, StreamCal
 from vgt_agent.format import parse, render_grounding
 
 NAME = "world-oracle"
-STEPS = ("whole", "digits", "lookup")  # how spatial decisions are written (see the module docstring)
+STEPS = ("whole", "digits", "lookup", "hundreds")  # how spatial decisions are written (see the module docstring)
 
 
 def model_label(steps: str) -> str:
@@ -263,16 +267,20 @@ def _relation_digits(q: Question, found: Found) -> str:
     return f"{text}. asked {q.word} so {yes}." + _end(yes)
 
 
-def _where_digits(q: Question, found: Found) -> str:
-    a, b = found[0][0], found[1][0]
+def _dominant_axis(a: Point, b: Point) -> tuple[str, int]:
+    """'x: 394 vs 811: 3 to 8 is 5. y: 528 vs 454: 5 to 4 is 1. 5 > 1 so x.' and the axis (ties by tens)."""
     (tx, gx), (ty, gy) = _axis_gap(0, a[0], b[0]), _axis_gap(1, a[1], b[1])
     if gx != gy:  # the hundreds decide (the world asks only when one axis dominates 2:1)
         axis = 0 if gx > gy else 1
-        head = f"{tx}. {ty}. {max(gx, gy)} > {min(gx, gy)} so {'xy'[axis]}."
-    else:  # a tie in hundreds: the tens decide
-        dx, dy = _coarse(a[0], b[0]), _coarse(a[1], b[1])
-        axis = 0 if dx >= dy else 1
-        head = f"{tx}. {ty}. tie, by tens {dx} and {dy} so {'xy'[axis]}."
+        return f"{tx}. {ty}. {max(gx, gy)} > {min(gx, gy)} so {'xy'[axis]}.", axis
+    dx, dy = _coarse(a[0], b[0]), _coarse(a[1], b[1])  # a tie in hundreds: the tens decide
+    axis = 0 if dx >= dy else 1
+    return f"{tx}. {ty}. tie, by tens {dx} and {dy} so {'xy'[axis]}.", axis
+
+
+def _where_digits(q: Question, found: Found) -> str:
+    a, b = found[0][0], found[1][0]
+    head, axis = _dominant_axis(a, b)
     text, rel = _relation_steps(axis, a[axis], b[axis])
     return f"{head} {text}." + _end(_letter(q.options, rel))
 
@@ -328,6 +336,13 @@ def _where_lookup(q: Question, found: Found) -> str:
     return looked_up(q, text, rel, _letter(q.options, rel))
 
 
+def _where_hundreds(q: Question, found: Found) -> str:
+    a, b = found[0][0], found[1][0]
+    head, axis = _dominant_axis(a, b)
+    text, rel = relation_text(axis, a[axis], b[axis], "whole")
+    return looked_up(q, f"{head} {text}", rel, _letter(q.options, rel))
+
+
 _DECIDE: dict[str, dict[str, Callable[[Question, Found], str]]] = {
     "whole": {"relation": _relation_whole, "where": _where_whole, "closer": _closer_whole,
               "larger": _larger_whole},
@@ -335,6 +350,8 @@ _DECIDE: dict[str, dict[str, Callable[[Question, Found], str]]] = {
                "larger": _larger_digits},
     "lookup": {"relation": _relation_lookup, "where": _where_lookup, "closer": _closer_whole,
                "larger": _larger_whole},
+    "hundreds": {"relation": _relation_lookup, "where": _where_hundreds, "closer": _closer_digits,
+                 "larger": _larger_whole},
 }
 
 
@@ -409,7 +426,7 @@ def _kth(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], steps: s
         return f"{q.phrases[1]} not found." + _end("A")
     text, rel = relation_text(1 - axis, target[1 - axis], anchors[0][1 - axis], steps)
     letter = _letter(q.options, rel)
-    return looked_up(q, text, rel, letter) if steps == "lookup" else f"{text}." + _end(letter)
+    return looked_up(q, text, rel, letter) if steps in ("lookup", "hundreds") else f"{text}." + _end(letter)
 
 
 def _user_text(messages: Sequence[Message]) -> str:

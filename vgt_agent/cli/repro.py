@@ -22,12 +22,12 @@ def tiny(
     train_samples: int = typer.Option(12000, "--train-samples", min=10, help="world-train samples for the teacher."),
     eval_samples: int = typer.Option(100, "--eval-samples", min=1, help="Questions per benchmark split."),
     warmup_steps: int = typer.Option(WarmupConfig.max_steps, "--warmup-steps", min=0, help="Most steps of the "
-                                     "warm-up before SFT (tiny/warmup.py: copying and comparing coordinates; it "
-                                     "stops once both are learned; 0: SFT from random init)."),
+                                     "warm-up before SFT (tiny/warmup.py: copying points, then drills of every "
+                                     "question family; it stops once they are learned; 0: SFT from random init)."),
     steps: int = typer.Option(SFT_PASS1["max_steps"], "--steps", min=1, help="Most SFT steps of pass 1 (batch 16)."),
     minutes: float = typer.Option(SFT_MINUTES[0], "--train-minutes", min=0.01, help="Pass-1 wall-time budget; the "
                                   "steps (and the cosine schedule) shrink to fit it after 50 measured steps."),
-    steps2: int = typer.Option(SFT_PASS2["max_steps"], "--steps2", min=0, help="Pass-2 steps at lr 1e-3 -> 2e-4 "
+    steps2: int = typer.Option(0, "--steps2", min=0, help="Pass-2 steps at lr 1e-3 -> 2e-4 "
                                                                                "(0: no pass 2)."),
     minutes2: float = typer.Option(SFT_MINUTES[1], "--train-minutes2", min=0.01, help="Pass-2 wall-time budget."),
     rl_steps: int = typer.Option(0, "--rl-steps", min=0, help="GRPO steps after SFT (`vgt train rl --variant "
@@ -38,10 +38,10 @@ def tiny(
     threads: int = typer.Option(None, "--threads", min=1, help="torch threads (default: torch's choice)."),
     workers: int = typer.Option(None, "--workers", min=1, help="Processes for world make and synth (default: "
                                                                "the CPU count)."),
-    reasoning: str = typer.Option("lookup", "--reasoning", help="The teacher's spatial decisions: whole (the "
-                                                               "first shipped model's) | digits (digit by digit) | "
-                                                               "lookup (the answer read off a table after the "
-                                                               "decision: what the shipped model learned)."),
+    reasoning: str = typer.Option("hundreds", "--reasoning", help="The teacher's spatial decisions (and the "
+                                  "warm-up drills'): whole (the first shipped model's) | digits (digit by digit) | "
+                                  "lookup (the answer read off a table after the decision) | hundreds (lookup, "
+                                  "offsets in hundreds: what the shipped model learned)."),
     teacher_grounder: str = typer.Option("gold-shuffled", "--teacher-grounder", help="gold-shuffled (the world "
                                          "grounder's masks from the scene graph, ~10x faster) | world."),
     seed: int = typer.Option(0, "--seed"),

@@ -30,13 +30,13 @@ ARCH: dict[str, Any] = {
 }
 
 SFT_PASS1: dict[str, Any] = {
-    "max_steps": 2000, "per_device_train_batch_size": 16, "train_sampling_strategy": "group_by_length",
-    "learning_rate": 2e-3, "lr_scheduler_type": "cosine_with_min_lr", "lr_scheduler_kwargs": {"min_lr": 1e-4},
-    "warmup_steps": 60, "weight_decay": 0.01, "adam_beta1": 0.9, "adam_beta2": 0.98, "max_grad_norm": 1.0,
+    "max_steps": 600, "per_device_train_batch_size": 16, "train_sampling_strategy": "group_by_length",
+    "learning_rate": 1e-3, "lr_scheduler_type": "cosine_with_min_lr", "lr_scheduler_kwargs": {"min_lr": 1e-4},
+    "warmup_steps": 20, "weight_decay": 0.01, "adam_beta1": 0.9, "adam_beta2": 0.98, "max_grad_norm": 1.0,
 }
 SFT_PASS2: dict[str, Any] = {**SFT_PASS1, "max_steps": 1000, "learning_rate": 1e-3,
-                             "lr_scheduler_kwargs": {"min_lr": 2e-4}, "warmup_steps": 20}
-SFT_MINUTES = (30.0, 15.0)  # wall-time budgets of the two passes on 2 CPU cores
+                             "lr_scheduler_kwargs": {"min_lr": 2e-4}, "warmup_steps": 20}  # optional (--steps2)
+SFT_MINUTES = (10.0, 15.0)  # wall-time budgets of the two passes on 2 CPU cores
 
 
 def build_policy(seed: int = 0):

@@ -5,10 +5,11 @@ with the equivalent command line (`vgt traces runs` shows how to redo any stage 
 1. `vgt world make`: world-train (n samples) and the six held-out benchmark splits, under `data/`;
 2. `vgt synth --via agent --teacher world-oracle[/digits] --grounder world|gold-shuffled`: the world-oracle
    plays the policy in the ask graph on every world-train sample; verified correct traces are kept;
-3. a fresh random vgt-tiny (`models/init`) is warmed up on copying and comparing random coordinates
-   (`tiny/warmup.py`, its pretraining), into `models/warm` (logged as a `warmup` run);
+3. a fresh random vgt-tiny (`models/init`) is warmed up on copying random points, then on drills of every
+   question family over random tool replies (`tiny/warmup.py`, its pretraining), into `models/warm`
+   (logged as a `warmup` run);
 4. `vgt train sft --variant agent`: it learns the kept traces turn by turn (`recipe.SFT_PASS1` in its
-   wall-time budget), then pass 2 (`SFT_PASS2`) from pass 1's weights;
+   wall-time budget), then, if asked (`--steps2`), pass 2 (`SFT_PASS2`) from pass 1's weights;
 5. `vgt train rl --variant agent` when `rl.steps` > 0: GRPO over ask-loop rollouts on world-train prompts;
 6. `vgt eval --agent`: the trained policy through the ask graph + WorldGrounder, greedy, per benchmark split.
 The last training stage writes the model to `out_dir`, where the report JSON goes too; the whole run is
@@ -20,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from vgt_agent.store import TraceStore
 from vgt_agent.synthesis.run import PipelineSpec, build_pipeline, run_config, run_name, run_synth
 from vgt_agent.tiny.agent_runs import BENCHMARKS, ensure_split
 from vgt_agent.tiny.evaluate import markdown, scores, summary, table
-from vgt_agent.tiny.recipe import ARCH, NAME, SFT_MINUTES, SFT_PASS1, SFT_PASS2, build_policy, save_policy
+from vgt_agent.tiny.recipe import ARCH, NAME, SFT_MINUTES, SFT_PASS1, build_policy, save_policy
 from vgt_agent.tiny.stage_view import StageProgress
 from vgt_agent.tiny.warmup import WarmupConfig
 from vgt_agent.training.progress import LoggedRun, StepLogger
@@ -72,10 +73,10 @@ class ReproConfig:
     out_dir: Path
     train_samples: int = 12000
     eval_samples: int = 100
-    sft: tuple[SFTPass, ...] = (SFTPass(SFT_PASS1, SFT_MINUTES[0]), SFTPass(SFT_PASS2, SFT_MINUTES[1]))
+    sft: tuple[SFTPass, ...] = (SFTPass(SFT_PASS1, SFT_MINUTES[0]),)
     rl: RLStage = field(default_factory=RLStage)
     warmup: WarmupConfig | None = field(default_factory=WarmupConfig)  # None: SFT from random init
-    steps: str = "lookup"  # the teacher's decision style (backends/world_oracle.py STEPS)
+    steps: str = "hundreds"  # the teacher's decision style (backends/world_oracle.py STEPS), the drills' too
     teacher_grounder: str = "gold-shuffled"  # or "world" (the same masks found in the pixels, ~10x slower)
     seed: int = 0
     workers: int = max(1, os.cpu_count() or 1)  # processes for world make and synth
@@ -105,9 +106,11 @@ def run(cfg: ReproConfig, console: Console | None = None) -> dict[str, Any]:
         warm = None
         if cfg.warmup:
             model_dir = work / "models" / "warm"
-            warm = warm_up_policy(cfg.warmup, store, model, processor, model_dir, stages)
+            warm = warm_up_policy(replace(cfg.warmup, reasoning=cfg.steps), store, model, processor, model_dir,
+                                  stages)
+            exact = " ".join(f"{f} {v:.0%}" for f, v in warm["drill_exact"].items())
             console.print(f"warm-up: {warm['steps']} steps, held-out copying {warm['copy_accuracy']:.0%}, "
-                          f"comparing {warm['compare_accuracy']:.0%}")
+                          f"drills right to the token: {exact}")
         outputs = [work / "models" / f"sft{i + 1}" for i in range(len(cfg.sft))]
         outputs += [work / "models" / "rl"] if cfg.rl.steps else []
         outputs[-1] = cfg.out_dir  # the last training stage writes the result
@@ -179,14 +182,14 @@ def synthesize(cfg: ReproConfig, store: TraceStore, train_dir: Path, stages: Sta
 
 def warm_up_policy(wcfg: WarmupConfig, store: TraceStore, model: Any, processor: Any, out: Path,
                    stages: StageProgress) -> dict[str, Any]:
-    """The warm-up (`tiny/warmup.py`: copying and comparing coordinates) of the fresh policy, saved to `out`."""
+    """The warm-up (`tiny/warmup.py`: copying points, then drills) of the fresh policy, saved to `out`."""
     from vgt_agent.tiny.vocab import world_vocabulary
     from vgt_agent.tiny.warmup import warm_up
 
     words = [w for w in world_vocabulary() if w.isalpha()]
     with stages.stage("warm-up") as bar, \
             LoggedRun(store, "warmup", name=f"{NAME} warm-up", config=asdict(wcfg)) as logged:
-        logged.metrics.update(warm_up(model, processor.tokenizer, words, wcfg,
+        logged.metrics.update(warm_up(model, processor, words, wcfg,
                                       report=bar("warm-up", wcfg.max_steps)))
         save_policy(model, processor, out)
     return logged.metrics

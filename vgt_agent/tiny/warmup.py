@@ -1,24 +1,23 @@
-"""vgt-tiny's pretraining: copying and comparing coordinates, the two skills a grounded thought is made of.
+"""vgt-tiny's pretraining: copying points, then drills of every decision the world's questions need.
 
 Why: the policy's thoughts copy points out of the tool's replies (`1 <obj> stars | [686, 724] </obj> 2 ...`)
-and compare them (`x: 381 vs 550, so left`), and copying is what a random-init 1.2 M-parameter Gemma3 did not
-learn from the agent traces: after 5,000 SFT steps on 12k traces the first digit after `[` was at chance on
-held-out traces (teacher-forced), and the free-running policy copied 0 of 93 vsr coordinate pairs right.
-Gemma3-4B-IT gets induction heads from pretraining; vgt-tiny gets them here. On a task where every target
-token is a copy, they form abruptly after ~750-1,300 steps (loss ~0.55 -> 0.01); started from them, SFT on the
-same traces predicted the held-out first digit 65% right after 250 steps (11% from random init), and the
-free-running policy copied 100 of 100 vsr pairs right.
+and compute over them (`x: 381 vs 550, so left`, `left by 42`, `first: 46 + 22 = 68`, sorted lists), and
+copying is what a random-init 1.2 M-parameter Gemma3 did not learn from the agent traces: after 5,000 SFT
+steps on 12k traces the first digit after `[` was at chance on held-out traces (teacher-forced), and the
+free-running policy copied 0 of 93 vsr coordinate pairs right. Gemma3-4B-IT gets induction heads from
+pretraining; vgt-tiny gets them in stage 1. On a task where every target token is a copy, they form abruptly
+after ~750-1,300 steps (loss ~0.55 -> 0.01); mixing long lists or other tasks in from the start, they had not
+formed after 2,000 steps. With copying, SFT taught world-vsr's one comparison (100%) but not the arithmetic of
+the other spatial families, which 12k traces show each ~1,500 times: stage 2 drills them without limit.
 
-Two kinds of example, random words as filler (about the agent system prompt's length) and random points:
-- copy: a tool reply `<obj> <word>s | [x, y]; ... </obj>` with 1-12 points (the world's counts go to 12);
-  the target is the world-oracle's own count listing of it (`count_listing`);
-- compare: a relation word, then two one-point replies; the target is the oracle's decision on that word's
-  axis (`relation_text`: `y: 52 vs 343, so above.`).
-Only targets are trained. Stage 1 copies lists of at most `short_points` (5) until copying forms (mixing in long lists
-and comparisons from the start, copying had not formed after 2,000 steps); stage 2 mixes comparisons with
-lists of 1-12 points. The loop stops once fixed held-out batches of each kind are `target` right (the first
-digit after `[` of each copied point; the word after `so`), checked every `check_every` steps, or at
-`max_steps`.
+- stage 1, copy: random filler words (about the agent system prompt's length), then a tool reply
+  `<obj> <word>s | [x, y]; ... </obj>` with 1-`short_points` random points; the target is the world-oracle's
+  own count listing of it (`count_listing`). Until the first digit after `[` is `copy_target` right.
+- stage 2, drills (`tiny/drills.py`): whole agent traces of every world question family over random tool
+  replies, the oracle's own turns, built as the agent SFT set builds a trace (`tiny/examples.py`), with a
+  blank picture. Until every family's held-out drills are `drill_target` right token for token (teacher-forced:
+  then greedy decoding writes the same trace), or `max_steps`.
+Only the model's tokens are trained; held-out checks run every `check_every` steps.
 """
 
 from __future__ import annotations
@@ -26,11 +25,13 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vgt_agent.backends.world_oracle import count_listing, relation_text
+from vgt_agent.backends.world_oracle import count_listing
 from vgt_agent.format import render_tool_result
+from vgt_agent.tiny.drills import FAMILIES, drill, drill_example
+from vgt_agent.world.palette import BACKGROUNDS
 
 if TYPE_CHECKING:
     import torch
@@ -40,18 +41,18 @@ Report = Callable[[int, int, str], None]  # (step, max_steps, info), as StepLogg
 
 @dataclass(frozen=True)
 class WarmupConfig:
-    max_steps: int = 2300
+    max_steps: int = 4000
     batch: int = 16
     lr: float = 2e-3
     warmup_steps: int = 60
     weight_decay: float = 0.01
     check_every: int = 100
-    target: float = 0.95  # held-out copy and comparison accuracy that ends the warm-up
-    held_out: int = 64  # examples of each kind
-    max_points: int = 12
+    copy_target: float = 0.95  # held-out first-digit accuracy that ends stage 1
+    drill_target: float = 0.95  # held-out drills right to the token, in every family, that end stage 2
+    held_out: int = 64  # stage-1 copy examples; drills of each family: held_out // 4
     short_points: int = 5  # stage 1: copy lists of at most this many points until copying forms
-    compare_share: float = 0.5  # stage 2: this share of comparisons, copies of 1..max_points
     filler_words: tuple[int, int] = (60, 120)  # about the length of the agent's system prompt
+    reasoning: str = "hundreds"  # the world-oracle style the drills are written in: the teacher traces' own
     seed: int = 0
 
 
@@ -64,31 +65,12 @@ def _filler(rng: random.Random, words: Sequence[str], cfg: WarmupConfig) -> str:
 
 
 def copy_example(rng: random.Random, words: Sequence[str], cfg: WarmupConfig) -> tuple[str, str]:
-    """(context, target): filler words and a tool reply listing random points; the target lists them."""
+    """(context, target): filler words and a tool reply listing 1-`short_points` random points; the target
+    lists them as the oracle does."""
     phrase = rng.choice(words) + "s"
-    points = _points(rng, rng.randint(1, cfg.max_points))
+    points = _points(rng, rng.randint(1, cfg.short_points))
     reply = render_tool_result(phrase, "point", points)
     return f"{_filler(rng, words, cfg)} {reply} ", count_listing(phrase, "point", points)
-
-
-def compare_example(rng: random.Random, words: Sequence[str], cfg: WarmupConfig) -> tuple[str, str]:
-    """(context, target): filler, a relation word and two one-point replies; the target compares the points
-    on that word's axis as the oracle does."""
-    word = rng.choice(("left", "right", "above", "below"))
-    axis = 0 if word in ("left", "right") else 1
-    a, b = _points(rng, 2)
-    replies = " ".join(render_tool_result(rng.choice(words), "point", [p]) for p in (a, b))
-    return f"{_filler(rng, words, cfg)} {word} {replies} ", relation_text(axis, a[axis], b[axis], "whole")[0] + "."
-
-
-def short_copy_example(rng: random.Random, words: Sequence[str], cfg: WarmupConfig) -> tuple[str, str]:
-    """A copy example of at most `short_points` points (stage 1)."""
-    return copy_example(rng, words, replace(cfg, max_points=cfg.short_points))
-
-
-def example(rng: random.Random, words: Sequence[str], cfg: WarmupConfig) -> tuple[str, str]:
-    """A stage-2 example: a comparison with probability `compare_share`, else a copy of 1..max_points."""
-    return (compare_example if rng.random() < cfg.compare_share else copy_example)(rng, words, cfg)
 
 
 def encode(tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> dict[str, torch.Tensor]:
@@ -113,41 +95,81 @@ def encode(tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> dict[str, torch.
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def next_token_accuracy(model: Any, batch: dict[str, torch.Tensor], after: int) -> float:
-    """Share of target positions right after the token `after` that are predicted (after `[`: a copied point's
-    first digit; after `so`: the comparison's word)."""
+def drill_batch(processor: Any, rng: random.Random, n: int, family: str | None = None,
+                steps: str = "hundreds") -> dict[str, torch.Tensor]:
+    """n drills (of one family, or each of a random one; oracle style `steps`) as a padded agent SFT batch."""
+    from PIL import Image
+
+    from vgt_agent.tiny.examples import collate
+
+    blank = Image.new("RGB", (64, 64), BACKGROUNDS[0])
+    examples = [drill_example(processor, drill(rng, family, steps), blank, rng) for _ in range(n)]
+    return collate(examples, processor.tokenizer.pad_token_id)
+
+
+def forward(model: Any, batch: dict[str, torch.Tensor], image_start: int) -> Any:
+    """The model on a batch, its rows' shared prompt prefix (a drill batch's system prompt: 2/3 of each row)
+    run once, as agent SFT does (`training/shared_prefix.py`): the same loss, about half the compute."""
+    from vgt_agent.training.shared_prefix import shared_prefix_len, with_shared_prefix
+
+    n = shared_prefix_len(batch["input_ids"], image_start, batch["labels"])
+    return model(**(with_shared_prefix(model, batch, n) if n > 1 else batch))
+
+
+def _predicted(model: Any, batch: dict[str, torch.Tensor], image_start: int
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Teacher-forced: (prediction, label, is-trained) per position (of the rows after a shared prefix)."""
     import torch
 
     from vgt_agent.tiny.examples import IGNORE
 
     with torch.no_grad():
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    pred, labels = logits[:, :-1].argmax(-1), batch["labels"][:, 1:]
-    at = (labels != IGNORE) & (batch["input_ids"][:, :-1] == after)
+        out = forward(model, batch, image_start)
+    labels = batch["labels"][:, -out.logits.shape[1]:][:, 1:]
+    return out.logits[:, :-1].argmax(-1), labels, labels != IGNORE
+
+
+def next_token_accuracy(model: Any, batch: dict[str, torch.Tensor], after: int, image_start: int) -> float:
+    """Share of trained positions right after the token `after` that are predicted (after `[`: a copied
+    point's first digit)."""
+    pred, labels, trained = _predicted(model, batch, image_start)
+    at = trained & (batch["input_ids"][:, -pred.shape[1] - 1:-1] == after)
     return float(((pred == labels) & at).sum()) / max(int(at.sum()), 1)
 
 
-def warm_up(model: Any, tokenizer: Any, words: Sequence[str], cfg: WarmupConfig = WarmupConfig(),
+def exact_share(model: Any, batch: dict[str, torch.Tensor], image_start: int) -> float:
+    """Share of rows whose every trained token is predicted (greedy decoding would write the whole trace)."""
+    pred, labels, trained = _predicted(model, batch, image_start)
+    return float(((pred == labels) | ~trained).all(dim=1).float().mean())
+
+
+def warm_up(model: Any, processor: Any, words: Sequence[str], cfg: WarmupConfig = WarmupConfig(),
             report: Report | None = None) -> dict[str, Any]:
-    """Train `model` in place on copying and comparing; returns steps, last loss, both held-out accuracies
-    and seconds."""
+    """Train `model` in place: stage 1 copying, stage 2 drills; returns steps, the step stage 2 began, the
+    last loss, the held-out accuracies and seconds."""
     import torch
 
+    from vgt_agent.training.shared_prefix import IMAGE_START
+
+    tokenizer = processor.tokenizer
     rng = random.Random(cfg.seed)
-    checks = {name: (encode(tokenizer, [make(rng, words, cfg) for _ in range(cfg.held_out)]),
-                     tokenizer.convert_tokens_to_ids(after))
-              for name, make, after in (("short copy", short_copy_example, "["), ("copy", copy_example, "["),
-                                        ("compare", compare_example, "▁so"))}
-    accuracy = dict.fromkeys(checks, 0.0)
+    bracket = tokenizer.convert_tokens_to_ids("[")
+    image_start = tokenizer.convert_tokens_to_ids(IMAGE_START)
+    copies = encode(tokenizer, [copy_example(rng, words, cfg) for _ in range(cfg.held_out)])
+    drills = {f: drill_batch(processor, rng, max(1, cfg.held_out // 4), f, cfg.reasoning) for f in FAMILIES}
+    copy_accuracy, exact = 0.0, dict.fromkeys(drills, 0.0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
     started, step, loss, stage_2_from = time.perf_counter(), 0, float("nan"), None
     model.train()
-    while step < cfg.max_steps and min(accuracy.values()) < cfg.target:
+    while step < cfg.max_steps and min(exact.values()) < cfg.drill_target:
         step += 1
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * min(1.0, step / cfg.warmup_steps)
-        make = short_copy_example if stage_2_from is None else example
-        out = model(**encode(tokenizer, [make(rng, words, cfg) for _ in range(cfg.batch)]))
+        if stage_2_from is None:
+            batch = encode(tokenizer, [copy_example(rng, words, cfg) for _ in range(cfg.batch)])
+        else:
+            batch = drill_batch(processor, rng, cfg.batch, steps=cfg.reasoning)
+        out = forward(model, batch, image_start)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -155,13 +177,16 @@ def warm_up(model: Any, tokenizer: Any, words: Sequence[str], cfg: WarmupConfig 
         loss = out.loss.item()
         if step % cfg.check_every == 0:
             model.eval()
-            accuracy = {name: next_token_accuracy(model, batch, after) for name, (batch, after) in checks.items()}
+            if stage_2_from is None:
+                copy_accuracy = next_token_accuracy(model, copies, bracket, image_start)
+                stage_2_from = step if copy_accuracy >= cfg.copy_target else None
+            else:
+                exact = {f: exact_share(model, batch, image_start) for f, batch in drills.items()}
             model.train()
-            if stage_2_from is None and accuracy["short copy"] >= cfg.target:
-                stage_2_from = step
         if report:
-            report(step, cfg.max_steps, f"loss {loss:.3f} · " + " · ".join(f"{k} {v:.0%}" for k, v in accuracy.items()))
+            shown = f"copy {copy_accuracy:.0%}" if stage_2_from is None else " · ".join(
+                f"{f} {v:.0%}" for f, v in exact.items())
+            report(step, cfg.max_steps, f"loss {loss:.3f} · {shown}")
     model.eval()
-    return {"steps": step, "stage_2_from": stage_2_from, "loss": loss, "short_copy_accuracy": accuracy["short copy"],
-            "copy_accuracy": accuracy["copy"], "compare_accuracy": accuracy["compare"],
-            "seconds": time.perf_counter() - started}
+    return {"steps": step, "stage_2_from": stage_2_from, "loss": loss, "copy_accuracy": copy_accuracy,
+            "drill_exact": exact, "seconds": time.perf_counter() - started}

@@ -1,0 +1,78 @@
+"""Drills: world questions over random replies, every model turn the world-oracle's own text."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from vgt_agent.backends.world_oracle import read_question
+from vgt_agent.format import render_tool_result
+from vgt_agent.prompts import format_question
+from vgt_agent.tiny.drills import FAMILIES, answer_of, drill, oracle_chunks
+
+KIND = {"count": "count", "relation": "relation", "where": "where", "closer": "closer", "larger": "larger",
+        "kth": "kth"}
+
+
+def _reply(phrase: str, points: list[tuple[int, int]]) -> dict[str, str]:
+    return {"role": "tool", "content": "\n" + render_tool_result(phrase, "point", points) + "\n"}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_questions_read_as_their_family_and_the_oracle_answers_true(family: str) -> None:
+    rng = random.Random(3)
+    agree = 0
+    for _ in range(200):
+        question, choices, replies, truth = FAMILIES[family](rng)
+        assert read_question(format_question(question, choices)).kind == KIND[family]
+        agree += answer_of(oracle_chunks(question, choices, replies)) == truth
+    assert agree >= 195  # the oracle reasons in coarse L1; drill() redraws the rare disagreement
+
+
+def test_chunks_alternate_oracle_turns_and_tool_replies_as_the_ask_graph_records_them() -> None:
+    chunks = oracle_chunks("Is the red circle to the left of the blue star?", (), [[(100, 500)], [(700, 480)]])
+    assert chunks == [
+        {"role": "assistant", "content": "<think> <ground> red circle </ground>"},
+        _reply("red circle", [(100, 500)]),
+        {"role": "assistant", "content": "<ground> blue star </ground>"},
+        _reply("blue star", [(700, 480)]),
+        {"role": "assistant", "content": "x: 100 vs 700, so left. left yes, right no. left yes. </think> \\boxed{yes}"},
+    ]
+
+
+def test_a_count_lists_every_reply_point_and_an_empty_reply_is_zero() -> None:
+    chunks = oracle_chunks("How many red stars are there?", (), [[(10, 20), (30, 40)]])
+    assert chunks[-1]["content"].startswith("1 <obj> red stars | [10, 20] </obj> 2 <obj> red stars | [30, 40] </obj>")
+    assert answer_of(chunks) == "2"
+    empty = oracle_chunks("How many red stars are there?", (), [[]])
+    assert empty[1]["content"].strip() == "No red stars found." and answer_of(empty) == "0"
+
+
+def test_kth_lists_sorted_members_then_grounds_the_anchor() -> None:
+    question = "Is the second leftmost circle above or below the green square?"
+    chunks = oracle_chunks(question, ("above", "below"), [[(600, 100), (200, 900), (400, 300)], [(420, 800)]])
+    listing = chunks[2]["content"]
+    assert listing.startswith("by x: [200, 900] [400, 300] [600, 100]. number 2 is [400, 300].")
+    assert listing.endswith("<ground> green square </ground>")
+    assert answer_of(chunks) == "A"  # y 300 vs 800: above, the first option
+
+
+def test_where_options_are_shown_and_looked_up() -> None:
+    choices = ("below", "left", "above", "right")
+    chunks = oracle_chunks("Where is the red circle relative to the blue star?", choices, [[(100, 500)], [(800, 450)]])
+    assert chunks[-1]["content"] == ("x: 100 vs 800, left by 70. y: 500 vs 450, below by 5. 70 > 5 so left. "
+                                     "below A, left B, above C, right D. left B. </think> \\boxed{B}")
+
+
+def test_drills_are_verified_reproducible_and_cover_every_family() -> None:
+    assert drill(random.Random(5)) == drill(random.Random(5))
+    rng = random.Random(0)
+    drawn = [drill(rng) for _ in range(300)]
+    assert {d.family for d in drawn} == set(FAMILIES)
+    assert all(answer_of(d.chunks) == d.answer for d in drawn)
+
+
+def test_too_few_replies_is_an_error() -> None:
+    with pytest.raises(ValueError, match="more than 1 groundings"):
+        oracle_chunks("Is the red circle above the blue star?", (), [[(1, 2)]])

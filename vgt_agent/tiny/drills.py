@@ -1,0 +1,207 @@
+"""Drills: the world's questions over random tool replies, answered by the world-oracle, as agent traces.
+
+Why: vgt-tiny's decisions are small algorithms over copied coordinates (a difference in tens, a sum of two,
+a sort, a match, an answer looked up in a table). 12k agent traces hold each spatial family's decision
+~1,500 times, too few for a 1.2 M-parameter model to induce the arithmetic: after SFT it copied the points
+right (world-vsr 100%) but wrote `left by 3` for 394 vs 811 and sorted lists at random. A drill is a whole
+agent trace without a picture: a question in the world's own words, the tool's replies as random points
+that obey the world's own rules for a fair question (the `world/relations.py` ratios), and the oracle's own
+text for every turn the model writes (`next_chunk`, in the style the policy's teacher traces are written
+in), in the chunks the ask graph records.
+As synthesis keeps only verified traces, a drill whose oracle answer is not the true one is drawn again.
+Drawn fresh at every step, they give each decision as many examples as the warm-up has steps.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vgt_agent.backends.world_oracle import next_chunk, read_question
+from vgt_agent.format import render_tool_result
+from vgt_agent.prompts import format_question
+from vgt_agent.world.palette import COLOURS, SHAPES
+from vgt_agent.world.refer import plural
+from vgt_agent.world.relations import CLEAR_RATIO, CLOSER_RATIO, DOMINANT_RATIO
+from vgt_agent.world.spatial import ORDER_SEPARATION
+
+Point = tuple[int, int]
+Drawn = tuple[str, tuple[str, ...], list[list[Point]], str]  # question, choices, the tool's replies, the truth
+DIRECTIONS = ("left", "right", "above", "below")
+MIN_GAP = 80  # centres this far apart on an asked axis: the world's objects are >= 70 wide and never touch
+SEPARATION = int(ORDER_SEPARATION * 1000)  # k-th questions: neighbouring members this far apart
+MAX_COUNT = 12  # the world's counts go to 12
+
+
+@dataclass(frozen=True)
+class Drill:
+    family: str
+    question: str
+    choices: tuple[str, ...]
+    chunks: list[dict[str, str]]  # the model's turns and the tool's replies, as graphs/ask.py records them
+    answer: str
+
+
+def _colour(rng: random.Random) -> str:
+    return rng.choice(tuple(COLOURS))
+
+
+def _phrase(rng: random.Random) -> str:
+    return f"{_colour(rng)} {rng.choice(SHAPES)}"
+
+
+def _point(rng: random.Random) -> Point:
+    return rng.randint(40, 960), rng.randint(40, 960)
+
+
+def _clear(a: Point, b: Point, axis: int, ratio: float) -> bool:
+    """The asked axis carries `ratio` of the other's offset, with a visible gap (as `clear_relation`)."""
+    d_axis, d_other = abs(a[axis] - b[axis]), abs(a[1 - axis] - b[1 - axis])
+    return d_axis >= MIN_GAP and d_axis >= ratio * d_other
+
+
+def _pair(rng: random.Random, fair: Callable[[Point, Point], bool]) -> tuple[Point, Point]:
+    while True:
+        a, b = _point(rng), _point(rng)
+        if fair(a, b):
+            return a, b
+
+
+def _shuffled(rng: random.Random, options: Sequence[str]) -> tuple[str, ...]:
+    out = list(options)
+    rng.shuffle(out)
+    return tuple(out)
+
+
+def _direction(a: Point, b: Point, axis: int) -> str:
+    """Where a is from b along an axis."""
+    return (("left", "right"), ("above", "below"))[axis][a[axis] > b[axis]]
+
+
+def _letter(options: Sequence[str], word: str) -> str:
+    return chr(65 + list(options).index(word))
+
+
+def count(rng: random.Random) -> Drawn:
+    """'How many red circles are there?', 'How many stars are there?', 'How many shapes are not red?'
+    (world-tally, world-countqa), 0..12 instances."""
+    shape = rng.choice(SHAPES)
+    question = rng.choice((f"How many {_colour(rng)} {plural(shape)} are there?",
+                           f"How many {plural(shape)} are there?", f"How many shapes are not {_colour(rng)}?"))
+    points = [_point(rng) for _ in range(rng.randint(0, MAX_COUNT))]
+    return question, (), [points], str(len(points))
+
+
+def relation(rng: random.Random) -> Drawn:
+    """'Is the red circle to the left of the blue star?' (world-vsr)."""
+    word = rng.choice(DIRECTIONS)
+    axis = 0 if word in ("left", "right") else 1
+    a, b = _pair(rng, lambda a, b: _clear(a, b, axis, CLEAR_RATIO))
+    said = {"left": "to the left of", "right": "to the right of"}.get(word, word)
+    yes = "yes" if _direction(a, b, axis) == word else "no"
+    return f"Is the {_phrase(rng)} {said} the {_phrase(rng)}?", (), [[a], [b]], yes
+
+
+def where(rng: random.Random) -> Drawn:
+    """'Where is the red circle relative to the blue star?' with the four directions as options
+    (world-embspatial): one axis carries twice the other's offset."""
+    a, b = _pair(rng, lambda a, b: _clear(a, b, 0, DOMINANT_RATIO) or _clear(a, b, 1, DOMINANT_RATIO))
+    options = _shuffled(rng, DIRECTIONS)
+    truth = _direction(a, b, 0 if _clear(a, b, 0, DOMINANT_RATIO) else 1)
+    return f"Where is the {_phrase(rng)} relative to the {_phrase(rng)}?", options, [[a], [b]], _letter(options, truth)
+
+
+def closer(rng: random.Random) -> Drawn:
+    """'Which is closer to the green star: the red circle or the blue square?' (world-spatialmqa)."""
+    while True:
+        z, a, b = _point(rng), _point(rng), _point(rng)
+        da, db = math.dist(a, z), math.dist(b, z)
+        if min(da, db) >= MIN_GAP and max(da, db) >= CLOSER_RATIO * min(da, db):
+            break
+    first, second = f"the {_phrase(rng)}", f"the {_phrase(rng)}"
+    question = f"Which is closer to the {_phrase(rng)}: {first} or {second}?"
+    return question, (first, second), [[z], [a], [b]], "A" if da < db else "B"
+
+
+def larger(rng: random.Random) -> Drawn:
+    """'Which is larger: the red circle or the blue square?' (world-spatialmqa); the tool grounds the answer."""
+    a, b = _pair(rng, lambda a, b: math.dist(a, b) >= MIN_GAP)
+    first, second = f"the {_phrase(rng)}", f"the {_phrase(rng)}"
+    question = f"Which is {rng.choice(('larger', 'smaller'))}: {first} or {second}?"
+    pick = rng.choice((a, b))
+    return question, (first, second), [[a], [b], [pick]], "A" if pick == a else "B"
+
+
+def kth(rng: random.Random) -> Drawn:
+    """'Is the second leftmost circle above or below the green square?' (world-multihop): 2-4 members."""
+    axis, from_end = rng.randint(0, 1), rng.random() < 0.5
+    while True:
+        members = [_point(rng) for _ in range(rng.randint(2, 4))]
+        ranked = sorted(p[axis] for p in members)
+        if all(q - p >= SEPARATION for p, q in zip(ranked, ranked[1:], strict=False)):
+            break
+    k = rng.randrange(min(3, len(members)))
+    target = sorted(members, key=lambda p: p[axis], reverse=from_end)[k]
+    while not _clear(anchor := _point(rng), target, 1 - axis, CLEAR_RATIO):
+        pass
+    order = {(0, False): "leftmost", (0, True): "rightmost", (1, False): "topmost", (1, True): "bottommost"}
+    shape = rng.choice(SHAPES)
+    noun = shape if rng.random() < 0.5 else f"{_colour(rng)} shape"
+    subject = f"{('', 'second ', 'third ')[k]}{order[(axis, from_end)]} {noun}"
+    options = _shuffled(rng, ("left", "right") if axis == 1 else ("above", "below"))
+    anchor_phrase = f"{_colour(rng)} {rng.choice([s for s in SHAPES if s != shape])}"
+    if axis == 1:
+        question = f"Is the {subject} to the {options[0]} or {options[1]} of the {anchor_phrase}?"
+    else:
+        question = f"Is the {subject} {options[0]} or {options[1]} the {anchor_phrase}?"
+    return question, options, [members, [anchor]], _letter(options, _direction(target, anchor, 1 - axis))
+
+
+FAMILIES: dict[str, Callable[[random.Random], Drawn]] = {
+    "count": count, "relation": relation, "where": where, "closer": closer, "larger": larger, "kth": kth,
+}
+
+
+def oracle_chunks(question: str, choices: Sequence[str], replies: list[list[Point]],
+                  steps: str = "hundreds") -> list[dict[str, str]]:
+    """The agent trace the oracle writes for `question` when the tool answers with `replies` in order: its
+    turns and the replies, each reply on its own line, as the ask graph's text protocol records them."""
+    q = read_question(format_question(question, choices))
+    results: list[tuple[str, list[tuple[int, ...]]]] = []
+    chunks: list[dict[str, str]] = []
+    while True:
+        chunk = next_chunk(q, results, "point", steps)
+        chunks.append({"role": "assistant", "content": chunk})
+        if not chunk.endswith("</ground>"):
+            return chunks
+        if len(results) == len(replies):
+            raise ValueError(f"the oracle asked for more than {len(replies)} groundings: {question!r}")
+        phrase = chunk.rsplit("<ground>", 1)[1].removesuffix("</ground>").strip()
+        points = replies[len(results)]
+        results.append((phrase, [tuple(p) for p in points]))
+        chunks.append({"role": "tool", "content": "\n" + render_tool_result(phrase, "point", points) + "\n"})
+
+
+def answer_of(chunks: list[dict[str, str]]) -> str:
+    """The boxed answer that ends an agent trace."""
+    return chunks[-1]["content"].rsplit("\\boxed{", 1)[1].removesuffix("}")
+
+
+def drill(rng: random.Random, family: str | None = None, steps: str = "hundreds") -> Drill:
+    """A verified drill of a random (or the given) family, the oracle reasoning in the style `steps`."""
+    name = family or rng.choice(tuple(FAMILIES))
+    while True:
+        question, choices, replies, truth = FAMILIES[name](rng)
+        chunks = oracle_chunks(question, choices, replies, steps)
+        if answer_of(chunks) == truth:
+            return Drill(name, question, choices, chunks, truth)
+
+
+def drill_example(processor: Any, d: Drill, image: Any, rng: random.Random) -> Any:
+    """The drill as an agent SFT sequence (`tiny/examples.build_example`: model turns trained, replies read)."""
+    from vgt_agent.tiny.examples import build_example, sample_newlines
+
+    return build_example(processor, d.question, d.choices, d.chunks, image, sample_newlines(d.chunks, rng))
