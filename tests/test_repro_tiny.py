@@ -52,17 +52,18 @@ def test_smoke_repro_runs_every_stage_through_the_pipeline(tmp_path: Path, share
     # SFT: two `vgt train sft --variant agent` passes on that run, the second from the first's weights, with
     # the recipe's TRL arguments (from the YAML each logged command names)
     first, second = sorted(runs["sft"], key=lambda r: r["started_at"])
-    for run, lr, steps in ((first, 2e-3, 3), (second, 1e-3, 2)):
-        trl = run["config"]["trl"]
+    for run, floor, steps in ((first, 1e-4, 3), (second, 2e-4, 2)):
+        trl, lr = run["config"]["trl"], 1e-3
         assert run["name"] == "sft-agent" and run["config"]["variant"] == "agent"
         assert run["config"]["filters"]["run"] == synth["id"] and run["metrics"]["steps"] == steps
         assert (trl["learning_rate"], trl["lr_scheduler_type"], trl["adam_beta2"], trl["warmup_steps"]) == \
-            (lr, "cosine_with_min_lr", 0.98, 60 if run is first else 20)
+            (lr, "cosine_with_min_lr", 0.98, 20)
         assert (trl["per_device_train_batch_size"], trl["train_sampling_strategy"], trl["max_grad_norm"]) == \
             (16, "group_by_length", 1.0)
         assert run["command"].startswith("vgt train sft --model ") and "--variant agent" in run["command"]
         config = Path(run["command"].split("--config ")[1].split()[0])
-        assert yaml.safe_load(config.read_text())["learning_rate"] == lr
+        written = yaml.safe_load(config.read_text())
+        assert written["learning_rate"] == lr and written["lr_scheduler_kwargs"]["min_lr"] == floor
     # the warm-up ran on the fresh policy before SFT (tiny/warmup.py), and SFT started from it
     (warm,) = runs["warmup"]
     assert warm["metrics"]["steps"] == report["warmup"]["steps"] == 3 and warm["config"]["max_steps"] == 3

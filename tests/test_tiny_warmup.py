@@ -102,6 +102,6 @@ def test_stage_two_drills_once_copying_reaches_its_target(policy) -> None:
     infos: list[str] = []
     metrics = warm_up(model, processor, WORDS, cfg, report=lambda step, total, info: infos.append(info))
     assert metrics["stage_2_from"] == 2 and metrics["steps"] == 6
-    assert infos[0].startswith("loss") and "copy" in infos[0] and "kth" in infos[-1]
+    assert infos[0].startswith("loss") and "copy" in infos[0] and "drills right" in infos[-1]
     done = warm_up(model, processor, WORDS, WarmupConfig(max_steps=5, drill_target=0.0, held_out=4))
     assert done["steps"] == 0  # the drill target is met before any step

@@ -67,10 +67,11 @@ def synth(
     db: Path = DbOption,
     teacher: str = typer.Option(None, "--teacher", help="world-oracle (world data only; default there for distill; "
                                                         "with --via agent it plays the model in the ask agent) | "
-                                                        "world-oracle/digits | world-oracle/lookup (--via agent: the "
-                                                        "oracle writing each spatial decision digit by digit, or "
-                                                        "reading the answer off a table it writes after "
-                                                        "deciding) | model (the --backend model)."),
+                                                        "world-oracle/digits | world-oracle/lookup | "
+                                                        "world-oracle/hundreds (--via agent: the oracle writing each "
+                                                        "spatial decision digit by digit, or reading the answer off "
+                                                        "a table it writes after deciding, or that with offsets in "
+                                                        "hundreds) | model (the --backend model)."),
     backend: str = typer.Option("openai", "--backend", help="openai (any OpenAI-compatible server) | transformers"),
     model: str = typer.Option(None, "--model", envvar="VGT_MODEL", help="Model name (openai) or local path."),
     base_url: str = typer.Option(None, "--base-url", envvar="VGT_BASE_URL", help="OpenAI-compatible server URL."),

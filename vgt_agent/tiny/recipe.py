@@ -7,7 +7,9 @@ induction and compare digits (4 layers, width 128, ~1.2 M parameters, ~5 MB), wh
 
 The SFT passes are `vgt train sft --variant agent` configs (SFTConfig fields, what `--config` YAML holds):
 AdamW (0.9, 0.98), warmup then cosine to a floor, weight decay 0.01, clip 1.0, batches of 16 sequences of
-similar length. Pass 2 continues from pass 1's weights at a lower, flatter learning rate. The shipped
+similar length. Pass 1 is short (600 steps at lr 1e-3): the warm-up's drills already taught the decisions, and
+SFT carries them over to the teacher's real traces (pictures, sizes in the phrases, grounder misses); an
+optional pass 2 (`--steps2`) continues from its weights at a flatter learning rate. The shipped
 model's pass-2 loss fell to 0.22 on its 3,360 traces (~19 passes over them), yet on held-out counting traces
 it predicts the first digit of a copied point right only 27-33% of the time, teacher-forced: that drop was
 memorised coordinates, not copying; `tiny/warmup.py` is what makes copying form. (transformers decays every

@@ -143,6 +143,12 @@ def exact_share(model: Any, batch: dict[str, torch.Tensor], image_start: int) ->
     return float(((pred == labels) | ~trained).all(dim=1).float().mean())
 
 
+def _drills_shown(exact: dict[str, float]) -> str:
+    """'drills right 41% (worst closer 6%)': short enough for a progress bar's line."""
+    worst = min(exact, key=exact.__getitem__)
+    return f"drills right {sum(exact.values()) / len(exact):.0%} (worst {worst} {exact[worst]:.0%})"
+
+
 def warm_up(model: Any, processor: Any, words: Sequence[str], cfg: WarmupConfig = WarmupConfig(),
             report: Report | None = None) -> dict[str, Any]:
     """Train `model` in place: stage 1 copying, stage 2 drills; returns steps, the step stage 2 began, the
@@ -184,9 +190,8 @@ def warm_up(model: Any, processor: Any, words: Sequence[str], cfg: WarmupConfig 
                 exact = {f: exact_share(model, batch, image_start) for f, batch in drills.items()}
             model.train()
         if report:
-            shown = f"copy {copy_accuracy:.0%}" if stage_2_from is None else " · ".join(
-                f"{f} {v:.0%}" for f, v in exact.items())
-            report(step, cfg.max_steps, f"loss {loss:.3f} · {shown}")
+            report(step, cfg.max_steps, f"loss {loss:.3f} · " + (f"copy {copy_accuracy:.0%}" if stage_2_from is None
+                                                                  else _drills_shown(exact)))
     model.eval()
     return {"steps": step, "stage_2_from": stage_2_from, "loss": loss, "copy_accuracy": copy_accuracy,
             "drill_exact": exact, "seconds": time.perf_counter() - started}
