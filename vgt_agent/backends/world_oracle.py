@@ -7,7 +7,7 @@ writes the reasoning over the returned coordinates and the answer:
 
 - counting: ground the counted phrase, re-point at each instance with an index, box the last index;
 - spatial families ground the objects the question names, then decide in one of the STEPS styles:
-  - "whole" (default; what the shipped vgt-tiny learned): left/right/above/below writes the two
+  - "whole" (the backend's default; what the first shipped vgt-tiny learned): left/right/above/below writes the two
     coordinates on the asked axis and the relation; dominant direction both axes with a coarse difference
     (tens of the 0..1000 scale), the larger wins; closer the coarse |dx| + |dy| per candidate; larger/smaller
     grounds "the largest of A and B" and says which one it is; k-th lists the instances sorted on the axis;
@@ -23,7 +23,8 @@ writes the reasoning over the returned coordinates and the answer:
   - "hundreds": "lookup", except that dominant direction and closer decide from offsets in hundreds as
     "digits" does (`x: 394 vs 811: 3 to 8 is 5`, single-digit sums; ties by tens), then the asked axis's
     relation as "whole" writes it: single-digit arithmetic on copied digits instead of two-digit
-    differences, which drilled vgt-tiny did not learn (see docs/vgt-tiny.md).
+    differences, which drilled vgt-tiny did not learn (see docs/vgt-tiny.md); what the shipped vgt-tiny
+    learned.
 
 Its answers can be wrong (a grounder miss, L1 instead of L2 distance); synthesis keeps only verified
 correct traces. It is labelled `world-oracle` as backend everywhere it appears, and as model (`world-oracle`,
@@ -44,6 +45,7 @@ from vgt_agent.format import parse, render_grounding
 
 NAME = "world-oracle"
 STEPS = ("whole", "digits", "lookup", "hundreds")  # how spatial decisions are written (see the module docstring)
+TABLE_STEPS = ("lookup", "hundreds")  # the styles that read a word's answer off a table (`looked_up`)
 
 
 def model_label(steps: str) -> str:
@@ -426,7 +428,7 @@ def _kth(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], steps: s
         return f"{q.phrases[1]} not found." + _end("A")
     text, rel = relation_text(1 - axis, target[1 - axis], anchors[0][1 - axis], steps)
     letter = _letter(q.options, rel)
-    return looked_up(q, text, rel, letter) if steps in ("lookup", "hundreds") else f"{text}." + _end(letter)
+    return looked_up(q, text, rel, letter) if steps in TABLE_STEPS else f"{text}." + _end(letter)
 
 
 def _user_text(messages: Sequence[Message]) -> str:

@@ -3,8 +3,9 @@
 Each stage calls the function its command calls and is logged in the trace store as that command logs it,
 with the equivalent command line (`vgt traces runs` shows how to redo any stage by hand):
 1. `vgt world make`: world-train (n samples) and the six held-out benchmark splits, under `data/`;
-2. `vgt synth --via agent --teacher world-oracle[/digits] --grounder world|gold-shuffled`: the world-oracle
-   plays the policy in the ask graph on every world-train sample; verified correct traces are kept;
+2. `vgt synth --via agent --teacher world-oracle[/digits|/lookup|/hundreds] --grounder world|gold-shuffled`:
+   the world-oracle plays the policy in the ask graph on every world-train sample; verified correct traces
+   are kept;
 3. a fresh random vgt-tiny (`models/init`) is warmed up on copying random points, then on drills of every
    question family over random tool replies (`tiny/warmup.py`, its pretraining), into `models/warm`
    (logged as a `warmup` run);

@@ -187,7 +187,7 @@ def warm_up(model: Any, processor: Any, words: Sequence[str], cfg: WarmupConfig 
                 copy_accuracy = next_token_accuracy(model, copies, bracket, image_start)
                 stage_2_from = step if copy_accuracy >= cfg.copy_target else None
             else:
-                exact = {f: exact_share(model, batch, image_start) for f, batch in drills.items()}
+                exact = {f: exact_share(model, held, image_start) for f, held in drills.items()}
             model.train()
         if report:
             report(step, cfg.max_steps, f"loss {loss:.3f} · " + (f"copy {copy_accuracy:.0%}" if stage_2_from is None
