@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -78,3 +79,16 @@ def test_drills_are_verified_reproducible_and_cover_every_family() -> None:
 def test_too_few_replies_is_an_error() -> None:
     with pytest.raises(ValueError, match="more than 1 groundings"):
         oracle_chunks("Is the red circle above the blue star?", (), [[(1, 2)]])
+
+
+def test_replies_obey_the_worlds_rules_for_a_fair_question() -> None:
+    rng = random.Random(9)
+    for _ in range(200):
+        _, _, ((a,), (b,)), _ = FAMILIES["where"](rng)
+        dx, dy = abs(a[0] - b[0]), abs(a[1] - b[1])
+        assert max(dx, dy) >= 2 * min(dx, dy) and max(dx, dy) >= 80  # DOMINANT_RATIO, a visible gap
+        _, _, ((z,), (p,), (q,)), truth = FAMILIES["closer"](rng)
+        near, far = sorted((math.dist(p, z), math.dist(q, z)))
+        assert far >= 1.35 * near and truth == ("A" if math.dist(p, z) < math.dist(q, z) else "B")
+        _, _, (members, _), _ = FAMILIES["kth"](rng)
+        assert 2 <= len(members) <= 4
