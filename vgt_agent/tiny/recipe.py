@@ -3,7 +3,7 @@
 Why these sizes: the policy calls the grounder and reasons over the coordinates it gets back, so it needs
 almost no vision (one 32 px image token) and a text model just deep enough to copy coordinates by
 induction and compare digits (4 layers, width 128, ~1.2 M parameters, ~5 MB), which warms up
-(`tiny/warmup.py`) and trains on 2 CPU cores in about 45 minutes.
+(`tiny/warmup.py`) and trains on 2 CPU cores in about an hour.
 
 The SFT passes are `vgt train sft --variant agent` configs (SFTConfig fields, what `--config` YAML holds):
 AdamW (0.9, 0.98), warmup then cosine to a floor, weight decay 0.01, clip 1.0, batches of 16 sequences of

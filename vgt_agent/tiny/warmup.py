@@ -41,7 +41,7 @@ Report = Callable[[int, int, str], None]  # (step, max_steps, info), as StepLogg
 
 @dataclass(frozen=True)
 class WarmupConfig:
-    max_steps: int = 4000
+    max_steps: int = 5500
     batch: int = 16
     lr: float = 2e-3
     warmup_steps: int = 60
