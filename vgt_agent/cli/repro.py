@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from vgt_agent.cli.common import console, usage_error, work_failed
-from vgt_agent.tiny.recipe import SFT_MINUTES, SFT_PASS1, SFT_PASS2
+from vgt_agent.tiny.recipe import SFT_MINUTES, SFT_PASS1, SFT_PASS2, TRAIN_SAMPLES, WARMUP_MINUTES
 from vgt_agent.tiny.warmup import WarmupConfig
 
 app = typer.Typer(help="Reproduce shipped artefacts from scratch.", no_args_is_help=True)
@@ -19,11 +19,14 @@ def tiny(
     out: Path = typer.Option(Path("vgt-tiny-repro"), "--out", help="Where the trained model goes."),
     work_dir: Path = typer.Option(Path("vgt-tiny-work"), "--work-dir", help="World splits, the trace store, "
                                                                            "intermediate models and configs."),
-    train_samples: int = typer.Option(12000, "--train-samples", min=10, help="world-train samples for the teacher."),
+    train_samples: int = typer.Option(TRAIN_SAMPLES, "--train-samples", min=10,
+                                      help="world-train samples for the teacher."),
     eval_samples: int = typer.Option(100, "--eval-samples", min=1, help="Questions per benchmark split."),
     warmup_steps: int = typer.Option(WarmupConfig.max_steps, "--warmup-steps", min=0, help="Most steps of the "
                                      "warm-up before SFT (tiny/warmup.py: copying points, then drills of every "
                                      "question family; it stops once they are learned; 0: SFT from random init)."),
+    warmup_minutes: float = typer.Option(WARMUP_MINUTES, "--warmup-minutes", min=0.01, help="The warm-up's "
+                                         "wall-time budget: it stops at the first step past it."),
     steps: int = typer.Option(SFT_PASS1["max_steps"], "--steps", min=1, help="Most SFT steps of pass 1 (batch 16)."),
     minutes: float = typer.Option(SFT_MINUTES[0], "--train-minutes", min=0.01, help="Pass-1 wall-time budget; the "
                                   "steps (and the cosine schedule) shrink to fit it after 50 measured steps."),
@@ -68,7 +71,8 @@ def tiny(
     cfg = ReproConfig(work_dir=work_dir, out_dir=out, train_samples=train_samples, eval_samples=eval_samples,
                       sft=tuple(passes), rl=RLStage(rl_steps, rl_prompts, rl_generations, rl_lr), seed=seed,
                       steps=reasoning, teacher_grounder=teacher_grounder,
-                      warmup=WarmupConfig(max_steps=warmup_steps, seed=seed) if warmup_steps else None,
+                      warmup=(WarmupConfig(max_steps=warmup_steps, minutes=warmup_minutes, seed=seed)
+                              if warmup_steps else None),
                       **({"workers": workers} if workers else {}))
     try:
         run(cfg, console)

@@ -23,7 +23,7 @@ from typing import Any
 from vgt_agent.backends.world_oracle import next_chunk, read_question
 from vgt_agent.format import render_tool_result
 from vgt_agent.prompts import format_question
-from vgt_agent.world.palette import COLOURS, SHAPES
+from vgt_agent.world.palette import COLOURS, SHAPES, SIZES
 from vgt_agent.world.refer import plural
 from vgt_agent.world.relations import CLEAR_RATIO, CLOSER_RATIO, DOMINANT_RATIO
 from vgt_agent.world.spatial import ORDER_SEPARATION
@@ -34,6 +34,8 @@ DIRECTIONS = ("left", "right", "above", "below")
 MIN_GAP = 80  # centres this far apart on an asked axis: the world's objects are >= 70 wide and never touch
 SEPARATION = int(ORDER_SEPARATION * 1000)  # k-th questions: neighbouring members this far apart
 MAX_COUNT = 12  # the world's counts go to 12
+SIZED = 0.2  # share of drill phrases with a size word ("large red circle")
+TWINS = 0.15  # share of questions naming two objects of one colour and shape, told apart by size
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,21 @@ def _colour(rng: random.Random) -> str:
     return rng.choice(tuple(COLOURS))
 
 
-def _phrase(rng: random.Random) -> str:
-    return f"{_colour(rng)} {rng.choice(SHAPES)}"
+def _phrases(rng: random.Random, n: int) -> list[str]:
+    """n different objects as `world/refer.py` words them: colour and shape, a size added for some, and, in
+    some questions, two of one kind that only their sizes tell apart ("the large red triangle ... the small red
+    triangle"). The policy has to copy the size word into its grounding call: drills without it left vgt-tiny
+    grounding "medium green square" for "large green square" in half of the sized questions."""
+    while True:
+        kinds = [(_colour(rng), rng.choice(SHAPES)) for _ in range(n)]
+        if n > 1 and rng.random() < TWINS:
+            kinds[1] = kinds[0]
+            rng.shuffle(kinds)
+        sized = [kinds.count(k) > 1 or rng.random() < SIZED for k in kinds]
+        words = [f"{rng.choice(tuple(SIZES))} {c} {s}" if big else f"{c} {s}" for (c, s), big in zip(kinds, sized,
+                                                                                                 strict=True)]
+        if len(set(words)) == n:
+            return words
 
 
 def _point(rng: random.Random) -> Point:
@@ -102,7 +117,8 @@ def relation(rng: random.Random) -> Drawn:
     a, b = _pair(rng, lambda a, b: _clear(a, b, axis, CLEAR_RATIO))
     said = {"left": "to the left of", "right": "to the right of"}.get(word, word)
     yes = "yes" if _direction(a, b, axis) == word else "no"
-    return f"Is the {_phrase(rng)} {said} the {_phrase(rng)}?", (), [[a], [b]], yes
+    first, second = _phrases(rng, 2)
+    return f"Is the {first} {said} the {second}?", (), [[a], [b]], yes
 
 
 def where(rng: random.Random) -> Drawn:
@@ -111,7 +127,8 @@ def where(rng: random.Random) -> Drawn:
     a, b = _pair(rng, lambda a, b: _clear(a, b, 0, DOMINANT_RATIO) or _clear(a, b, 1, DOMINANT_RATIO))
     options = _shuffled(rng, DIRECTIONS)
     truth = _direction(a, b, 0 if _clear(a, b, 0, DOMINANT_RATIO) else 1)
-    return f"Where is the {_phrase(rng)} relative to the {_phrase(rng)}?", options, [[a], [b]], _letter(options, truth)
+    first, second = _phrases(rng, 2)
+    return f"Where is the {first} relative to the {second}?", options, [[a], [b]], _letter(options, truth)
 
 
 def closer(rng: random.Random) -> Drawn:
@@ -121,15 +138,16 @@ def closer(rng: random.Random) -> Drawn:
         da, db = math.dist(a, z), math.dist(b, z)
         if min(da, db) >= MIN_GAP and max(da, db) >= CLOSER_RATIO * min(da, db):
             break
-    first, second = f"the {_phrase(rng)}", f"the {_phrase(rng)}"
-    question = f"Which is closer to the {_phrase(rng)}: {first} or {second}?"
+    anchor, first, second = _phrases(rng, 3)
+    first, second = f"the {first}", f"the {second}"
+    question = f"Which is closer to the {anchor}: {first} or {second}?"
     return question, (first, second), [[z], [a], [b]], "A" if da < db else "B"
 
 
 def larger(rng: random.Random) -> Drawn:
     """'Which is larger: the red circle or the blue square?' (world-spatialmqa); the tool grounds the answer."""
     a, b = _pair(rng, lambda a, b: math.dist(a, b) >= MIN_GAP)
-    first, second = f"the {_phrase(rng)}", f"the {_phrase(rng)}"
+    first, second = (f"the {p}" for p in _phrases(rng, 2))
     question = f"Which is {rng.choice(('larger', 'smaller'))}: {first} or {second}?"
     pick = rng.choice((a, b))
     return question, (first, second), [[a], [b], [pick]], "A" if pick == a else "B"
@@ -152,7 +170,8 @@ def kth(rng: random.Random) -> Drawn:
     noun = shape if rng.random() < 0.5 else f"{_colour(rng)} shape"
     subject = f"{('', 'second ', 'third ')[k]}{order[(axis, from_end)]} {noun}"
     options = _shuffled(rng, ("left", "right") if axis == 1 else ("above", "below"))
-    anchor_phrase = f"{_colour(rng)} {rng.choice([s for s in SHAPES if s != shape])}"
+    while (anchor_phrase := _phrases(rng, 1)[0]).endswith(shape):
+        pass
     if axis == 1:
         question = f"Is the {subject} to the {options[0]} or {options[1]} of the {anchor_phrase}?"
     else:

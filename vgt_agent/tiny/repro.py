@@ -38,7 +38,16 @@ from vgt_agent.store import TraceStore
 from vgt_agent.synthesis.run import PipelineSpec, build_pipeline, run_config, run_name, run_synth
 from vgt_agent.tiny.agent_runs import BENCHMARKS, ensure_split
 from vgt_agent.tiny.evaluate import markdown, scores, summary, table
-from vgt_agent.tiny.recipe import ARCH, NAME, SFT_MINUTES, SFT_PASS1, build_policy, save_policy
+from vgt_agent.tiny.recipe import (
+    ARCH,
+    NAME,
+    SFT_MINUTES,
+    SFT_PASS1,
+    TRAIN_SAMPLES,
+    WARMUP_MINUTES,
+    build_policy,
+    save_policy,
+)
 from vgt_agent.tiny.stage_view import StageProgress
 from vgt_agent.tiny.warmup import WarmupConfig
 from vgt_agent.training.progress import LoggedRun, StepLogger
@@ -72,11 +81,11 @@ class RLStage:
 class ReproConfig:
     work_dir: Path
     out_dir: Path
-    train_samples: int = 12000
+    train_samples: int = TRAIN_SAMPLES
     eval_samples: int = 100
     sft: tuple[SFTPass, ...] = (SFTPass(SFT_PASS1, SFT_MINUTES[0]),)
     rl: RLStage = field(default_factory=RLStage)
-    warmup: WarmupConfig | None = field(default_factory=WarmupConfig)  # None: SFT from random init
+    warmup: WarmupConfig | None = WarmupConfig(minutes=WARMUP_MINUTES)  # None: SFT from random init
     steps: str = "hundreds"  # the teacher's decision style (backends/world_oracle.py STEPS), the drills' too
     teacher_grounder: str = "gold-shuffled"  # or "world" (the same masks found in the pixels, ~10x slower)
     seed: int = 0
@@ -190,8 +199,7 @@ def warm_up_policy(wcfg: WarmupConfig, store: TraceStore, model: Any, processor:
     words = [w for w in world_vocabulary() if w.isalpha()]
     with stages.stage("warm-up") as bar, \
             LoggedRun(store, "warmup", name=f"{NAME} warm-up", config=asdict(wcfg)) as logged:
-        logged.metrics.update(warm_up(model, processor, words, wcfg,
-                                      report=bar("warm-up", wcfg.max_steps)))
+        logged.metrics.update(warm_up(model, processor, words, wcfg, report=bar("warm-up", wcfg.max_steps)))
         save_policy(model, processor, out)
     return logged.metrics
 

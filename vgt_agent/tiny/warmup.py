@@ -15,8 +15,9 @@ the other spatial families, which 12k traces show each ~1,500 times: stage 2 dri
   own count listing of it (`count_listing`). Until the first digit after `[` is `copy_target` right.
 - stage 2, drills (`tiny/drills.py`): whole agent traces of every world question family over random tool
   replies, the oracle's own turns, built as the agent SFT set builds a trace (`tiny/examples.py`), with a
-  blank picture. Until every family's held-out drills are `drill_target` right token for token (teacher-forced:
-  then greedy decoding writes the same trace), or `max_steps`.
+  blank picture, each family drawn as often as its held-out drills are still wrong (`family_weights`). Until
+  every family's held-out drills are `drill_target` right token for token (teacher-forced: then greedy
+  decoding writes the same trace), or `max_steps`, or the `minutes` budget.
 Only the model's tokens are trained; held-out checks run every `check_every` steps.
 """
 
@@ -41,7 +42,8 @@ Report = Callable[[int, int, str], None]  # (step, max_steps, info), as StepLogg
 
 @dataclass(frozen=True)
 class WarmupConfig:
-    max_steps: int = 5500
+    max_steps: int = 8000
+    minutes: float | None = None  # wall-time budget: the warm-up stops at the first step past it
     batch: int = 16
     lr: float = 2e-3
     warmup_steps: int = 60
@@ -49,6 +51,7 @@ class WarmupConfig:
     check_every: int = 100
     copy_target: float = 0.95  # held-out first-digit accuracy that ends stage 1
     drill_target: float = 0.95  # held-out drills right to the token, in every family, that end stage 2
+    weight_floor: float = 0.2  # a family's share of drills is 1 - its held-out exact share, at least this
     held_out: int = 64  # stage-1 copy examples; drills of each family: held_out // 4
     short_points: int = 5  # stage 1: copy lists of at most this many points until copying forms
     filler_words: tuple[int, int] = (60, 120)  # about the length of the agent's system prompt
@@ -96,15 +99,24 @@ def encode(tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> dict[str, torch.
 
 
 def drill_batch(processor: Any, rng: random.Random, n: int, family: str | None = None,
-                steps: str = "hundreds") -> dict[str, torch.Tensor]:
-    """n drills (of one family, or each of a random one; oracle style `steps`) as a padded agent SFT batch."""
+                steps: str = "hundreds", weights: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
+    """n drills (of one family, or each of a family drawn by `weights`, default even; oracle style `steps`) as
+    a padded agent SFT batch."""
     from PIL import Image
 
     from vgt_agent.tiny.examples import collate
 
+    names = [family] * n if family else rng.choices(tuple(FAMILIES), [(weights or {}).get(f, 1.0) for f in FAMILIES],
+                                                     k=n)
     blank = Image.new("RGB", (64, 64), BACKGROUNDS[0])
-    examples = [drill_example(processor, drill(rng, family, steps), blank, rng) for _ in range(n)]
+    examples = [drill_example(processor, drill(rng, name, steps), blank, rng) for name in names]
     return collate(examples, processor.tokenizer.pad_token_id)
+
+
+def family_weights(exact: dict[str, float], floor: float) -> dict[str, float]:
+    """Drill more of what is not yet learnt: each family's weight is the share of its held-out drills still
+    wrong, at least `floor` (a learnt family keeps being drilled, so it is not forgotten)."""
+    return {f: max(floor, 1.0 - e) for f, e in exact.items()}
 
 
 def forward(model: Any, batch: dict[str, torch.Tensor], image_start: int) -> Any:
@@ -152,7 +164,7 @@ def _drills_shown(exact: dict[str, float]) -> str:
 def warm_up(model: Any, processor: Any, words: Sequence[str], cfg: WarmupConfig = WarmupConfig(),
             report: Report | None = None) -> dict[str, Any]:
     """Train `model` in place: stage 1 copying, stage 2 drills; returns steps, the step stage 2 began, the
-    last loss, the held-out accuracies and seconds."""
+    last loss, the held-out accuracies, the last drill weights and seconds."""
     import torch
 
     from vgt_agent.training.shared_prefix import IMAGE_START
@@ -166,15 +178,17 @@ def warm_up(model: Any, processor: Any, words: Sequence[str], cfg: WarmupConfig 
     copy_accuracy, exact = 0.0, dict.fromkeys(drills, 0.0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
     started, step, loss, stage_2_from = time.perf_counter(), 0, float("nan"), None
+    weights = dict.fromkeys(drills, 1.0)
+    deadline = started + cfg.minutes * 60 if cfg.minutes else float("inf")
     model.train()
-    while step < cfg.max_steps and min(exact.values()) < cfg.drill_target:
+    while step < cfg.max_steps and min(exact.values()) < cfg.drill_target and time.perf_counter() < deadline:
         step += 1
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * min(1.0, step / cfg.warmup_steps)
         if stage_2_from is None:
             batch = encode(tokenizer, [copy_example(rng, words, cfg) for _ in range(cfg.batch)])
         else:
-            batch = drill_batch(processor, rng, cfg.batch, steps=cfg.reasoning)
+            batch = drill_batch(processor, rng, cfg.batch, steps=cfg.reasoning, weights=weights)
         out = forward(model, batch, image_start)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -188,10 +202,11 @@ def warm_up(model: Any, processor: Any, words: Sequence[str], cfg: WarmupConfig 
                 stage_2_from = step if copy_accuracy >= cfg.copy_target else None
             else:
                 exact = {f: exact_share(model, held, image_start) for f, held in drills.items()}
+                weights = family_weights(exact, cfg.weight_floor)
             model.train()
         if report:
             report(step, cfg.max_steps, f"loss {loss:.3f} · " + (f"copy {copy_accuracy:.0%}" if stage_2_from is None
                                                                   else _drills_shown(exact)))
     model.eval()
     return {"steps": step, "stage_2_from": stage_2_from, "loss": loss, "copy_accuracy": copy_accuracy,
-            "drill_exact": exact, "seconds": time.perf_counter() - started}
+            "drill_exact": exact, "drill_weights": weights, "seconds": time.perf_counter() - started}
