@@ -11,6 +11,7 @@ from vgt_agent.backends.world_oracle import read_question
 from vgt_agent.format import render_tool_result
 from vgt_agent.prompts import format_question
 from vgt_agent.tiny.drills import FAMILIES, answer_of, drill, oracle_chunks
+from vgt_agent.world.palette import SIZES
 
 
 def _reply(phrase: str, points: list[tuple[int, int]]) -> dict[str, str]:
@@ -92,3 +93,21 @@ def test_replies_obey_the_worlds_rules_for_a_fair_question() -> None:
         assert far >= 1.35 * near and truth == ("A" if math.dist(p, z) < math.dist(q, z) else "B")
         _, _, (members, _), _ = FAMILIES["kth"](rng)
         assert 2 <= len(members) <= 4
+
+
+def test_phrases_carry_sizes_and_twins_told_apart_by_size_which_the_oracle_grounds_word_for_word() -> None:
+    rng = random.Random(5)
+    sized = twins = 0
+    for _ in range(300):
+        d = drill(rng, rng.choice(("relation", "where", "closer", "larger")))
+        grounded = [c["content"].rsplit("<ground>", 1)[1].removesuffix("</ground>").strip()
+                    for c in d.chunks if c["role"] == "assistant" and c["content"].endswith("</ground>")]
+        named = grounded[:3 if d.family == "closer" else 2]
+        assert len(set(named)) == len(named) and all(f"the {p}" in d.question for p in named)
+        sizes = [p.split()[0] for p in named if p.split()[0] in SIZES]
+        sized += bool(sizes)
+        kinds = [" ".join(p.split()[-2:]) for p in named]
+        for kind in {k for k in kinds if kinds.count(k) > 1}:  # two of a kind: both sized, sizes differ
+            twins += 1
+            assert all(p.split()[0] in SIZES for p in named if p.endswith(kind))
+    assert 60 <= sized <= 200 and 20 <= twins <= 90

@@ -21,6 +21,7 @@ from vgt_agent.tiny.warmup import (
     drill_batch,
     encode,
     exact_share,
+    family_weights,
     forward,
     next_token_accuracy,
     warm_up,
@@ -70,6 +71,16 @@ def test_a_drill_batch_trains_the_oracles_turns_only(policy) -> None:
         assert "<obj>" not in trained  # the tool's replies are read, not written
 
 
+def test_drills_are_drawn_by_how_wrong_each_family_still_is(policy) -> None:
+    weights = family_weights({"count": 1.0, "kth": 0.25, "where": 0.9}, floor=0.2)
+    assert weights == pytest.approx({"count": 0.2, "kth": 0.75, "where": 0.2})
+    tok = policy[1].tokenizer
+    only_kth = {f: float(f == "kth") for f in FAMILIES}
+    batch = drill_batch(policy[1], random.Random(4), 5, weights=only_kth)
+    for row in range(5):
+        assert re.search(r"most \w+", tok.decode(batch["input_ids"][row]))  # "the second leftmost circle"
+
+
 def test_the_shared_prefix_forward_is_the_plain_forward(policy) -> None:
     model, processor = policy
     batch = drill_batch(processor, random.Random(2), 4)
@@ -105,3 +116,5 @@ def test_stage_two_drills_once_copying_reaches_its_target(policy) -> None:
     assert infos[0].startswith("loss") and "copy" in infos[0] and "drills right" in infos[-1]
     done = warm_up(model, processor, WORDS, WarmupConfig(max_steps=5, drill_target=0.0, held_out=4))
     assert done["steps"] == 0  # the drill target is met before any step
+    timed = warm_up(model, processor, WORDS, WarmupConfig(max_steps=50, minutes=1e-9, held_out=4))
+    assert timed["steps"] == 0  # past the wall-time budget
