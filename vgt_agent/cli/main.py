@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+from typing import Any
+
 import typer
 
 from vgt_agent import __version__
@@ -36,7 +39,18 @@ def root(version: bool = typer.Option(False, "--version", callback=_version, is_
     """vgt: grounded reasoning agent, trace synthesis, SFT/GRPO training and evaluation."""
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (`kill`, a scheduler's time limit) stops a command as Ctrl-C does: its store run is ended
+    `interrupted` with what it measured, not left `running`, and each command's resume rules apply."""
+    signal.signal(signal.SIGTERM, _terminated)
+
+
 def main() -> None:
+    stop_on_sigterm()
     app()
 
 
