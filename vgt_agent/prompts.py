@@ -8,6 +8,7 @@ COORDINATES = (
 )
 ANSWER = "Finish with the final answer alone inside \\boxed{}."
 
+AGENT = "agent"  # the variant of agent traces (the ask graph's turns), whose system prompt is AGENT_TEXT_TOOL
 AGENT_TEXT_TOOL = (
     "You answer questions about an image by reasoning step by step inside <think> ... </think>. "
     "When you need to find objects, write <ground> short noun phrase </ground> and stop; a grounding tool "

@@ -26,7 +26,6 @@ from vgt_agent.grounders.base import Grounder
 from vgt_agent.store import SampleRecord
 from vgt_agent.training.data import DataError
 
-AGENT = "agent"
 GROUNDERS = ("world", "gold-shuffled", "gold")  # gold: the same as gold-shuffled (a rollout never
 # sees instances in reading order, as synth and eval name the shuffled one)
 

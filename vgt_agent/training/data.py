@@ -20,13 +20,13 @@ from typing import Any
 
 from vgt_agent.datasets.sample import Sample
 from vgt_agent.home import vgt_home
-from vgt_agent.prompts import AGENT_TEXT_TOOL, VARIANT_PROMPTS, format_question
+from vgt_agent.prompts import AGENT, AGENT_TEXT_TOOL, VARIANT_PROMPTS, format_question
 from vgt_agent.store import ImageRecord, SampleRecord, TraceStore
 from vgt_agent.store.export import conversation, to_sft_dataset
 from vgt_agent.training.references import references_json, specs_from_gold, specs_from_masks
 
-VARIANTS = ("point", "box", "plain", "direct", "agent")
-SYSTEM_PROMPTS: dict[str, str] = {**VARIANT_PROMPTS, "agent": AGENT_TEXT_TOOL}
+VARIANTS = ("point", "box", "plain", "direct", AGENT)
+SYSTEM_PROMPTS: dict[str, str] = {**VARIANT_PROMPTS, AGENT: AGENT_TEXT_TOOL}
 """System prompt per SFT variant: `agent` is what `graphs/ask.py` sends with the in-text tool protocol."""
 
 
@@ -58,7 +58,7 @@ def trace_rows(store: TraceStore, variant: str, *, run: str | None = None, datas
     direct = variant == "direct"
     rows = list(store.traces(run=run, dataset=dataset, variant=None if direct else variant,
                              correct=True if verified_only and not direct else None, status="ok"))
-    if variant == "agent":  # `vgt ask` and agent-mode evals log "agent" traces too: train on synthesis only
+    if variant == AGENT:  # `vgt ask` and agent-mode evals log "agent" traces too: train on synthesis only
         rows = [r for r in rows if r["run_kind"] == "synth"]
     if direct:
         by_sample: dict[str, dict[str, Any]] = {}
@@ -79,7 +79,7 @@ def sft_dataset(store: TraceStore, variant: str, *, run: str | None = None, data
         raise DataError(f"no {'verified ' if verified_only and variant != 'direct' else ''}{variant} traces "
                         f"in {store.path}"
                         + (f" for {what}" if what else "") + "; run `vgt synth` first or relax the filters")
-    if variant == "agent":
+    if variant == AGENT:
         from vgt_agent.training.agent_data import agent_dataset  # torch: only when training agents
 
         return agent_dataset(rows, seed)

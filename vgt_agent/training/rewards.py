@@ -33,6 +33,7 @@ from typing import Any
 from vgt_agent.answers import check_answer
 from vgt_agent.format import PAPER_SYNTAX, GroundedThought, Grounding, find_boxed, parse, read_groundings
 from vgt_agent.grounding_scores import batch_grounding_scores
+from vgt_agent.prompts import AGENT
 from vgt_agent.routing import Router
 from vgt_agent.training.references import decode_references
 
@@ -42,7 +43,6 @@ RewardFunction = Callable[..., list[float | None]]
 THINK_PROBLEMS = frozenset({"unclosed_think", "unopened_think", "multiple_think"})
 ANSWER_PROBLEMS = frozenset({"unclosed_boxed", "multiple_boxed", "missing_answer"})
 GROUNDED_VARIANTS = ("point", "box")
-AGENT = "agent"
 SCORED_GROUNDING = (*GROUNDED_VARIANTS, AGENT)  # variants whose rollouts earn r_ground
 
 

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from vgt_agent.datasets.sample import Sample
+from vgt_agent.prompts import AGENT
 from vgt_agent.routing import Router
 from vgt_agent.store import TraceStore
-from vgt_agent.training.agent_prompts import AGENT, grounder_source
+from vgt_agent.training.agent_prompts import grounder_source
 from vgt_agent.training.agent_rollout import AgentRollout, tool_calls
 from vgt_agent.training.config import ConfigError, build_args, loggable
 from vgt_agent.training.data import (

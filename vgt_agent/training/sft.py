@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vgt_agent.prompts import AGENT
 from vgt_agent.store import TraceStore
 from vgt_agent.training.agent_data import AgentCollator
 from vgt_agent.training.config import ConfigError, build_args, loggable
@@ -69,7 +70,7 @@ def sft_config(job: SFTJob) -> Any:
     """The SFTConfig for a job (ConfigError on a bad one); `agent` fixes `AGENT_ARGS` and never truncates."""
     from trl import SFTConfig
 
-    fixed = AGENT_ARGS if job.variant == "agent" else {}
+    fixed = AGENT_ARGS if job.variant == AGENT else {}
     for key, value in fixed.items():
         if key in job.yaml_args and job.yaml_args[key] != value:
             raise ConfigError(f"--variant agent trains with {key}={value!r}; remove {key} from the config")
@@ -110,7 +111,7 @@ def train_sft(store: TraceStore, job: SFTJob, *, logger: RunLogger | None = None
     checkpoint = last_checkpoint(job.output_dir) if job.resume else None
     model, processor = load_model(starting_weights(job.model, checkpoint, job.lora is not None), bf16=bool(args.bf16))
     trainer_cls, collator = SFTTrainer, None
-    if job.variant == "agent":
+    if job.variant == AGENT:
         from vgt_agent.training.shared_prefix import SharedPrefixSFTTrainer
 
         trainer_cls, collator = SharedPrefixSFTTrainer, AgentCollator(processor)
