@@ -14,6 +14,7 @@ import os
 import sqlite3
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -26,6 +27,7 @@ from vgt_agent.store.schema import MIGRATIONS, SCHEMA_VERSION, TABLES
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 60_000
+_OPEN_FILES: Counter[tuple[int, int]] = Counter()  # (device, inode) of the store files this process has open
 
 
 class StoreError(Exception):
@@ -36,8 +38,20 @@ def _dumps(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def _file_key(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_dev, st.st_ino
+
+
 def _check_file(path: Path) -> None:
-    """Refuse anything that is not an SQLite file before SQLite touches it (so it is never modified)."""
+    """Refuse anything that is not an SQLite file before SQLite touches it (so it is never modified).
+
+    Never for a file this process already has open as a store: closing any descriptor of a file drops every
+    POSIX lock the process holds on it (sqlite.org/howtocorrupt.html, 2.2), and then another process's
+    reader, seeing no other connection, checkpoints and deletes the WAL the open store still writes to: all
+    later writes (a repro's warm-up, SFT and eval runs) would be lost."""
+    if _file_key(path) in _OPEN_FILES:
+        return
     if path.is_dir():
         raise StoreError(f"{path} is a directory, not a trace store")
     try:
@@ -55,6 +69,8 @@ class TraceStore:
     def __init__(self, db: sqlite_utils.Database, path: Path):
         self.db = db
         self.path = path
+        self._key: tuple[int, int] | None = _file_key(path)
+        _OPEN_FILES[self._key] += 1
 
     # ---- opening -------------------------------------------------------------------------------------
     @classmethod
@@ -123,6 +139,11 @@ class TraceStore:
 
     def close(self) -> None:
         self.db.close()
+        if self._key in _OPEN_FILES:  # once, however often close() is called
+            _OPEN_FILES[self._key] -= 1
+            if not _OPEN_FILES[self._key]:
+                del _OPEN_FILES[self._key]
+        self._key = None
 
     def __enter__(self) -> TraceStore:
         return self
