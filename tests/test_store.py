@@ -167,18 +167,22 @@ def test_merge_is_idempotent(tmp_path: Path, image: ImageRecord) -> None:
     assert merged.db["traces"].count == 2 and merged.db["images"].count == 1 and merged.integrity_ok()
 
 
-def test_a_second_open_in_the_same_process_keeps_the_first_ones_writes(tmp_path: Path) -> None:
+def test_a_second_open_in_the_same_process_keeps_the_first_ones_writes_visible(tmp_path: Path) -> None:
     """Re-checking the file header of a store this process has open would close a descriptor of it, drop the
-    process's SQLite locks, and let another process's reader delete the WAL the first store still writes to."""
+    process's SQLite locks, and let another process's reader delete the WAL the first store still writes to:
+    its later writes went to a deleted file, unseen by other processes and lost if it was killed."""
     db = tmp_path / "t.db"
     first = TraceStore.open(db)
     run = first.start_run("warmup")
     TraceStore.open(db).close()
-    reader = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('select count(*) from runs'); c.close()"
-    subprocess.run([sys.executable, "-c", reader, str(db)], check=True)
-    assert (tmp_path / "t.db-wal").exists()
+    reader = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+              "print(c.execute('select status from runs').fetchone()[0]); c.close()")
+    assert subprocess.run([sys.executable, "-c", reader, str(db)], capture_output=True, text=True,
+                          check=True).stdout.strip() == "running"
     first.end_run(run, metrics={"steps": 3})
+    seen = subprocess.run([sys.executable, "-c", reader, str(db)], capture_output=True, text=True, check=True)
+    assert seen.stdout.strip() == "done"  # another process sees the write while the first store is open
     first.close()
     first.close()  # closing twice is harmless
     with TraceStore.open(db) as store:
-        assert store.run(run)["status"] == "done" and store.run(run)["metrics"] == {"steps": 3}
+        assert store.run(run)["metrics"] == {"steps": 3}
