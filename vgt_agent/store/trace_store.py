@@ -48,8 +48,10 @@ def _check_file(path: Path) -> None:
 
     Never for a file this process already has open as a store: closing any descriptor of a file drops every
     POSIX lock the process holds on it (sqlite.org/howtocorrupt.html, 2.2), and then another process's
-    reader, seeing no other connection, checkpoints and deletes the WAL the open store still writes to: all
-    later writes (a repro's warm-up, SFT and eval runs) would be lost."""
+    reader, seeing no other connection, checkpoints and deletes the WAL the open store still writes to. In
+    `vgt repro tiny` the synth writer's own open did this: for 40 minutes `sqlite3` showed the warm-up, SFT
+    and eval runs `running` (their writes went to the deleted file, saved only by the final checkpoint; a
+    killed run would have lost them, a second writing process would have corrupted the store)."""
     if _file_key(path) in _OPEN_FILES:
         return
     if path.is_dir():
