@@ -23,6 +23,7 @@ Only the model's tokens are trained; held-out checks run every `check_every` ste
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +48,8 @@ class WarmupConfig:
     batch: int = 16
     lr: float = 2e-3
     warmup_steps: int = 60
+    decay_share: float = 0.2  # the last share of the steps (or of the minutes) anneals lr to min_lr_ratio x lr
+    min_lr_ratio: float = 0.1
     weight_decay: float = 0.01
     check_every: int = 100
     copy_target: float = 0.95  # held-out first-digit accuracy that ends stage 1
@@ -155,6 +158,18 @@ def exact_share(model: Any, batch: dict[str, torch.Tensor], image_start: int) ->
     return float(((pred == labels) | ~trained).all(dim=1).float().mean())
 
 
+def lr_factor(cfg: WarmupConfig, step: int, elapsed: float) -> float:
+    """Warm up, hold, then anneal (warmup-stable-decay): the run's length is not known ahead when the wall-time
+    budget ends it, and the stable phase lets copying form at full lr. Progress is the further along of steps
+    and minutes; over its last `decay_share` lr falls by a cosine to `min_lr_ratio`."""
+    done = step / cfg.max_steps
+    if cfg.minutes:
+        done = max(done, elapsed / (cfg.minutes * 60))
+    into_decay = min(1.0, max(0.0, (done - (1 - cfg.decay_share)) / cfg.decay_share)) if cfg.decay_share else 0.0
+    anneal = cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * into_decay))
+    return min(1.0, step / cfg.warmup_steps) * anneal
+
+
 def _drills_shown(exact: dict[str, float]) -> str:
     """'drills right 41% (worst closer 6%)': short enough for a progress bar's line."""
     worst = min(exact, key=exact.__getitem__)
@@ -184,7 +199,7 @@ def warm_up(model: Any, processor: Any, words: Sequence[str], cfg: WarmupConfig 
     while step < cfg.max_steps and min(exact.values()) < cfg.drill_target and time.perf_counter() < deadline:
         step += 1
         for group in optimizer.param_groups:
-            group["lr"] = cfg.lr * min(1.0, step / cfg.warmup_steps)
+            group["lr"] = cfg.lr * lr_factor(cfg, step, time.perf_counter() - started)
         if stage_2_from is None:
             batch = encode(tokenizer, [copy_example(rng, words, cfg) for _ in range(cfg.batch)])
         else:
