@@ -23,6 +23,7 @@ from vgt_agent.tiny.warmup import (
     exact_share,
     family_weights,
     forward,
+    lr_factor,
     next_token_accuracy,
     warm_up,
 )
@@ -79,6 +80,17 @@ def test_drills_are_drawn_by_how_wrong_each_family_still_is(policy) -> None:
     batch = drill_batch(policy[1], random.Random(4), 5, weights=only_kth)
     for row in range(5):
         assert re.search(r"most \w+", tok.decode(batch["input_ids"][row]))  # "the second leftmost circle"
+
+
+def test_lr_warms_up_holds_then_anneals_over_the_last_share_of_steps_or_minutes() -> None:
+    by_steps = WarmupConfig(max_steps=1000, warmup_steps=50, decay_share=0.2, min_lr_ratio=0.1)
+    assert lr_factor(by_steps, 25, 0.0) == pytest.approx(0.5)
+    assert lr_factor(by_steps, 50, 0.0) == lr_factor(by_steps, 800, 0.0) == 1.0
+    assert lr_factor(by_steps, 900, 0.0) == pytest.approx(0.55) and lr_factor(by_steps, 1000, 0.0) == pytest.approx(0.1)
+    by_time = WarmupConfig(max_steps=1000, warmup_steps=50, minutes=10)
+    assert lr_factor(by_time, 100, 8 * 60) == 1.0 and lr_factor(by_time, 100, 9 * 60) == pytest.approx(0.55)
+    assert lr_factor(by_time, 100, 11 * 60) == pytest.approx(0.1)
+    assert lr_factor(WarmupConfig(max_steps=1000, warmup_steps=50, decay_share=0.0), 1000, 0.0) == 1.0
 
 
 def test_the_shared_prefix_forward_is_the_plain_forward(policy) -> None:
