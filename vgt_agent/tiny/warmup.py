@@ -193,7 +193,6 @@ def warm_up(model: Any, processor: Any, words: Sequence[str], cfg: WarmupConfig 
     copy_accuracy, exact = 0.0, dict.fromkeys(drills, 0.0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
     started, step, loss, stage_2_from = time.perf_counter(), 0, float("nan"), None
-    weights = dict.fromkeys(drills, 1.0)
     deadline = started + cfg.minutes * 60 if cfg.minutes else float("inf")
     model.train()
     while step < cfg.max_steps and min(exact.values()) < cfg.drill_target and time.perf_counter() < deadline:
@@ -203,7 +202,8 @@ def warm_up(model: Any, processor: Any, words: Sequence[str], cfg: WarmupConfig 
         if stage_2_from is None:
             batch = encode(tokenizer, [copy_example(rng, words, cfg) for _ in range(cfg.batch)])
         else:
-            batch = drill_batch(processor, rng, cfg.batch, steps=cfg.reasoning, weights=weights)
+            batch = drill_batch(processor, rng, cfg.batch, steps=cfg.reasoning,
+                                weights=family_weights(exact, cfg.weight_floor))
         out = forward(model, batch, image_start)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -217,11 +217,11 @@ def warm_up(model: Any, processor: Any, words: Sequence[str], cfg: WarmupConfig 
                 stage_2_from = step if copy_accuracy >= cfg.copy_target else None
             else:
                 exact = {f: exact_share(model, held, image_start) for f, held in drills.items()}
-                weights = family_weights(exact, cfg.weight_floor)
             model.train()
         if report:
             report(step, cfg.max_steps, f"loss {loss:.3f} · " + (f"copy {copy_accuracy:.0%}" if stage_2_from is None
                                                                   else _drills_shown(exact)))
     model.eval()
     return {"steps": step, "stage_2_from": stage_2_from, "loss": loss, "copy_accuracy": copy_accuracy,
-            "drill_exact": exact, "drill_weights": weights, "seconds": time.perf_counter() - started}
+            "drill_exact": exact, "drill_weights": family_weights(exact, cfg.weight_floor),
+            "seconds": time.perf_counter() - started}
