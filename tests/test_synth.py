@@ -521,6 +521,35 @@ def test_dead_server_ends_the_run_with_a_clear_message(train_dir: Path, tmp_path
         assert run["metrics"]["processed"] < 16  # it stopped instead of failing every sample
 
 
+def test_a_server_that_fails_every_sample_fails_the_run(train_dir: Path, tmp_path: Path) -> None:
+    """A reachable server answering 500 to every request: every sample errors, so the run ends `failed` and the
+    command exits 1 with the count (it used to end `done`, exit 0)."""
+    db = tmp_path / "t.db"
+    with StubOpenAIServer(fail_first=10_000, fail_status=500) as server:
+        result = synth("--dataset", str(train_dir), "--teacher", "model", "--base-url", server.base_url,
+                       "--model", server.model, "--max-attempts", "1", "--limit", "4", "--db", str(db))
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "4 of 4 samples failed" in lines[0]
+    with TraceStore.open(db, create=False, readonly=True) as store:
+        (run,) = store.runs("synth")
+        assert run["status"] == "failed" and "4 of 4 samples failed" in run["error"]
+
+
+def test_an_error_share_above_the_threshold_fails_the_run(train_dir: Path, tmp_path: Path) -> None:
+    """Two of four samples unreadable: under the default share (0.5) the run is done; `--max-error-share 0.25`
+    makes the same session a failure."""
+    split = tmp_path / "train"
+    shutil.copytree(train_dir, split)
+    for name in ("000000.png", "000001.png"):
+        (split / "images" / name).write_bytes(b"not a png")
+    args = ["--dataset", str(split), "--k", "1", "--limit", "4", "--json"]
+    ok = synth(*args, "--db", str(tmp_path / "a.db"))
+    assert ok.exit_code == 0 and summary_of(ok)["errors"] == 2
+    strict = synth(*args, "--db", str(tmp_path / "b.db"), "--max-error-share", "0.25")
+    assert strict.exit_code == 1 and "2 of 4 samples failed (bad_sample 2)" in strict.stderr
+
+
 def test_agent_path_digits_teacher_with_shuffled_gold_masks(train_dir: Path, tmp_path: Path) -> None:
     """`--teacher world-oracle/digits` is the oracle's digit-by-digit style under its own run and model label;
     `--grounder gold-shuffled` replies with the world grounder's coordinates, from the scene graph, in a
@@ -553,8 +582,8 @@ def test_agent_path_digits_teacher_with_shuffled_gold_masks(train_dir: Path, tmp
     assert any(digit_steps.search(t["completion"]) for t in gold.values())
 
 
-@pytest.mark.parametrize("case", ["unknown-dataset", "bad-shard", "shard-out-of-range", "unreadable-db",
-                                  "oracle-on-non-world", "oracle-agent-function",
+@pytest.mark.parametrize("case", ["unknown-dataset", "bad-shard", "negative-shard", "shard-out-of-range",
+                                  "unreadable-db", "oracle-on-non-world", "oracle-agent-function",
                                   "oracle-agent-non-world", "bad-kind", "bad-grounder", "digits-teacher-distill"])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(case: str, train_dir: Path, tmp_path: Path) -> None:
     db = tmp_path / "t.db"
@@ -563,6 +592,8 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(case: str, train_dir
         args = ["--dataset", "no-such-dataset"]
     elif case == "bad-shard":
         args += ["--shard", "x"]
+    elif case == "negative-shard":
+        args += ["--shard", "-1/2"]
     elif case == "shard-out-of-range":
         args += ["--shard", "2/2"]
     elif case == "unreadable-db":
@@ -589,6 +620,10 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(case: str, train_dir
         assert db.read_text() == "not a database"
     else:
         assert not db.exists()
+    if case == "negative-shard":  # the value is quoted whole, no stray quote
+        assert lines[0] == "error: --shard must look like i/n (e.g. 0/4), not '-1/2'"
+    if case == "unknown-dataset":
+        assert "'no-such-dataset'" in lines[0] and not lines[0].endswith(("'", '"'))
 
 
 def test_shards_merge_into_one_run(train_dir: Path, tmp_path: Path) -> None:

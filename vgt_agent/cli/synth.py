@@ -100,6 +100,9 @@ def synth(
     shard: str = typer.Option(None, "--shard", help="i/n: every n-th sample starting at i, for several machines."),
     run: str = typer.Option(None, "--run", help="Run name (default derived from dataset/split/via/teacher)."),
     max_attempts: int = typer.Option(3, "--max-attempts", min=1, help="Retries per model call before giving up."),
+    max_error_share: float = typer.Option(0.5, "--max-error-share", min=0.0, max=1.0,
+                                          help="The run fails (exit 1) when more than this share of the samples "
+                                               "processed failed with an error (always when every one did)."),
     json_out: bool = JsonOption,
 ) -> None:
     """Synthesise verified, grounded reasoning traces for a dataset into the trace store."""
@@ -113,8 +116,10 @@ def synth(
     try:
         shard_spec = parse_shard(shard)
         samples = list(load_samples(dataset, split, path=path, limit=limit, shard=shard_spec))
-    except (ValueError, KeyError, FileNotFoundError, DatasetUnavailable) as e:
-        usage_error(str(e).strip("'\""))
+    except KeyError as e:  # str(KeyError) is the repr of its message
+        usage_error(str(e.args[0]) if e.args else str(e))
+    except (ValueError, FileNotFoundError, DatasetUnavailable) as e:
+        usage_error(str(e))
     world = all(is_world_sample(s) for s in samples)
     teacher = teacher or (ORACLE if world and via == "distill" else "model")
     oracle = teacher in ORACLE_TEACHERS
@@ -166,7 +171,8 @@ def synth(
             summary = run_synth(store, spec, pipeline, samples, name=name, command=" ".join(sys.argv),
                                 backend=ORACLE if oracle else backend,
                                 model=WorldOracleTeacher.model if oracle and via == "distill" else model_name,
-                                config=config, concurrency=concurrency, workers=workers, on_outcome=on_outcome)
+                                config=config, concurrency=concurrency, workers=workers, on_outcome=on_outcome,
+                                max_error_share=max_error_share)
     except WorkerError as e:
         work_failed(str(e))
     finally:

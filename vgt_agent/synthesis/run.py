@@ -138,10 +138,13 @@ def run_totals(store: TraceStore, run_id: str) -> dict[str, int]:
 
 def run_synth(store: TraceStore, spec: PipelineSpec, pipeline: SynthPipeline, samples: list[Sample], *, name: str,
               backend: str, model: str | None, config: dict[str, Any], command: str | None = None,
-              concurrency: int = 32, workers: int = 1, on_outcome: OnOutcome | None = None) -> dict[str, Any]:
+              concurrency: int = 32, workers: int = 1, on_outcome: OnOutcome | None = None,
+              max_error_share: float = 0.5) -> dict[str, Any]:
     """Run (or resume) the synth run `name` over `samples` and record it in the store; returns its summary
-    (`status` done | interrupted | failed, with `message`). KeyboardInterrupt marks the run interrupted and
-    propagates; a worker process that cannot start raises WorkerError before the store is touched."""
+    (`status` done | interrupted | failed, with `message`). A session in which every processed sample
+    failed, or more than `max_error_share` of them, ends `failed`: its kept traces stay, but the run did not
+    do its work. KeyboardInterrupt marks the run interrupted and propagates; a worker process that cannot
+    start raises WorkerError before the store is touched."""
     run_id = run_id_for(name)
     with contextlib.ExitStack() as stack:
         pool = None
@@ -160,6 +163,10 @@ def run_synth(store: TraceStore, spec: PipelineSpec, pipeline: SynthPipeline, sa
             store.end_run(run_id, status="interrupted")
             raise
     status = {None: "done", "interrupted": "interrupted"}.get(stats.stopped, "failed")
+    if status == "done" and stats.processed and (stats.errors == stats.processed
+                                                  or stats.errors > max_error_share * stats.processed):
+        kinds = ", ".join(f"{kind} {n}" for kind, n in stats.errors_by.most_common())
+        status, stats.message = "failed", f"{stats.errors} of {stats.processed} samples failed ({kinds})"
     summary = {"run_id": run_id, "run": name, "db": str(store.path), "status": status, **stats.to_dict(),
                "run_totals": run_totals(store, run_id)}
     store.end_run(run_id, status=status, error=stats.message if status == "failed" else None, metrics=summary)
