@@ -253,8 +253,100 @@ def test_dtype_and_device_arguments():
     assert next(grounder.model.parameters()).dtype == torch.bfloat16
     result = grounder.ground(random_image(9), "cup")
     assert len(result) > 0 and all(0.0 <= i.score <= 1.0 for i in result)
-    with pytest.raises(ValueError, match="unknown torch dtype"):
+    with pytest.raises(ValueError, match="--dtype must be one of"):
         Sam3Grounder("tiny", model=model, processor=processor, dtype="float99")
+    with pytest.raises(ValueError, match="float16 on the CPU"):
+        Sam3Grounder("tiny", model=model, processor=processor, device="cpu", dtype=torch.float16)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            Sam3Grounder("tiny", model=model, processor=processor, device="cuda")
+
+
+def test_default_placement_follows_the_environment(monkeypatch):
+    model, processor = build_tiny_sam3(seed=1)
+    monkeypatch.setenv("VGT_DEVICE", "cpu")
+    monkeypatch.setenv("VGT_DTYPE", "bfloat16")
+    grounder = Sam3Grounder("tiny", model=model, processor=processor)
+    assert grounder.placement.label == "cpu/bfloat16"
+    assert {p.dtype for p in grounder.model.parameters()} == {torch.bfloat16}
+    assert {p.device.type for p in grounder.model.parameters()} == {"cpu"}
+
+
+# ---- batched grounding ---------------------------------------------------------------------------
+
+
+def assert_same_results(got, want, *, atol: float = 1e-5) -> None:
+    """Same instances in the same order: masks equal, scores close, geometry equal."""
+    assert got.concept == want.concept and got.reason == want.reason
+    assert len(got) == len(want)
+    assert got.presence == pytest.approx(want.presence, abs=atol) if want.presence is not None else True
+    for a, b in zip(got, want, strict=True):
+        assert np.array_equal(a.mask, b.mask)
+        assert a.score == pytest.approx(b.score, abs=atol)
+        assert (a.box, a.point, a.label) == (b.box, b.point, b.label)
+
+
+def one_at_a_time(tiny, image: Image.Image, concept: str, **kwargs):
+    """The reference: a fresh uncached grounder, one phrase per forward."""
+    model, processor = tiny
+    return Sam3Grounder("tiny", model=model, processor=processor, cache_size=0, **kwargs).ground(image, concept)
+
+
+CONCEPTS = ["cup", "  red   laptop ", "", "cup left of the laptop", "a " * 40 + "mug", "pen", "cup"]
+
+
+def test_ground_many_matches_one_at_a_time_in_one_vision_pass(tiny, make_grounder):
+    model, _ = tiny
+    image = random_image(20)
+    grounder = make_grounder(score_threshold=0.0, mask_threshold=0.0, phrase_batch=4)
+    with count_calls(model.vision_encoder) as vision, count_calls(model.detr_decoder) as decoder:
+        many = grounder.ground_many(image, CONCEPTS)
+    assert vision[0] == 1
+    assert decoder[0] == 2  # six non-empty phrases, four per forward
+    assert len(many) == len(CONCEPTS)
+    assert many[2].reason == "empty concept phrase" and len(many[2]) == 0
+    for concept, got in zip(CONCEPTS, many, strict=True):
+        assert_same_results(got, one_at_a_time(tiny, image, concept, score_threshold=0.0, mask_threshold=0.0))
+    # and against the plain transformers forward (pixel_values + the processor's own text), not vgt's code
+    out = direct_forward(tiny, image, "pen")
+    want = (out.pred_logits.sigmoid() * out.presence_logits.sigmoid())[0]
+    assert [i.score for i in many[5]] == pytest.approx(sorted(want.tolist(), reverse=True), abs=1e-5)
+
+
+def test_ground_batch_matches_one_at_a_time_over_several_images(tiny, make_grounder):
+    model, _ = tiny
+    a, b, c = random_image(21), random_image(22, mode="L"), random_image(23, size=(90, 200))
+    jobs = [(a, ["cup", "pen"]), (b, ["laptop"]), (a.copy(), ["mug", ""]), (c, ["cup", "red cup", "ball"]),
+            (b, [])]
+    grounder = make_grounder(score_threshold=0.3, image_batch=2, phrase_batch=3, cache_size=1)
+    with count_calls(model.vision_encoder) as vision:
+        batched = grounder.ground_batch(jobs)
+    assert vision[0] == 2  # three distinct images, two per vision-encoder batch; a's copy shares a's features
+    assert [len(r) for r in batched] == [2, 1, 2, 3, 0]
+    for (image, concepts), results in zip(jobs, batched, strict=True):
+        for concept, got in zip(concepts, results, strict=True):
+            want = one_at_a_time(tiny, image, concept, score_threshold=0.3)
+            assert_same_results(got, want)
+            assert all(inst.mask.shape == (image.height, image.width) for inst in got)
+    assert len(grounder.cache) == 1
+    with count_calls(model.vision_encoder) as vision:
+        grounder.ground_batch([(c, ["cup"])])  # the last image encoded is the one the size-1 cache kept
+    assert vision[0] == 0
+    with pytest.raises(ValueError, match="phrase_batch"):
+        make_grounder(phrase_batch=0)
+
+
+def test_batched_images_match_single_images_in_bfloat16_closely():
+    """In bfloat16 the batched vision pass may round differently from a batch of one: scores stay close."""
+    model, processor = build_tiny_sam3(seed=2)
+    grounder = Sam3Grounder("tiny", model=model, processor=processor, dtype="bfloat16", score_threshold=0.0,
+                            mask_threshold=0.0, cache_size=0, image_batch=3)
+    images = [random_image(30 + i) for i in range(3)]
+    batched = grounder.ground_batch([(image, ["cup"]) for image in images])
+    for image, (got,) in zip(images, batched, strict=True):
+        want = grounder.ground(image, "cup")
+        assert len(got) == len(want) == QUERIES
+        assert sorted(i.score for i in got) == pytest.approx(sorted(i.score for i in want), abs=0.02)
 
 
 # ---- checkpoints and the optional sam3-package backend -------------------------------------------

@@ -1,9 +1,11 @@
 """SAM3 as a grounder: a concept phrase in, instance masks out.
 
 A VLM thinking about one image asks for several concepts in a row ("cup", "laptop", "cup left of the
-laptop"). On the CPU the SAM3 vision encoder dominates (measured on the full model at 1008 px: 36.6 s for
-the encoder, 3.5 s for each further prompt on cached features), so the vision features of an image are
-computed once and kept in a small LRU cache keyed by the image's content hash.
+laptop"). The SAM3 vision encoder dominates the cost (benchmarks/sam3_fullsize.py), so the vision features
+of an image are computed once and kept in a small LRU cache keyed by the image's content hash.
+`ground_many` runs several phrases of one image in one batched forward over those features, and
+`ground_batch` encodes several images in one vision-encoder batch, as synthesis needs; both give what
+`ground` gives phrase by phrase.
 
 Instance boxes and points come from the masks through `vgt_agent.geometry`, never from SAM3's box head, so
 every grounder in the project yields the same geometry for the same mask.
@@ -25,6 +27,7 @@ from PIL import Image
 from transformers import Sam3Model, Sam3Processor
 from transformers.models.sam3.modeling_sam3 import Sam3ImageSegmentationOutput, Sam3VisionEncoderOutput
 
+from vgt_agent.devices import Placement, resolve_placement
 from vgt_agent.geometry import mask_to_box, mask_to_point
 from vgt_agent.grounders.base import GroundingResult, Instance
 
@@ -155,26 +158,37 @@ class Sam3Grounder:
         *,
         model: Sam3Model | None = None,
         processor: Sam3Processor | None = None,
-        device: str | torch.device = "cpu",
-        dtype: torch.dtype | str = torch.float32,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | str | None = None,
         score_threshold: float = 0.5,
         mask_threshold: float = 0.5,
         presence_threshold: float = 0.0,
         cache_size: int = 4,
+        phrase_batch: int = 8,
+        image_batch: int = 4,
         local_files_only: bool = True,
     ) -> None:
         """Load `checkpoint`, or wrap an already built `model` and `processor` (then only named after it).
 
-        The model is moved to `device`/`dtype` in place. Each cached image holds its FPN features and their
-        position encodings: about 0.2 GB in float32 for the full model at 1008 px.
+        `device`/`dtype` None resolve as `--device auto` / `--dtype auto` do (env VGT_DEVICE / VGT_DTYPE);
+        the model is moved there in place. Each cached image holds its FPN features and their position
+        encodings: about 0.2 GB in float32 for the full model at 1008 px. `phrase_batch` bounds the
+        (image, phrase) pairs of one batched forward, `image_batch` the images of one vision-encoder pass.
         """
         if (model is None) != (processor is None):
             raise ValueError("pass both model and processor, or neither")
+        if phrase_batch < 1 or image_batch < 1:
+            raise ValueError(f"phrase_batch and image_batch must be >= 1, got {phrase_batch} and {image_batch}")
+        self.placement: Placement = resolve_placement(
+            None if device is None else str(device),
+            dtype if dtype is None or isinstance(dtype, str) else str(dtype).removeprefix("torch."),
+        )
+        self.device, self.dtype = self.placement.torch_device, self.placement.torch_dtype
         if model is None or processor is None:
-            model, processor = load_sam3(checkpoint, dtype=dtype, local_files_only=local_files_only)
+            model, processor = load_sam3(checkpoint, dtype=self.dtype, local_files_only=local_files_only)
         self.name = f"sam3:{checkpoint}"
-        self.device = torch.device(device)
-        self.dtype = _as_dtype(dtype)
+        self.phrase_batch = phrase_batch
+        self.image_batch = image_batch
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         self.processor = processor
         self.score_threshold = score_threshold
@@ -186,35 +200,88 @@ class Sam3Grounder:
 
     def encode_image(self, image: Image.Image) -> Sam3VisionEncoderOutput:
         """The image's vision features, from the cache or from one vision-encoder pass (then cached)."""
-        image = _rgb(image)
-        key = image_key(image)
+        return self.encode_images([image])[0]
+
+    def encode_images(self, images: Sequence[Image.Image]) -> list[Sam3VisionEncoderOutput]:
+        """Each image's vision features: cached ones reused, the rest encoded `image_batch` at a time.
+
+        Equal images in one call are encoded once. The features are returned even when the cache is
+        smaller than the batch (or off), so one call never encodes an image twice.
+        """
+        rgb = [_rgb(image) for image in images]
+        keys = [image_key(image) for image in rgb]
         with self._lock, torch.inference_mode():
-            features = self.cache.get(key)
-            if features is None:
-                pixels = self.processor.image_processor(images=image, return_tensors="pt")["pixel_values"]
+            found: dict[str, Sam3VisionEncoderOutput] = {}
+            todo: dict[str, Image.Image] = {}
+            for key, image in zip(keys, rgb, strict=True):
+                if key in found or key in todo:
+                    continue
+                cached = self.cache.get(key)
+                if cached is None:
+                    todo[key] = image
+                else:
+                    found[key] = cached
+            pending = list(todo.items())
+            for start in range(0, len(pending), self.image_batch):
+                chunk = pending[start : start + self.image_batch]
+                pixels = self.processor.image_processor(images=[image for _, image in chunk],
+                                                        return_tensors="pt")["pixel_values"]
                 full = self.model.get_vision_features(pixel_values=pixels.to(self.device, self.dtype))
-                # Only the FPN levels feed the heads; the ViT's own last hidden state would double the memory.
-                features = Sam3VisionEncoderOutput(
-                    fpn_hidden_states=full.fpn_hidden_states, fpn_position_encoding=full.fpn_position_encoding
-                )
-                self.cache.put(key, features)
-            return features
+                for i, (key, _) in enumerate(chunk):
+                    # Only the FPN levels feed the heads; the ViT's own last hidden state would double the memory.
+                    # Each image's slice is copied out so the cache never pins a whole batch's tensors.
+                    features = Sam3VisionEncoderOutput(
+                        fpn_hidden_states=tuple(h[i : i + 1].clone() for h in full.fpn_hidden_states),
+                        fpn_position_encoding=tuple(p[i : i + 1].clone() for p in full.fpn_position_encoding),
+                    )
+                    self.cache.put(key, features)
+                    found[key] = features
+            return [found[key] for key in keys]
 
     def ground(self, image: Image.Image, concept: str) -> GroundingResult:
-        phrase = " ".join(concept.split())
-        if not phrase:
-            return GroundingResult(concept=concept, reason="empty concept phrase")
-        image = _rgb(image)
-        with self._lock, torch.inference_mode():
-            features = self.encode_image(image)
-            text = self._tokenize(phrase)
-            outputs = self.model(vision_embeds=features, **text)
-        return self._result(concept, phrase, outputs, (image.height, image.width))
+        return self.ground_many(image, [concept])[0]
 
-    def _tokenize(self, phrase: str) -> dict[str, torch.Tensor]:
+    def ground_many(self, image: Image.Image, concepts: Sequence[str]) -> list[GroundingResult]:
+        """Every concept on one image, in order: one vision pass (or the cache), batched text prompts."""
+        return self.ground_batch([(image, concepts)])[0]
+
+    def ground_batch(self, jobs: Sequence[tuple[Image.Image, Sequence[str]]]) -> list[list[GroundingResult]]:
+        """For each (image, concepts) pair, its concepts' results in order.
+
+        The images are encoded in vision-encoder batches (`encode_images`), then every (image, phrase) pair
+        goes through the prompt encoder, DETR and mask decoder `phrase_batch` pairs per forward, each pair
+        with its own image's features. Empty phrases get a result with a reason and cost nothing.
+        """
+        results: list[list[GroundingResult | None]] = [[None] * len(concepts) for _, concepts in jobs]
+        pairs: list[tuple[int, int, str]] = []  # (job, concept index, normalised phrase)
+        for j, (_, concepts) in enumerate(jobs):
+            for c, concept in enumerate(concepts):
+                phrase = " ".join(concept.split())
+                if phrase:
+                    pairs.append((j, c, phrase))
+                else:
+                    results[j][c] = GroundingResult(concept=concept, reason="empty concept phrase")
+        if pairs:
+            used = sorted({j for j, _, _ in pairs})
+            images = {j: _rgb(jobs[j][0]) for j in used}
+            with self._lock, torch.inference_mode():
+                features = dict(zip(used, self.encode_images([images[j] for j in used]), strict=True))
+                for start in range(0, len(pairs), self.phrase_batch):
+                    chunk = pairs[start : start + self.phrase_batch]
+                    vision = Sam3VisionEncoderOutput(
+                        fpn_hidden_states=_stack([features[j].fpn_hidden_states for j, _, _ in chunk]),
+                        fpn_position_encoding=_stack([features[j].fpn_position_encoding for j, _, _ in chunk]),
+                    )
+                    outputs = self.model(vision_embeds=vision, **self._tokenize([p for _, _, p in chunk]))
+                    for row, (j, c, phrase) in enumerate(chunk):
+                        size = (images[j].height, images[j].width)
+                        results[j][c] = self._result(jobs[j][1][c], phrase, _row(outputs, row), size)
+        return [[r for r in rs if r is not None] for rs in results]
+
+    def _tokenize(self, phrases: list[str]) -> dict[str, torch.Tensor]:
         """Ids padded to SAM3's 32-token text context; longer phrases are truncated (the processor won't)."""
         text = self.processor.tokenizer(
-            phrase, padding="max_length", max_length=self._text_length, truncation=True, return_tensors="pt"
+            phrases, padding="max_length", max_length=self._text_length, truncation=True, return_tensors="pt"
         )
         return {
             "input_ids": text["input_ids"].to(self.device),
@@ -240,6 +307,32 @@ class Sam3Grounder:
         scores = found["scores"].cpu().tolist()
         instances = instances_from_masks(masks, scores, phrase)
         return GroundingResult(concept=concept, instances=instances, presence=presence)
+
+
+def _stack(levels: Sequence[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
+    """Per-pair FPN levels (each [1, C, H, W]) as one batch, level by level.
+
+    Consecutive pairs of the same image share its tensors through `expand` (no copy), so many phrases on
+    one image cost no feature memory beyond the image's own.
+    """
+    runs: list[tuple[tuple[torch.Tensor, ...], int]] = []
+    for item in levels:
+        if runs and runs[-1][0] is item:
+            runs[-1] = (item, runs[-1][1] + 1)
+        else:
+            runs.append((item, 1))
+    per_level = zip(*(tuple(t.expand(n, *t.shape[1:]) for t in item) for item, n in runs), strict=True)
+    return tuple(parts[0] if len(parts) == 1 else torch.cat(parts, dim=0) for parts in per_level)
+
+
+def _row(outputs: Sam3ImageSegmentationOutput, row: int) -> Sam3ImageSegmentationOutput:
+    """One pair's outputs out of a batched forward, as a batch of one."""
+    return Sam3ImageSegmentationOutput(
+        pred_masks=outputs.pred_masks[row : row + 1],
+        pred_boxes=outputs.pred_boxes[row : row + 1],
+        pred_logits=outputs.pred_logits[row : row + 1],
+        presence_logits=outputs.presence_logits[row : row + 1],
+    )
 
 
 class Sam3PackageGrounder:
