@@ -48,7 +48,7 @@ def scene_spec(rng: np.random.Generator, split: SplitSpec, attrs: list[Attr]) ->
     distractors = int(rng.integers(2, 9)) if rng.random() < split.distractors else 0
     return SceneSpec(
         objects=tuple(attrs), width=split.width, height=split.height, occlusion=occlusion, texture=texture,
-        distractors=distractors,
+        distractors=distractors, look=split.look,
     )
 
 
