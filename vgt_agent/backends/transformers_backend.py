@@ -29,6 +29,7 @@ from vgt_agent.backends.base import (
     continues_assistant,
     trim_at_stop,
 )
+from vgt_agent.devices import Placement, resolve_placement
 
 
 class _CallbackStreamer(TextStreamer):
@@ -55,15 +56,19 @@ def eos_token_ids(model: Any, processor: Any) -> list[int]:
     return sorted({*ids, *([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [])})
 
 
-def load_vlm(name_or_path: str | Path, *, dtype: torch.dtype = torch.float32) -> tuple[PreTrainedModel, Any]:
+def load_vlm(name_or_path: str | Path, *, dtype: torch.dtype = torch.float32,
+             device: str | None = None) -> tuple[PreTrainedModel, Any]:
     """(model, processor) from a local directory or the HF cache (the Hub only when online and not a path).
 
     Shared by the backend and by training, so both load a checkpoint the same way; BackendError in one line.
+    A `device` other than the CPU gets the weights loaded straight onto it (no float32 copy in host memory).
     """
+    placed = {"device_map": device} if device and device != "cpu" else {}
     local_only = Path(name_or_path).exists() or _offline()
     try:
         processor = AutoProcessor.from_pretrained(str(name_or_path), local_files_only=local_only)
-        model = AutoModelForImageTextToText.from_pretrained(str(name_or_path), local_files_only=local_only, dtype=dtype)
+        model = AutoModelForImageTextToText.from_pretrained(str(name_or_path), local_files_only=local_only, dtype=dtype,
+                                                            **placed)
     except (OSError, ValueError) as exc:
         where = "a local directory or the Hugging Face cache" if local_only else "the Hugging Face Hub"
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -95,18 +100,22 @@ class TransformersBackend:
         self.model = model_name or getattr(model, "name_or_path", "") or type(model).__name__
         self._lock = threading.Lock()  # one generate at a time: the model is shared, and CPU cores are few
         self._eos_ids = set(eos_token_ids(model, processor))
+        self.placement = Placement(str(model.device), str(model.dtype).removeprefix("torch."))
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str | Path, *, device: str = "cpu", dtype: torch.dtype = torch.float32,
+        cls, name_or_path: str | Path, *, device: str | None = None, dtype: str | torch.dtype | None = None,
         model_name: str | None = None,
     ) -> TransformersBackend:
         """Load from a local directory or the HF cache; never downloads when the path exists or offline.
 
+        `device`/`dtype` as `--device`/`--dtype` take them (None: env VGT_DEVICE/VGT_DTYPE, else auto);
         `model_name` is what results report (default: the path or id), e.g. "vgt-tiny" for shipped weights.
         """
-        model, processor = load_vlm(name_or_path, dtype=dtype)
-        return cls(model.to(device), processor, model_name=model_name or str(name_or_path))
+        dtype_name = dtype if dtype is None or isinstance(dtype, str) else str(dtype).removeprefix("torch.")
+        placement = resolve_placement(device, dtype_name)
+        model, processor = load_vlm(name_or_path, dtype=placement.torch_dtype, device=placement.device)
+        return cls(model.to(placement.device), processor, model_name=model_name or str(name_or_path))
 
     def generate(
         self,

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from vgt_agent.datasets.sample import Sample
+from vgt_agent.devices import Placement
 from vgt_agent.grounders.base import Grounder
 
 GROUNDERS = ("world", "sam3", "gold", "gold-shuffled")
 PER_SAMPLE = ("gold", "gold-shuffled")  # built for one sample (its scene graph), never shared across samples
 
 
-def make_grounder(name: str, *, sample: Sample | None = None, sam3_checkpoint: str | None = None) -> Grounder:
-    """The named grounder; ValueError with one line when it cannot be built from what was given."""
+def make_grounder(name: str, *, sample: Sample | None = None, sam3_checkpoint: str | None = None,
+                  placement: Placement | None = None) -> Grounder:
+    """The named grounder; ValueError with one line when it cannot be built from what was given.
+
+    `placement` is where an in-process model (SAM3) runs; None resolves `--device auto --dtype auto`.
+    """
     if name == "world":
         from vgt_agent.grounders.world import WorldGrounder
 
@@ -18,7 +23,8 @@ def make_grounder(name: str, *, sample: Sample | None = None, sam3_checkpoint: s
     if name == "sam3":
         from vgt_agent.grounders.sam3 import Sam3Grounder
 
-        return Sam3Grounder(sam3_checkpoint or "facebook/sam3")
+        where = {} if placement is None else {"device": placement.device, "dtype": placement.dtype}
+        return Sam3Grounder(sam3_checkpoint or "facebook/sam3", **where)
     if name in PER_SAMPLE:
         if sample is None or not sample.meta.get("objects"):
             raise ValueError(f"the {name} grounder needs a dataset sample with gold objects (e.g. a world split "
