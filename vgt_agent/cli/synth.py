@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import sys
 import time
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from vgt_agent.graphs.synth import SynthSettings
 from vgt_agent.grounders.factory import GROUNDERS, PER_SAMPLE
 from vgt_agent.synthesis.batch import STAGES, BatchStats
 from vgt_agent.synthesis.oracle import WorldOracleTeacher
+from vgt_agent.synthesis.ray_engine import RaySettings
 from vgt_agent.synthesis.run import OnOutcome, PipelineSpec, build_pipeline, run_config, run_name, run_synth
 from vgt_agent.synthesis.workers import WorkerError
 from vgt_agent.synthesis.world_scene import is_world_sample
@@ -74,7 +76,9 @@ def synth(
                                                         "hundreds) | model (the --backend model)."),
     backend: str = typer.Option("openai", "--backend", help="openai (any OpenAI-compatible server) | transformers"),
     model: str = typer.Option(None, "--model", envvar="VGT_MODEL", help="Model name (openai) or local path."),
-    base_url: str = typer.Option(None, "--base-url", envvar="VGT_BASE_URL", help="OpenAI-compatible server URL."),
+    base_url: str = typer.Option(None, "--base-url", envvar="VGT_BASE_URL",
+                                 help="OpenAI-compatible server URL; with --engine ray, several comma-separated "
+                                      "URLs are spread over the actors."),
     k: int = typer.Option(4, "--k", min=1, help="Teacher candidates per sample."),
     keep: int = typer.Option(1, "--keep", min=1, help="Verified candidates per sample taken on to grounding."),
     temperature: float = typer.Option(1.0, "--temperature", min=0.0, help="Teacher sampling temperature."),
@@ -96,6 +100,15 @@ def synth(
                                                             "grounder; this process keeps the one store writer). "
                                                             "Raise it when the run is CPU-bound (e.g. --grounder "
                                                             "world at high concurrency); 1 runs everything here."),
+    engine: str = typer.Option("local", "--engine", help="local (threads here, or --workers processes) | ray (Ray "
+                                                         "actors on a local instance or a cluster: --ray-address)"),
+    ray_address: str = typer.Option(None, "--ray-address", help="--engine ray: auto (the cluster this machine is "
+                                                                "in) | ray://HOST:10001 (default: a local instance)."),
+    ray_actors: int = typer.Option(2, "--ray-actors", min=1, help="--engine ray: actors, each with its own "
+                                                                  "pipeline (grounder model loaded once)."),
+    ray_cpus: float = typer.Option(1.0, "--ray-cpus-per-actor", min=0.0, help="--engine ray: CPUs per actor."),
+    ray_gpus: float = typer.Option(0.0, "--ray-gpus-per-actor", min=0.0, help="--engine ray: GPUs per actor "
+                                                                               "(e.g. 1 for SAM3 on GPU nodes)."),
     limit: int = typer.Option(None, "--limit", min=0, help="At most this many samples (after sharding)."),
     shard: str = typer.Option(None, "--shard", help="i/n: every n-th sample starting at i, for several machines."),
     run: str = typer.Option(None, "--run", help="Run name (default derived from dataset/split/via/teacher)."),
@@ -110,9 +123,25 @@ def synth(
         (via, ("distill", "agent"), "--via"), (backend, ("openai", "transformers"), "--backend"),
         (teacher, (*ORACLE_TEACHERS, "model"), "--teacher"), (extract, ("scene", "llm"), "--extract"),
         (grounder, GROUNDERS, "--grounder"), (policy, ("rule", "vlm"), "--policy"), (kind, ("point", "box"), "--kind"),
-        (protocol, ("text", "function"), "--protocol"),
+        (protocol, ("text", "function"), "--protocol"), (engine, ("local", "ray"), "--engine"),
     ):
         _choice(value, allowed, flag)
+    base_urls = tuple(u.strip() for u in base_url.split(",") if u.strip()) if base_url else ()
+    if len(base_urls) > 1 and engine != "ray":
+        usage_error("several --base-url servers are spread over Ray actors: add --engine ray")
+    if engine == "ray" and workers > 1:
+        usage_error("--workers is the local engine's processes; with --engine ray use --ray-actors")
+    if engine != "ray" and (ray_address or ray_gpus):
+        usage_error("--ray-address / --ray-gpus-per-actor need --engine ray")
+    ray_settings = None
+    if engine == "ray":
+        try:
+            import ray  # noqa: F401 - checked before anything runs
+        except ImportError:
+            usage_error("--engine ray needs Ray: pip install 'vgt[ray]'")
+        ray_settings = RaySettings(actors=ray_actors, threads=math.ceil(concurrency / ray_actors),
+                                   address=ray_address, cpus_per_actor=ray_cpus, gpus_per_actor=ray_gpus)
+    base_url = base_urls[0] if base_urls else None
     try:
         shard_spec = parse_shard(shard)
         samples = list(load_samples(dataset, split, path=path, limit=limit, shard=shard_spec))
@@ -164,6 +193,9 @@ def synth(
     teacher_label = teacher if oracle else f"{backend}:{model_name}"
     name = run or run_name(samples, dataset, split, via, teacher_label)
     config = run_config(spec, teacher_label, concurrency=concurrency, workers=workers, shard=shard, limit=limit)
+    config["engine"] = engine
+    if ray_settings is not None:
+        config["ray"] = dataclasses.asdict(ray_settings) | {"base_urls": list(base_urls)}
     store = open_store(db, create=True)
     show = not json_out and console.is_terminal
     try:
@@ -172,7 +204,7 @@ def synth(
                                 backend=ORACLE if oracle else backend,
                                 model=WorldOracleTeacher.model if oracle and via == "distill" else model_name,
                                 config=config, concurrency=concurrency, workers=workers, on_outcome=on_outcome,
-                                max_error_share=max_error_share)
+                                max_error_share=max_error_share, ray=ray_settings, base_urls=base_urls)
     except WorkerError as e:
         work_failed(str(e))
     finally:

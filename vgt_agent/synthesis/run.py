@@ -9,6 +9,7 @@ and record the outcome on the run. The CLI adds the checks, the progress bar and
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import math
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from vgt_agent.synthesis.extract import LLMExtractor, SceneExtractor
 from vgt_agent.synthesis.oracle import WorldOracleTeacher
 from vgt_agent.synthesis.pipeline import GrounderPool, SynthPipeline
 from vgt_agent.synthesis.prompts import EXTRACT_SCHEMA
+from vgt_agent.synthesis.ray_engine import RaySampleWorkers, RaySettings
 from vgt_agent.synthesis.teacher import BackendTeacher
 from vgt_agent.synthesis.workers import SampleWorkers
 from vgt_agent.synthesis.writer import StoreWriter
@@ -139,16 +141,21 @@ def run_totals(store: TraceStore, run_id: str) -> dict[str, int]:
 def run_synth(store: TraceStore, spec: PipelineSpec, pipeline: SynthPipeline, samples: list[Sample], *, name: str,
               backend: str, model: str | None, config: dict[str, Any], command: str | None = None,
               concurrency: int = 32, workers: int = 1, on_outcome: OnOutcome | None = None,
-              max_error_share: float = 0.5) -> dict[str, Any]:
+              max_error_share: float = 0.5, ray: RaySettings | None = None,
+              base_urls: tuple[str, ...] = ()) -> dict[str, Any]:
     """Run (or resume) the synth run `name` over `samples` and record it in the store; returns its summary
     (`status` done | interrupted | failed, with `message`). A session in which every processed sample
     failed, or more than `max_error_share` of them, ends `failed`: its kept traces stay, but the run did not
-    do its work. KeyboardInterrupt marks the run interrupted and propagates; a worker process that cannot
-    start raises WorkerError before the store is touched."""
+    do its work. With `ray`, the samples run on Ray actors (`ray_engine`), spread over `base_urls` when
+    several model servers are given; otherwise here, or in `workers` processes. KeyboardInterrupt marks the
+    run interrupted and propagates; workers that cannot start raise WorkerError before the store is touched."""
     run_id = run_id_for(name)
     with contextlib.ExitStack() as stack:
         pool = None
-        if workers > 1:
+        if ray is not None:
+            specs = [dataclasses.replace(spec, base_url=url) for url in base_urls] or [spec]
+            pool = stack.enter_context(RaySampleWorkers([functools.partial(build_pipeline, s) for s in specs], ray))
+        elif workers > 1:
             pool = stack.enter_context(SampleWorkers(functools.partial(build_pipeline, spec), processes=workers,
                                                      threads=math.ceil(concurrency / workers)))
         store.start_run("synth", run_id=run_id, name=name, command=command, backend=backend, model=model,
