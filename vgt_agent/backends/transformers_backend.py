@@ -76,6 +76,15 @@ def load_vlm(name_or_path: str | Path, *, dtype: torch.dtype = torch.float32,
     return model, processor
 
 
+def context_tokens(model: Any, tokenizer: Any) -> int:
+    """The most tokens (prompt and completion) the model reads: its position embeddings, or the tokenizer's
+    model_max_length when that is smaller and set."""
+    limits = [getattr(model.config.get_text_config(), "max_position_embeddings", None),
+              getattr(tokenizer, "model_max_length", None)]
+    known = [int(n) for n in limits if isinstance(n, int) and 0 < n < 10**7]  # unset: a 1e30 sentinel
+    return min(known) if known else 10**7
+
+
 def _plain_messages(messages: Sequence[Message]) -> list[Message]:
     """Copy messages keeping only what the chat template reads, so no pixels or extra keys leak in."""
     out: list[Message] = []
@@ -100,6 +109,7 @@ class TransformersBackend:
         self.model = model_name or getattr(model, "name_or_path", "") or type(model).__name__
         self._lock = threading.Lock()  # one generate at a time: the model is shared, and CPU cores are few
         self._eos_ids = set(eos_token_ids(model, processor))
+        self.context_tokens = context_tokens(model, self.tokenizer)
         self.placement = Placement(str(model.device), str(model.dtype).removeprefix("torch."))
 
     @classmethod
@@ -159,6 +169,10 @@ class TransformersBackend:
         if stream is not None:
             options["streamer"] = _CallbackStreamer(self.tokenizer, stream)
         prompt_len = inputs["input_ids"].shape[1]
+        if prompt_len >= self.context_tokens:  # refused before a forward pass: memory grows with the prompt
+            raise BackendError(f"the prompt is {prompt_len} tokens; model {self.model} reads at most "
+                               f"{self.context_tokens} (its context)")
+        max_tokens = options["max_new_tokens"] = min(max_tokens, self.context_tokens - prompt_len)
         with self._lock, torch.inference_mode():
             output = self._model.generate(**inputs, **options)
         new_ids = output[0, prompt_len:].tolist()
