@@ -10,6 +10,7 @@ from rich.panel import Panel
 
 from vgt_agent.backends import BackendError, OpenAIBackend, make_backend
 from vgt_agent.cli.common import EXIT_FAILED, console, err_console, print_json, usage_error
+from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.cli.thought_view import highlight_thought
 from vgt_agent.cli.trace_png import write_trace_png
@@ -55,6 +56,8 @@ def ask(
     max_tokens: int = typer.Option(1024, "--max-tokens", min=1),
     temperature: float = typer.Option(0.0, "--temperature", min=0.0),
     save: Path = typer.Option(None, "--save", help="Write the annotated picture (PNG) here."),
+    device: str = DeviceOption,
+    dtype: str = DtypeOption,
     db: Path = DbOption,
     json_out: bool = JsonOption,
 ) -> None:
@@ -90,8 +93,12 @@ def ask(
     backend = backend or "openai"
     if backend == "openai" and base_url:
         options["base_url"] = base_url
+    # where the in-process models (transformers VLM, SAM3) run; nothing to place for a server and the world
+    placement = placement_or_exit(device, dtype) if backend == "transformers" or grounder == "sam3" else None
+    if placement is not None and backend == "transformers":
+        options.update(placement.as_dict())
     try:
-        ground_tool = make_grounder(grounder, sample=world, sam3_checkpoint=sam3_checkpoint)
+        ground_tool = make_grounder(grounder, sample=world, sam3_checkpoint=sam3_checkpoint, placement=placement)
         vlm = make_backend(backend, model, **options)
         if protocol == "function" and not vlm.supports_function_calling:
             usage_error(f"the {backend} backend has no function calling; use --protocol text")
@@ -104,7 +111,8 @@ def ask(
 
     store = open_store(db, create=True)
     run_id = store.start_run("ask", command=" ".join(sys.argv), backend=vlm.name, model=model_name,
-                             grounder=ground_tool.name, config={"kind": kind, "protocol": protocol})
+                             grounder=ground_tool.name, config={"kind": kind, "protocol": protocol,
+                                                                **(placement.as_dict() if placement else {})})
     streaming = not json_out and sys.stdout.isatty()
 
     def on_event(event: str, payload: object) -> None:
@@ -135,6 +143,7 @@ def ask(
         "stop_reason": state.get("stop_reason"), "error": state.get("error"), "backend": vlm.name,
         "model": model_name, "grounder": ground_tool.name, "turns": state.get("turns", 0),
         "tool_calls": state.get("tool_calls", 0), "image": str(image), "saved": str(save) if save else None,
+        "device": placement.label if placement else None,
     }
     if json_out:
         print_json(result)
@@ -156,7 +165,8 @@ def _print_result(r: dict, streamed: bool) -> None:
     if model_groundings:
         ok = sum(bool(g.get("verified")) for g in model_groundings)
         console.print(f"self-written groundings verified: {ok}/{len(model_groundings)}")
-    console.print(f"[dim]backend {r['backend']} · model {r['model']} · grounder {r['grounder']} · "
+    device = f" · device {r['device']}" if r["device"] else ""
+    console.print(f"[dim]backend {r['backend']} · model {r['model']} · grounder {r['grounder']}{device} · "
                   f"{r['turns']} turns · {r['tool_calls']} tool calls · stop: {r['stop_reason']} · "
                   f"trace {r['trace_id']}[/]")
     if r["saved"]:
