@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from vgt_agent.cli.common import console, print_json, usage_error, work_failed
+from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.grounders.factory import GROUNDERS
 
@@ -38,6 +39,8 @@ def evaluate(
     workers: int = typer.Option(1, "--workers", min=1, help="Concurrent requests (useful with a vLLM server)."),
     label: str = typer.Option(None, "--label", help="Row name in the report (default: from the model's training)."),
     resume: str = typer.Option(None, "--resume", help="Continue an interrupted eval run (its id)."),
+    device: str = DeviceOption,
+    dtype: str = DtypeOption,
     db: Path = DbOption,
     json_out: bool = JsonOption,
 ) -> None:
@@ -58,14 +61,17 @@ def evaluate(
     if backend not in (None, "transformers", "openai"):
         usage_error(f"--backend must be transformers or openai, not {backend!r}")
     names = tuple(dict.fromkeys(n.strip() for n in benchmark.split(",") if n.strip()))
+    kind = backend or ("transformers" if model and Path(model).is_dir() else "openai")
+    in_process = kind == "transformers" or (agent and grounder == "sam3")
+    placement = placement_or_exit(device, dtype) if in_process else None
     spec = EvalSpec(benchmarks=names, mode=mode, samples=samples, temperature=temperature, limit=limit,
                     max_tokens=max_tokens, agent=agent, grounder=grounder, sam3_checkpoint=sam3_checkpoint,
-                    workers=workers)
+                    workers=workers, placement=placement)
     try:
         benches = load_benchmarks(names, limit)
     except EvalError as e:
         usage_error(str(e))
-    vlm = _backend(backend, model, base_url)
+    vlm = _backend(kind, model, base_url, placement)
     provenance = read_provenance(model) if model and Path(model).exists() else None
     row, stage = default_label(mode, agent, provenance)
     store = open_store(db, create=True)
@@ -93,13 +99,15 @@ def evaluate(
         work_failed(f"eval failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}")
     store.end_run(run_id, metrics=metrics)
     store.close()
-    result = {"run_id": run_id, "label": config["label"], "backend": vlm.name, "model": vlm.model, "mode": mode,
+    result = {"run_id": run_id, "label": config["label"], "backend": vlm.name, "model": vlm.model,
+              "grounder": grounder if agent else None, "device": placement.label if placement else None, "mode": mode,
               "agent": agent, "samples": samples, "temperature": temperature, **metrics}
     if json_out:
         print_json(result)
         return
-    how = f"{mode}{' agent' if agent else ''}"
-    table = Table(title=f"{config['label']} · {vlm.name} · {vlm.model} · {how} · run {run_id}")
+    how = f"{mode}{f' agent · grounder {grounder}' if agent else ''}"
+    where = f" · device {placement.label}" if placement else ""
+    table = Table(title=f"{config['label']} · {vlm.name} · {vlm.model} · {how}{where} · run {run_id}")
     for col in ("benchmark", "group", "questions", "acc", f"pass@{samples}", "grounding", "boxed", "truncated"):
         table.add_column(col, justify="left" if col in ("benchmark", "group") else "right")
     for name, m in metrics["benchmarks"].items():
@@ -112,12 +120,14 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
 
-def _backend(kind: str | None, model: str | None, base_url: str | None):
+def _backend(kind: str, model: str | None, base_url: str | None, placement=None):
     from vgt_agent.backends import BackendError, make_backend
 
-    kind = kind or ("transformers" if model and Path(model).is_dir() else "openai")
+    options = {"base_url": base_url} if kind == "openai" and base_url else {}
+    if kind == "transformers" and placement is not None:
+        options.update(placement.as_dict())
     try:
-        vlm = make_backend(kind, model, **({"base_url": base_url} if kind == "openai" and base_url else {}))
+        vlm = make_backend(kind, model, **options)
         _ = vlm.model  # an OpenAI-compatible server without --model is asked for its model here
     except BackendError as e:
         usage_error(str(e))

@@ -20,6 +20,7 @@ import numpy as np
 from vgt_agent.answers import check_answer
 from vgt_agent.backends.base import BackendError, VLMBackend
 from vgt_agent.datasets.sample import Sample
+from vgt_agent.devices import Placement
 from vgt_agent.format import parse
 from vgt_agent.grounding_scores import ReferenceObject, reference_matches
 from vgt_agent.images import load_image
@@ -55,6 +56,7 @@ class EvalSpec:
     sam3_checkpoint: str | None = None
     workers: int = 1
     max_groundings: int = 32
+    placement: Placement | None = None  # where the in-process models (VLM, SAM3) run, as --device/--dtype resolved
 
 
 @dataclass
@@ -213,7 +215,8 @@ def _ask(store: TraceStore, backend: VLMBackend, spec: EvalSpec, bench: Benchmar
 
     sample = bench.samples[i]
     if spec.grounder in PER_SAMPLE or spec.grounder not in grounders:
-        grounders[spec.grounder] = make_grounder(spec.grounder, sample=sample, sam3_checkpoint=spec.sam3_checkpoint)
+        grounders[spec.grounder] = make_grounder(spec.grounder, sample=sample, sam3_checkpoint=spec.sam3_checkpoint,
+                                                     placement=spec.placement)
     grounder = grounders[spec.grounder]
     image = load_image(bench.records[i].image.path)
     ctx = AskContext(image=image, sample=bench.records[i], backend=backend, grounder=grounder,
@@ -259,7 +262,7 @@ def run_config(spec: EvalSpec, label: str, stage: str, provenance: dict[str, Any
     return {"label": label, "stage": stage, "mode": spec.mode, "agent": spec.agent,
             "benchmarks": list(spec.benchmarks), "samples": spec.samples, "temperature": spec.temperature,
             "limit": spec.limit, "max_tokens": spec.max_tokens, "grounder": spec.grounder if spec.agent else None,
-            "provenance": provenance}
+            "provenance": provenance, **(spec.placement.as_dict() if spec.placement else {})}
 
 
 def default_label(mode: str, agent: bool, provenance: dict[str, Any] | None) -> tuple[str, str]:
