@@ -26,6 +26,7 @@ from vgt_agent.world.splits import SPLITS
 from vgt_agent.world.storage import load_split, make_split
 
 EIGHT = np.ones((3, 3), dtype=bool)
+BASE_SPLITS = [name for name in SPLITS if not name.endswith("-varied")]  # their twins: tests/test_world_style.py
 
 
 def _png(image: Image.Image) -> bytes:
@@ -36,11 +37,11 @@ def _png(image: Image.Image) -> bytes:
 
 @pytest.fixture(scope="module")
 def samples() -> list[tuple[np.ndarray, dict]]:
-    """A spread of samples from every split (train covers every family twice over)."""
+    """A spread of canonical samples from every split (train covers every family twice over)."""
     out = []
-    for name in SPLITS:
+    for name in BASE_SPLITS:
         for index in range(16 if name == "world-train" else 8):
-            image, record = make_sample(name, index)
+            image, record = make_sample(name, index, style="canonical")
             out.append((np.asarray(image), record))
     return out
 
@@ -242,9 +243,18 @@ def solve(record: dict) -> tuple[str, dict[str, set[int]]]:
     raise AssertionError(f"solver does not understand {q!r}")
 
 
+# The families this solver reads; the reworded families (paraphrase.py, attributes.py) have their own tests.
+SOLVED_FAMILIES = frozenset({
+    "count_colour_shape", "count_not_colour", "count_shape", "relation_yes_no", "relation_choice", "closer",
+    "larger", "kth_relation",
+})
+
+
 def test_answers_recomputed_independently(samples: list[tuple[np.ndarray, dict]]) -> None:
     seen = set()
     for _, record in samples:
+        if record["family"] not in SOLVED_FAMILIES:
+            continue
         answer, roles = solve(record)
         assert answer == record["answer"], record["question"]
         got: dict[str, set[int]] = {}
@@ -255,7 +265,7 @@ def test_answers_recomputed_independently(samples: list[tuple[np.ndarray, dict]]
         expected_type = {"count": r"\d+", "yes_no": "yes|no", "choice": "[A-D]"}[record["answer_type"]]
         assert re.fullmatch(expected_type, record["answer"])
         assert (record["answer_type"] == "choice") == bool(record["choices"])
-    assert seen == {f for spec in SPLITS.values() for f in spec.families}
+    assert seen == SOLVED_FAMILIES
 
 
 def test_answer_distributions_are_spread() -> None:
@@ -285,7 +295,7 @@ def test_ambiguous_references_get_a_size() -> None:
 @pytest.fixture(scope="module")
 def split_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("world") / "train"
-    make_split(out, "world-train", n=10)
+    make_split(out, "world-train", n=10, style="canonical")
     return out
 
 
@@ -294,12 +304,13 @@ def test_split_folder_layout(split_dir: Path) -> None:
     assert {k: info[k] for k in ("split", "n", "seed", "width", "height")} == {
         "split": "world-train", "n": 10, "seed": SPLITS["world-train"].seed, "width": 448, "height": 448,
     }
+    assert info["style"] == "canonical"
     assert "generator_version" in info
     rows = [json.loads(line) for line in (split_dir / "metadata.jsonl").read_text().splitlines()]
     assert [r["file_name"] for r in rows] == [f"images/{i:06d}.png" for i in range(10)]
     assert len({tuple(r) for r in rows}) == 1  # identical key sets
     for i, row in enumerate(rows):
-        image, record = make_sample("world-train", i)
+        image, record = make_sample("world-train", i, style="canonical")
         assert row == json.loads(json.dumps(record))
         assert (split_dir / row["file_name"]).is_file()
         assert np.array_equal(np.asarray(Image.open(split_dir / row["file_name"])), np.asarray(image))

@@ -21,7 +21,7 @@ CANONICAL_SAMPLES = [
     ("world-spatialmqa", 1, "ae41ac475ec11f38"),
     ("world-multihop", 4, "e5263ec74f18996a"),
     ("world-train", 0, "021158ebbbdbdc53"),
-    ("world-train", 13, "f5f9d7c29ae0b95c"),
+    ("world-train", 5, "1184e98e90c5ff79"),
 ]
 CANONICAL_FOLDERS = [("world-countqa", "d4e42001df0dd206"), ("world-train", "aad7871785ebab22")]
 

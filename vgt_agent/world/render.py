@@ -1,7 +1,8 @@
 """Turn a Scene into pixels: background, then grey distractors, then objects in drawing order.
 
-Distractors go under the objects so they never change an object's mask, and nothing is anti-aliased,
-so every object pixel is exactly its palette colour.
+Distractors go under the objects so they never change an object's mask. In the canonical style nothing is
+anti-aliased, so every object pixel is exactly its palette colour; a varied scene paints each object in its
+own shade, blended by coverage where its edges are anti-aliased (its mask is then the >= 50% coverage set).
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from vgt_agent.world.palette import COLOURS
-from vgt_agent.world.scene import Background, Scene
+from vgt_agent.world.scene import Background, Scene, WorldObject
+from vgt_agent.world.style import Backdrop, backdrop_pixels
 
 
-def background_pixels(bg: Background, width: int, height: int) -> np.ndarray:
+def background_pixels(bg: Background | Backdrop, width: int, height: int) -> np.ndarray:
     """(H, W, 3) uint8 background; textures only mix `tone` and `tone2`-like greys, never a palette colour."""
+    if isinstance(bg, Backdrop):
+        return backdrop_pixels(bg, width, height)
     tone = np.array(bg.tone, dtype=np.int16)
     if bg.kind == "plain":
         return np.broadcast_to(tone.astype(np.uint8), (height, width, 3)).copy()
@@ -49,8 +53,26 @@ def render(scene: Scene) -> tuple[Image.Image, list[np.ndarray]]:
                 cx, cy, r = d.xy
                 draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=grey)
     pixels = np.array(image)
-    for o in scene.objects:
-        h, w = o.full.shape
-        pixels[o.y0 : o.y0 + h, o.x0 : o.x0 + w][o.full] = COLOURS[o.colour]
+    if isinstance(scene.background, Backdrop):
+        pixels = _paint_shades(pixels, scene.objects)
+    else:
+        for o in scene.objects:
+            h, w = o.full.shape
+            pixels[o.y0 : o.y0 + h, o.x0 : o.x0 + w][o.full] = COLOURS[o.colour]
     masks = [o.image_mask(scene.height, scene.width) for o in scene.objects]
     return Image.fromarray(pixels), masks
+
+
+def _paint_shades(pixels: np.ndarray, objects: list[WorldObject]) -> np.ndarray:
+    """Objects in their own shades, hard-edged ones by mask, anti-aliased ones blended by coverage."""
+    out = pixels.astype(np.float32)
+    for o in objects:
+        h, w = o.full.shape
+        window = out[o.y0 : o.y0 + h, o.x0 : o.x0 + w]
+        shade = np.array(o.shade, dtype=np.float32)
+        if o.coverage is None:
+            window[o.full] = shade
+        else:
+            alpha = o.coverage[..., None]
+            window[...] = window * (1.0 - alpha) + shade * alpha
+    return np.rint(out).astype(np.uint8)

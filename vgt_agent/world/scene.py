@@ -3,6 +3,10 @@
 Placement enforces the invariants segmentation relies on: objects of one colour never touch (a gap of at
 least `gap` background pixels), and an occluded object stays at least `min_visible` visible and one
 4-connected piece. Objects are drawn in list order, so later objects occlude earlier ones.
+
+A spec with a `look` (the varied style, see style.py) keeps those invariants and adds per-object shades,
+continuous sizes within each class's band, any rotation, anti-aliased edges, a randomised backdrop and
+objects of different colours that touch; without one, scenes are drawn exactly as they always were.
 """
 
 from __future__ import annotations
@@ -14,8 +18,11 @@ import numpy as np
 from scipy import ndimage
 
 from vgt_agent import geometry
+from vgt_agent.world import style
+from vgt_agent.world.colours import jitter_shade
 from vgt_agent.world.palette import BACKGROUNDS, COLOURS, SHAPES, SIZES
-from vgt_agent.world.shapes import MAX_TILT_DEGREES, shape_mask
+from vgt_agent.world.shapes import MAX_TILT_DEGREES, shape_coverage, shape_mask
+from vgt_agent.world.style import Backdrop, Look
 
 TEXTURES: tuple[str, ...] = ("noise", "stripes", "checker")
 SIZE_ORDER: tuple[str, ...] = ("small", "medium", "large")
@@ -48,6 +55,7 @@ class SceneSpec:
     min_visible: float = 0.6
     gap: int = 2
     tries: int = 300
+    look: Look | None = None  # the varied style's look; None draws the canonical style
 
 
 @dataclass(eq=False)
@@ -66,6 +74,12 @@ class WorldObject:
     y0: int
     full: np.ndarray
     visible: np.ndarray
+    rgb: tuple[int, int, int] | None = None  # the object's shade; None is the palette colour
+    coverage: np.ndarray | None = None  # anti-aliased: float coverage aligned with `full`; None is hard-edged
+
+    @property
+    def shade(self) -> tuple[int, int, int]:
+        return self.rgb if self.rgb is not None else COLOURS[self.colour]
 
     @property
     def name(self) -> str:
@@ -130,9 +144,10 @@ class Distractor:
 class Scene:
     width: int
     height: int
-    background: Background
+    background: Background | Backdrop
     objects: list[WorldObject] = field(default_factory=list)
     distractors: list[Distractor] = field(default_factory=list)
+    look: Look | None = None  # the varied style's look; None for the canonical style
 
 
 def _overlap(a: WorldObject, mask: np.ndarray, x0: int, y0: int) -> tuple[slice, slice, slice, slice] | None:
@@ -184,16 +199,50 @@ def _pick_size(rng: np.random.Generator, attr: Attr, attempt: int, tries: int) -
     return str(allowed[int(rng.integers(len(allowed)))])
 
 
+def _overlaps(objects: list[WorldObject], mask: np.ndarray, x0: int, y0: int) -> bool:
+    """Whether a mask at (x0, y0) shares a pixel with any of the objects' visible masks."""
+    for o in objects:
+        win = _overlap(o, mask, x0, y0)
+        if win is not None:
+            ar, ac, mr, mc = win
+            if (o.visible[ar, ac] & mask[mr, mc]).any():
+                return True
+    return False
+
+
+def _touching_centre(
+    o: WorldObject, shape: str, r: float, tilt: float, angle: float
+) -> tuple[float, float] | None:
+    """A centre in direction `angle` from `o` where the new shape just touches `o` without overlapping it
+    (bisection on the centre distance), or None when the shapes never overlap along that line."""
+
+    def hits(d: float) -> bool:
+        mask, x0, y0 = shape_mask(shape, o.cx + d * math.cos(angle), o.cy + d * math.sin(angle), r, tilt)
+        return _overlaps([o], mask, x0, y0)
+
+    lo, hi = 0.25 * (o.radius + r), o.radius + r + 2.0
+    if not hits(lo):
+        return None
+    for _ in range(7):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if hits(mid) else (lo, mid)
+    d = hi + 0.3  # just outside: the anti-aliased mask may reach a little further than the hard one
+    return o.cx + d * math.cos(angle), o.cy + d * math.sin(angle)
+
+
 def _place(rng: np.random.Generator, spec: SceneSpec, objects: list[WorldObject], attr: Attr) -> WorldObject:
     side = min(spec.width, spec.height)
+    look = spec.look
+    gap = spec.gap if look is None else style.same_colour_gap(side, spec.gap)
     for attempt in range(spec.tries):
         size = _pick_size(rng, attr, attempt, spec.tries)
-        r = SIZES[size] * side / 2
+        r = SIZES[size] * side / 2 if look is None else style.varied_radius(rng, size, side, look.tiny)
         lo_x, hi_x = r + _MARGIN, spec.width - r - _MARGIN
         lo_y, hi_y = r + _MARGIN, spec.height - r - _MARGIN
         if lo_x >= hi_x or lo_y >= hi_y:
             raise PlacementError(f"a {size} object does not fit a {spec.width}x{spec.height} image")
         others = [o for o in objects if o.colour != attr.colour]
+        touch: tuple[WorldObject, float] | None = None
         if spec.occlusion and others and rng.random() < 0.5:
             # Aim for a partial overlap with a differently coloured object, so occlusion actually happens.
             o = others[int(rng.integers(len(others)))]
@@ -201,25 +250,46 @@ def _place(rng: np.random.Generator, spec: SceneSpec, objects: list[WorldObject]
             d = (o.radius + r) * rng.uniform(0.55, 0.95)
             cx = min(max(o.cx + d * math.cos(a), lo_x), hi_x)
             cy = min(max(o.cy + d * math.sin(a), lo_y), hi_y)
+        elif look is not None and others and rng.random() < style.TOUCH_SHARE:
+            # Varied style: aim to touch a differently coloured object, edge to edge.
+            touch = others[int(rng.integers(len(others)))], float(rng.uniform(0, 2 * math.pi))
+            cx, cy = touch[0].cx, touch[0].cy
         else:
             cx, cy = rng.uniform(lo_x, hi_x), rng.uniform(lo_y, hi_y)
-        max_tilt = MAX_TILT_DEGREES[attr.shape]
-        tilt = float(rng.uniform(-max_tilt, max_tilt)) if max_tilt else 0.0
+        if look is None:
+            max_tilt = MAX_TILT_DEGREES[attr.shape]
+            tilt = float(rng.uniform(-max_tilt, max_tilt)) if max_tilt else 0.0
+        else:
+            tilt = style.varied_tilt(rng, attr.shape)
+        if touch is not None:
+            centre = _touching_centre(touch[0], attr.shape, r, tilt, touch[1])
+            if centre is None or not (lo_x <= centre[0] <= hi_x and lo_y <= centre[1] <= hi_y):
+                continue
+            cx, cy = centre
         # Bounding circles decide most cases without touching masks; the slack covers rasterisation and
         # diagonal gaps (a Euclidean gap of 1.5 * gap keeps `gap` clear pixels in every direction).
         covered: list[WorldObject] = []
         ok = True
         for o in objects:
-            if math.hypot(o.cx - cx, o.cy - cy) > o.radius + r + 3 + 1.5 * spec.gap:
+            if math.hypot(o.cx - cx, o.cy - cy) > o.radius + r + 3 + 1.5 * gap:
                 continue
-            if not spec.occlusion or o.colour == attr.colour:
+            if o.colour == attr.colour or (not spec.occlusion and look is None):
                 ok = False
                 break
-            covered.append(o)
+            covered.append(o)  # varied style without occlusion: allowed to touch, checked on the masks below
         if not ok:
             continue
-        mask, x0, y0 = shape_mask(attr.shape, cx, cy, r, tilt)
-        updated = _occlude(covered, mask, x0, y0, spec.min_visible) if covered else {}
+        coverage = None
+        if look is not None and look.antialias:
+            coverage, mask, x0, y0 = shape_coverage(attr.shape, cx, cy, r, tilt, style.SUPERSAMPLE)
+        else:
+            mask, x0, y0 = shape_mask(attr.shape, cx, cy, r, tilt)
+        if not covered:
+            updated: dict[int, np.ndarray] | None = {}
+        elif spec.occlusion:
+            updated = _occlude(covered, mask, x0, y0, spec.min_visible)
+        else:
+            updated = None if _overlaps(covered, mask, x0, y0) else {}
         if updated is None:
             continue
         for o in covered:
@@ -228,6 +298,7 @@ def _place(rng: np.random.Generator, spec: SceneSpec, objects: list[WorldObject]
         return WorldObject(
             id=len(objects), shape=attr.shape, colour=attr.colour, size=size, cx=float(cx), cy=float(cy),
             radius=r, tilt=tilt, x0=x0, y0=y0, full=mask, visible=mask.copy(),
+            rgb=None if look is None else jitter_shade(rng, attr.colour), coverage=coverage,
         )
     raise PlacementError(f"could not place a {attr.colour} {attr.shape} after {spec.tries} tries")
 
@@ -265,7 +336,8 @@ def make_scene(rng: np.random.Generator, spec: SceneSpec) -> Scene:
     for a in spec.objects:
         if a.shape not in SHAPES or a.colour not in COLOURS or (a.size is not None and a.size not in SIZES):
             raise ValueError(f"unknown object attributes {a}")
-    scene = Scene(spec.width, spec.height, _background(rng, spec.texture))
+    backdrop = _background(rng, spec.texture) if spec.look is None else style.draw_backdrop(rng)
+    scene = Scene(spec.width, spec.height, backdrop, look=spec.look)
     scene.distractors = _distractors(rng, spec.distractors, spec.width, spec.height)
     for attr in spec.objects:
         scene.objects.append(_place(rng, spec, scene.objects, attr))

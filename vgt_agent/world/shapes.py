@@ -1,7 +1,8 @@
-"""Rasterise one shape into a small local mask, without anti-aliasing.
+"""Rasterise one shape into a small local mask (hard edges) or coverage map (anti-aliased).
 
-Objects are drawn from these masks, so "the object's pixels" and "the object's mask" are the same set by
-construction; working in a local crop (not the full image) keeps placement and rendering fast.
+Hard-edged objects are drawn from these masks, so "the object's pixels" and "the object's mask" are the same
+set by construction; anti-aliased ones are blended by coverage and their mask is the >= 50% coverage set.
+Working in a local crop (not the full image) keeps placement and rendering fast.
 """
 
 from __future__ import annotations
@@ -59,25 +60,49 @@ def shape_mask(
     y0 = math.floor(cy - radius) - _PAD
     side = math.ceil(2 * radius) + 2 * _PAD + 1
     canvas = Image.new("L", (side, side), 0)
-    draw = ImageDraw.Draw(canvas)
     # Pillow addresses pixel centres by integer coordinates; geometry puts them at +0.5.
-    lx, ly = cx - 0.5 - x0, cy - 0.5 - y0
-    up = -90.0 + tilt
-    if shape == "circle":
-        draw.ellipse([lx - radius, ly - radius, lx + radius, ly + radius], fill=1)
-    elif shape == "ring":
-        inner = radius * RING_INNER
-        draw.ellipse([lx - radius, ly - radius, lx + radius, ly + radius], fill=1)
-        draw.ellipse([lx - inner, ly - inner, lx + inner, ly + inner], fill=0)
-    elif shape == "square":
-        draw.polygon(_polygon(4, lx, ly, radius, up + 45.0), fill=1)
-    elif shape == "triangle":
-        draw.polygon(_polygon(3, lx, ly, radius, up), fill=1)
-    elif shape == "hexagon":
-        draw.polygon(_polygon(6, lx, ly, radius, tilt), fill=1)
-    elif shape == "star":
-        draw.polygon(_star(lx, ly, radius, up), fill=1)
-    else:
-        raise ValueError(f"unknown shape {shape!r}")
+    _draw_shape(ImageDraw.Draw(canvas), shape, cx - 0.5 - x0, cy - 0.5 - y0, radius, tilt, 1)
     mask = np.asarray(canvas, dtype=np.uint8).astype(bool)
     return _largest_component(mask), x0, y0
+
+
+def shape_coverage(
+    shape: str, cx: float, cy: float, radius: float, tilt: float = 0.0, supersample: int = 4
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Anti-aliased shape: (coverage, mask, x0, y0), coverage the float32 fraction of each pixel the shape
+    covers (rasterised at `supersample` x and box-filtered), mask the pixels covered by >= half of it, kept as
+    one 4-connected component (pixels dropped from the mask get coverage just under half)."""
+    x0 = math.floor(cx - radius) - _PAD
+    y0 = math.floor(cy - radius) - _PAD
+    side = math.ceil(2 * radius) + 2 * _PAD + 1
+    s = supersample
+    canvas = Image.new("L", (side * s, side * s), 0)
+    _draw_shape(ImageDraw.Draw(canvas), shape, (cx - x0) * s - 0.5, (cy - y0) * s - 0.5, radius * s, tilt, 1)
+    fine = np.asarray(canvas, dtype=np.float32)
+    coverage = fine.reshape(side, s, side, s).mean(axis=(1, 3))
+    raw = coverage >= 0.5
+    mask = _largest_component(raw)
+    coverage[raw & ~mask] = 0.49
+    return coverage, mask, x0, y0
+
+
+def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, lx: float, ly: float, radius: float, tilt: float,
+                fill: int) -> None:
+    """Draw `shape` centred at canvas point (lx, ly) in Pillow's pixel-centre coordinates."""
+    up = -90.0 + tilt
+    if shape == "circle":
+        draw.ellipse([lx - radius, ly - radius, lx + radius, ly + radius], fill=fill)
+    elif shape == "ring":
+        inner = radius * RING_INNER
+        draw.ellipse([lx - radius, ly - radius, lx + radius, ly + radius], fill=fill)
+        draw.ellipse([lx - inner, ly - inner, lx + inner, ly + inner], fill=0)
+    elif shape == "square":
+        draw.polygon(_polygon(4, lx, ly, radius, up + 45.0), fill=fill)
+    elif shape == "triangle":
+        draw.polygon(_polygon(3, lx, ly, radius, up), fill=fill)
+    elif shape == "hexagon":
+        draw.polygon(_polygon(6, lx, ly, radius, tilt), fill=fill)
+    elif shape == "star":
+        draw.polygon(_star(lx, ly, radius, up), fill=fill)
+    else:
+        raise ValueError(f"unknown shape {shape!r}")

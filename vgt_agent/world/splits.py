@@ -1,12 +1,17 @@
 """Named splits: six benchmarks mirroring the paper's evaluation, and a train split mixing all families.
 
 Each split has its own seed, so benchmark images are never train images; a sample is a pure function of
-(split seed, index), see generate.make_sample.
+(split seed, index, style), see generate.make_sample. The benchmarks are drawn in the canonical style and
+each has a `-varied` twin (same families and look probabilities, its own seed) in the varied style; world-train
+is varied.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+
+from vgt_agent.world.style import Look
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,9 @@ class SplitSpec:
     width: int = 448
     height: int = 448
     description: str = ""
+    style: str = "canonical"  # "canonical" | "varied", see style.py
+    look: Look | None = None  # set per sample by generate.make_question in the varied style
+    fixed_size: bool = False  # varied style: keep width x height rather than draw a size per sample
 
 
 _SPLITS = (
@@ -65,11 +73,22 @@ _SPLITS = (
             "closer", "larger", "kth_relation",
         ),
         seed=2024, n=2000, min_objects=2, max_objects=14, occlusion=0.3, texture=0.4, distractors=0.4,
-        description="all question families mixed, for SFT/RL",
+        description="all question families mixed, for SFT/RL", style="varied",
     ),
 )
+VARIED_SEED_OFFSET = 100  # a twin's seed: its canonical split's + 100 (world-tally 1001 -> world-tally-varied 1101)
 
-SPLITS: dict[str, SplitSpec] = {s.name: s for s in _SPLITS}
+
+def varied_twin(spec: SplitSpec) -> SplitSpec:
+    """The style-shifted twin of a canonical benchmark split: same questions and look odds, varied style."""
+    return dataclasses.replace(
+        spec, name=f"{spec.name}-varied", seed=spec.seed + VARIED_SEED_OFFSET, style="varied",
+        description=f"{spec.description}; varied style",
+    )
+
+
+_TWINS = tuple(varied_twin(s) for s in _SPLITS if s.style == "canonical")
+SPLITS: dict[str, SplitSpec] = {s.name: s for s in (*_SPLITS, *_TWINS)}
 
 
 def get_split(name: str) -> SplitSpec:

@@ -1,4 +1,5 @@
-"""A split on disk: `images/NNNNNN.png`, `metadata.jsonl` and `info.json` (an HF imagefolder).
+"""A split on disk: `images/NNNNNN.png` (or `.jpg` in the varied style), `metadata.jsonl` and `info.json`
+(an HF imagefolder; info.json records the style).
 
 The folder is built in a hidden temp dir next to the target and renamed into place at the end, so an
 interrupted run never leaves a folder that looks complete; `load_split` reads it back without `datasets`.
@@ -18,6 +19,7 @@ from typing import Any
 from vgt_agent.datasets.sample import GoldObject, Sample
 from vgt_agent.world.generate import GENERATOR_VERSION, make_sample, resolve_split
 from vgt_agent.world.splits import SplitSpec
+from vgt_agent.world.style import SIDE_RANGE, encode_image
 
 INFO = "info.json"
 METADATA = "metadata.jsonl"
@@ -41,7 +43,9 @@ def _write_samples(job: tuple[SplitSpec, int, int, int, str]) -> list[str]:
     lines = []
     for index in range(start, stop):
         image, record = make_sample(spec, index, seed=seed)
-        image.save(Path(folder) / record["file_name"], format="PNG", compress_level=1)
+        look = record.get("style", {})
+        data = encode_image(image, look.get("format", "png"), look.get("quality", 0))
+        (Path(folder) / record["file_name"]).write_bytes(data)
         lines.append(json.dumps(record, separators=(",", ":")) + "\n")
     return lines
 
@@ -66,15 +70,17 @@ def make_split(
     width: int | None = None,
     height: int | None = None,
     workers: int = 1,
+    style: str | None = None,
 ) -> dict[str, Any]:
     """Write `n` samples of a split to `out_dir` (replacing an earlier split there); returns info.json.
+    `style` (canonical | varied) defaults to the split's own.
 
     `workers` > 1 renders chunks of samples in that many processes: the same files, byte for byte (each
     sample depends only on its split, seed and index), ~`workers` times faster on idle cores.
-    Raises KeyError for an unknown split name, ValueError for n < 1, FileExistsError when `out_dir` is
-    something other than a split folder.
+    Raises KeyError for an unknown split name, ValueError for n < 1 or an unknown style, FileExistsError when
+    `out_dir` is something other than a split folder.
     """
-    spec = resolve_split(split, width, height)
+    spec = resolve_split(split, width, height, style)
     n = spec.n if n is None else n
     seed = spec.seed if seed is None else seed
     if n < 1:
@@ -94,8 +100,10 @@ def make_split(
                     progress(written, n)
         info = {
             "split": spec.name, "n": n, "seed": seed, "width": spec.width, "height": spec.height,
-            "generator_version": GENERATOR_VERSION, "families": list(spec.families),
+            "generator_version": GENERATOR_VERSION, "families": list(spec.families), "style": spec.style,
         }
+        if spec.style == "varied" and not spec.fixed_size:  # each sample's size is drawn: see its row
+            info |= {"width": None, "height": None, "side_range": list(SIDE_RANGE)}
         (tmp / INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         check_target(out)
         if out.exists():
