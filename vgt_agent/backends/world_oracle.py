@@ -5,7 +5,14 @@ imitate step by step. The oracle sees ONLY what a model sees: the question text 
 its own thought so far (never the scene graph, never pixels). It decides which phrases to ground, then
 writes the reasoning over the returned coordinates and the answer:
 
+- questions are read in any wording of the world's grammar (`world.phrasing`), case and punctuation free;
 - counting: ground the counted phrase, re-point at each instance with an index, box the last index;
+- existence: ground the phrase; anything found is yes, nothing is no;
+- attributes (a colour or shape word): ground the object asked about (for "what shape is left of the X":
+  the anchor X), then halve the candidate values: ground the first half's phrase ("red or green or blue
+  shapes", "circles or squares or triangles") and keep that half when the object's point is among the
+  instances (for a side question: when an instance lies on that side of the anchor), else the other half,
+  until one value is left (at most 1 + 3 grounder calls). Nothing found for the object: `unknown`;
 - spatial families ground the objects the question names, then decide in one of the STEPS styles:
   - "whole" (the backend's default; what the first shipped vgt-tiny learned): left/right/above/below writes the two
     coordinates on the asked axis and the relation; dominant direction both axes with a coarse difference
@@ -42,6 +49,8 @@ from PIL import Image
 
 from vgt_agent.backends.base import BackendError, Generation, Message, StreamCallback
 from vgt_agent.format import parse, render_grounding
+from vgt_agent.world import phrasing
+from vgt_agent.world.palette import COLOURS, SHAPES
 
 NAME = "world-oracle"
 STEPS = ("whole", "digits", "lookup", "hundreds")  # how spatial decisions are written (see the module docstring)
@@ -56,18 +65,7 @@ def model_label(steps: str) -> str:
 TEACHERS = {model_label(s): s for s in STEPS}  # what `vgt synth --teacher` names each style by
 Point = tuple[int, int]
 
-_OPTIONS = re.compile(r"\s*Options:\s*(.*?)\.\s*Answer with the letter\.\s*$")
 _RESULT = re.compile(r"</ground>\s*(?:(<obj>.*?</obj>)|No (.*?) found\.)", re.S)
-_COUNT = re.compile(r"how many (.+?)(?: are there)?\?$", re.I)
-_NOT = re.compile(r"how many (shapes|objects) are not (\w+)\?$", re.I)
-_REL = re.compile(r"is the (.+?) (to the left of|to the right of|above|below) the (.+?)\?$", re.I)
-_WHERE = re.compile(r"where is the (.+?) relative to the (.+?)\?$", re.I)
-_CLOSER = re.compile(r"which is closer to the (.+?): the (.+?) or the (.+?)\?$", re.I)
-_LARGER = re.compile(r"which is (larger|smaller): the (.+?) or the (.+?)\?$", re.I)
-_KTH = re.compile(
-    r"is the (?:(second|third) )?(leftmost|rightmost|topmost|bottommost) (.+?) "
-    r"(?:to the (left|right) or (left|right) of|(above|below) or (above|below)) the (.+?)\?$", re.I)
-_WORD_OF = {"to the left of": "left", "to the right of": "right", "above": "above", "below": "below"}
 _OPPOSITE = {"left": "right", "right": "left", "above": "below", "below": "above"}
 _ORDER = {"leftmost": (0, False), "rightmost": (0, True), "topmost": (1, False), "bottommost": (1, True)}
 _KTH_INDEX = {None: 0, "second": 1, "third": 2}
@@ -77,11 +75,12 @@ _KTH_INDEX = {None: 0, "second": 1, "third": 2}
 class Question:
     """What the oracle read from the question: its kind and the phrases it will ground."""
 
-    kind: str  # count | relation | where | closer | larger | kth | unknown
+    kind: str  # count | exist | attribute | attribute_side | relation | where | closer | larger | kth | unknown
     phrases: tuple[str, ...]
     options: tuple[str, ...] = ()  # letter order: option i is letter chr(65 + i)
     word: str = ""  # relation asked, "larger"/"smaller", or the k-th order word
     k: int = 0
+    attribute: str = ""  # attribute questions: "colour" or "shape"
 
 
 def _plural(noun: str) -> str:
@@ -89,33 +88,35 @@ def _plural(noun: str) -> str:
 
 
 def read_question(text: str) -> Question:
-    """Parse a world question (as `format_question` shows it, options included)."""
-    options: tuple[str, ...] = ()
-    m = _OPTIONS.search(text)
-    if m:
-        options = tuple(re.sub(r"^[A-H]\.\s*", "", o).strip() for o in re.split(r"\s(?=[A-H]\.\s)", m.group(1)))
-        text = text[: m.start()].rstrip() + ("?" if not text[: m.start()].rstrip().endswith("?") else "")
-    text = text.strip()
-    if m := _NOT.search(text):
-        return Question("count", (f"shapes that are not {m.group(2).lower()}",))
-    if m := _COUNT.search(text):
-        return Question("count", (m.group(1).strip(),))
-    if m := _KTH.search(text):
-        nth, order, noun, l1, l2, a1, a2, anchor = m.groups()
-        choices = (l1, l2) if l1 else (a1, a2)
-        return Question("kth", (_plural(noun), anchor), tuple(c.lower() for c in choices), order.lower(),
-                        _KTH_INDEX[nth.lower() if nth else None])
-    if m := _REL.search(text):
-        return Question("relation", (m.group(1), m.group(3)), word=_WORD_OF[m.group(2).lower()])
-    if m := _WHERE.search(text):
-        return Question("where", (m.group(1), m.group(2)), options)
-    if m := _CLOSER.search(text):
-        return Question("closer", (m.group(1), m.group(2), m.group(3)), ("first", "second"))
-    if m := _LARGER.search(text):
-        a, b = m.group(2), m.group(3)
-        extreme = "largest" if m.group(1).lower() == "larger" else "smallest"
-        return Question("larger", (a, b, f"the {extreme} of the {a} and the {b}"), ("first", "second"),
-                        m.group(1).lower())
+    """Parse a world question (as `format_question` shows it, options included) in any wording of the world's
+    grammar (`world.phrasing`: case, spacing and final punctuation free); kind "unknown" when it fits none."""
+    r = phrasing.read(text)
+    if r is None:
+        return Question("unknown", ())
+    s = r.slots
+    if r.intent == "count":
+        return Question("count", (s["np"],))
+    if r.intent == "count_not":
+        return Question("count", (f"{s['np']} that are not {s['colour']}",))
+    if r.intent == "exist":
+        return Question("exist", (s["np"],))
+    if r.intent in ("colour_of", "shape_of"):
+        return Question("attribute", (s["np"],), attribute=r.intent.split("_")[0])
+    if r.intent in ("colour_related", "shape_related"):
+        return Question("attribute_side", (s["b"],), word=r.relation, attribute=r.intent.split("_")[0])
+    if r.intent == "relation":
+        return Question("relation", (s["x"], s["b"]), word=r.relation)
+    if r.intent == "where":
+        return Question("where", (s["x"], s["b"]), r.options)
+    if r.intent == "closer":
+        return Question("closer", (s["z"], s["x"], s["y"]), ("first", "second"))
+    if r.intent == "larger":
+        a, b = s["x"], s["y"]
+        extreme = "largest" if s["cmp"] == "larger" else "smallest"
+        return Question("larger", (a, b, f"the {extreme} of the {a} and the {b}"), ("first", "second"), s["cmp"])
+    if r.intent == "kth":
+        choices = (s["l1"], s["l2"]) if "l1" in s else (s["a1"], s["a2"])
+        return Question("kth", (_plural(s["np"]), s["b"]), choices, s["order"], _KTH_INDEX[s.get("nth")])
     return Question("unknown", ())
 
 
@@ -373,12 +374,17 @@ def next_chunk(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], ki
         return "<think> I cannot read this question. </think> \\boxed{unknown}"
     if q.kind == "kth":
         return start + _kth(q, results, steps)
+    if q.kind in ("attribute", "attribute_side"):
+        return start + _attribute(q, results)
     if n < len(q.phrases):
         return start + _ground(q.phrases[n])
     found = [[centre(c) for c in coords] for _, coords in results]
     if q.kind == "count":
         phrase, coords = results[0]
         return count_listing(phrase, kind, coords) + _end(str(len(coords)))
+    if q.kind == "exist":
+        coords = results[0][1]
+        return (f"{len(coords)} found so yes." if coords else "none found so no.") + _end("yes" if coords else "no")
     missing = [q.phrases[i] for i, f in enumerate(found) if not f]
     if missing:
         return f"{missing[0]} not found." + _end("no" if q.kind == "relation" else "A")
@@ -429,6 +435,60 @@ def _kth(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], steps: s
     text, rel = relation_text(1 - axis, target[1 - axis], anchors[0][1 - axis], steps)
     letter = _letter(q.options, rel)
     return looked_up(q, text, rel, letter) if steps in TABLE_STEPS else f"{text}." + _end(letter)
+
+
+# ---- attributes: which value's phrase returns the object, found by halving the values -------------------
+VALUES: dict[str, tuple[str, ...]] = {"colour": tuple(COLOURS), "shape": SHAPES}
+SIDE_WORDS = {"left": "left of", "right": "right of", "above": "above", "below": "below"}
+SAME_POINT = 4  # coordinates (0..1000) within which two replies' instances are the same object
+
+
+def value_phrase(attribute: str, values: Sequence[str]) -> str:
+    """The phrase grounding every object with one of the values: 'red or green or blue shapes', 'circles or
+    squares'."""
+    if attribute == "colour":
+        return " or ".join(values) + " shapes"
+    return " or ".join(v + "s" for v in values)
+
+
+def _listed(values: Sequence[str]) -> str:
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " or " + values[-1]
+
+
+def _same(p: Point, q: Point) -> bool:
+    return max(abs(p[0] - q[0]), abs(p[1] - q[1])) <= SAME_POINT
+
+
+def _on_side(p: Point, anchor: Point, word: str) -> bool:
+    axis = 0 if word in ("left", "right") else 1
+    sign = -1 if word in ("left", "above") else 1
+    return sign * (p[axis] - anchor[axis]) > 0
+
+
+def _attribute(q: Question, results: list[tuple[str, list[tuple[int, ...]]]]) -> str:
+    """A colour or shape: ground the object (or the anchor), then halve the values: ground the first half's
+    phrase and keep that half when the object is among the instances (for a side question: when an instance
+    lies on that side of the anchor), else the other half; the last value left is the answer."""
+    if not results:
+        return _ground(q.phrases[0])
+    if not results[0][1]:
+        return f"{q.phrases[0]} not found." + _end("unknown")
+    ref = centre(results[0][1][0])
+    values = VALUES[q.attribute]
+    said = f"it is {_xy(ref)}." if q.kind == "attribute" else f"it is {SIDE_WORDS[q.word]} {_xy(ref)}."
+    for _, coords in results[1:]:
+        half, points = values[: len(values) // 2], [centre(c) for c in coords]
+        if q.kind == "attribute":
+            hit = next((p for p in points if _same(p, ref)), None)
+            said = f"{_xy(ref)} is {'one' if hit else 'not one'} of them"
+        else:
+            hit = next((p for p in points if _on_side(p, ref, q.word)), None)
+            said = f"{_xy(hit) if hit else 'none'} is {SIDE_WORDS[q.word]} {_xy(ref)}"
+        values = half if hit else values[len(half):]
+        said += f", so {_listed(values)}."
+    if len(values) == 1:
+        return said + _end(values[0])
+    return f"{said} " + _ground(value_phrase(q.attribute, values[: len(values) // 2]))
 
 
 def _user_text(messages: Sequence[Message]) -> str:

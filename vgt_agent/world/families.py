@@ -6,7 +6,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from vgt_agent.world.attributes import attribute, attribute_relation
 from vgt_agent.world.counting import count_colour_shape, count_not_colour, count_shape
+from vgt_agent.world.paraphrase import count_phrased, exist, relation_phrased
 from vgt_agent.world.question import Question
 from vgt_agent.world.scene import Scene
 from vgt_agent.world.spatial import closer_to, kth_relation, larger_of, relation_choice, relation_yes_no
@@ -23,5 +25,10 @@ FAMILIES: dict[str, Family] = {
     "closer": closer_to,
     "larger": larger_of,
     "kth_relation": kth_relation,
+    "count_phrased": count_phrased,
+    "exist": exist,
+    "attribute": attribute,
+    "attribute_relation": attribute_relation,
+    "relation_phrased": relation_phrased,
 }
-COUNTING = ("count_colour_shape", "count_not_colour", "count_shape")
+COUNTING = ("count_colour_shape", "count_not_colour", "count_shape", "count_phrased")
