@@ -137,3 +137,18 @@ def trainer_device_args(placement: Placement) -> dict[str, Any]:
     if placement.kind == "mps":
         return {"use_cpu": False, "bf16": bf16, "fp16": False}
     return {"use_cpu": False, "bf16": bf16, "fp16": fp16}
+
+
+def trainer_placement(args: Any) -> Placement:
+    """Where a built TrainingArguments trains, as a placement (what the run records): the Trainer picks the
+    CUDA index itself (`accelerate launch`, LOCAL_RANK), so a GPU run is recorded as `cuda`."""
+    import torch
+
+    if getattr(args, "use_cpu", False):
+        device = "cpu"
+    elif torch.cuda.is_available():
+        device = "cuda"
+    else:
+        device = "mps" if _mps_available() else "cpu"
+    dtype = "bfloat16" if getattr(args, "bf16", False) else "float16" if getattr(args, "fp16", False) else "float32"
+    return Placement(device, dtype)

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from vgt_agent.cli.common import console, print_json, usage_error, work_failed
+from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.home import default_db_path, vgt_home
 from vgt_agent.store import TraceStore
@@ -141,6 +142,8 @@ def sft(
     max_minutes: float = typer.Option(None, "--max-minutes", min=0.01, help="Wall-time budget: after 50 steps, "
                                       "fewer steps when the planned ones would not fit (the LR schedule re-fitted "
                                       "to end there)."),
+    device: str = DeviceOption,
+    dtype: str = DtypeOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Supervised fine-tuning on stored traces of one variant, loss on what the model writes only (the assistant
@@ -156,7 +159,7 @@ def sft(
                  trl_args=_trl_args(epochs=epochs, max_steps=max_steps, lr=lr, batch_size=batch_size,
                                     grad_accum=grad_accum, save_steps=save_steps, logging_steps=logging_steps,
                                     max_length=max_length),
-                 command=" ".join(sys.argv), max_minutes=max_minutes)
+                 command=" ".join(sys.argv), max_minutes=max_minutes, placement=_placement(device, dtype))
     result = _run(train_sft, _writable_store(db, must_exist=True), job, quiet_stdout=json_out)
     _report(f"sft · {variant}", result, json_out)
 
@@ -192,6 +195,8 @@ def rl(
     grounder: str = typer.Option("world", "--grounder", help="The tool of --variant agent rollouts: world "
                                  "(segments the pixels, as `vgt ask` does) | gold-shuffled (the sample's reference "
                                  "masks in a shuffled order; `gold` is the same)."),
+    device: str = DeviceOption,
+    dtype: str = DtypeOption,
     json_out: bool = JsonOption,
 ) -> None:
     """GRPO with R = N(r_ans + 0.1 r_think + 0.1 r_gfmt + r_trunc) + 0.5 N(r_ground), each part logged."""
@@ -217,9 +222,15 @@ def rl(
                                    num_generations=num_generations, max_completion_length=max_completion_length,
                                    temperature=temperature, beta=beta, use_vllm=use_vllm, vllm_mode=vllm_mode,
                                    vllm_server_base_url=vllm_server_url),
-                command=" ".join(sys.argv), grounder=grounder)
+                command=" ".join(sys.argv), grounder=grounder, placement=_placement(device, dtype))
     result = _run(train_rl, _writable_store(db, must_exist=samples_from is None), job, quiet_stdout=json_out)
     _report(f"rl · {variant}", result, json_out)
+
+
+def _placement(device: str | None, dtype: str | None) -> Any:
+    """An explicit --device/--dtype (or VGT_DEVICE/VGT_DTYPE) resolved; None leaves it to the trainer's default
+    (CUDA when there is one, in TRL's precision, else the CPU in float32)."""
+    return placement_or_exit(device, dtype) if device or dtype else None
 
 
 def _router(name: str, model: str | None, base_url: str | None) -> Any:

@@ -3,6 +3,7 @@
 The YAML holds plain `SFTConfig` / `GRPOConfig` fields (e.g. `learning_rate: 1.0e-5`); an unknown key is a
 usage error naming it, never silently ignored. Without CUDA the run is put on the CPU the only way TRL
 trains there (`use_cpu=True`, `bf16=False`, `gradient_checkpointing=False`), overriding what the YAML says.
+An explicit `--device`/`--dtype` placement decides `use_cpu`/`bf16`/`fp16` (`devices.trainer_device_args`).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from typing import Any, TypeVar
 
 import yaml
 
+from vgt_agent.devices import CPU_FLOAT32, Placement, resolve_placement, trainer_device_args
+
 T = TypeVar("T")
 
-# `activation_checkpointing` is transformers' newer name for `gradient_checkpointing`; set where it exists.
-CPU_ARGS: dict[str, Any] = {"use_cpu": True, "bf16": False, "fp16": False, "gradient_checkpointing": False,
-                            "activation_checkpointing": False}
+CPU_ARGS: dict[str, Any] = trainer_device_args(CPU_FLOAT32)
 
 
 class ConfigError(ValueError):
@@ -50,9 +51,12 @@ def has_cuda() -> bool:
 
 def build_args(config_cls: type[T], *, yaml_args: Mapping[str, Any], overrides: Mapping[str, Any],
                defaults: Mapping[str, Any] | None = None, reserved: Mapping[str, str] | None = None,
-               cuda: bool | None = None) -> T:
-    """The TRL config: `defaults`, then the CPU settings when there is no GPU, then YAML, then `overrides`
-    (None values skipped). `reserved` keys (vgt sets them from its own flags) may not come from the YAML."""
+               cuda: bool | None = None, placement: Placement | None = None) -> T:
+    """The TRL config: `defaults`, then YAML, then `overrides` (None values skipped), then what the device
+    needs: an explicit `placement`'s settings, or without one the CPU settings when there is no GPU. Without
+    a placement on a real GPU, `--dtype auto`'s precision (bf16, fp16 where the GPU has no bf16) goes in
+    before the YAML, so the YAML may still choose another. `reserved` keys (vgt sets them from its own flags)
+    may not come from the YAML."""
     known = {f.name for f in dataclasses.fields(config_cls)}  # type: ignore[arg-type]
     unknown = sorted(set(yaml_args) - known)
     if unknown:
@@ -61,9 +65,16 @@ def build_args(config_cls: type[T], *, yaml_args: Mapping[str, Any], overrides: 
         if key in yaml_args:
             raise ConfigError(f"set {key} with {flag}, not in the config file")
     merged: dict[str, Any] = dict(defaults or {})
+    gpu = has_cuda() if cuda is None else cuda
+    if placement is None and gpu:
+        auto = resolve_placement("auto", "auto")
+        if auto.kind == "cuda":
+            merged.update({k: v for k, v in trainer_device_args(auto).items() if k in known})
     merged.update(yaml_args)
     merged.update({k: v for k, v in overrides.items() if v is not None})
-    if not (has_cuda() if cuda is None else cuda):
+    if placement is not None:
+        merged.update({k: v for k, v in trainer_device_args(placement).items() if k in known})
+    elif not gpu:
         merged.update({k: v for k, v in CPU_ARGS.items() if k in known})
     try:
         return config_cls(**merged)

@@ -52,9 +52,12 @@ def starting_weights(model: str, checkpoint: str | None, lora: bool) -> str:
 def load_model(name: str, *, bf16: bool = False) -> tuple[Any, Any]:
     """(model, processor) from a local path, a hub id, or `tiny`; ModelError with one line otherwise."""
     if name == TINY:
+        import torch
+
         from vgt_agent.tiny import build_tiny_gemma3
 
-        return build_tiny_gemma3()
+        model, processor = build_tiny_gemma3()
+        return (model.to(torch.bfloat16) if bf16 else model), processor
     import torch
 
     from vgt_agent.backends.base import BackendError

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vgt_agent.datasets.sample import Sample
+from vgt_agent.devices import Placement, trainer_placement
 from vgt_agent.prompts import AGENT
 from vgt_agent.routing import Router
 from vgt_agent.store import TraceStore
@@ -75,6 +76,7 @@ class RLJob:
     command: str | None = None
     name: str | None = None  # the run's name in the store (default: rl-<variant>)
     grounder: str = "world"  # the tool of `agent` rollouts: world | gold (see agent_prompts.py)
+    placement: Placement | None = None  # --device/--dtype as given (None: CUDA when there is one, else CPU)
 
 
 def grpo_config(job: RLJob, reward_weights: list[float]) -> Any:
@@ -84,7 +86,8 @@ def grpo_config(job: RLJob, reward_weights: list[float]) -> Any:
     overrides = {**job.trl_args, "output_dir": str(job.output_dir), "seed": job.seed, "reward_weights": reward_weights}
     args = build_args(GRPOConfig, yaml_args=job.yaml_args, overrides=overrides, defaults=RL_DEFAULTS,
                       reserved={"output_dir": "--output-dir", "seed": "--seed",
-                                "reward_weights": "--w-answer/--w-think/--w-gfmt/--w-trunc/--w-ground"})
+                                "reward_weights": "--w-answer/--w-think/--w-gfmt/--w-trunc/--w-ground"},
+                      placement=job.placement)
     if args.use_vllm and job.variant == AGENT:
         raise ConfigError("--variant agent rolls out the tool loop in process, with the policy being trained; "
                           "train it without --use-vllm")
@@ -140,7 +143,7 @@ def train_rl(store: TraceStore, job: RLJob, *, logger: RunLogger | None = None) 
               "router": job.router_name, "max_groundings": job.max_groundings,
               "grounder": job.grounder if agent else None,
               "lora": vars(job.lora) if job.lora else None, "output_dir": str(job.output_dir.resolve()),
-              "resumed_from": checkpoint, "trl": loggable(args)}
+              "resumed_from": checkpoint, "trl": loggable(args), **trainer_placement(args).as_dict()}
     with LoggedRun(store, "rl", main=PartialState().is_main_process, name=job.name or f"rl-{job.variant}",
                    command=job.command, model=job.model, backend="transformers", config=config) as run:
         trainer = GRPOTrainer(model=model, processing_class=processor, reward_funcs=funcs, args=args,

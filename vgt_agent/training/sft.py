@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vgt_agent.devices import Placement, trainer_placement
 from vgt_agent.prompts import AGENT
 from vgt_agent.store import TraceStore
 from vgt_agent.training.agent_data import AgentCollator
@@ -64,6 +65,7 @@ class SFTJob:
     command: str | None = None
     name: str | None = None  # the run's name in the store (default: sft-<variant>)
     max_minutes: float | None = None  # wall-time budget (`time_budget.WallTimeBudget`)
+    placement: Placement | None = None  # --device/--dtype as given (None: CUDA when there is one, else CPU)
 
 
 def sft_config(job: SFTJob) -> Any:
@@ -76,7 +78,7 @@ def sft_config(job: SFTJob) -> Any:
             raise ConfigError(f"--variant agent trains with {key}={value!r}; remove {key} from the config")
     overrides = {**job.trl_args, **fixed, "output_dir": str(job.output_dir), "seed": job.seed}
     args = build_args(SFTConfig, yaml_args=job.yaml_args, overrides=overrides, defaults=SFT_DEFAULTS,
-                      reserved={"output_dir": "--output-dir", "seed": "--seed"})
+                      reserved={"output_dir": "--output-dir", "seed": "--seed"}, placement=job.placement)
     if fixed and args.max_length is not None:
         raise ConfigError("--variant agent trains whole traces (a cut one would train a turn without its end); "
                           "drop max_length")
@@ -123,7 +125,7 @@ def train_sft(store: TraceStore, job: SFTJob, *, logger: RunLogger | None = None
                                                   "verified_only": job.verified_only},
               "eval_fraction": job.eval_fraction, "lora": vars(job.lora) if job.lora else None,
               "output_dir": str(job.output_dir.resolve()), "resumed_from": checkpoint, "max_minutes": job.max_minutes,
-              "trl": loggable(args)}
+              "trl": loggable(args), **trainer_placement(args).as_dict()}
     main = PartialState().is_main_process
     with LoggedRun(store, "sft", main=main, name=job.name or f"sft-{job.variant}", command=job.command,
                    model=job.model, backend="transformers", config=config) as run:
