@@ -32,6 +32,7 @@ _REL = "|".join(re.escape(p) for p in sorted(RELATION_OF, key=len, reverse=True)
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "count_not": ("How many {np} are not {colour}?",),
     "count": (
+        "How many {np} are there in the image?", "How many {np} are there in the picture?",
         "How many {np} are there?", "How many {np} can you see?", "How many {np} are in the image?",
         "How many {np} are in the picture?", "How many {np} do you see?", "How many {np}?",
         "Count the {np}.", "Count all the {np}.", "Count the number of {np}.", "What is the number of {np}?",
