@@ -5,6 +5,16 @@ It behaves like vLLM where the backend cares: `stop` strings are stripped from t
 streaming is SSE with a final usage chunk. Replies come from a scripted queue, else from a `respond`
 callable, else "OK". It can sleep a fixed latency per request and fail the next k requests with 503/429.
 
+Fault injection, to prove every broken reply becomes one clear error (`inject(kind, k)` for the next k chat
+requests): "garbage" (200 with a non-JSON body), "empty_choices", "bad_sse_json" (`data: {not json}`),
+"bad_utf8" (invalid UTF-8 in the stream), "ignore_stream" (a whole JSON completion to a streaming request),
+"sse_error" (an `{"error": ...}` event mid-stream), "no_finish" (a stream that ends without a finish reason),
+"hang" (sleeps `hang_s` before answering). Server capabilities as other servers have them: `stop_support`
+"honour" (vLLM), "error" (`transformers serve` with a processor model: HTTP 500, or an SSE error event when
+streaming) or "ignore"; `strict_fields` refuses the vLLM-only fields with 422 like `transformers serve`;
+without them a trailing assistant message is closed (and costs 3 more prompt tokens, as a new generation
+prompt does) unless `continue_final_message` asks to continue it.
+
 It records every request it received (headers included, so tests can check the key was *sent*) and
 prints nothing: the HTTP access log is silenced, so no header ever reaches a log.
 
@@ -70,8 +80,10 @@ def _pieces(text: str) -> list[str]:
 
 
 def _prompt_tokens(body: dict[str, Any]) -> int:
-    """A rough, deterministic prompt size: words of text parts plus 256 per image (Gemma3's image cost)."""
-    total = 0
+    """A rough, deterministic prompt size: words of text parts plus 256 per image (Gemma3's image cost), plus 3
+    when a trailing assistant message is closed and a new turn opened rather than continued."""
+    messages = body.get("messages") or [{}]
+    total = 3 if messages[-1].get("role") == "assistant" and not body.get("continue_final_message") else 0
     for message in body.get("messages", []):
         content = message.get("content")
         if isinstance(content, str):
@@ -144,7 +156,14 @@ class StubOpenAIServer:
         host: str = "127.0.0.1",
         port: int = 0,
         record: bool = True,
+        stop_support: str = "honour",
+        strict_fields: bool = False,
+        hang_s: float = 30.0,
     ) -> None:
+        self.stop_support = stop_support
+        self.strict_fields = strict_fields
+        self.hang_s = hang_s
+        self._faults: deque[str] = deque()
         self.respond = respond
         self.model = model
         self.latency_s = latency_s
@@ -174,6 +193,15 @@ class StubOpenAIServer:
         """Make the next k chat requests fail with `status` (503 overload, 429 rate limit, ...)."""
         with self._lock:
             self._failures.extend([status] * k)
+
+    def inject(self, kind: str, k: int = 1) -> None:
+        """Make the next k chat requests misbehave as `kind` (see the module docstring)."""
+        with self._lock:
+            self._faults.extend([kind] * k)
+
+    def _next_fault(self) -> str | None:
+        with self._lock:
+            return self._faults.popleft() if self._faults else None
 
     @property
     def chat_requests(self) -> list[dict[str, Any]]:
@@ -272,11 +300,33 @@ def _make_handler(server: StubOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 record.status = failure
                 self._json(failure, {"error": {"message": "stub: simulated failure", "type": "overloaded"}})
                 return
+            unknown = {"continue_final_message", "add_generation_prompt"} & set(body)
+            if server.strict_fields and unknown:
+                record.status = 422
+                self._json(422, {"detail": f"Unexpected fields in the request: {unknown}"})
+                return
+            fault = server._next_fault()
+            if fault == "hang":
+                time.sleep(server.hang_s)
+            stop_fails = bool(body.get("stop")) and server.stop_support == "error"
+            if stop_fails and not body.get("stream"):
+                record.status = 500
+                self._raw(500, b"Internal Server Error", "text/plain; charset=utf-8")
+                return
+            if server.stop_support == "ignore":
+                body = {k: v for k, v in body.items() if k != "stop"}
             completion = _Completion(server._reply_for(body), body)
-            if body.get("stream"):
-                self._stream(completion, body)
+            if not body.get("stream") or fault == "ignore_stream":
+                if fault == "garbage":
+                    self._raw(200, b"<html>not json</html>", "application/json")
+                elif fault == "empty_choices":
+                    self._json(200, {**self._completion_json(completion), "choices": []})
+                else:
+                    self._json(200, self._completion_json(completion))
+            elif stop_fails or fault in ("sse_error", "bad_sse_json", "bad_utf8", "no_finish"):
+                self._broken_stream(completion, body, "sse_error" if stop_fails else fault)
             else:
-                self._json(200, self._completion_json(completion))
+                self._stream(completion, body)
 
         def _headers(self) -> dict[str, str]:
             return {k.lower(): v for k, v in self.headers.items()}
@@ -296,6 +346,29 @@ def _make_handler(server: StubOpenAIServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        def _raw(self, status: int, data: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _broken_stream(self, c: _Completion, body: dict[str, Any], fault: str) -> None:
+            """A stream whose first event is fine and whose second is the fault (no_finish: no finish, no [DONE])."""
+            events = list(_sse_events(c, body))
+            bad = {"sse_error": b'data: {"error": "AttributeError: stub cannot apply stop strings"}\n\n',
+                   "bad_sse_json": b"data: {not json}\n\n",
+                   "bad_utf8": b'data: {"id": "x", "choices": [{"index": 0, "delta": {"content": "\xff\xfe"}}]}\n\n',
+                   "no_finish": b""}[fault]
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for data in (f"data: {events[0]}\n\n".encode(), bad):
+                if data:
+                    self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
 
         def _completion_json(self, c: _Completion) -> dict[str, Any]:
             message: dict[str, Any] = {

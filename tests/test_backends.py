@@ -184,12 +184,15 @@ def test_streaming_tool_calls_accumulate_fragments(server, backend):
     assert gen.tool_calls == [ToolCall("segment_phrase", {"phrase": "green ring"})]
 
 
-def test_trailing_assistant_message_is_continued(server, backend):
+def test_trailing_assistant_message_is_continued_where_the_server_honours_it(server):
+    backend = OpenAIBackend(base_url=server.base_url, model="m", api_key=KEY, turn_form="continuation")
     server.push(" so the answer is \\boxed{1}")
     prefill = "<think> <ground> star </ground> <obj> star | [10, 20] </obj>"
     chat = [*_chat(), {"role": "assistant", "content": prefill}]
     backend.generate(chat, [_image()])
-    body = server.chat_requests[-1]
+    assert backend.server_modes()["turns"] == "continuation"
+    probes, body = server.chat_requests[:2], server.chat_requests[-1]
+    assert [p.get("continue_final_message") for p in probes] == [None, True] and probes[0]["max_tokens"] == 1
     assert body["continue_final_message"] is True and body["add_generation_prompt"] is False
     assert body["messages"][-1] == {"role": "assistant", "content": prefill}
 
@@ -216,9 +219,9 @@ def test_stream_broken_after_text_is_not_retried():
         backend = OpenAIBackend(base_url=stub.base_url, model="m", backoff_s=0.01)
         stub.push("one two three four")
         chunks: list[str] = []
-        with pytest.raises(BackendError, match="broke after 2 chunk") as info:
+        with pytest.raises(BackendError, match="broke after 3 event") as info:
             backend.generate(_chat(), [_image()], stream=chunks.append)
-        assert chunks == ["one", " two"] and len(stub.requests) == 1 and info.value.unreachable
+        assert chunks == ["one", " two"] and len(stub.requests) == 1 and info.value.kind == "stream"
 
 
 def test_stream_broken_before_text_is_retried():
@@ -255,7 +258,7 @@ def test_unreachable_server_fails_fast_with_one_clear_line():
     assert time.perf_counter() - started < 3.0
     assert (
         str(info.value)
-        == f"cannot reach OpenAI-compatible server at {url} after 3 attempts: connection refused"
+        == f"cannot reach OpenAI-compatible server at {url} (model m) after 3 attempts: connection refused"
     )
     assert info.value.unreachable and KEY not in str(info.value) and KEY not in repr(backend)
 
@@ -265,7 +268,7 @@ def test_slow_server_times_out_as_unreachable():
         backend = OpenAIBackend(
             base_url=slow.base_url, model="m", timeout_s=0.2, max_attempts=2, backoff_s=0.01
         )
-        with pytest.raises(BackendError, match="after 2 attempts: timed out") as info:
+        with pytest.raises(BackendError, match=r"did not answer within 0.2 s \(2 attempts\)") as info:
             backend.generate(_chat(), [_image()])
     assert info.value.unreachable
 

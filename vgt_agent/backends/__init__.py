@@ -1,7 +1,8 @@
 """VLM backends behind one interface (`VLMBackend.generate(messages, images, ...) -> Generation`).
 
-- `OpenAIBackend`: any OpenAI-compatible server (vLLM serving Gemma3-4B-IT in production); stop strings,
-  function calling, streaming, bounded retries.
+- `OpenAIBackend`: any OpenAI-compatible server (vLLM, SGLang, llama.cpp, Ollama, `transformers serve`);
+  stop strings server- or client-side, the turn form the server allows, function calling, streaming,
+  bounded retries and timeouts, one-line errors.
 - `TransformersBackend`: the model in-process (tiny Gemma3 in tests, local checkpoints); in-text protocol
   only. Imported lazily, so using the OpenAI backend never loads torch or transformers.
 """
@@ -36,11 +37,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def make_backend(kind: str, model: str | None = None, **options: Any) -> VLMBackend:
-    """Build a backend by name: "openai" (model/base_url/api_key from args or env) or "transformers"
-    (model = a local directory or a cached hub id)."""
+def make_backend(kind: str, model: str | None = None, *, timeout_s: float | None = None, **options: Any
+                 ) -> VLMBackend:
+    """Build a backend by name: "openai" (model/base_url/api_key from args or env; `timeout_s` per request,
+    else $VGT_TIMEOUT, else the batch default) or "transformers" (model = a local directory or a cached hub id;
+    no network, so no timeout)."""
     if kind == "openai":
-        return OpenAIBackend(model=model, **options)
+        return OpenAIBackend(model=model, timeout_s=timeout_s, **options)
     if kind == "transformers":
         if not model:
             raise BackendError("the transformers backend needs model= (a local directory or a cached hub id)")

@@ -3,16 +3,22 @@
 Messages are OpenAI-style plain dicts: `{"role": ..., "content": str | list[part]}` where a part is
 `{"type": "text", "text": ...}` or `{"type": "image"}`. Image parts carry no pixels: the i-th image part
 (counted across the whole conversation) stands for `images[i]`, which keeps pixels out of message logs and
-graph state. A trailing assistant message is a prefill the backend *continues* (how the in-text protocol
-resumes generation after `<obj>` results were appended to the model's own turn).
+graph state. A trailing assistant message is a prefill the backend *continues* (the `continuation` turn form
+of `backends/turns.py`, used only where the model needs it and the backend can).
+
+`server_modes()` says how a backend serves the in-text protocol: whether stop strings are honoured by the
+server or applied by the client, and which turn form the agent must send. Backends without it (rule teachers,
+test doubles) read the `continuation` form and apply stops themselves.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
 
 from PIL import Image
 
@@ -28,13 +34,23 @@ class ToolCall(NamedTuple):
     arguments: dict[str, Any]
 
 
-class BackendError(RuntimeError):
-    """A one-line, key-free failure; `unreachable` says: check the server, not the request."""
+ErrorKind = Literal["unreachable", "timeout", "status", "stream", "malformed", "config", "model"]
 
-    def __init__(self, message: str, *, unreachable: bool = False, status: int | None = None) -> None:
+
+class BackendError(RuntimeError):
+    """A one-line, key-free failure; `unreachable` says: check the server, not the request.
+
+    `kind` says what went wrong: unreachable / timeout (the server), status (an HTTP error answer), stream
+    (an error event inside a stream), malformed (a reply vgt cannot read), config (the request as set up),
+    model (loading or running a model in-process).
+    """
+
+    def __init__(self, message: str, *, unreachable: bool = False, status: int | None = None,
+                 kind: ErrorKind | None = None) -> None:
         super().__init__(" ".join(message.split()))
         self.unreachable = unreachable
         self.status = status
+        self.kind: ErrorKind = kind or ("unreachable" if unreachable else "status" if status else "model")
 
 
 @dataclass
@@ -121,3 +137,27 @@ def trim_at_stop(text: str, stop: Sequence[str]) -> tuple[str, str | None]:
     if best is None:
         return text, None
     return text[: best[0] + len(best[1])], best[1]
+
+
+def backend_modes(backend: Any) -> dict[str, str]:
+    """{"stop": ..., "turns": ...}: how the backend serves the in-text protocol (see the module docstring)."""
+    modes = getattr(backend, "server_modes", None)
+    if callable(modes):
+        return dict(modes())
+    return {"stop": "backend", "turns": "continuation"}
+
+
+_SECRET_QUERY = re.compile(r"(?i)([?&](?:api[_-]?key|key|token|access[_-]?token|password|secret|sig)=)[^&#]*")
+
+
+def redact_url(url: str) -> str:
+    """The URL with any `user:password@` and secret-looking query values replaced by `***`, for display."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = _SECRET_QUERY.sub(r"\1***", "?" + parts.query)[1:] if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

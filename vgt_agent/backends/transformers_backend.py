@@ -4,6 +4,8 @@ Used where no vLLM server exists: CPU tests with the tiny Gemma3, local debuggin
 It has no function calling (`supports_function_calling = False`): Gemma3 has no native tool-call format,
 and inventing one here would make this backend speak a protocol vLLM never sees. The agent uses the
 in-text protocol instead (`<ground> phrase </ground>` as a stop string), which both backends share.
+Its turn form (`backends/turns.py`) is the one the model was trained on: what its directory's
+training_info.json declares (the shipped vgt-tiny: `continuation`), else the portable `turns`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from vgt_agent.backends.base import (
     continues_assistant,
     trim_at_stop,
 )
+from vgt_agent.backends.turns import DEFAULT_TURN_FORM, TurnForm, check_turn_form, read_turn_form
 from vgt_agent.devices import Placement, resolve_placement
 
 
@@ -102,7 +105,9 @@ class TransformersBackend:
     name = "transformers"
     supports_function_calling = False
 
-    def __init__(self, model: PreTrainedModel, processor: Any, *, model_name: str | None = None) -> None:
+    def __init__(self, model: PreTrainedModel, processor: Any, *, model_name: str | None = None,
+                 turn_form: str = DEFAULT_TURN_FORM) -> None:
+        self.turn_form: TurnForm = check_turn_form(turn_form)
         self._model = model.eval()
         self.processor = processor
         self.tokenizer = processor.tokenizer
@@ -115,17 +120,23 @@ class TransformersBackend:
     @classmethod
     def from_pretrained(
         cls, name_or_path: str | Path, *, device: str | None = None, dtype: str | torch.dtype | None = None,
-        model_name: str | None = None,
+        model_name: str | None = None, turn_form: str | None = None,
     ) -> TransformersBackend:
         """Load from a local directory or the HF cache; never downloads when the path exists or offline.
 
         `device`/`dtype` as `--device`/`--dtype` take them (None: env VGT_DEVICE/VGT_DTYPE, else auto);
-        `model_name` is what results report (default: the path or id), e.g. "vgt-tiny" for shipped weights.
+        `model_name` is what results report (default: the path or id), e.g. "vgt-tiny" for shipped weights;
+        `turn_form` overrides the form the model directory declares.
         """
         dtype_name = dtype if dtype is None or isinstance(dtype, str) else str(dtype).removeprefix("torch.")
         placement = resolve_placement(device, dtype_name)
         model, processor = load_vlm(name_or_path, dtype=placement.torch_dtype, device=placement.device)
-        return cls(model.to(placement.device), processor, model_name=model_name or str(name_or_path))
+        return cls(model.to(placement.device), processor, model_name=model_name or str(name_or_path),
+                   turn_form=turn_form or read_turn_form(name_or_path))
+
+    def server_modes(self) -> dict[str, str]:
+        """Stops applied by the generator in-process; the model's own turn form."""
+        return {"stop": "in-process", "turns": self.turn_form}
 
     def generate(
         self,

@@ -7,6 +7,10 @@ back as `<obj>` tags, so the whole thought reads in one syntax; `answer` reads `
 the groundings the model wrote itself against the grounder with the functions the RL rewards use; `log`
 writes the trace to the store, also when the run failed midway. Pixels never enter graph state: the image
 lives in the run's context, the state holds its path and hash.
+
+In-text protocol turns reach the backend in the form it asks for (`backends/turns.py`: separate turns, or one
+continued prefill); `server_modes` in the final state (and the trace's meta) records that form and how stop
+strings were applied. A backend failure of any kind ends the run with `error` set, never an exception.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from langgraph.runtime import Runtime
 from PIL import Image
 
 from vgt_agent.answers import check_answer, extract_answer
-from vgt_agent.backends.base import BackendError, Message, VLMBackend
+from vgt_agent.backends.base import BackendError, Message, VLMBackend, backend_modes
+from vgt_agent.backends.turns import agent_messages
 from vgt_agent.format import Grounding, parse, render_tool_result
 from vgt_agent.geometry import encode_rle, norm_from_pixel_box, norm_from_pixel_point
 from vgt_agent.grounders.base import Grounder, GroundingResult
@@ -101,6 +106,7 @@ class AskState(TypedDict, total=False):
     tool_s: Annotated[float, operator.add]
     started: float
     trace_id: str | None
+    server_modes: dict[str, str]  # {"stop": ..., "turns": ...} as the backend served this run
 
 
 def completion_text(chunks: list[dict[str, Any]]) -> str:
@@ -108,19 +114,16 @@ def completion_text(chunks: list[dict[str, Any]]) -> str:
     return "".join(c["content"] for c in chunks)
 
 
-def _messages(state: AskState, ctx: AskContext) -> list[Message]:
+def _messages(state: AskState, ctx: AskContext, form: str = "turns") -> list[Message]:
     """What the backend is sent: system, user (image + question), then the thought so far.
 
-    In-text protocol: the thought so far is one assistant prefill the backend continues. Function calling:
-    proper assistant/tool turns.
+    In-text protocol: `agent_messages` in the backend's turn form. Function calling: assistant/tool turns.
     """
     system = ctx.system_prompt or (AGENT_TEXT_TOOL if ctx.protocol == "text" else AGENT_FUNCTION_TOOL)
-    messages: list[Message] = image_question_messages(system, state["question"], ctx.sample.choices)
     chunks = state.get("chunks", [])
-    if not chunks:
-        return messages
     if ctx.protocol == "text":
-        return [*messages, {"role": "assistant", "content": completion_text(chunks)}]
+        return agent_messages(system, state["question"], ctx.sample.choices, chunks, form)  # type: ignore[arg-type]
+    messages: list[Message] = image_question_messages(system, state["question"], ctx.sample.choices)
     for c in chunks:
         if c["role"] == "assistant":
             m: Message = {"role": "assistant", "content": c["content"]}
@@ -140,15 +143,18 @@ def think(state: AskState, runtime: Runtime[AskContext]) -> dict[str, Any]:
         return {"stop_reason": "max_tokens", "pending": []}
     start = time.perf_counter()
     try:
+        form = backend_modes(ctx.backend)["turns"]  # may ask the server (once per backend)
         gen = ctx.backend.generate(
-            _messages(state, ctx), [ctx.image], max_tokens=budget, temperature=ctx.limits.temperature,
+            _messages(state, ctx, form), [ctx.image], max_tokens=budget, temperature=ctx.limits.temperature,
             stop=["</ground>"] if ctx.protocol == "text" else [],
             tools=[SEGMENT_PHRASE_TOOL] if ctx.protocol == "function" else None,
             stream=(lambda t: ctx.emit("token", t)) if ctx.on_event else None,
         )
-    except BackendError as e:
-        ctx.emit("error", str(e))
-        return {"stop_reason": "error", "error": str(e), "pending": [], "model_s": time.perf_counter() - start}
+    except Exception as e:  # noqa: BLE001 - any backend failure ends the run with its one-line error
+        message = str(e) if isinstance(e, BackendError) else f"{type(e).__name__}: {' '.join(str(e).split())}"
+        ctx.emit("error", message)
+        return {"stop_reason": "error", "error": message, "pending": [], "model_s": time.perf_counter() - start,
+                "server_modes": _modes(ctx)}
     elapsed = time.perf_counter() - start
     # How the turn ended ("stop" with no stop sequence = EOS): an RL rollout closes its token sequence with
     # the end token only when the model wrote one.
@@ -165,12 +171,20 @@ def think(state: AskState, runtime: Runtime[AskContext]) -> dict[str, Any]:
         pending = [{"phrase": r.phrase, "id": ""} for r in requests[-1:]]  # the request it stopped on
     update: dict[str, Any] = {
         "chunks": [chunk], "pending": pending, "turns": state.get("turns", 0) + 1, "model_s": elapsed,
-        "tokens": state.get("tokens", 0) + gen.completion_tokens,
+        "tokens": state.get("tokens", 0) + gen.completion_tokens, "server_modes": _modes(ctx),
     }
     ctx.emit("turn", {"text": gen.text, "latency_s": gen.latency_s, "finish_reason": gen.finish_reason})
     if not pending:
         update["stop_reason"] = "max_tokens" if gen.finish_reason == "length" else "answered"
     return update
+
+
+def _modes(ctx: AskContext) -> dict[str, str]:
+    """The backend's modes after a call; a probe that fails here leaves them unknown, never raises."""
+    try:
+        return backend_modes(ctx.backend)
+    except Exception:  # noqa: BLE001 - the call's own error is what the run reports
+        return {"stop": "unknown", "turns": "unknown"}
 
 
 def ground(state: AskState, runtime: Runtime[AskContext]) -> dict[str, Any]:
@@ -304,7 +318,7 @@ def log(state: AskState, runtime: Runtime[AskContext]) -> dict[str, Any]:
         timings=timings, groundings=groundings, masks=masks,
         meta={"protocol": ctx.protocol, "kind": ctx.kind, "turns": state.get("turns", 0),
               "tool_calls": state.get("tool_calls", 0), "tokens": state.get("tokens", 0),
-              "problems": state.get("problems", [])},
+              "problems": state.get("problems", []), "server_modes": state.get("server_modes")},
     )
     return {"trace_id": ctx.store.put_trace(trace)}
 

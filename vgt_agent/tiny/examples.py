@@ -1,14 +1,23 @@
-"""Agent traces -> token ids and loss labels, exactly as the ask loop will show them to the policy.
+"""Agent traces -> token ids and loss labels, exactly as the ask loop shows them to the policy.
 
-Why not a plain chat SFT row: in the ask loop the backend continues an assistant *prefill*, which the
-Gemma3 template trims at the end, so after a tool reply "...</obj>\\n" the model sees "...</obj>" and
-writes its next turn from there. One sequence per trace reproduces every turn's view at once: prompt,
-then model turns (trained) and tool replies without their trailing whitespace (context only), then
-<end_of_turn>. Later turns do see the earlier replies' "\n" (only the end of the prefill is trimmed), so
-`newlines` keeps them in some sequences: the policy learns both views. `check_views` asserts the first.
+One sequence per trace, in the trace's turn form (`backends/turns.py`, built by its `agent_messages`, the
+builder the ask loop uses):
+
+- `turns` (the default): the chat template renders the whole conversation (system, image, question, then
+  model turns as assistant messages and tool replies as user messages). Each model turn starts where the
+  backend's view of that turn (the conversation before it plus the generation prompt) ends, and runs through
+  its `<end_of_turn>`; those tokens are trained, everything else (prompt, replies, the next generation
+  prompt) is context only. `check_views` asserts each view is a prefix of the sequence.
+- `continuation` (the shipped vgt-tiny): the backend continues an assistant *prefill*, which the Gemma3
+  template trims at the end, so after a tool reply "...</obj>\n" the model sees "...</obj>" and writes its
+  next turn from there. The sequence is the prompt, then model turns (trained) and tool replies without their
+  trailing whitespace (context only), then <end_of_turn>. Later turns do see the earlier replies' "\n" (only
+  the end of the prefill is trimmed), so `newlines` keeps them in some sequences: the policy learns both views.
+
 The image tokens keep the processor's `token_type_ids`, so Gemma3 attends over them bidirectionally in
 training as it does when the backend generates (a no-op for vgt-tiny's single image token).
-Used by `vgt train sft --variant agent` (training/agent_data.py) and agent RL rollouts (training/agent_rollout.py).
+Used by `vgt train sft --variant agent` (training/agent_data.py), agent RL rollouts
+(training/agent_rollout.py) and the warm-up drills.
 """
 
 from __future__ import annotations
@@ -21,7 +30,8 @@ from typing import Any
 import torch
 from PIL import Image
 
-from vgt_agent.prompts import AGENT_TEXT_TOOL, image_question_messages
+from vgt_agent.backends.turns import DEFAULT_TURN_FORM, TurnForm, agent_messages, check_turn_form
+from vgt_agent.prompts import AGENT_TEXT_TOOL
 
 IGNORE = -100
 NEWLINE_P = 0.5  # share of tool replies kept with their trailing "\n" (the view later turns have)
@@ -43,14 +53,20 @@ def sample_newlines(chunks: Sequence[dict[str, str]], rng: random.Random, p: flo
 
 
 def prompt_messages(question: str, choices: Sequence[str], prefill: str | None = None) -> list[dict[str, Any]]:
-    """What graphs/ask.py sends: system, user (image + question), optionally the thought so far."""
-    messages: list[dict[str, Any]] = image_question_messages(AGENT_TEXT_TOOL, question, choices)
-    if prefill:
-        messages.append({"role": "assistant", "content": prefill})
-    return messages
+    """The agent's first view (system, user with image + question), optionally with a continuation prefill."""
+    chunks = [{"role": "assistant", "content": prefill}] if prefill else []
+    return turn_messages(question, choices, chunks, "continuation")
+
+
+def turn_messages(question: str, choices: Sequence[str], chunks: Sequence[dict[str, str]],
+                  form: TurnForm = DEFAULT_TURN_FORM) -> list[dict[str, Any]]:
+    """What graphs/ask.py sends after `chunks` (the agent's system prompt), in the given turn form."""
+    return agent_messages(AGENT_TEXT_TOOL, question, choices, chunks, form)
 
 
 def encode_prompt(processor: Any, messages: list[dict[str, Any]], image: Image.Image, continuing: bool) -> Any:
+    """Tokenise a conversation as the transformers backend does: a trailing assistant message continued, else
+    a generation prompt opened."""
     return processor.apply_chat_template(
         messages, add_generation_prompt=not continuing, continue_final_message=continuing, tokenize=True,
         return_dict=True, return_tensors="pt", processor_kwargs={"images": [image.convert("RGB")]},
@@ -58,10 +74,14 @@ def encode_prompt(processor: Any, messages: list[dict[str, Any]], image: Image.I
 
 
 def build_example(processor: Any, question: str, choices: Sequence[str], chunks: Sequence[dict[str, str]],
-                  image: Image.Image, newlines: Sequence[bool] = (), end: bool = True) -> Example:
-    """One training sequence for a whole agent trace (model turns trained, the rest masked); `newlines[j]`
-    keeps the trailing whitespace of the j-th tool reply; `end` closes it with <end_of_turn> (a finished
-    trace; an RL rollout cut short by a limit has no end token, which is how GRPO tells it was truncated)."""
+                  image: Image.Image, newlines: Sequence[bool] = (), end: bool = True,
+                  form: TurnForm = DEFAULT_TURN_FORM) -> Example:
+    """One training sequence for a whole agent trace (model turns trained, the rest masked) in `form`;
+    `end` closes it with <end_of_turn> (a finished trace; an RL rollout cut short by a limit has no end
+    token, which is how GRPO tells it was truncated). `newlines[j]` (continuation form only) keeps the
+    trailing whitespace of the j-th tool reply."""
+    if check_turn_form(form) == "turns":
+        return _turns_example(processor, question, choices, chunks, image, end)
     tok = processor.tokenizer
     prompt = encode_prompt(processor, prompt_messages(question, choices), image, continuing=False)
     ids = prompt["input_ids"][0].tolist()
@@ -88,20 +108,51 @@ def build_example(processor: Any, question: str, choices: Sequence[str], chunks:
                    prompt["input_ids"].shape[1])
 
 
+def _turns_example(processor: Any, question: str, choices: Sequence[str], chunks: Sequence[dict[str, str]],
+                   image: Image.Image, end: bool) -> Example:
+    """The `turns` form: the template's rendering of the whole conversation, each model turn labelled from
+    where its view ends through its <end_of_turn>; the sequence stops at the last turn's end (before it when
+    `end` is False and that turn is the model's)."""
+    end_id = processor.tokenizer.convert_tokens_to_ids("<end_of_turn>")
+    messages = turn_messages(question, choices, chunks, "turns")
+    full = processor.apply_chat_template(messages, add_generation_prompt=False, tokenize=True, return_dict=True,
+                                         return_tensors="pt", processor_kwargs={"images": [image.convert("RGB")]})
+    ids = full["input_ids"][0].tolist()
+    labels = [IGNORE] * len(ids)
+    prompt_len = encode_prompt(processor, messages[:2], image, continuing=False)["input_ids"].shape[1]
+    close = len(ids) - 1
+    for i in range(2, len(messages)):
+        if messages[i]["role"] != "assistant":
+            continue
+        view = encode_prompt(processor, messages[:i], image, continuing=False)["input_ids"][0].tolist()
+        if ids[: len(view)] != view:
+            raise ValueError("the chat template does not render this conversation as a prefix of its turns")
+        close = ids.index(end_id, len(view)) if end_id in ids[len(view):] else len(ids) - 1
+        labels[len(view): close + 1] = ids[len(view): close + 1]
+    last = max((j for j, t in enumerate(ids) if t == end_id), default=len(ids) - 1)
+    stop_at = last if messages[-1]["role"] == "assistant" and not end else last + 1
+    types = full["token_type_ids"][0].tolist()
+    return Example(ids[:stop_at], labels[:stop_at], full["pixel_values"], types[:stop_at], prompt_len)
+
+
 def check_views(processor: Any, question: str, choices: Sequence[str], chunks: Sequence[dict[str, str]],
-                image: Image.Image) -> bool:
-    """True when each model turn's context, as built here, is exactly what the backend tokenises."""
-    prefill, tools = "", 0
-    for chunk in chunks:
+                image: Image.Image, form: TurnForm = DEFAULT_TURN_FORM) -> bool:
+    """True when each model turn's context, as built here, is exactly what the backend tokenises for it
+    (the backend sends `turn_messages` and continues a trailing assistant message)."""
+    tools = 0
+    for k, chunk in enumerate(chunks):
         if chunk["role"] == "assistant":
             newlines = [True] * max(0, tools - 1) + [False] * min(1, tools)
-            ex = build_example(processor, question, choices, chunks, image, newlines)
-            view = encode_prompt(processor, prompt_messages(question, choices, prefill), image, bool(prefill))
-            if ex.input_ids[: view["input_ids"].shape[1]] != view["input_ids"][0].tolist():
+            ex = build_example(processor, question, choices, chunks, image, newlines, form=form)
+            messages = turn_messages(question, choices, chunks[:k], form)
+            view = encode_prompt(processor, messages, image, messages[-1]["role"] == "assistant")
+            n = view["input_ids"].shape[1]
+            if ex.input_ids[:n] != view["input_ids"][0].tolist():
                 return False
+            if form == "turns" and (n >= len(ex.labels) or ex.labels[n] == IGNORE or ex.labels[n - 1] != IGNORE):
+                return False  # the turn's first token is trained, its view is not
         else:
             tools += 1
-        prefill += chunk["content"]
     return True
 
 

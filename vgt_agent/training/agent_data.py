@@ -1,8 +1,9 @@
 """The `agent` SFT set: each synthesis trace trained exactly as the ask loop shows it to the policy.
 
-Why not a chat row: the policy writes only its own turns (the grounder writes the `<obj>` replies), and the
-backend continues an assistant prefill that the Gemma3 template trims. `tiny.examples.build_example` makes the
-sequence that reproduces every turn's view (model turns labelled; prompt and tool replies -100). This module
+Why not a chat row: the policy writes only its own turns (the grounder writes the `<obj>` replies), and each
+turn must be trained in the exact view the backend gives it, in the turn form the policy will be served in
+(`backends/turns.py`: `turns` by default). `tiny.examples.build_example` makes the sequence that reproduces
+every turn's view (model turns labelled; prompt, tool replies and template tokens -100). This module
 feeds it to TRL's SFTTrainer: a dataset of trace rows (question, options, image path, the turns, which replies
 keep their trailing "\\n") and a collator that builds and pads the sequences per batch, the way TRL's own VLM
 collator processes images per batch instead of storing pixels (a Gemma3 image is ~10 MB of floats). Each
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from vgt_agent.backends.turns import DEFAULT_TURN_FORM, TurnForm, check_turn_form
 from vgt_agent.store.export import trace_columns
 from vgt_agent.tiny.examples import Example, build_example, collate, sample_newlines
 from vgt_agent.training.data import DataError
@@ -65,10 +67,12 @@ def agent_dataset(rows: list[dict[str, Any]], seed: int = 0):
 class AgentCollator:
     """SFTTrainer's `data_collator` for agent rows: each row's training sequence, right-padded into a batch
     (`input_ids`, `labels`, `attention_mask`, `pixel_values`, `token_type_ids`). Built sequences are kept
-    (by trace and newlines) while they take less than `cache_bytes`."""
+    (by trace and newlines) while they take less than `cache_bytes`; `turn_form` is the form they are built in."""
 
-    def __init__(self, processor: Any, cache_bytes: int = CACHE_BYTES) -> None:
+    def __init__(self, processor: Any, cache_bytes: int = CACHE_BYTES, turn_form: TurnForm = DEFAULT_TURN_FORM
+                 ) -> None:
         self.processor = processor
+        self.turn_form = check_turn_form(turn_form)
         tok = processor.tokenizer
         self.pad_id: int = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         self.cache_bytes = cache_bytes
@@ -82,7 +86,7 @@ class AgentCollator:
         with Image.open(row["image_path"]) as im:
             image = im.convert("RGB")
         example = build_example(self.processor, row["question"], row["choices"], row["chunks"], image,
-                                row["newlines"])
+                                row["newlines"], form=self.turn_form)
         size = example.pixel_values.nbytes + 3 * 8 * len(example.input_ids)
         if self._cached_bytes + size <= self.cache_bytes:
             self._cache[key] = example

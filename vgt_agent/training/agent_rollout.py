@@ -2,24 +2,23 @@
 
 Each prompt TRL hands over (one per generation: its sampler repeats a prompt `num_generations` times) runs
 `graphs/ask.py` as `vgt ask` would, in-text protocol and point replies: the policy, sampled with TRL's own
-generation settings (temperature, top-p/k, ...) through `TransformersBackend`, writes until `</ground>`, the
-grounder's reply is appended, and so on until `\\boxed{}` or a limit. TRL then trains on one token sequence per
-rollout, built by `tiny/examples.build_example` (the documented per-turn views of the ask loop):
+generation settings (temperature, top-p/k, ...) through `TransformersBackend` in the rollout's turn form
+(`backends/turns.py`; `turns` unless told otherwise), writes until `</ground>`, the grounder's reply comes
+back, and so on until `\\boxed{}` or a limit. TRL then trains on one token sequence per rollout, built by
+`tiny/examples.build_example` in the same form (the documented per-turn views of the ask loop):
 
     prompt_ids      the backend's first view: system, image, question, generation prompt
-    completion_ids  model turns and tool replies, each reply without its trailing "\\n", as the turn right
-                    after it saw it (the Gemma3 template trims the prefill's end; the layout of agent SFT
-                    rows too); <end_of_turn> closes it when the model wrote its end, not when a limit
+    completion_ids  model turns and tool replies as the template renders the conversation (`turns`), or
+                    the replies without their trailing "\\n" inside one continued turn (`continuation`);
+                    <end_of_turn> closes the last model turn when the model wrote its end, not when a limit
                     stopped it (so TRL and r_trunc count the rollout as truncated)
-    env_mask        1 on model tokens, 0 on tool-reply tokens (TRL leaves those out of the loss)
+    env_mask        1 on model tokens, 0 on tool-reply and template tokens (TRL leaves those out of the loss)
     logprobs        None: without vLLM TRL computes the old log-probs itself when it needs them and uses
                     sampling log-probs only for vLLM's importance-sampling correction
 
-No one sequence holds every turn's view: a turn two or more replies on saw the earlier replies' "\\n", which
-this sequence drops. Measured with vgt-tiny on 24 world rollouts at temperature 1 (71 turns): the log-prob
-of a model token here differs from the one it was sampled with by 0.0002 on average for turns before the last
-and 0.012 on the last turn; keeping every earlier "\\n" instead (the last turn's exact view) makes the last
-turn exact but earlier turns 0.041 off, twice the total gap.
+In the continuation form no one sequence holds every turn's view: a turn two or more replies on saw the
+earlier replies' "\\n", which this sequence drops. In the turns form each
+turn's view is a prefix of the sequence.
 TRL builds the image inputs of the loss from the dataset prompt, so the prompt must be the agent's own
 (`data.rl_prompt` with the `agent` variant): then its template and `prompt_ids` are the same tokens.
 """
@@ -33,6 +32,7 @@ from typing import Any
 
 from PIL import Image
 
+from vgt_agent.backends.turns import DEFAULT_TURN_FORM, TurnForm
 from vgt_agent.graphs.ask import AskContext, AskLimits, AskState, run_ask
 from vgt_agent.prompts import AGENT_TEXT_TOOL
 from vgt_agent.store import ImageRecord, SampleRecord
@@ -55,12 +55,12 @@ def ended(chunks: Sequence[dict[str, Any]]) -> bool:
     return last.get("finish_reason") == "stop" and last.get("stop_sequence") is None
 
 
-def rollout_tokens(processor: Any, question: str, image: Image.Image,
-                   chunks: Sequence[dict[str, Any]]) -> RolloutTokens:
+def rollout_tokens(processor: Any, question: str, image: Image.Image, chunks: Sequence[dict[str, Any]],
+                   form: TurnForm = DEFAULT_TURN_FORM) -> RolloutTokens:
     """The token sequence TRL trains on for one rollout (see the module docstring for its layout)."""
     if not chunks:
         raise RuntimeError("the rollout produced no text (did the first model turn fail?)")
-    example = build_example(processor, question, (), chunks, image, end=ended(chunks))
+    example = build_example(processor, question, (), chunks, image, end=ended(chunks), form=form)
     n = example.prompt_len
     return RolloutTokens(example.input_ids[:n], example.input_ids[n:],
                          [int(label != IGNORE) for label in example.labels[n:]])
@@ -73,6 +73,7 @@ class AgentRollout:
 
     grounders: GrounderSource
     limits: AskLimits = field(default_factory=AskLimits)
+    turn_form: TurnForm = DEFAULT_TURN_FORM
     _count: itertools.count = field(default_factory=itertools.count, repr=False)
 
     def __call__(self, prompts: list[list[dict[str, Any]]], trainer: Any) -> dict[str, Any]:
@@ -87,12 +88,13 @@ class AgentRollout:
         with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator,
                                          generation_kwargs=trainer.generation_kwargs,
                                          gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs) as policy:
-            backend = TransformersBackend(policy, processor, model_name="policy")  # puts the policy in eval mode
+            backend = TransformersBackend(policy, processor, model_name="policy",  # puts the policy in eval mode
+                                          turn_form=self.turn_form)
             try:
                 runs = [self.run(backend, prompt, limits) for prompt in prompts]
             finally:
                 trainer.model.train(training)
-        tokens = [rollout_tokens(processor, question, image, state.get("chunks", []))
+        tokens = [rollout_tokens(processor, question, image, state.get("chunks", []), self.turn_form)
                   for question, image, state in runs]
         return {
             "prompt_ids": [t.prompt_ids for t in tokens],
