@@ -212,6 +212,12 @@ class _ErrorTap:
         self.supports_function_calling = vlm.supports_function_calling
         self.error: BackendError | None = None
 
+    def server_modes(self) -> dict[str, str]:
+        """The wrapped backend's stop and turn modes (`backends.base.backend_modes`)."""
+        from vgt_agent.backends.base import backend_modes
+
+        return backend_modes(self.vlm)
+
     def generate(self, *args: Any, **kwargs: Any) -> Generation:
         try:
             return self.vlm.generate(*args, **kwargs)
