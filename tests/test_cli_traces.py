@@ -75,9 +75,9 @@ def test_show_renders_and_writes_png(db: Path, tmp_path: Path) -> None:
     assert "red circles" in result.output and "grounder world" in result.output
     with Image.open(png) as im:
         pixels = np.asarray(im.convert("RGB"))
-    assert pixels.shape == (100, 100, 3)
-    original = np.asarray(Image.open(Path(db).parent / "scene.png").convert("RGB"))
-    assert (pixels != original).any(axis=2).sum() > 50  # dots, labels and tinted masks were drawn
+    assert pixels.shape[1] == 600 and pixels.shape[0] > 600  # enlarged 6x to be readable, a caption band below
+    original = np.asarray(Image.open(Path(db).parent / "scene.png").convert("RGB").resize((600, 600), 0))
+    assert (pixels[:600] != original).any(axis=2).sum() > 50  # dots, labels and mask outlines were drawn
     shown = json.loads(runner.invoke(app, ["traces", "show", trace_id, "--db", str(db), "--json"]).output)
     assert shown["groundings"][0]["coords"] == [[250, 250], [750, 750]] and len(shown["masks"]) == 2
 

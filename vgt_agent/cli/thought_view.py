@@ -5,20 +5,20 @@ from __future__ import annotations
 from rich.text import Text
 
 from vgt_agent.cli.common import plain_text
-from vgt_agent.draw import PALETTE
+from vgt_agent.draw import phrase_colours
 from vgt_agent.format import find_boxed, parse
 
 
 def highlight_thought(text: str) -> Text:
-    """Colour each `<obj>` tag by its order (matching the annotated PNG), `<ground>` requests and `\\boxed{}`.
+    """Colour each `<obj>` tag by its phrase (as the annotated PNG does), `<ground>` requests and `\\boxed{}`.
 
     The text is shown as text: Rich markup in it (`[/]`, `[green]`) prints literally, and control characters
     (terminal escape sequences, carriage returns) print as visible symbols of the same length, so the spans
     parsed from the original text still line up."""
     out = Text(plain_text(text))
     thought = parse(text)
-    for i, g in enumerate(thought.groundings):
-        r, gr, b = PALETTE[i % len(PALETTE)]
+    for g, (r, gr, b) in zip(thought.groundings, phrase_colours([g.phrase for g in thought.groundings]),
+                             strict=True):
         out.stylize(f"bold rgb({r},{gr},{b})", *g.span)
     for request in thought.tool_requests:
         out.stylize("bold magenta reverse", *request.span)

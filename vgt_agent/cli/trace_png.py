@@ -33,7 +33,7 @@ from vgt_agent.draw import (
 from vgt_agent.geometry import decode_rle, pixel_from_norm_box, pixel_from_norm_point
 
 # Pictures smaller than this (long side, pixels) are enlarged by an integer factor so labels stay readable.
-MIN_SIDE = 640
+MIN_SIDE = 560
 # The tool's reply when the grounder found nothing, as `format.render_tool_result` words it.
 NOTHING_FOUND = re.compile(r"^\s*No (.+?) found\.\s*$", re.S)
 GREY = (110, 110, 110)
