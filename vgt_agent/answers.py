@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from vgt_agent.format import find_boxed
+from vgt_agent.format import find_boxed, tag_spans
 
 if TYPE_CHECKING:  # imported lazily: the dataset adapters import this module
     from vgt_agent.datasets.sample import AnswerType
@@ -113,14 +113,18 @@ def _parse_number_words(tokens: Sequence[str], start: int) -> int | None:
 _DIGITS = re.compile(r"^\d{1,3}(?:,\d{3})+$|^\d+$")
 
 
-def _parse_digits(token: str) -> int | None:
-    """An integer from a digit token; "1,000" is a thousand, "3.0" is 3, "2.5" is not a count."""
+def _parse_digits(token: str) -> str | None:
+    """A count in canonical digits from a digit token; "1,000" is a thousand, "3.0" is 3, "2.5" is not a count.
+
+    Read digit by digit rather than by `int()`, which refuses more than 4,300 digits (a model can write them).
+    """
     whole, _, frac = token.partition(".")
     if frac and set(frac) != {"0"}:
         return None
-    if _DIGITS.match(whole):
-        return int(whole.replace(",", ""))
-    return int(whole.split(",")[0])
+    digits = whole.replace(",", "") if _DIGITS.match(whole) else whole.split(",")[0]
+    if not digits.isascii():  # other scripts' decimal digits ("٣")
+        digits = "".join(str(unicodedata.decimal(ch)) for ch in digits)
+    return digits.lstrip("0") or "0"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -162,8 +166,7 @@ def normalise_count(raw: str) -> str | None:
     toks = _tokens(_clean(raw))
     for i, tok in enumerate(toks):
         if tok[0].isdigit():
-            value = _parse_digits(tok)
-            return None if value is None else str(value)
+            return _parse_digits(tok)
         if tok in _NUMBER_WORDS or (tok == "a" and i + 1 < len(toks) and toks[i + 1] in _SCALES):
             value = _parse_number_words(toks, i)
             if value is not None:
@@ -259,7 +262,6 @@ def normalise_answer(
 # Extraction
 # ----------------------------------------------------------------------------------------------------------
 
-_TAG = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.S | re.I)
 _PHRASE = re.compile(r"\banswer\s*(?:is|:|=)\s*:?\s*", re.I)
 _SENTENCE_END = re.compile(r"(?<!\d)\.(?=\s|$)|\n")
 _NUMWORD = r"(?:" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r")"
@@ -306,10 +308,13 @@ def extract_answer(text: str) -> ExtractedAnswer:
     if boxed:
         content, span = boxed[-1]
         return ExtractedAnswer(content.strip(), "boxed", (int(span[0]), int(span[1])))
-    tags = list(_TAG.finditer(text))
-    if tags and tags[-1].group(1).strip():
-        m = tags[-1]
-        return ExtractedAnswer(m.group(1).strip(), "fallback", (m.start(1), m.end(1)))
+    tags = tag_spans(text, "<answer>", "</answer>", ignore_case=True)
+    if tags and text[tags[-1][0] : tags[-1][1]].strip():
+        start, end = tags[-1]
+        content = text[start:end]
+        start += len(content) - len(content.lstrip())
+        end -= len(content) - len(content.rstrip())
+        return ExtractedAnswer(text[start:end], "fallback", (start, end))
     return _phrase_answer(text) or _trailing_answer(text) or ExtractedAnswer(None, "none", None)
 
 

@@ -144,8 +144,8 @@ def _similarity(a: tuple[str, ...], b: tuple[str, ...]) -> float:
 
 
 # "1: 2", "Tag 1 -> reference 2", "- 3: none": one answer per line.
-_REPLY_LINE = re.compile(
-    r"^\W*(?:tag\s*)?(\d+)\s*(?:[:=)\].-]|->)+\s*(?:(?:ref(?:erence)?|object)?\s*#?(\d+)|(none\b|no\b|n/a\b|-))",
+_REPLY_LINE = re.compile(  # `[^\w\n]*`, not `\W*`: from every line start, `\W*` ran on over blank lines
+    r"^[^\w\n]*(?:tag\s*)?(\d+)\s*(?:[:=)\].-]|->)+\s*(?:(?:ref(?:erence)?|object)?\s*#?(\d+)|(none\b|no\b|n/a\b|-))",
     re.IGNORECASE | re.MULTILINE,
 )
 

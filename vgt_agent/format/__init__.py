@@ -30,11 +30,12 @@ from vgt_agent.format.thought import (
     render_tool_request,
     render_tool_result,
     stacked_coords,
+    tag_spans,
 )
 
 __all__ = [
     "ARITY", "KIND_OF_ARITY", "PAPER_SYNTAX", "CoordsSource", "GroundedThought", "Grounding", "Kind", "Placeholder",
     "Problem", "ProblemCode", "Segment", "Syntax", "ToolRequest", "box_trace_to_point_trace", "compose",
     "fill_placeholders", "find_boxed", "parse", "read_groundings", "render", "render_grounding", "render_placeholder",
-    "render_tool_request", "render_tool_result", "stacked_coords", "strip_groundings",
+    "render_tool_request", "render_tool_result", "stacked_coords", "strip_groundings", "tag_spans",
 ]

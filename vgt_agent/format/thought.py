@@ -352,6 +352,24 @@ def scan_boxed(text: str, syntax: Syntax) -> tuple[list[tuple[str, tuple[int, in
     return found, unclosed
 
 
+def tag_spans(text: str, open_tag: str, close_tag: str, *, ignore_case: bool = False) -> list[tuple[int, int]]:
+    """The (start, end) of the content of each `open_tag ... close_tag` pair, left to right: what
+    `re.finditer(open + "(.*?)" + close, re.S)` gives as group 1, in one forward pass.
+
+    Each pair opens at the first opener after the previous pair and closes at the first closer after it (an
+    opener inside is content). The regex form rescans to the end from every unclosed opener (quadratic), and
+    with `\\s*` around the content backtracks cubically on whitespace runs; this never looks back.
+    """
+    flags = re.IGNORECASE if ignore_case else 0
+    opener, closer = re.compile(re.escape(open_tag), flags), re.compile(re.escape(close_tag), flags)
+    spans: list[tuple[int, int]] = []
+    position = 0
+    while (opened := opener.search(text, position)) and (closed := closer.search(text, opened.end())):
+        spans.append((opened.end(), closed.start()))
+        position = closed.end()
+    return spans
+
+
 def find_boxed(text: str, *, syntax: Syntax = PAPER_SYNTAX) -> list[tuple[str, tuple[int, int]]]:
     """Every outermost `\\boxed{...}` in order: (content, (start, end) of the whole `\\boxed{...}`).
 

@@ -21,7 +21,9 @@ from vgt_agent.synthesis.prompts import EXTRACT_SCHEMA, EXTRACT_SYSTEM
 from vgt_agent.synthesis.world_scene import WorldScene
 
 MAX_OBJECTS = 12
-_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.MULTILINE)
+# A closing fence's whitespace is matched from the start of its run only: from every position of a run, a
+# plain `\s*```$` rescans the run (quadratic); `(?<=\s)```$` is a fence whose run an opening fence took.
+_FENCE = re.compile(r"^```(?:json)?\s*|(?<!\s)\s*```$|(?<=\s)```$", re.MULTILINE)
 
 
 class ExtractionError(ValueError):
@@ -49,6 +51,16 @@ class SceneExtractor:
             return [NeededObject(r.phrase, "every instance the question counts", "counted", stated,
                                  scene_ids=r.counted)]
         names = r.names or {}
+        if r.family == "exist":
+            return [NeededObject(r.phrase, "every instance the question asks about", "counted",
+                                 scene_ids=r.counted)]
+        if r.family in ("attribute", "attribute_relation"):
+            out = [NeededObject(names[r.target], f"the object whose {r.attribute} is asked", "answer",
+                                scene_ids=(r.target,))]
+            if r.anchor is not None:
+                out.append(NeededObject(names[r.anchor], "the reference object of the relation", "anchor",
+                                        scene_ids=(r.anchor,)))
+            return out
         if r.family in ("relation_yes_no", "relation_choice"):
             return [NeededObject(names[r.target], "the object the question asks about", "answer",
                                  scene_ids=(r.target,)),

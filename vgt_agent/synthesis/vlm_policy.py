@@ -16,10 +16,10 @@ from PIL import Image
 
 from vgt_agent.backends.base import Message, VLMBackend
 from vgt_agent.draw import Mark, annotate
+from vgt_agent.format import tag_spans
 from vgt_agent.synthesis.grounding_agent import Action, AgentView, MaskCandidate
 from vgt_agent.synthesis.prompts import AGENT_SYSTEM, EXAMINE_PROMPT, agent_request
 
-_TOOL = re.compile(r"<tool>(.*?)</tool>", re.DOTALL)
 _VERDICT = re.compile(r"<verdict>\s*(yes|no)\s*</verdict>", re.IGNORECASE)
 CROP_PAD = 0.5  # crop = the candidate's box grown by this fraction on each side
 CROP_MIN_SIDE = 224
@@ -27,7 +27,7 @@ CROP_MIN_SIDE = 224
 
 def parse_tool_call(text: str) -> Action:
     """The last `<tool>{json}</tool>` of a turn; anything unusable becomes an `invalid` action."""
-    calls = _TOOL.findall(text)
+    calls = [text[start:end] for start, end in tag_spans(text, "<tool>", "</tool>")]
     if not calls:
         return Action("invalid", {"error": "no <tool>...</tool> call"}, text)
     try:
