@@ -262,6 +262,27 @@ def test_dtype_and_device_arguments():
             Sam3Grounder("tiny", model=model, processor=processor, device="cuda")
 
 
+def test_factory_loads_sam3_where_the_placement_says(tiny, tmp_path):
+    from vgt_agent.devices import Placement
+    from vgt_agent.grounders.factory import make_grounder as factory_grounder
+
+    model, processor = tiny
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    grounder = factory_grounder("sam3", sam3_checkpoint=str(tmp_path), placement=Placement("cpu", "bfloat16"))
+    assert grounder.placement.label == "cpu/bfloat16"
+    assert {p.dtype for p in grounder.model.parameters()} == {torch.bfloat16}
+    seen = []
+    handle = grounder.model.vision_encoder.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append((args[0] if args else kwargs["pixel_values"]).dtype),
+        with_kwargs=True)
+    try:
+        assert grounder.ground(random_image(40), "cup").reason is None
+    finally:
+        handle.remove()
+    assert seen == [torch.bfloat16]
+
+
 def test_default_placement_follows_the_environment(monkeypatch):
     model, processor = build_tiny_sam3(seed=1)
     monkeypatch.setenv("VGT_DEVICE", "cpu")
