@@ -51,8 +51,9 @@ class SceneExtractor:
             return [NeededObject(r.phrase, "every instance the question counts", "counted", stated,
                                  scene_ids=r.counted)]
         names = r.names or {}
-        if r.family == "exist":
-            return [NeededObject(r.phrase, "every instance the question asks about", "counted",
+        if r.family == "exist":  # "no" states that there are none, which grounding must agree with
+            stated = 0 if stated_answer is not None and stated_answer.strip().lower() == "no" else None
+            return [NeededObject(r.phrase, "every instance the question asks about", "counted", stated,
                                  scene_ids=r.counted)]
         if r.family in ("attribute", "attribute_relation"):
             out = [NeededObject(names[r.target], f"the object whose {r.attribute} is asked", "answer",

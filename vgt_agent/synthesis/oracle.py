@@ -17,8 +17,10 @@ import numpy as np
 from PIL import Image
 
 from vgt_agent.datasets.sample import Sample
+from vgt_agent.grounders.concepts import parse_concept
 from vgt_agent.synthesis.objects import Candidate
 from vgt_agent.synthesis.world_scene import SceneObject, WorldScene
+from vgt_agent.world.phrasing import article
 
 ORACLE_BACKEND = "world-oracle"
 ORACLE_MODEL = "scene-graph-v1"
@@ -218,10 +220,62 @@ def _kth(w: _Writer) -> tuple[str, str]:
     return body, letter
 
 
+def _exist(w: _Writer) -> tuple[str, str]:
+    scene, reading = w.scene, w.scene.reading
+    found = [scene.by_id[i] for i in reading.counted]
+    phrase = reading.phrase if parse_concept(reading.phrase).plural else f"{article(reading.phrase)} {reading.phrase}"
+    answer, _ = scene.answer()
+    t = w.template % 3
+    if not found:
+        return (
+            f"I look for {phrase} in the image. None of the objects is one, so the answer is no.",
+            f"The question asks whether there are {phrase}. Checking every object, I find none: no.",
+            f"Searching the image for {phrase}, I do not see a single one, so there is none.",
+        )[t], answer
+    items = _join([w.described(o, True) for o in found])
+    if t == 0:
+        body = f"I look for {phrase}. I find {items}, so yes, there is."
+    elif t == 1:
+        body = f"The question asks whether there are {phrase}. There is {items}. The answer is yes."
+    else:
+        body = f"Searching for {phrase}: {items}. At least one is there, so yes."
+    return body, answer
+
+
+def _attribute(w: _Writer) -> tuple[str, str]:
+    scene, r = w.scene, w.scene.reading
+    target = scene.by_id[r.target]
+    value, _ = scene.answer()
+    asked = r.attribute or "colour"
+    t = w.template % 3
+    if r.family == "attribute_relation":
+        anchor = scene.by_id[r.anchor]
+        na, side = r.names[anchor.id], RELATION_PHRASES[r.relation or "left"]
+        if t == 0:
+            body = (f"First I find the {na}: it is {w.where(anchor)}. The only object {side} it is the "
+                    f"{target.name}, {w.where(target)}. Its {asked} is {value}.")
+        elif t == 1:
+            body = (f"The {na} is {w.where(anchor)}. Looking {side} it, I see just one object, "
+                    f"{w.where(target)}: a {target.name}. So the {asked} is {value}.")
+        else:
+            body = (f"I locate the {na} {w.where(anchor)} and check what lies {side} it: only the "
+                    f"{target.name} {w.where(target)}. The answer is {value}.")
+        return body, value
+    name = r.names[target.id]
+    if t == 0:
+        body = f"I look for the {name}: it is the {target.name}, {w.where(target)}. Its {asked} is {value}."
+    elif t == 1:
+        body = f"The question asks about the {name}. That is the object {w.where(target)}, a {target.name}, so {value}."
+    else:
+        body = f"Finding the {name} {w.where(target)}, I see it is a {target.name}. The answer is {value}."
+    return body, value
+
+
 WRITERS: dict[str, Callable[[_Writer], tuple[str, str]]] = {
     "count_colour_shape": _counting, "count_not_colour": _counting, "count_shape": _counting,
     "relation_yes_no": _yes_no, "relation_choice": _choice, "closer": _closer, "larger": _larger,
-    "kth_relation": _kth,
+    "kth_relation": _kth, "count_phrased": _counting, "exist": _exist, "relation_phrased": _yes_no,
+    "attribute": _attribute, "attribute_relation": _attribute,
 }
 
 

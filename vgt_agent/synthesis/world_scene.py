@@ -17,6 +17,7 @@ import numpy as np
 from vgt_agent import geometry
 from vgt_agent.datasets.sample import Sample
 from vgt_agent.grounders.concepts import parse_concept
+from vgt_agent.world import phrasing
 from vgt_agent.world.relations import clear_relation, closer, dominant_relation, larger
 
 ORDINALS = {"": 0, "first": 0, "second": 1, "third": 2, "fourth": 3}
@@ -76,6 +77,7 @@ class Reading:
     members: tuple[int, ...] = ()
     subject: str = ""  # k-th relation: "second leftmost circle"
     names: dict[int, str] | None = None  # object id -> the phrase the question uses for it
+    attribute: str | None = None  # attribute questions: "colour" | "shape"
 
 
 class WorldScene:
@@ -133,6 +135,12 @@ class WorldScene:
         objs = self.by_id
         if r.family.startswith("count"):
             return str(len(r.counted)), str(len(r.counted))
+        if r.family == "exist":
+            return ("yes" if r.counted else "no"), str(len(r.counted))
+        if r.family in ("attribute", "attribute_relation"):
+            target = objs[r.target]
+            value = target.colour if r.attribute == "colour" else target.shape
+            return value, value
         if r.family == "relation_yes_no":
             a, b = objs[r.target], objs[r.anchor]
             axis = 0 if r.relation in ("left", "right") else 1
@@ -170,6 +178,7 @@ def is_world_sample(sample: Sample) -> bool:
     return bool(meta.get("objects")) and "family" in meta and "width" in meta
 
 
+PHRASED = ("count_phrased", "exist", "relation_phrased", "attribute", "attribute_relation")
 _COUNT_COLOUR_SHAPE = re.compile(r"^How many (\w+) (\w+)s are there\?$")
 _COUNT_NOT_COLOUR = re.compile(r"^How many shapes are not (\w+)\?$")
 _COUNT_SHAPE = re.compile(r"^How many (\w+)s are there\?$")
@@ -224,4 +233,35 @@ def read_question(scene: WorldScene) -> Reading:
         subject = f"{ordinal + ' ' if ordinal else ''}{order_word} {kind}"
         return Reading(family, target=ranked[order[2]].id, anchor=ta.id, order=order, members=members,
                        phrase=kind_phrase, subject=subject, names={ta.id: anchor})
+    if family in PHRASED and (phrased := phrasing.read(q)) is not None:
+        return _read_phrased(scene, family, phrased)
     raise ValueError(f"question {q!r} of {scene.sample.id} does not fit the {family} template")
+
+
+def _gold_id(scene: WorldScene, role: str) -> int:
+    """The scene id of the sample's gold object with this role (the generator's choice)."""
+    ids = [g.meta["object_id"] for g in scene.sample.gold_objects if g.role == role]
+    if len(ids) != 1:
+        raise ValueError(f"{scene.sample.id} has {len(ids)} gold objects of role {role!r}, not one")
+    return int(ids[0])
+
+
+def _read_phrased(scene: WorldScene, family: str, r: phrasing.Reading) -> Reading:
+    """The families in people's wording (`world.phrasing`), read as the original families they reword:
+    `relation_phrased` as `relation_yes_no`; the others by their own family name."""
+    s = r.slots
+    if family in ("count_phrased", "exist") and r.intent in ("count", "exist"):
+        return Reading(family, phrase=s["np"], counted=tuple(o.id for o in scene.matching(s["np"])))
+    if family == "relation_phrased" and r.intent == "relation":
+        ta, tb = scene.unique(s["x"]), scene.unique(s["b"])
+        return Reading("relation_yes_no", target=ta.id, anchor=tb.id, relation=r.relation,
+                       names={ta.id: s["x"], tb.id: s["b"]})
+    if family == "attribute" and r.intent in ("colour_of", "shape_of"):
+        target = scene.unique(s["np"])
+        return Reading(family, target=target.id, names={target.id: s["np"]}, attribute=r.intent.split("_")[0])
+    if family == "attribute_relation" and r.intent in ("colour_related", "shape_related"):
+        anchor, target = scene.unique(s["b"]), _gold_id(scene, "target")
+        return Reading(family, target=target, anchor=anchor.id, relation=r.relation,
+                       names={anchor.id: s["b"], target: scene.by_id[target].name},
+                       attribute=r.intent.split("_")[0])
+    raise ValueError(f"question {scene.sample.question!r} of {scene.sample.id} does not fit the {family} grammar")
