@@ -164,7 +164,7 @@ def draw_marks(image: Image.Image, marks: Sequence[Mark], *, min_side: int = 0) 
     style = Style.for_size(width, height)
     colours = [m.colour or PALETTE[i % len(PALETTE)] for i, m in enumerate(marks)]
     pixels = np.array(rgb)
-    busy = _busy_map(pixels)
+    busy = BusyMap.of(pixels)
     for mark, colour in zip(marks, colours, strict=True):
         for mask in mark.masks:
             _outline_mask(pixels, mask, colour if mark.verified is not False else REJECTED_COLOUR,
@@ -176,7 +176,7 @@ def draw_marks(image: Image.Image, marks: Sequence[Mark], *, min_side: int = 0) 
     anchors: list[list[Rect]] = []  # per mark: the boxes of its instances, where its label may go beside
     r = style.badge
     for mark, colour in zip(marks, colours, strict=True):
-        mark_anchors = [_mask_box(m) for m in mark.masks if np.any(m)]
+        mark_anchors = [_mask_box(m) for m in mark.masks if np.shape(m) == (height, width) and np.any(m)]
         numbered = [*mark.points, *((b[0], b[1]) for b in mark.boxes)][: len(mark.numbers)]
         for box in mark.boxes:
             _draw_box(draw, box, colour, style, mark.verified)
@@ -200,6 +200,8 @@ def draw_marks(image: Image.Image, marks: Sequence[Mark], *, min_side: int = 0) 
     obstacles = [a for mark_anchors in anchors for a in mark_anchors]
     obstacles += [(b.centre[0] - r, b.centre[1] - r, b.centre[0] + r, b.centre[1] + r) for b, _ in badges]
     placed, dropped = _place_labels(marks, anchors, obstacles, busy, label_font, style, width, height)
+    for label in placed:  # leaders first, so none crosses a label
+        _draw_leader(draw, label, colours[label.mark], style)
     for label in placed:
         _draw_label(draw, label, colours[label.mark], marks[label.mark].verified, label_font, style)
     return Drawing(out, placed, [b for b, _ in badges], dropped, scale)
@@ -213,14 +215,36 @@ def _scaled(mark: Mark, k: int) -> Mark:
                 mark.verified, list(mark.numbers), mark.colour)
 
 
-def _busy_map(pixels: np.ndarray) -> np.ndarray:
-    """Summed-area table of pixels that differ from the border's median colour (likely objects)."""
-    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]).astype(np.int16)
-    background = np.median(border, axis=0)
-    busy = (np.abs(pixels.astype(np.int16) - background).max(axis=2) > 24).astype(np.int32)
-    table = np.zeros((busy.shape[0] + 1, busy.shape[1] + 1), dtype=np.int64)
-    table[1:, 1:] = busy.cumsum(0).cumsum(1)
-    return table
+@dataclass(frozen=True)
+class BusyMap:
+    """Counts pixels that differ from the border's median colour (likely objects) in any rectangle, in O(1).
+
+    Large images are sampled every `stride` pixels to keep the table small.
+    """
+
+    table: np.ndarray
+    stride: int
+
+    @classmethod
+    def of(cls, pixels: np.ndarray) -> BusyMap:
+        stride = max(1, max(pixels.shape[:2]) // 1024)
+        sub = pixels[::stride, ::stride]
+        border = np.concatenate([sub[0], sub[-1], sub[:, 0], sub[:, -1]]).astype(np.int16)
+        background = np.median(border, axis=0)
+        busy = np.zeros(sub.shape[:2], dtype=bool)
+        for c in range(3):
+            busy |= np.abs(sub[..., c].astype(np.int16) - background[c]) > 24
+        table = np.zeros((busy.shape[0] + 1, busy.shape[1] + 1), dtype=np.int64)
+        table[1:, 1:] = busy.cumsum(0, dtype=np.int64).cumsum(1)
+        return cls(table, stride)
+
+    def count(self, rects: np.ndarray) -> np.ndarray:
+        """Busy pixels inside each rect (N, 4) of x1, y1, x2, y2 in image pixels."""
+        h, w = self.table.shape[0] - 1, self.table.shape[1] - 1
+        x = np.clip(np.round(rects[:, [0, 2]] / self.stride).astype(int), 0, w)
+        y = np.clip(np.round(rects[:, [1, 3]] / self.stride).astype(int), 0, h)
+        t = self.table
+        return (t[y[:, 1], x[:, 1]] - t[y[:, 0], x[:, 1]] - t[y[:, 1], x[:, 0]] + t[y[:, 0], x[:, 0]]) * self.stride**2
 
 
 def _mask_box(mask: np.ndarray) -> Rect:
@@ -263,8 +287,10 @@ def _dashed_line(draw: ImageDraw.ImageDraw, a: tuple[float, float], b: tuple[flo
 def _draw_box(draw: ImageDraw.ImageDraw, box: Sequence[float], colour: Colour, style: Style,
               verified: bool | None) -> None:
     x1, y1, x2, y2 = box
-    if verified is False:
-        corners = [(x1, y1), (x2 - 1, y1), (x2 - 1, y2 - 1), (x1, y2 - 1), (x1, y1)]
+    if verified is False:  # on the same outer edge as a solid box, so the object stays uncovered
+        o = (style.line + 1) // 2
+        x1, y1, x2, y2 = x1 - o, y1 - o, x2 - 1 + o, y2 - 1 + o
+        corners = [(x1, y1), (x2, y1), (x2, y2), (x1, y2), (x1, y1)]
         for a, b in zip(corners, corners[1:], strict=False):
             _dashed_line(draw, a, b, HALO, style.line + 2 * style.halo, 3 * style.line + 3)
             _dashed_line(draw, a, b, REJECTED_COLOUR, style.line, 3 * style.line + 3)
@@ -346,7 +372,7 @@ def _candidates(anchor: Rect, w: float, h: float, gap: float, width: int, height
     return out
 
 
-def _place_labels(marks: Sequence[Mark], anchors: list[list[Rect]], obstacles: list[Rect], busy: np.ndarray,
+def _place_labels(marks: Sequence[Mark], anchors: list[list[Rect]], obstacles: list[Rect], busy: BusyMap,
                   fnt, style: Style, width: int, height: int) -> tuple[list[PlacedLabel], list[str]]:
     """Greedy placement: each label takes the cheapest free spot beside one of its mark's instances.
 
@@ -369,11 +395,13 @@ def _place_labels(marks: Sequence[Mark], anchors: list[list[Rect]], obstacles: l
             continue
         mark_anchors = anchors[i] or [(width / 2, height / 2, width / 2, height / 2)]
         near = [(c, a) for a in mark_anchors[:12] for c in _candidates(a, w, h, style.gap, width, height)]
-        step = max(4.0, h / 2)
-        grid = [((x, y, x + w, y + h), mark_anchors[0]) for y in np.arange(0, height - h + 1, step)
-                for x in np.arange(0, width - w + 1, step)]
-        best = _cheapest(near, placed, obstacle_arr, busy, near_only=True) or _cheapest(
-            grid, placed, obstacle_arr, busy, near_only=False)
+        best = _cheapest(near, placed, obstacle_arr, busy, near_only=True)
+        if best is None:
+            step = max(4.0, h / 2)
+            grid = [((x, y, x + w, y + h), mark_anchors[0])
+                    for y in np.minimum(np.arange(0, height - h + step, step), height - h)
+                    for x in np.minimum(np.arange(0, width - w + step, step), width - w)]
+            best = _cheapest(grid, placed, obstacle_arr, busy, near_only=False)
         if best is None:
             dropped.append(mark.label)
             continue
@@ -383,7 +411,7 @@ def _place_labels(marks: Sequence[Mark], anchors: list[list[Rect]], obstacles: l
 
 
 def _cheapest(options: list[tuple[Rect, Rect]], placed: list[PlacedLabel], obstacles: np.ndarray,
-              busy: np.ndarray, *, near_only: bool) -> tuple[Rect, Rect] | None:
+              busy: BusyMap, *, near_only: bool) -> tuple[Rect, Rect] | None:
     if not options:
         return None
     cands = np.array([c for c, _ in options], dtype=np.float64)
@@ -392,10 +420,7 @@ def _cheapest(options: list[tuple[Rect, Rect]], placed: list[PlacedLabel], obsta
     margin = np.array([-2.0, -2.0, 2.0, 2.0])
     clash = (_rect_overlap(cands + margin, taken) > 0).any(axis=1) if len(taken) else np.zeros(len(cands), bool)
     over_marks = _rect_overlap(cands, obstacles).sum(axis=1)
-    xi = np.clip(cands[:, [0, 2]].round().astype(int), 0, busy.shape[1] - 1)
-    yi = np.clip(cands[:, [1, 3]].round().astype(int), 0, busy.shape[0] - 1)
-    (top, bottom), (left, right) = yi.T, xi.T
-    over_busy = busy[bottom, right] - busy[top, right] - busy[bottom, left] + busy[top, left]
+    over_busy = busy.count(cands)
     dx = np.maximum(0, np.maximum(anchor_arr[:, 0] - cands[:, 2], cands[:, 0] - anchor_arr[:, 2]))
     dy = np.maximum(0, np.maximum(anchor_arr[:, 1] - cands[:, 3], cands[:, 1] - anchor_arr[:, 3]))
     cost = 3.0 * over_marks + over_busy + 6.0 * np.hypot(dx, dy) + np.arange(len(cands)) * 1e-3
@@ -408,16 +433,20 @@ def _cheapest(options: list[tuple[Rect, Rect]], placed: list[PlacedLabel], obsta
     return tuple(float(v) for v in cands[k]), tuple(float(v) for v in anchor_arr[k])  # type: ignore[return-value]
 
 
-def _draw_label(draw: ImageDraw.ImageDraw, label: PlacedLabel, colour: Colour, verified: bool | None, fnt,
-                style: Style) -> None:
+def _draw_leader(draw: ImageDraw.ImageDraw, label: PlacedLabel, colour: Colour, style: Style) -> None:
+    """A line from a label to the instance it names, when the two are not side by side."""
     x1, y1, x2, y2 = label.box
     ax1, ay1, ax2, ay2 = label.anchor
-    # nearest points of the label and its instance: a leader line when they are not side by side
     lx, ly = min(max((ax1 + ax2) / 2, x1), x2), min(max((ay1 + ay2) / 2, y1), y2)
     px, py = min(max(lx, ax1), ax2), min(max(ly, ay1), ay2)
     if math.dist((lx, ly), (px, py)) > 2 * style.gap + 2:
         draw.line([(lx, ly), (px, py)], fill=HALO, width=style.halo + 2)
         draw.line([(lx, ly), (px, py)], fill=colour, width=max(1, style.halo))
+
+
+def _draw_label(draw: ImageDraw.ImageDraw, label: PlacedLabel, colour: Colour, verified: bool | None, fnt,
+                style: Style) -> None:
+    x1, y1, x2, y2 = label.box
     fill = colour if verified is not False else (255, 255, 255)
     ink = text_colour_on(colour) if verified is not False else REJECTED_COLOUR
     draw.rectangle([x1, y1, x2 - 1, y2 - 1], fill=fill, outline=HALO if verified is not False else REJECTED_COLOUR,
