@@ -4,9 +4,11 @@ Why templates rather than thresholds on solidity or corner counts: a partly hidd
 global statistics, but whatever of its outline is visible still lies on its template, and the pixels that
 hide the rest are known (they have another palette colour). So each template is scored only against what
 is seen: the region's pixels must lie inside it, background pixels outside it, and pixels of other objects
-may be either. The world's shapes are regular (n-gons, a 5-point star, a ring) with three known sizes, so a
-template is fixed by shape, size, centre and rotation; rotation is searched over the shape's whole
-symmetry period, so nothing here assumes the generator's upright orientation.
+may be either. The world's shapes are regular (n-gons, a 5-point star, a ring), so a template is fixed by
+shape, radius, centre and rotation. The radius is continuous (a region nothing hides fixes it by its area,
+a hidden one is searched over what its visible part allows) and the size class is the nearest one to it;
+rotation is searched over the shape's whole symmetry period, so nothing here assumes the generator's
+upright orientation.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ HIDDEN_COST = 0.05
 COARSE_TILT_DEG = 5.0
 # Coarse hypotheses costing up to twice the best plus this are refined; the rest are too far behind.
 REFINE_MARGIN = 0.5
+# The radius refinement's first step, as a fraction of the radius.
+RADIUS_STEP = 0.04
+# Ratio between successive radii tried for a partly hidden region.
+OCCLUDED_RADIUS_STEP = 0.1
 
 
 @dataclass(frozen=True)
@@ -124,12 +130,12 @@ TEMPLATES: dict[str, Template] = {
 
 @dataclass(frozen=True)
 class Fit:
-    """The best hypothesis for one shape: where it sits and how badly it disagrees with the pixels."""
+    """The best hypothesis for one shape: where it sits, how large, and how badly it disagrees with the pixels."""
 
     shape: str
-    size: str
     center: tuple[float, float]  # continuous image pixel coordinates (x, y)
     tilt: float  # radians, within the shape's symmetry period
+    radius: float  # bounding-circle radius (px) of the drawn shape, as `shapes.shape_mask` takes it
     cost: float  # squared violation depths (px^2) per template outline pixel, plus a hidden-area penalty
 
 
@@ -264,7 +270,6 @@ class _Start:
     """A coarse hypothesis waiting to be refined."""
 
     tpl: Template
-    size: str
     radius: float
     center: np.ndarray
     tilt: float
@@ -273,9 +278,9 @@ class _Start:
 
 
 def _coarse_centers(radius: float, ev: Evidence) -> tuple[_Polar | None, float]:
-    """The centres a size's coarse search tries (seen from the points it scores), and their spacing: the
-    centroid alone when nothing hides the region (then it is the template's centre), else a grid around
-    it (several local minima)."""
+    """The centres the coarse search tries (seen from the points it scores), and their spacing: the centroid
+    alone when nothing hides the region (then it is the template's centre), else a grid around it (several
+    local minima), sized for the largest radius tried."""
     cx, cy = ev.centroid
     if not ev.occluded:
         return _polar(np.array([[cx, cy]]), ev), 0.5
@@ -287,8 +292,7 @@ def _coarse_centers(radius: float, ev: Evidence) -> tuple[_Polar | None, float]:
     return (_polar(centers, ev, stride=3) if len(centers) else None), step
 
 
-def _coarse(tpl: Template, size: str, radius: float, ev: Evidence, polar: _Polar | None, step: float
-            ) -> list[_Start]:
+def _coarse(tpl: Template, radius: float, ev: Evidence, polar: _Polar | None, step: float) -> list[_Start]:
     """Best (centre, tilt) on the coarse grid: one start, or a few when occlusion allows several minima."""
     if polar is None:
         return []
@@ -297,49 +301,62 @@ def _coarse(tpl: Template, size: str, radius: float, ev: Evidence, polar: _Polar
     starts = []
     for flat in np.argsort(cost, axis=None)[: 3 if ev.occluded else 1]:
         ci, ti = np.unravel_index(flat, cost.shape)
-        starts.append(_Start(tpl, size, radius, polar.centers[ci], float(tilts[ti]), float(cost[ci, ti]), step))
+        starts.append(_Start(tpl, radius, polar.centers[ci], float(tilts[ti]), float(cost[ci, ti]), step))
     return starts
 
 
 def _refine(start: _Start, ev: Evidence) -> Fit:
-    """Halve the centre and tilt steps around a start until sub-pixel, sub-degree."""
-    tpl, radius = start.tpl, start.radius
-    c, t = start.center, start.tilt
-    s, ts = start.step, math.radians(COARSE_TILT_DEG) if tpl.period else 0.0
+    """Halve the centre, tilt and radius steps around a start until sub-pixel, sub-degree."""
+    tpl = start.tpl
+    c, t, r = start.center, start.tilt, start.radius
+    s, ts, rs = start.step, math.radians(COARSE_TILT_DEG) if tpl.period else 0.0, RADIUS_STEP * start.radius
     value = start.cost
-    while s > 0.25 or ts > math.radians(0.5):
-        s, ts = max(s / 2, 0.25), ts / 2
+    while s > 0.25 or ts > math.radians(0.5) or rs > 0.25:
+        s, ts, rs = max(s / 2, 0.25), ts / 2, rs / 2
         local_c = c + s * _NEIGHBOURS
         local_t = np.array([t - ts, t, t + ts]) if tpl.period else np.zeros(1)
-        local = _costs(tpl, radius, _polar(local_c, ev), local_t, ev)
-        i, j = np.unravel_index(int(np.argmin(local)), local.shape)
-        c, t, value = local_c[i], float(local_t[j]), float(local[i, j])
-    return Fit(tpl.shape, start.size, (float(c[0]), float(c[1])), t, value)
+        polar = _polar(local_c, ev)
+        options = []
+        for radius in (r - rs, r, r + rs):
+            local = _costs(tpl, radius, polar, local_t, ev)
+            i, j = np.unravel_index(int(np.argmin(local)), local.shape)
+            options.append((float(local[i, j]), radius, local_c[i], float(local_t[j])))
+        value, r, c, t = min(options, key=lambda o: o[0])
+    return Fit(tpl.shape, (float(c[0]), float(c[1])), t, r, value)
 
 
-def size_radii(side: int) -> dict[str, float]:
-    """Bounding-circle radius (px) of each size class in an image whose shorter side is `side`."""
-    return {name: frac * side / 2 for name, frac in SIZES.items()}
+def candidate_radii(tpl: Template, ev: Evidence, extent: float, bounds: tuple[float, float]) -> np.ndarray:
+    """The radii worth trying for a template: the one whose full area is the region's when nothing hides it;
+    when something does, a geometric series from there up to where the region would be `MIN_VISIBLE` of it.
+    Every radius is within `bounds` and wide enough for the region's `extent`."""
+    low = max(bounds[0], extent / 2 - PIXEL_SLACK)
+    full = math.sqrt(ev.area / tpl.area) - RASTER_BIAS  # the radius whose area the region fills
+    if not ev.occluded:
+        return np.array([full]) if low <= full * 1.1 and bounds[0] <= full <= bounds[1] else np.zeros(0)
+    high = min(bounds[1], math.sqrt(ev.area / (MIN_VISIBLE * tpl.area)) - RASTER_BIAS)
+    low = max(low, full)
+    if high < low:
+        return np.zeros(0)
+    count = 1 + math.ceil(math.log(high / low) / math.log(1 + OCCLUDED_RADIUS_STEP)) if high > low else 1
+    return np.geomspace(low, high, count)
 
 
-def fit_shapes(ev: Evidence, radii: dict[str, float], extent: float) -> list[Fit]:
-    """Best fit per shape (over the sizes the region could be), cheapest first.
+def fit_shapes(ev: Evidence, extent: float, bounds: tuple[float, float]) -> list[Fit]:
+    """Best fit per shape (over the radii the region could have, within `bounds`), cheapest first.
 
     `extent` is the region's largest pixel-centre distance: a template must be at least that wide.
     Only shapes whose coarse cost is near the best one are refined; the others keep their coarse cost,
     an upper bound that is already far behind.
     """
+    radii = {name: candidate_radii(tpl, ev, extent, bounds) for name, tpl in TEMPLATES.items()}
+    largest = max((float(r.max()) for r in radii.values() if r.size), default=0.0)
+    if not largest:
+        return []
+    polar, step = _coarse_centers(largest, ev)  # shared by every template and radius
     starts: list[_Start] = []
-    grids: dict[str, tuple[_Polar | None, float]] = {}  # per size, shared by the templates
-    for tpl in TEMPLATES.values():
-        for size, radius in radii.items():
-            full = tpl.area * (radius + RASTER_BIAS) ** 2
-            too_small = extent > 2 * (radius + PIXEL_SLACK)
-            if too_small or not 0.4 * full <= ev.area <= 1.25 * full + 2 * math.pi * radius:
-                continue
-            if size not in grids:
-                grids[size] = _coarse_centers(radius, ev)
-            starts += _coarse(tpl, size, radius, ev, *grids[size])
+    for name, tpl in TEMPLATES.items():
+        for radius in radii[name]:
+            starts += _coarse(tpl, float(radius), ev, polar, step)
     if not starts:
         return []
     starts.sort(key=lambda st: st.cost)
@@ -351,7 +368,18 @@ def fit_shapes(ev: Evidence, radii: dict[str, float], extent: float) -> list[Fit
         if st.cost <= bar or (st.tpl.shape in runner_up and leaders[st.tpl.shape] is st):
             fit = _refine(st, ev)
         else:
-            fit = Fit(st.tpl.shape, st.size, (float(st.center[0]), float(st.center[1])), st.tilt, st.cost)
+            fit = Fit(st.tpl.shape, (float(st.center[0]), float(st.center[1])), st.tilt, st.radius, st.cost)
         if st.tpl.shape not in best or fit.cost < best[st.tpl.shape].cost:
             best[st.tpl.shape] = fit
     return sorted(best.values(), key=lambda f: f.cost)
+
+
+def size_radii(side: int) -> dict[str, float]:
+    """Bounding-circle radius (px) of each size class in an image whose shorter side is `side`."""
+    return {name: frac * side / 2 for name, frac in SIZES.items()}
+
+
+def size_of(radius: float, side: int) -> str:
+    """The size class whose radius is nearest (in ratio) to a fitted radius."""
+    radii = size_radii(side)
+    return min(radii, key=lambda s: abs(math.log(max(radius, 0.5) / radii[s])))

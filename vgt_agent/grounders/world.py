@@ -1,15 +1,18 @@
-"""WorldGrounder: a classical segmenter for the shapes world, the default grounder without weights.
+"""WorldGrounder: a classical segmenter for flat-shapes scenes, the default grounder without weights.
 
-Objects are drawn in exact palette colours on grey backgrounds, so segmentation is colour thresholding
-plus connected components; what remains hard is naming each region's shape when another object hides
-part of it, which `shapefit` does by occlusion-aware template fitting. It never reads a scene graph: it
-sees only pixels, like SAM3 would, so it can stand in for SAM3 in the agent loop and in rewards.
+Every pixel is named by `world.colours` (the nearest named hue, or none for greys, creams and pale tints),
+so any shade of a colour is found, not only the world's own; each named component's edge is then settled
+against its local background (a pixel belongs to the object when its colour is at least half-way from the
+background to the object's), which undoes anti-aliasing and JPEG colour bleed. What remains hard is naming
+each region's shape when another object hides part of it, which `shapefit` does by occlusion-aware template
+fitting with a continuous radius. It never reads a scene graph: it sees only pixels, like SAM3 would, so it
+can stand in for SAM3 in the agent loop and in rewards; `world_scope` tells it when an image is not a
+flat-shapes scene at all.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import math
 import threading
@@ -24,11 +27,20 @@ from scipy.spatial import ConvexHull, QhullError
 from vgt_agent import geometry
 from vgt_agent.grounders.base import GroundingResult, Instance
 from vgt_agent.grounders.concepts import Concept, describe, parse_concept
-from vgt_agent.grounders.shapefit import Fit, evidence, fit_shapes, size_radii
-from vgt_agent.world.palette import COLOURS
+from vgt_agent.grounders.shapefit import Fit, _dilate, _erode, evidence, fit_shapes, size_of, size_radii
+from vgt_agent.grounders.world_scope import image_scope
+from vgt_agent.world.colours import NAMES, name_pixels
 
 SIZE_RANK = {"small": 0, "medium": 1, "large": 2}
 _EIGHT = np.ones((3, 3), dtype=bool)
+# Radius bounds (fractions of the image's shorter side) of anything the fit calls a shape.
+RADIUS_BOUNDS = (0.004, 0.3)
+# Edge settling: how far (px) beyond a named component its edge may move, how far a pixel's colour may lie
+# off the background-to-object line (px of RGB: at least the first, or the second times the line's length),
+# and how distinct (RGB distance) object and background must be for it to be tried at all.
+EDGE_BAND = 2
+EDGE_OFF_LINE = (14.0, 0.2)
+EDGE_MIN_CONTRAST = 30.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,7 +50,7 @@ class Region:
     colour: str
     shape: str
     size: str
-    score: float  # confidence in the shape (the colour is exact)
+    score: float  # confidence in the shape (the colour is named with a margin)
     mask: np.ndarray  # (H, W) bool, the visible pixels
     box: geometry.Box
     point: tuple[int, int]
@@ -63,19 +75,6 @@ def _extent(points: np.ndarray) -> float:
     return float(np.sqrt((d**2).sum(-1)).max())
 
 
-@functools.cache
-def _tolerance_tables(tol: int) -> np.ndarray:
-    """(3, 256) per channel and value: the bits of the palette colours whose channel is within `tol` of it."""
-    if len(COLOURS) > 8:
-        raise ValueError("the colour bit tables hold at most 8 palette colours")
-    values = np.arange(256)
-    tables = np.zeros((3, 256), dtype=np.uint8)
-    for bit, rgb in enumerate(COLOURS.values()):
-        for channel, value in enumerate(rgb):
-            tables[channel, np.abs(values - value) <= tol] |= 1 << bit
-    return tables
-
-
 def confidence(fits: list[Fit]) -> float:
     """Score in (0, 1]: high when the best template fits well and clearly better than any other shape."""
     best = fits[0].cost
@@ -93,7 +92,7 @@ class _Component:
     colour: str
     pixels: np.ndarray  # (h, w) bool: the component within its tight box
     corner: tuple[int, int]  # image (row, col) of the box's top-left pixel
-    hidden: np.ndarray | None  # (H, W) bool: pixels of the other colours, shared by the colour's components
+    hidden: np.ndarray | None  # (H, W) bool: pixels of the other objects, shared by the colour's components
     region: Region | None = None  # once fitted (then `hidden` is dropped)
 
 
@@ -103,26 +102,41 @@ def _colour_may_match(concept: Concept, colour: str) -> bool:
     return any((c.colours is None or colour in c.colours) and colour not in c.not_colours for c in concept.clauses)
 
 
+_UNSEEN = "unseen"
+
+
+@dataclass(eq=False)
+class _Segmentation:
+    """One image's cached analysis: its components, and (once asked) whether it is a flat-shapes scene."""
+
+    components: list[_Component]
+    scope: str | None = _UNSEEN
+
+
 class WorldGrounder:
-    """Colour threshold -> components -> template-fitted shape and size, cached per image; a component is
-    fitted the first time a concept could match its colour."""
+    """Colour names -> components -> settled edges -> template-fitted shape and size, cached per image; a
+    component is fitted the first time a concept could match its colour."""
 
     name = "world"
 
-    def __init__(self, colour_tolerance: int = 8, cache_size: int = 8, min_speck: float = 0.2) -> None:
-        self.colour_tolerance = colour_tolerance
+    def __init__(self, cache_size: int = 8, min_speck: float = 0.2) -> None:
         self.cache_size = cache_size
         self.min_speck = min_speck  # regions smaller than this times a small object's radius squared
-        self._cache: OrderedDict[str, list[_Component]] = OrderedDict()
+        self._cache: OrderedDict[str, _Segmentation] = OrderedDict()
         self._lock = threading.Lock()
         self.segmentations = 0  # how many images were actually segmented (the rest came from the cache)
 
     def ground(self, image: Image.Image, concept: str) -> GroundingResult:
-        """Every region matching the concept, best first; unknown words give an empty result with a reason."""
+        """Every region matching the concept, best first; unknown words, or an image that is no flat-shapes
+        scene, give an empty result with the reason."""
         parsed = parse_concept(concept)
         if not parsed.ok:
             return GroundingResult(concept=concept, reason=parsed.error, presence=0.0)
-        regions = [self._fitted(c) for c in self._components(image) if _colour_may_match(parsed, c.colour)]
+        seen = self._segmentation(image)
+        scope = _scope(seen, image)
+        if scope is not None:
+            return GroundingResult(concept=concept, reason=scope, presence=0.0)
+        regions = [self._fitted(c) for c in seen.components if _colour_may_match(parsed, c.colour)]
         regions = [r for r in regions if parsed.matches(r.colour, r.shape, r.size)]
         regions = parsed.select(regions, key=lambda r: (SIZE_RANK[r.size], r.area))
         regions.sort(key=lambda r: (-r.score, r.box[1], r.box[0]))
@@ -131,10 +145,15 @@ class WorldGrounder:
         return GroundingResult(concept=concept, instances=instances, presence=presence)
 
     def segment(self, image: Image.Image) -> list[Region]:
-        """All objects in the image (cached by pixel content, so many concepts cost one segmentation)."""
-        return [self._fitted(c) for c in self._components(image)]
+        """All objects in the image (cached by pixel content, so many concepts cost one segmentation), whether
+        or not it looks like a flat-shapes scene."""
+        return [self._fitted(c) for c in self._segmentation(image).components]
 
-    def _components(self, image: Image.Image) -> list[_Component]:
+    def scope(self, image: Image.Image) -> str | None:
+        """None for a flat-shapes scene, else why the image is not one (cached with the segmentation)."""
+        return _scope(self._segmentation(image), image)
+
+    def _segmentation(self, image: Image.Image) -> _Segmentation:
         rgb = image if image.mode == "RGB" else image.convert("RGB")
         data = rgb.tobytes()  # hashed on every call, turned into an array only on a miss
         digest = hashlib.sha256(repr(rgb.size).encode())  # hardware-accelerated on most CPUs: ~2x blake2b
@@ -144,48 +163,56 @@ class WorldGrounder:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        components = self._find(np.frombuffer(data, dtype=np.uint8).reshape(rgb.height, rgb.width, 3))
+        pixels = np.frombuffer(data, dtype=np.uint8).reshape(rgb.height, rgb.width, 3)
+        seen = _Segmentation(self._find(pixels))
         with self._lock:
             self.segmentations += 1
-            self._cache[key] = components
+            self._cache[key] = seen
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
-        return components
+        return seen
 
     def _find(self, rgb: np.ndarray) -> list[_Component]:
-        """The connected components of each palette colour, big enough to be objects."""
+        """The connected components of each named colour, big and thick enough to be objects, their edges
+        settled against the local background."""
         h, w = rgb.shape[:2]
-        bits = self._colour_bits(rgb)
-        anything = bits.astype(bool)
+        names = name_pixels(rgb)
+        counts = np.bincount(names.view(np.uint8).ravel(), minlength=256)
         radii = size_radii(min(h, w))
         min_area = max(4.0, self.min_speck * min(radii.values()) ** 2)
-        components: list[_Component] = []
-        for bit, colour in enumerate(COLOURS):
-            mask = (bits & (1 << bit)).astype(bool)
+        found: list[tuple[int, np.ndarray, tuple[int, int]]] = []
+        for index in np.flatnonzero(counts[: len(NAMES)] >= min_area):
+            mask = names == index
             rows_any, cols_any = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-            if not rows_any.size:
-                continue
             # Label within the colour's bounding box only: the numbering (raster order) is the same.
             top, left = int(rows_any[0]), int(cols_any[0])
             labels, _ = ndimage.label(mask[top : rows_any[-1] + 1, left : cols_any[-1] + 1], structure=_EIGHT)
-            hidden = anything & ~mask
-            for index, window in enumerate(ndimage.find_objects(labels), start=1):
+            for number, window in enumerate(ndimage.find_objects(labels), start=1):
                 if window is None:
                     continue
-                pixels = labels[window] == index
-                if np.count_nonzero(pixels) < min_area:
+                pixels = labels[window] == number
+                if np.count_nonzero(pixels) < min_area or not _erode(pixels).any():  # specks and seams
                     continue
                 rows, cols = window
-                components.append(_Component(colour, pixels, (top + rows.start, left + cols.start), hidden))
+                found.append((int(index), pixels, (top + rows.start, left + cols.start)))
+        claimed = names >= 0
+        settled = []
+        for index, pixels, corner in found:
+            pixels, corner = settle_edges(rgb, names, index, pixels, corner)
+            if np.count_nonzero(pixels) >= min_area:
+                _paste(claimed, pixels, corner)
+                settled.append((index, pixels, corner))
+        hidden_by: dict[int, np.ndarray] = {}
+        components = []
+        for index, pixels, corner in settled:
+            if index not in hidden_by:  # the other objects' pixels, shared by the colour's components
+                own = np.zeros_like(claimed)
+                for other, other_pixels, other_corner in settled:
+                    if other == index:
+                        _paste(own, other_pixels, other_corner)
+                hidden_by[index] = claimed & ~own & (names != index)
+            components.append(_Component(NAMES[index], pixels, corner, hidden_by[index]))
         return components
-
-    def _colour_bits(self, rgb: np.ndarray) -> np.ndarray:
-        """(H, W) uint8 with bit i set where the pixel is within the tolerance of palette colour i (in every
-        channel): one table lookup per channel instead of a comparison per colour."""
-        tables = _tolerance_tables(self.colour_tolerance)
-        flat = rgb.reshape(-1, 3)
-        bits = tables[0].take(flat[:, 0]) & tables[1].take(flat[:, 1]) & tables[2].take(flat[:, 2])
-        return bits.reshape(rgb.shape[:2])
 
     def _fitted(self, c: _Component) -> Region:
         """The component's region, fitted on first use (threads racing here compute the same region)."""
@@ -198,25 +225,28 @@ class WorldGrounder:
         """Fit shapes to one component and place its mask back into the full image.
 
         The fit sees the component's box grown by the largest object's radius: the component's pixels, and
-        the pixels of other colours (and outside the image) as hidden, where an object may go on.
+        the pixels of other objects (and outside the image) as hidden, where an object may go on.
         """
         shape = hidden.shape
-        radii = size_radii(min(shape))
-        pad = math.ceil(max(radii.values())) + 3
+        side = min(shape)
+        radii = size_radii(side)
         (r0, c0), (bh, bw) = c.corner, c.pixels.shape
+        pad = math.ceil(0.6 * max(bh, bw)) + 3  # a hidden object may reach this far past what is seen
         region = np.zeros((bh + 2 * pad, bw + 2 * pad), dtype=bool)
         region[pad:-pad, pad:-pad] = c.pixels
         occluder = _window(hidden, r0 - pad, c0 - pad, region.shape, fill=True)
-        ev = evidence(region, occluder, (r0 - pad, c0 - pad), spacing=max(3, round(min(radii.values()) / 5)))
-        fits = fit_shapes(ev, radii, _extent(ev.outline))
+        spacing = max(2, min(round(min(radii.values()) / 5), round(max(bh, bw) / 8)))
+        ev = evidence(region, occluder, (r0 - pad, c0 - pad), spacing=spacing)
+        bounds = (max(2.0, RADIUS_BOUNDS[0] * side), RADIUS_BOUNDS[1] * side)
+        fits = fit_shapes(ev, _extent(ev.outline), bounds)
         full = np.zeros(shape, dtype=bool)
         full[r0 : r0 + bh, c0 : c0 + bw] = c.pixels
         full.flags.writeable = False  # shared by the cache and every Instance handed out
         if fits:
             best, score = fits[0], confidence(fits)
-            shape_name, size = best.shape, best.size
+            shape_name, size = best.shape, size_of(best.radius, side)
         else:  # nothing fits (too big, too thin): keep it as an object of unknown shape, low confidence
-            shape_name, size, score = "shape", self._size_by_area(ev.area, radii), 0.01
+            shape_name, size, score = "shape", size_of(math.sqrt(ev.area / math.pi), side), 0.01
         # The tight box is the component's; the point depends only on the pixels in it (mask_to_point crops
         # to the box itself), so both come from the small crop rather than the full image.
         col, row = geometry.mask_to_point(c.pixels)
@@ -226,9 +256,62 @@ class WorldGrounder:
             area=ev.area, fits=tuple(fits),
         )
 
-    @staticmethod
-    def _size_by_area(area: int, radii: dict[str, float]) -> str:
-        return min(radii, key=lambda s: abs(math.log(area / (math.pi * radii[s] ** 2))))
+
+def settle_edges(
+    rgb: np.ndarray, names: np.ndarray, index: int, pixels: np.ndarray, corner: tuple[int, int]
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """A named component's pixels with its edge settled: within `EDGE_BAND` px of the component's core, a
+    pixel not named another colour belongs to the object when its colour lies near the line from the local
+    background's colour to the object's, at least half-way along (>= 50% coverage of an anti-aliased edge).
+
+    Returns the new tight pixels and their corner; the component unchanged when its core or its background
+    ring is too small to measure, or the two colours are too alike.
+    """
+    h, w = names.shape
+    (r0, c0), (bh, bw) = corner, pixels.shape
+    pad = EDGE_BAND + 2
+    top, left, bottom, right = max(r0 - pad, 0), max(c0 - pad, 0), min(r0 + bh + pad, h), min(c0 + bw + pad, w)
+    comp = np.zeros((bottom - top, right - left), dtype=bool)
+    comp[r0 - top : r0 - top + bh, c0 - left : c0 - left + bw] = pixels
+    core = _erode(comp)
+    grown = comp
+    for _ in range(EDGE_BAND):
+        grown = _dilate(grown)
+    window_names = names[top:bottom, left:right]
+    ring = _dilate(_dilate(grown)) & ~grown & (window_names < 0)
+    if np.count_nonzero(core) < 4 or np.count_nonzero(ring) < 4:
+        return pixels, corner
+    window = rgb[top:bottom, left:right]
+    colour = np.median(window[core], axis=0)
+    background = np.median(window[ring], axis=0)
+    line = colour - background
+    length = float(np.sqrt(line @ line))
+    if length < EDGE_MIN_CONTRAST:
+        return pixels, corner
+    band = grown & ~core & ((window_names < 0) | (window_names == index))
+    offset = window[band].astype(np.float64) - background
+    alpha = offset @ line / length**2
+    off_line = np.linalg.norm(offset - alpha[:, None] * line, axis=1)
+    settled = core.copy()
+    settled[band] = (alpha >= 0.5) & (off_line <= max(EDGE_OFF_LINE[0], EDGE_OFF_LINE[1] * length))
+    if not settled.any():
+        return pixels, corner
+    rows, cols = np.flatnonzero(settled.any(axis=1)), np.flatnonzero(settled.any(axis=0))
+    crop = settled[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return crop, (top + int(rows[0]), left + int(cols[0]))
+
+
+def _scope(seen: _Segmentation, image: Image.Image) -> str | None:
+    """The image's scope, measured the first time it is asked for (segmenting alone never pays for it)."""
+    if seen.scope is _UNSEEN:
+        seen.scope = image_scope(image)
+    return seen.scope
+
+
+def _paste(target: np.ndarray, pixels: np.ndarray, corner: tuple[int, int]) -> None:
+    """OR a component's tight pixels into an image-sized mask."""
+    r0, c0 = corner
+    target[r0 : r0 + pixels.shape[0], c0 : c0 + pixels.shape[1]] |= pixels
 
 
 def _window(array: np.ndarray, top: int, left: int, shape: tuple[int, int], fill: bool) -> np.ndarray:
