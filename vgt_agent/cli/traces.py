@@ -8,7 +8,7 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from vgt_agent.cli.common import console, print_json, usage_error
+from vgt_agent.cli.common import console, print_json, safe_text, usage_error
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.cli.thought_view import highlight_thought
 from vgt_agent.cli.trace_png import write_trace_png
@@ -60,9 +60,10 @@ def list_traces(
             table.add_column(col, overflow="fold", ratio=1 if "·" in col else None)
     for r in rows:
         data = "/".join(p for p in dict.fromkeys((r["dataset"], r["split"])) if p)
-        table.add_row(r["id"][:8], f"{data} · {r['variant']}", r["question"], r["answer"] or "",
-                      r["gold_answer"] or "", _mark(r["correct"]), str(r["n_groundings"]),
-                      f"{r['backend'] or ''} · {r['model'] or ''}", r["grounder"] or "")
+        table.add_row(safe_text(r["id"][:8]), safe_text(f"{data} · {r['variant']}"), safe_text(r["question"]),
+                      safe_text(r["answer"] or ""), safe_text(r["gold_answer"] or ""), _mark(r["correct"]),
+                      str(r["n_groundings"]), safe_text(f"{r['backend'] or ''} · {r['model'] or ''}"),
+                      safe_text(r["grounder"] or ""))
     console.print(table)
 
 
@@ -83,24 +84,25 @@ def show(
     if json_out:
         print_json(row)
         return
-    head = (f"[bold]{row['question']}[/]\nrun {row['run_name']} · {row['dataset']}/{row['split']} · variant "
-            f"{row['variant']} · status {row['status']}\nbackend {row['backend']} · model {row['model']} · "
-            f"grounder {row['grounder']}")
-    console.print(Panel(head, title=f"trace {row['id']}"))
+    head = (f"[bold]{safe_text(row['question'])}[/]\n" + safe_text(
+        f"run {row['run_name']} · {row['dataset']}/{row['split']} · variant {row['variant']} · status "
+        f"{row['status']}\nbackend {row['backend']} · model {row['model']} · grounder {row['grounder']}"))
+    console.print(Panel(head, title=f"trace {safe_text(row['id'])}"))
     for message in row["messages"]:
         content = message.get("content")
         text = content if isinstance(content, str) else " ".join(
             p.get("text") or f"<{p.get('type')}>" for p in content or [])
-        console.print(Panel(highlight_thought(text), title=message.get("role", "?"), title_align="left"))
+        console.print(Panel(highlight_thought(text), title=safe_text(message.get("role", "?")), title_align="left"))
     if not row["messages"] and row["completion"]:
         console.print(Panel(highlight_thought(row["completion"]), title="completion", title_align="left"))
     verdict = _mark(row["correct"])
-    console.print(f"answer [bold]{row['answer']}[/] ({row['answer_source']}) · gold [bold]{row['gold_answer']}[/] "
+    console.print(f"answer [bold]{safe_text(row['answer'])}[/] ({safe_text(row['answer_source'])}) · gold "
+                  f"[bold]{safe_text(row['gold_answer'])}[/] "
                   f"{verdict} · {row['n_groundings']} groundings · verified {row['verified_fraction']}")
     if row["reason"] or row["error"]:
-        console.print(f"[yellow]reason:[/] {row['reason'] or ''} [red]{row['error'] or ''}[/]")
+        console.print(f"[yellow]reason:[/] {safe_text(row['reason'] or '')} [red]{safe_text(row['error'] or '')}[/]")
     if png is not None:
-        console.print(f"annotated picture: {png}")
+        console.print(f"annotated picture: {safe_text(png)}")
 
 
 @app.command("stats")
@@ -112,7 +114,8 @@ def stats(db: Path = DbOption, json_out: bool = JsonOption) -> None:
         print_json(data)
         return
     totals = " · ".join(f"{v} {k}" for k, v in data["totals"].items())
-    console.print(f"[bold]{data['path']}[/] (schema v{data['schema_version']}, {data['size_bytes'] / 1e6:.2f} MB)")
+    console.print(f"[bold]{safe_text(data['path'])}[/] (schema v{data['schema_version']}, "
+                  f"{data['size_bytes'] / 1e6:.2f} MB)")
     console.print(totals)
     for group in ("by_run", "by_dataset", "by_variant"):
         if not data[group]:
@@ -123,8 +126,8 @@ def stats(db: Path = DbOption, json_out: bool = JsonOption) -> None:
         for r in data[group]:
             acc = "" if r["accuracy"] is None else f"{100 * r['accuracy']:.1f}%"
             ver = "" if r["verified_fraction"] is None else f"{100 * r['verified_fraction']:.1f}%"
-            table.add_row(str(r["key"]), str(r["traces"]), str(r["ok"]), str(r["rejected"]), str(r["errors"]), acc,
-                          f"{r['groundings_per_trace'] or 0:.2f}", ver)
+            table.add_row(safe_text(r["key"]), str(r["traces"]), str(r["ok"]), str(r["rejected"]), str(r["errors"]),
+                          acc, f"{r['groundings_per_trace'] or 0:.2f}", ver)
         console.print(table)
 
 
@@ -141,7 +144,7 @@ def runs(db: Path = DbOption, kind: str = typer.Option(None, "--kind", help="ask
     for col in ("id", "kind", "status", "backend", "model", "grounder", "traces", "correct"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["id"], r["kind"], r["status"], r["backend"] or "", r["model"] or "", r["grounder"] or "",
+        table.add_row(*(safe_text(r[k] or "") for k in ("id", "kind", "status", "backend", "model", "grounder")),
                       str(r["n_traces"]), str(r["n_correct"] or 0))
     console.print(table)
 
@@ -177,7 +180,7 @@ def export(
     if json_out:
         print_json({"out": str(out), "format": fmt, "traces": n})
     else:
-        console.print(f"exported {n} traces to {out} ({fmt})")
+        console.print(f"exported {n} traces to {safe_text(out)} ({fmt})")
 
 
 @app.command("merge")
@@ -205,4 +208,4 @@ def merge(
         print_json({"out": str(out), "merged": counts})
     else:
         for path, c in counts.items():
-            console.print(f"merged {c['traces']} traces from {path}")
+            console.print(f"merged {c['traces']} traces from {safe_text(path)}")
