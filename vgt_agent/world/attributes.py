@@ -12,7 +12,7 @@ import numpy as np
 
 from vgt_agent.world.counting import COLOUR_NAMES, _pick, _shuffled
 from vgt_agent.world.palette import SHAPES
-from vgt_agent.world.phrasing import RELATION_PHRASES, TEMPLATES, fill, pick, surface
+from vgt_agent.world.phrasing import NOUNS, RELATION_PHRASES, TEMPLATES, fill, pick, surface
 from vgt_agent.world.question import Gold, Question, generate
 from vgt_agent.world.refer import referable
 from vgt_agent.world.relations import AXIS, DIRECTIONS, LARGER_RATIO, clear_relation
@@ -74,33 +74,35 @@ def attribute(rng: np.random.Generator, split: SplitSpec) -> tuple[Scene, Questi
     return generate(rng, split, make_attrs, ask)
 
 
-def _beyond(o: WorldObject, anchor: WorldObject, word: str) -> bool:
+def _beyond(o: WorldObject, anchor: WorldObject, word: str, points: dict[int, tuple[int, int]]) -> bool:
     """Whether `o` is clearly NOT on the `word` side of the anchor: centre and point both on the other side."""
     axis, sign = AXIS[word], _SIGN[word]
     return (sign * (o.center[axis] - anchor.center[axis]) <= -SIDE_MARGIN
-            and sign * (o.point[axis] - anchor.point[axis]) <= -SIDE_MARGIN)
+            and sign * (points[o.id][axis] - points[anchor.id][axis]) <= -SIDE_MARGIN)
 
 
 def attribute_relation(rng: np.random.Generator, split: SplitSpec) -> tuple[Scene, Question]:
     """'What shape is left of the red square?', 'What colour is the shape above the green circle?'."""
     asked = pick(rng, ("colour", "shape"))
     template = pick(rng, TEMPLATES[f"{asked}_related"])
+    noun = pick(rng, NOUNS[:3])
 
     def ask(rng: np.random.Generator, scene: Scene) -> Question | None:
         refs = referable(scene.objects)
-        word = DIRECTIONS[int(rng.integers(4))]
-        pairs = []
-        for b in refs:
-            anchor = scene.objects[b]
-            near = [o for o in scene.objects if o is not anchor and not _beyond(o, anchor, word)]
-            if len(near) == 1 and clear_relation(near[0], anchor, AXIS[word]) == word:
-                pairs.append((near[0].id, b))
-        chosen = _choose(rng, pairs)
+        points = {o.id: o.point for o in scene.objects}  # a distance transform each: computed once
+        found = []
+        for word in DIRECTIONS:
+            for b in refs:
+                anchor = scene.objects[b]
+                near = [o for o in scene.objects if o is not anchor and not _beyond(o, anchor, word, points)]
+                if len(near) == 1 and clear_relation(near[0], anchor, AXIS[word]) == word:
+                    found.append((near[0].id, b, word))
+        chosen = _choose(rng, found)
         if chosen is None:
             return None
-        t, b = chosen
+        t, b, word = chosen
         target = scene.objects[t]
-        text = surface(rng, fill(template, rel=pick(rng, RELATION_PHRASES[word]), b=refs[b]))
+        text = surface(rng, fill(template, noun=noun, rel=pick(rng, RELATION_PHRASES[word]), b=refs[b]))
         answer = target.colour if asked == "colour" else target.shape
         gold = (Gold(t, "target", target.name), Gold(b, "anchor", refs[b]))
         return Question("attribute_relation", text, answer, "text", (), gold)

@@ -28,7 +28,8 @@ _REL = "|".join(re.escape(p) for p in sorted(RELATION_OF, key=len, reverse=True)
 
 # Templates per intent, in reading order (a more specific template before one that would swallow it).
 # Slots: {np} objects (a concept phrase), {a}/{an} the article of the next word, {rel} a relation phrase,
-# {x} {y} {z} {b} named objects, {colour} a colour word, {cmp} larger/smaller.
+# {x} {y} {z} {b} named objects, {colour} a colour word, {cmp} larger/smaller, {noun} any object ("shape").
+# "color" reads as "colour" (see `normalise`).
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "count_not": ("How many {np} are not {colour}?",),
     "count": (
@@ -42,8 +43,8 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         "Are there {np}?", "Can you see {a} {np}?", "Do you see any {np}?", "Are there any {np} in the picture?",
     ),
     "colour_related": (
-        "What colour is the shape {rel} the {b}?", "What color is the object {rel} the {b}?",
-        "Which colour is the thing {rel} the {b}?", "What is the colour of the shape {rel} the {b}?",
+        "What colour is the {noun} {rel} the {b}?", "What color is the {noun} {rel} the {b}?",
+        "Which colour is the {noun} {rel} the {b}?", "What is the colour of the {noun} {rel} the {b}?",
     ),
     "shape_related": (
         "What shape is {rel} the {b}?", "Which shape is {rel} the {b}?", "What is the shape {rel} the {b}?",
@@ -73,9 +74,13 @@ _OPTIONS = re.compile(r"\s*options:\s*(.*?)\.?\s*answer with the letter\.?\s*$",
 _OBJECT_SLOTS = ("np", "x", "y", "z", "b")
 
 
+NOUNS = ("shape", "object", "thing", "one")  # what {noun} stands for
+
+
 def normalise(text: str) -> str:
-    """Lower case, single spaces, no trailing '?', '.' or '!': the form templates are matched in."""
-    return " ".join(text.split()).lower().rstrip(" ?.!")
+    """Lower case, single spaces, no trailing '?', '.' or '!', "color" spelt "colour": the form templates are
+    matched in."""
+    return re.sub(r"\bcolor\b", "colour", " ".join(text.split()).lower().rstrip(" ?.!"))
 
 
 def split_options(text: str) -> tuple[str, tuple[str, ...]]:
@@ -98,6 +103,8 @@ def _pattern(template: str) -> re.Pattern[str]:
             out.append(f"(?P<rel>{_REL})")
         elif part == "{colour}":
             out.append(r"(?P<colour>\w+)")
+        elif part == "{noun}":
+            out.append(f"(?:{'|'.join(NOUNS)})")
         elif part == "{cmp}":
             out.append("(?P<cmp>larger|smaller)")
         elif part.startswith("{"):
