@@ -121,6 +121,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 GRAMMAR_WORDS: frozenset[str] = frozenset(tokenize(" ".join([
     *(re.sub(r"\{\w+\}", " ", t) for ts in TEMPLATES.values() for t in ts), *RELATION_OF,
     "an is the second third leftmost rightmost topmost bottommost above below or of options answer with letter",
+    "larger smaller", *NOUNS,
 ])))
 
 
