@@ -8,8 +8,18 @@ from pathlib import Path
 import typer
 from rich.panel import Panel
 
-from vgt_agent.backends import BackendError, OpenAIBackend, make_backend
-from vgt_agent.cli.common import EXIT_FAILED, console, err_console, print_json, usage_error
+from vgt_agent.backends import BackendError, OpenAIBackend, VLMBackend, make_backend
+from vgt_agent.cli.ask_outcome import Outcome, refusal, run_outcome
+from vgt_agent.cli.common import (
+    command_line,
+    console,
+    interrupted,
+    print_json,
+    quiet_loading,
+    safe_text,
+    usage_error,
+    work_failed,
+)
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.cli.thought_view import highlight_thought
@@ -18,9 +28,10 @@ from vgt_agent.datasets.sample import Sample
 from vgt_agent.graphs.ask import AskContext, AskLimits, completion_text, run_ask
 from vgt_agent.grounders.factory import GROUNDERS, make_grounder
 from vgt_agent.images import load_image
-from vgt_agent.store import ImageRecord, SampleRecord
+from vgt_agent.store import ImageRecord, SampleRecord, TraceRecord, TraceStore
 
 ANSWER_TYPES = ("count", "yes_no", "choice", "text")
+MAX_QUESTION_CHARS = 4000
 
 
 def world_sample_for(image_path: Path, question: str) -> Sample | None:
@@ -54,6 +65,8 @@ def ask(
     max_turns: int = typer.Option(8, "--max-turns", min=1),
     max_tool_calls: int = typer.Option(8, "--max-tool-calls", min=0),
     max_tokens: int = typer.Option(1024, "--max-tokens", min=1),
+    max_question_chars: int = typer.Option(MAX_QUESTION_CHARS, "--max-question-chars", min=1,
+                                           help="Longer questions are refused (exit 2) before any model runs."),
     temperature: float = typer.Option(0.0, "--temperature", min=0.0),
     save: Path = typer.Option(None, "--save", help="Write the annotated picture (PNG) here."),
     device: str = DeviceOption,
@@ -61,9 +74,16 @@ def ask(
     db: Path = DbOption,
     json_out: bool = JsonOption,
 ) -> None:
-    """Ask a question about an image: the model reasons, calls the grounder, answers; the trace is logged."""
-    if not question.strip():
+    """Ask a question about an image: the model reasons, calls the grounder, answers; the trace is logged.
+
+    Exit 0 with an answer; 1 when there is none (the run stopped first), the question or image is outside
+    what the embedded world models understand (refused), or the model failed; 2 for bad input."""
+    question = question.strip()
+    if not question:
         usage_error("the question is empty")
+    if len(question) > max_question_chars:
+        usage_error(f"the question is {len(question):,} characters; the limit is {max_question_chars:,} "
+                    "(--max-question-chars)")
     for value, allowed, flag in ((grounder, GROUNDERS, "--grounder"), (kind, ("point", "box"), "--kind"),
                                  (protocol, ("text", "function"), "--protocol"),
                                  (answer_type, ANSWER_TYPES, "--answer-type")):
@@ -78,10 +98,11 @@ def ask(
     if world is not None and gold is None:
         sample = SampleRecord.from_sample(world, image_record)
     else:
-        sample = SampleRecord("adhoc", "", f"{image_record.hash}:{question.strip()}", question.strip(), image_record,
+        sample = SampleRecord("adhoc", "", f"{image_record.hash}:{question}", question, image_record,
                               gold, answer_type if gold is not None else None)
     options: dict[str, str] = {}
-    if backend is None and not model and not base_url:
+    embedded = backend is None and not model and not base_url
+    if embedded:
         # a fresh install: the world policy vgt trained itself, on the transformers backend
         from vgt_agent.tiny.recipe import NAME as TINY_NAME
         from vgt_agent.tiny.recipe import shipped_weights
@@ -97,77 +118,154 @@ def ask(
     placement = placement_or_exit(device, dtype) if backend == "transformers" or grounder == "sam3" else None
     if placement is not None and backend == "transformers":
         options.update(placement.as_dict())
+    if backend == "transformers" or grounder == "sam3":
+        quiet_loading(transformers_now=True)
     try:
         ground_tool = make_grounder(grounder, sample=world, sam3_checkpoint=sam3_checkpoint, placement=placement)
         vlm = make_backend(backend, model, **options)
         if protocol == "function" and not vlm.supports_function_calling:
             usage_error(f"the {backend} backend has no function calling; use --protocol text")
-        if isinstance(vlm, OpenAIBackend) and model:
-            vlm.ping()  # an unreachable server is bad input: fail before a run is written (without --model,
-            # asking the server for its model just below is that check)
-        model_name = vlm.model
     except (ValueError, FileNotFoundError, BackendError) as e:
         usage_error(str(e))
+    model_name = _reach(vlm, model)
+    _check_context(vlm, question, max_tokens)
+    refused = None
+    if world is None and (embedded or grounder == "world"):
+        refused = _out_of_scope(pixels, question, tiny=embedded, world_grounder=grounder == "world")
 
     store = open_store(db, create=True)
-    run_id = store.start_run("ask", command=" ".join(sys.argv), backend=vlm.name, model=model_name,
+    run_id = store.start_run("ask", command=command_line(), backend=vlm.name, model=model_name,
                              grounder=ground_tool.name, config={"kind": kind, "protocol": protocol,
                                                                 **(placement.as_dict() if placement else {})})
+    limits = AskLimits(max_turns, max_tool_calls, max_tokens, temperature)
+    if refused is not None:
+        trace_id = _store_refusal(store, run_id, sample, refused, vlm, model_name, ground_tool.name,
+                                  {"protocol": protocol, "kind": kind})
+        state: dict = {"trace_id": trace_id}
+        row = None
+    else:
+        state, row = _run(store, run_id, pixels, sample, vlm, ground_tool, kind, protocol, limits, json_out)
+    outcome = refused or run_outcome(state, limits)
+    if save is not None and row is not None:
+        write_trace_png(row, save)
+    result = {
+        "status": outcome.status, "reason": outcome.reason, "stop_reason": outcome.stop_reason,
+        "trace_id": state["trace_id"], "run_id": run_id,
+        "answer": state.get("answer") if outcome.status == "answered" else None, "gold": sample.gold_answer,
+        "correct": state.get("correct"), "thought": completion_text(state.get("chunks", [])),
+        "groundings": state.get("groundings", []), "verified_fraction": state.get("verified_fraction"),
+        "error": state.get("error"), "backend": vlm.name,
+        "model": model_name, "grounder": ground_tool.name, "turns": state.get("turns", 0),
+        "tool_calls": state.get("tool_calls", 0), "image": str(image),
+        "saved": str(save) if save and row is not None else None,
+        "device": placement.label if placement else None,
+    }
+    if json_out:
+        print_json(result)
+    elif refused is None:
+        _print_result(result, not json_out and sys.stdout.isatty())
+    else:
+        _print_footer(result)
+    if outcome.status != "answered":
+        work_failed(f"{outcome.status.replace('_', ' ')}: {outcome.reason}")
+
+
+def _reach(vlm: VLMBackend, model: str | None) -> str:
+    """The model's name; for a server, asked for it (or pinged) before anything is written. A server that does
+    not answer is work that failed (exit 1), named by its URL."""
+    try:
+        if isinstance(vlm, OpenAIBackend) and model:
+            vlm.ping()
+        return vlm.model
+    except BackendError as e:
+        where = getattr(vlm, "display_url", None) or getattr(vlm, "base_url", "")
+        message = str(e)
+        work_failed(message if str(where) in message else f"{message} (server {where})")
+
+
+def _check_context(vlm: VLMBackend, question: str, max_tokens: int) -> None:
+    """A model that declares its context (the transformers backend) must fit the question and the answer
+    budget in it; else exit 2 naming the limit, before the model runs."""
+    limit, tokenizer = getattr(vlm, "context_tokens", None), getattr(vlm, "tokenizer", None)
+    if not limit or tokenizer is None:
+        return
+    n = len(tokenizer(question, add_special_tokens=False)["input_ids"])
+    if n + max_tokens > limit:
+        usage_error(f"the question is {n} tokens and --max-tokens is {max_tokens}; model {vlm.model} reads at "
+                    f"most {limit} tokens (prompt and answer together)")
+
+
+def _out_of_scope(pixels, question: str, *, tiny: bool, world_grounder: bool) -> Outcome | None:
+    """A refusal when the image is no shapes scene or the question names things the shapes world lacks."""
+    from vgt_agent.grounders.world_scope import image_scope
+    from vgt_agent.world.scope import question_scope
+
+    reason = image_scope(pixels) or question_scope(question)
+    return refusal(reason, tiny=tiny, world_grounder=world_grounder) if reason else None
+
+
+def _store_refusal(store: TraceStore, run_id: str, sample: SampleRecord, outcome: Outcome, vlm: VLMBackend,
+                   model_name: str, grounder_name: str, meta: dict) -> str:
+    """The refused question as a trace with no answer, and its run ended `refused`."""
+    trace_id = store.put_trace(TraceRecord(run_id=run_id, sample=sample, variant="agent", status="refused",
+                                           reason=outcome.reason, backend=vlm.name, model=model_name,
+                                           grounder=grounder_name, meta=meta))
+    store.end_run(run_id, status="refused", error=outcome.reason)
+    store.close()
+    return trace_id
+
+
+def _run(store: TraceStore, run_id: str, pixels, sample: SampleRecord, vlm: VLMBackend, ground_tool, kind: str,
+         protocol: str, limits: AskLimits, json_out: bool) -> tuple[dict, dict | None]:
+    """The agent loop, streamed to a terminal; the run ends with the outcome's status (`interrupted` on
+    Ctrl-C or SIGTERM, exit 130)."""
     streaming = not json_out and sys.stdout.isatty()
 
     def on_event(event: str, payload: object) -> None:
         if event == "token" and streaming:
             console.print(payload, end="", markup=False, highlight=False)
         elif event == "tool" and streaming:
-            console.print(f"\n[magenta]tool ›[/] {payload}", highlight=False)
+            console.print(f"\n[magenta]tool ›[/] {safe_text(payload)}", highlight=False)
 
     ctx = AskContext(image=pixels, sample=sample, backend=vlm, grounder=ground_tool, kind=kind, protocol=protocol,
-                     limits=AskLimits(max_turns, max_tool_calls, max_tokens, temperature), store=store, run_id=run_id,
-                     on_event=on_event)
+                     limits=limits, store=store, run_id=run_id, on_event=on_event)
     try:
         state = run_ask(ctx)
     except KeyboardInterrupt:
         store.end_run(run_id, status="interrupted")
-        raise
-    failed = bool(state.get("error"))
-    store.end_run(run_id, status="failed" if failed else "done", error=state.get("error"),
+        store.close()
+        interrupted(f"run {run_id} is stored as interrupted")
+    outcome = run_outcome(state, limits)
+    store.end_run(run_id, status="done" if outcome.status == "answered" else outcome.status,
+                  error=outcome.reason if outcome.status != "answered" else None,
                   metrics={"correct": state.get("correct"), "verified_fraction": state.get("verified_fraction")})
     row = store.trace(state["trace_id"])
     store.close()
-    if save is not None and row is not None:
-        write_trace_png(row, save)
-    result = {
-        "trace_id": state["trace_id"], "run_id": run_id, "answer": state.get("answer"), "gold": sample.gold_answer,
-        "correct": state.get("correct"), "thought": completion_text(state.get("chunks", [])),
-        "groundings": state.get("groundings", []), "verified_fraction": state.get("verified_fraction"),
-        "stop_reason": state.get("stop_reason"), "error": state.get("error"), "backend": vlm.name,
-        "model": model_name, "grounder": ground_tool.name, "turns": state.get("turns", 0),
-        "tool_calls": state.get("tool_calls", 0), "image": str(image), "saved": str(save) if save else None,
-        "device": placement.label if placement else None,
-    }
-    if json_out:
-        print_json(result)
-    else:
-        _print_result(result, streaming)
-    if failed:
-        err_console.print(f"error: {state['error']}", markup=False)
-        raise typer.Exit(EXIT_FAILED)
+    return state, row
 
 
 def _print_result(r: dict, streamed: bool) -> None:
+    """The human view: the thought, the answer (or why there is none), what produced it."""
     if streamed:
         console.print()
     console.print(Panel(highlight_thought(r["thought"]), title="grounded thought", title_align="left"))
-    verdict = {True: "[green]✓ correct[/]", False: "[red]✗ wrong[/]", None: ""}[r["correct"]]
-    gold = f" · gold {r['gold']}" if r["gold"] is not None else ""
-    console.print(f"[bold]answer:[/] {r['answer']}{gold} {verdict}")
+    if r["status"] == "answered":
+        verdict = {True: "[green]✓ correct[/]", False: "[red]✗ wrong[/]", None: ""}[r["correct"]]
+        gold = f" · gold {safe_text(r['gold'])}" if r["gold"] is not None else ""
+        console.print(f"[bold]answer:[/] {safe_text(r['answer'])}{gold} {verdict}")
+    else:
+        console.print(f"[bold red]{r['status'].replace('_', ' ')}:[/] {safe_text(r['reason'])}")
     model_groundings = [g for g in r["groundings"] if g["source"] == "model"]
     if model_groundings:
         ok = sum(bool(g.get("verified")) for g in model_groundings)
         console.print(f"self-written groundings verified: {ok}/{len(model_groundings)}")
-    device = f" · device {r['device']}" if r["device"] else ""
-    console.print(f"[dim]backend {r['backend']} · model {r['model']} · grounder {r['grounder']}{device} · "
-                  f"{r['turns']} turns · {r['tool_calls']} tool calls · stop: {r['stop_reason']} · "
-                  f"trace {r['trace_id']}[/]")
+    _print_footer(r)
     if r["saved"]:
-        console.print(f"annotated picture: {r['saved']}")
+        console.print(f"annotated picture: {safe_text(r['saved'])}")
+
+
+def _print_footer(r: dict) -> None:
+    device = f" · device {r['device']}" if r["device"] else ""
+    turns = f"{r['turns']} turns · {r['tool_calls']} tool calls · stop: {r['stop_reason']} · " if r["turns"] else ""
+    console.print(safe_text(f"backend {r['backend']} · model {r['model']} · grounder {r['grounder']}{device} · "
+                            f"{turns}trace {r['trace_id']}"), style="dim")

@@ -12,6 +12,7 @@ Exit codes, the same for every `vgt` command:
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -20,6 +21,8 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+from vgt_agent.backends.base import redact_url
 
 console = Console()
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -36,8 +39,7 @@ EXIT_CODES = {
 # surrogates (bytes that were not UTF-8 where the text came from).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _JSON_UNSAFE = re.compile(r"[\x7f-\x9f\ud800-\udfff]")  # json.dumps escapes C0 itself, not these
-# `scheme://user:secret@host`: the credentials part of a URL, wherever it appears in a string.
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")  # a URL inside free text (a command line, a message)
 
 
 def _visible(match: re.Match[str]) -> str:
@@ -61,8 +63,9 @@ def safe_text(text: object) -> str:
 
 
 def redact_credentials(text: str) -> str:
-    """Replace the `user:key@` part of every URL in `text` with `***@`, so no key reaches a log or the store."""
-    return _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+    """Every URL in `text` redacted as the backends show one (`user:key@` and secret query values -> `***`),
+    so no key reaches the terminal, a log or the store."""
+    return _URL.sub(lambda m: redact_url(m.group()), text)
 
 
 def command_line(argv: Sequence[str] | None = None) -> str:
@@ -106,6 +109,18 @@ def interrupted(message: str) -> NoReturn:
     """Stopped by Ctrl-C or SIGTERM: one line on stderr saying how to continue, exit 130."""
     err_console.print(f"interrupted: {_one_line(message)}", markup=False)
     raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def quiet_loading(*, transformers_now: bool = False) -> None:
+    """No library progress bars on stderr ("Loading weights"): a successful command writes nothing there.
+    The environment covers libraries imported later; `transformers_now` also switches transformers' bars off
+    in this process (commands that load a model in-process call it first)."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read by huggingface_hub and transformers
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    if transformers_now or "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
 
 def print_json(data: Any) -> None:

@@ -9,7 +9,16 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from vgt_agent.cli.common import console, print_json, usage_error, work_failed
+from vgt_agent.cli.common import (
+    command_line,
+    console,
+    interrupted,
+    print_json,
+    quiet_loading,
+    safe_text,
+    usage_error,
+    work_failed,
+)
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.grounders.factory import GROUNDERS
@@ -78,7 +87,7 @@ def evaluate(
     if resume and (store.run(resume) or {}).get("kind") != "eval":
         usage_error(f"--resume {resume!r} is not an eval run in {store.path}")
     config = run_config(spec, label or row, stage, provenance)
-    run_id = store.start_run("eval", run_id=resume, name=label or row, command=" ".join(sys.argv), backend=vlm.name,
+    run_id = store.start_run("eval", run_id=resume, name=label or row, command=command_line(), backend=vlm.name,
                              model=vlm.model, grounder=grounder if agent else None, config=config)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
@@ -93,7 +102,8 @@ def evaluate(
             metrics = run_eval(store, vlm, spec, benches, run_id, progress=on_progress)
     except KeyboardInterrupt:
         store.end_run(run_id, status="interrupted")
-        work_failed(f"interrupted; continue with --resume {run_id}")
+        store.close()
+        interrupted(f"continue with --resume {run_id}")
     except Exception as e:  # noqa: BLE001 - the run is marked failed, the command ends with one line
         store.end_run(run_id, status="failed", error=str(e)[:500])
         work_failed(f"eval failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}")
@@ -107,12 +117,12 @@ def evaluate(
         return
     how = f"{mode}{f' agent · grounder {grounder}' if agent else ''}"
     where = f" · device {placement.label}" if placement else ""
-    table = Table(title=f"{config['label']} · {vlm.name} · {vlm.model} · {how}{where} · run {run_id}")
+    table = Table(title=safe_text(f"{config['label']} · {vlm.name} · {vlm.model} · {how}{where} · run {run_id}"))
     for col in ("benchmark", "group", "questions", "acc", f"pass@{samples}", "grounding", "boxed", "truncated"):
         table.add_column(col, justify="left" if col in ("benchmark", "group") else "right")
     for name, m in metrics["benchmarks"].items():
-        table.add_row(name, m["group"], str(m["samples"]), _pct(m["acc"]), _pct(m["pass@k"]), _pct(m["grounding"]),
-                      _pct(m["boxed_rate"]), _pct(m["truncated_rate"]))
+        table.add_row(safe_text(name), m["group"], str(m["samples"]), _pct(m["acc"]), _pct(m["pass@k"]),
+                      _pct(m["grounding"]), _pct(m["boxed_rate"]), _pct(m["truncated_rate"]))
     console.print(table)
 
 
@@ -121,16 +131,23 @@ def _pct(value: float | None) -> str:
 
 
 def _backend(kind: str, model: str | None, base_url: str | None, placement=None):
-    from vgt_agent.backends import BackendError, make_backend
+    from vgt_agent.backends import BackendError, OpenAIBackend, make_backend
 
     options = {"base_url": base_url} if kind == "openai" and base_url else {}
     if kind == "transformers" and placement is not None:
         options.update(placement.as_dict())
+    if kind == "transformers":
+        quiet_loading(transformers_now=True)
     try:
         vlm = make_backend(kind, model, **options)
-        _ = vlm.model  # an OpenAI-compatible server without --model is asked for its model here
     except BackendError as e:
         usage_error(str(e))
+    try:  # a server is asked for its model (or pinged) before anything is written: no answer is exit 1
+        if isinstance(vlm, OpenAIBackend) and model:
+            vlm.ping()
+        _ = vlm.model
+    except BackendError as e:
+        work_failed(str(e))
     return vlm
 
 

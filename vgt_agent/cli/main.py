@@ -1,8 +1,12 @@
-"""The `vgt` command: one typer app with a sub-app per area."""
+"""The `vgt` command: one typer app with a sub-app per area, run under one exit-code contract (cli/common.py)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import typer
@@ -10,6 +14,16 @@ import typer
 from vgt_agent import __version__
 from vgt_agent.cli import ask, repro, synth, traces, train, world
 from vgt_agent.cli import eval as eval_cli
+from vgt_agent.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    err_console,
+    plain_text,
+    quiet_loading,
+    undecodable,
+)
 
 app = typer.Typer(
     name="vgt",
@@ -45,13 +59,47 @@ def _terminated(signum: int, frame: Any) -> None:
 
 def stop_on_sigterm() -> None:
     """SIGTERM (`kill`, a scheduler's time limit) stops a command as Ctrl-C does: its store run is ended
-    `interrupted` with what it measured, not left `running`, and each command's resume rules apply."""
+    `interrupted` with what it measured, not left `running`, each command's resume rules apply, exit 130."""
     signal.signal(signal.SIGTERM, _terminated)
+
+
+def run(argv: Sequence[str]) -> int:
+    """Run `vgt ARGV` and return its exit code: 0 done, 1 failed, 2 bad input or usage (one line on stderr,
+    nothing written), 130 interrupted. Arguments or VGT_* settings that are not UTF-8 are bad input."""
+    settings = [v for k, v in os.environ.items() if k.startswith("VGT_")]
+    bad = undecodable([*argv, *settings])
+    if bad is not None:
+        err_console.print(f"error: '{plain_text(bad)}' is not valid UTF-8; pass paths and text as UTF-8",
+                          markup=False)
+        return EXIT_USAGE
+    try:
+        code = app(args=list(argv), prog_name="vgt", standalone_mode=False)
+    except typer.TyperException as e:  # click's errors as typer vendors them
+        if type(e).__name__ == "NoArgsIsHelpError":  # `vgt` or `vgt traces` alone: the help, as click shows it
+            e.show()
+            return e.exit_code
+        # usage errors (unknown option, missing argument): one line
+        where = f" (see `{e.ctx.command_path} --help`)" if getattr(e, "ctx", None) is not None else ""
+        message = " ".join(e.format_message().split())
+        err_console.print(f"error: {message}{where}", markup=False)
+        return e.exit_code
+    except typer.Abort:  # end of input at a prompt
+        return EXIT_FAILED
+    return code if isinstance(code, int) else EXIT_OK
 
 
 def main() -> None:
     stop_on_sigterm()
-    app()
+    quiet_loading()
+    code = run(sys.argv[1:])
+    if code == EXIT_INTERRUPTED:
+        # The command has ended its run `interrupted` and closed its store; requests still in flight in worker
+        # threads (a server that never answers) must not hold the exit until their timeouts.
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # `python -m vgt_agent.cli.main ...` works like `vgt ...`

@@ -188,21 +188,26 @@ def run_eval(store: TraceStore, backend: VLMBackend, spec: EvalSpec, benchmarks:
                 if progress:
                     progress(bench.name, finished, total)
             continue
-        with ThreadPoolExecutor(max_workers=max(1, spec.workers)) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, spec.workers))
+        try:
             futures = {(i, a): pool.submit(_generate, backend, bench.samples[i], bench.records[i], spec)
                        for i, a in todo}
             for (i, a), future in futures.items():  # in order; the store is written from this thread only
                 try:
                     result: Any = future.result()
                 except BackendError as e:
-                    if e.unreachable:  # a dead server ends the run (resumable), not N error traces
-                        pool.shutdown(cancel_futures=True)
+                    if not e.unreachable:
+                        result = e  # one failed request: an error trace, counted wrong, retried on resume
+                    else:  # a dead server ends the run (resumable), not N error traces
                         raise
-                    result = e  # one failed request: an error trace, counted wrong, retried on resume
                 store.put_trace(_trace(run_id, bench, i, a, spec, backend, result, router))
                 finished += 1
                 if progress:
                     progress(bench.name, finished, total)
+        except BaseException:  # Ctrl-C, SIGTERM, a dead server: stop at once, not after the requests in flight
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     return eval_metrics(store, run_id, benchmarks, spec.samples, router=router, max_groundings=spec.max_groundings)
 
 
