@@ -17,6 +17,7 @@ from vgt_agent.cli.common import console, err_console, print_json, usage_error, 
 from vgt_agent.draw import Mark, annotate
 from vgt_agent.world.splits import SPLITS
 from vgt_agent.world.storage import check_target, make_split, read_info, read_rows
+from vgt_agent.world.style import SIDE_RANGE, STYLES
 
 app = typer.Typer(help="The embedded shapes world: make splits, show samples.", no_args_is_help=True)
 
@@ -28,7 +29,7 @@ def _summary(out: Path, info: dict[str, Any], seconds: float) -> dict[str, Any]:
         families[row["family"]] += 1
         answers[row["answer"]] += 1
     return {
-        "out": str(out), "split": info["split"], "n": info["n"], "seed": info["seed"],
+        "out": str(out), "split": info["split"], "n": info["n"], "seed": info["seed"], "style": info["style"],
         "width": info["width"], "height": info["height"], "seconds": round(seconds, 2),
         "samples_per_second": round(info["n"] / max(seconds, 1e-9), 1),
         "families": dict(sorted(families.items())),
@@ -42,7 +43,12 @@ def make(
     split: str = typer.Option(..., "--split", help="Split name, see `vgt world splits`."),
     n: int | None = typer.Option(None, "--n", help="Number of samples (default: the split's)."),
     seed: int | None = typer.Option(None, "--seed", help="Seed (default: the split's own)."),
-    size: int | None = typer.Option(None, "--size", help="Square image side in pixels (default 448)."),
+    size: int | None = typer.Option(
+        None, "--size", help="Square image side in pixels (default 448; varied style: drawn per sample, 256-1024).",
+    ),
+    style: str | None = typer.Option(
+        None, "--style", help="canonical | varied (default: the split's own, see `vgt world splits`).",
+    ),
     workers: int = typer.Option(1, "--workers", min=1, help="Processes rendering samples (same output)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -55,6 +61,8 @@ def make(
         usage_error(f"--seed must be >= 0, got {seed}")
     if size is not None and size < 64:
         usage_error(f"--size must be >= 64, got {size}")
+    if style is not None and style not in STYLES:
+        usage_error(f"unknown --style {style!r}; known styles: {', '.join(STYLES)}")
     try:
         check_target(out)
     except FileExistsError as e:
@@ -67,7 +75,7 @@ def make(
         ) as bar:
             task = bar.add_task(split, total=n or SPLITS[split].n)
             info = make_split(
-                out, split, n=n, seed=seed, width=size, height=size, workers=workers,
+                out, split, n=n, seed=seed, width=size, height=size, workers=workers, style=style,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     except FileExistsError as e:
@@ -79,7 +87,7 @@ def make(
         print_json(summary)
         return
     console.print(
-        f"[bold green]wrote[/] {summary['n']} samples of [bold]{split}[/] to {out} "
+        f"[bold green]wrote[/] {summary['n']} samples of [bold]{split}[/] ({summary['style']} style) to {out} "
         f"({summary['seconds']} s, {summary['samples_per_second']} samples/s)"
     )
     table = Table("family", "n", title="families")
@@ -97,17 +105,23 @@ def splits(as_json: bool = typer.Option(False, "--json", help="Print the registr
         {
             "name": s.name, "families": list(s.families), "n": s.n, "seed": s.seed,
             "objects": [s.min_objects, s.max_objects], "occlusion": s.occlusion, "texture": s.texture,
-            "distractors": s.distractors, "size": [s.width, s.height], "description": s.description,
+            "distractors": s.distractors, "style": s.style,
+            "size": [s.width, s.height] if s.style == "canonical" else list(SIDE_RANGE),
+            "description": s.description,
         }
         for s in SPLITS.values()
     ]
     if as_json:
         print_json(rows)
         return
-    table = Table("split", "families", "n", "seed", "objects", "occl.", "description", title="world splits")
+    table = Table(title="world splits")
+    table.add_column("split", no_wrap=True)  # names are what people type: never cut
+    table.add_column("style", no_wrap=True)
+    for name in ("families", "n", "seed", "objects", "occl.", "description"):
+        table.add_column(name)
     for r in rows:
         table.add_row(
-            r["name"], ", ".join(r["families"]), str(r["n"]), str(r["seed"]),
+            r["name"], r["style"], ", ".join(r["families"]), str(r["n"]), str(r["seed"]),
             f"{r['objects'][0]}-{r['objects'][1]}", f"{r['occlusion']:.1f}", r["description"],
         )
     console.print(table)
@@ -155,16 +169,25 @@ def show(
     choices = "  ".join(f"{chr(65 + i)}. {c}" for i, c in enumerate(row["choices"]))
     body = f"[bold]{row['question']}[/]\n" + (f"{choices}\n" if choices else "")
     body += f"answer: [bold green]{row['answer']}[/] ({row['answer_type']}, family {row['family']})"
-    console.print(Panel(body, title=row["id"], subtitle=f"{row['width']}x{row['height']}"))
+    look = row.get("style")
+    subtitle = f"{row['width']}x{row['height']}"
+    if look is not None:
+        quality = f" q{look['quality']}" if look["format"] == "jpeg" else ""
+        edges = "anti-aliased" if look["antialias"] else "hard edges"
+        subtitle += f", varied: {look['format']}{quality}, {edges}, {look['background']} background"
+    console.print(Panel(body, title=row["id"], subtitle=subtitle))
     gold = Table("role", "name", "object", "box", "point", title="gold objects")
     for g in row["gold_objects"]:
         gold.add_row(g["role"], g["name"], str(g["object_id"]), str(g["box"]), str(g["point"]))
     console.print(gold)
-    objects = Table("id", "size", "colour", "shape", "center", "box", "visible", title="scene objects")
+    shaded = look is not None
+    columns = ("id", "size", "colour", *(("shade",) if shaded else ()), "shape", "center", "box", "visible")
+    objects = Table(*columns, title="scene objects")
     for o in row["objects"]:
+        shade = (f"#{o['rgb'][0]:02x}{o['rgb'][1]:02x}{o['rgb'][2]:02x}",) if shaded else ()
         objects.add_row(
-            str(o["id"]), o["size"], o["colour"], o["shape"], f"({o['center'][0]:.0f}, {o['center'][1]:.0f})",
-            str(o["box"]), f"{o['visible_fraction']:.0%}",
+            str(o["id"]), o["size"], o["colour"], *shade, o["shape"],
+            f"({o['center'][0]:.0f}, {o['center'][1]:.0f})", str(o["box"]), f"{o['visible_fraction']:.0%}",
         )
     console.print(objects)
     if png is not None:

@@ -1,7 +1,8 @@
 """The embedded world as a dataset: splits generated on first use, then read from disk.
 
-Generation is deterministic (a sample is a pure function of split seed and index), so a cached folder is
-as good as a fresh one as long as it was written by the same generator version; a stale cache is rebuilt.
+Generation is deterministic (a sample is a pure function of split seed, index and style), so a cached folder
+is as good as a fresh one as long as it was written by the same generator version in the split's style; a
+stale cache is rebuilt. The `-varied` twins of the benchmarks load the same way as the canonical splits.
 The world modules are imported lazily because they themselves import `vgt_agent.datasets.sample`.
 """
 
@@ -27,14 +28,19 @@ def is_world_dir(path: Path) -> bool:
 
 
 def ensure_split(split: str, path: Path | None = None) -> Path:
-    """The folder of `split`, generated (default size and seed) when missing or from an older generator."""
+    """The folder of `split`, generated (default size, seed and style) when missing, from an older generator
+    or in another style (a folder from before styles existed is canonical)."""
     from vgt_agent.world import storage
     from vgt_agent.world.generate import GENERATOR_VERSION
+    from vgt_agent.world.splits import get_split
 
     out = path if path is not None else world_cache_dir(split)
     if storage.is_split_dir(out):
         info = storage.read_info(out)
-        if info.get("split") == split and str(info.get("generator_version")) == GENERATOR_VERSION:
+        if (
+            info.get("split") == split and str(info.get("generator_version")) == GENERATOR_VERSION
+            and info.get("style", "canonical") == get_split(split).style
+        ):
             return out
     storage.make_split(out, split)
     return out

@@ -41,7 +41,7 @@ def resolve_split(
 
 def object_record(o: WorldObject, mask: np.ndarray) -> dict[str, Any]:
     """The scene-graph entry of one object; `mask` is its visible image-sized mask. A varied object also
-    records its shade and its bounding-circle radius in pixels."""
+    records its shade, its bounding-circle radius in pixels and its rotation in degrees."""
     record = {
         "id": o.id,
         "shape": o.shape,
@@ -55,7 +55,7 @@ def object_record(o: WorldObject, mask: np.ndarray) -> dict[str, Any]:
         "area": o.area,
     }
     if o.rgb is not None:
-        record |= {"rgb": list(o.rgb), "radius": round(o.radius, 2)}
+        record |= {"rgb": list(o.rgb), "radius": round(o.radius, 2), "tilt": round(o.tilt, 1)}
     return record
 
 

@@ -76,6 +76,7 @@ class WorldObject:
     visible: np.ndarray
     rgb: tuple[int, int, int] | None = None  # the object's shade; None is the palette colour
     coverage: np.ndarray | None = None  # anti-aliased: float coverage aligned with `full`; None is hard-edged
+    _point: tuple[np.ndarray, tuple[int, int]] | None = field(default=None, init=False, repr=False)
 
     @property
     def shade(self) -> tuple[int, int, int]:
@@ -106,9 +107,11 @@ class WorldObject:
     @property
     def point(self) -> tuple[int, int]:
         """Distance-transform maximum of the visible mask; the local mask has a background border, so
-        this equals geometry.mask_to_point on the full-image mask."""
-        c, r = geometry.mask_to_point(self.visible)
-        return c + self.x0, r + self.y0
+        this equals geometry.mask_to_point on the full-image mask. Cached until occlusion replaces `visible`."""
+        if self._point is None or self._point[0] is not self.visible:
+            c, r = geometry.mask_to_point(self.visible)
+            self._point = self.visible, (c + self.x0, r + self.y0)
+        return self._point[1]
 
     def image_mask(self, height: int, width: int) -> np.ndarray:
         """The visible mask in image coordinates."""

@@ -77,7 +77,8 @@ def shape_coverage(
     side = math.ceil(2 * radius) + 2 * _PAD + 1
     s = supersample
     canvas = Image.new("L", (side * s, side * s), 0)
-    _draw_shape(ImageDraw.Draw(canvas), shape, (cx - x0) * s - 0.5, (cy - y0) * s - 0.5, radius * s, tilt, 1)
+    # Pillow fills every sub-pixel its outline touches, half a sub-pixel beyond the true edge: inset by that.
+    _draw_shape(ImageDraw.Draw(canvas), shape, (cx - x0) * s - 0.5, (cy - y0) * s - 0.5, radius * s, tilt, 1, 0.5)
     fine = np.asarray(canvas, dtype=np.float32)
     coverage = fine.reshape(side, s, side, s).mean(axis=(1, 3))
     raw = coverage >= 0.5
@@ -87,13 +88,15 @@ def shape_coverage(
 
 
 def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, lx: float, ly: float, radius: float, tilt: float,
-                fill: int) -> None:
-    """Draw `shape` centred at canvas point (lx, ly) in Pillow's pixel-centre coordinates."""
+                fill: int, inset: float = 0.0) -> None:
+    """Draw `shape` centred at canvas point (lx, ly) in Pillow's pixel-centre coordinates, its edges moved
+    `inset` canvas pixels inwards."""
     up = -90.0 + tilt
+    inner = radius * RING_INNER
+    radius = radius - inset
     if shape == "circle":
         draw.ellipse([lx - radius, ly - radius, lx + radius, ly + radius], fill=fill)
     elif shape == "ring":
-        inner = radius * RING_INNER
         draw.ellipse([lx - radius, ly - radius, lx + radius, ly + radius], fill=fill)
         draw.ellipse([lx - inner, ly - inner, lx + inner, ly + inner], fill=0)
     elif shape == "square":

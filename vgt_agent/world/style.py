@@ -81,11 +81,11 @@ class Look:
 
 @dataclass(frozen=True)
 class Backdrop:
-    """A varied background: a flat tone or a linear gradient `tone` -> `tone2`, under an optional texture."""
+    """A varied background: a flat tone or a linear gradient from `tone` to `tone` + `delta` (on every channel),
+    under an optional grey texture."""
 
     tone: tuple[int, int, int]
-    tone2: tuple[int, int, int]
-    gradient: bool
+    delta: int  # gradient: the far end's offset from `tone`; 0 for a flat backdrop
     angle: float  # gradient direction, radians
     texture: str  # one of TEXTURES
     amplitude: float  # grain / paper strength, or stripe / checker contrast
@@ -93,7 +93,7 @@ class Backdrop:
     seed: int
 
     def describe(self) -> str:
-        base = "gradient" if self.gradient else "flat"
+        base = "gradient" if self.delta else "flat"
         return base if self.texture == "none" else f"{base}+{self.texture}"
 
 
@@ -151,11 +151,10 @@ def same_colour_gap(side: int, gap: int) -> int:
 def draw_backdrop(rng: np.random.Generator) -> Backdrop:
     """A random light-to-mid backdrop, optionally a gradient, optionally textured."""
     grey = int(rng.integers(TONE_RANGE[0], TONE_RANGE[1] + 1))
-    tint = np.array(TINTS[int(rng.integers(len(TINTS)))])
-    tone = np.clip(grey + tint, 0, 255)
+    tint = TINTS[int(rng.integers(len(TINTS)))]
+    tone = tuple(grey + t for t in tint)
     gradient = bool(rng.random() < 0.5)
-    delta = int(rng.integers(15, 50)) * (1 if grey < 190 else -1)
-    tone2 = np.clip(tone + delta, 0, 255) if gradient else tone
+    delta = int(rng.integers(15, 50)) * (1 if grey < 190 else -1)  # towards mid grey: stays within 0..255
     texture = TEXTURES[int(rng.choice(len(TEXTURES), p=TEXTURE_WEIGHTS))]
     if texture in ("stripes", "checker"):
         amplitude, period = float(rng.integers(8, 20)), int(rng.integers(8, 40))
@@ -164,26 +163,32 @@ def draw_backdrop(rng: np.random.Generator) -> Backdrop:
     else:
         amplitude, period = float(rng.uniform(1.5, 5.0)), 0
     return Backdrop(
-        tone=tuple(int(v) for v in tone), tone2=tuple(int(v) for v in tone2), gradient=gradient,  # type: ignore[arg-type]
+        tone=tone, delta=delta if gradient else 0,  # type: ignore[arg-type]
         angle=float(rng.uniform(0, 2 * math.pi)), texture=texture, amplitude=amplitude, period=period,
         seed=int(rng.integers(2**31)),
     )
 
 
 def backdrop_pixels(bd: Backdrop, width: int, height: int) -> np.ndarray:
-    """(H, W, 3) uint8 pixels of a backdrop; textures are grey (the same offset on every channel)."""
-    tone = np.array(bd.tone, dtype=np.float32)
-    if bd.gradient:
-        ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-        t = xs * math.cos(bd.angle) + ys * math.sin(bd.angle)
-        t = (t - t.min()) / max(1e-6, float(t.max() - t.min()))
-        out = tone + t[..., None] * (np.array(bd.tone2, dtype=np.float32) - tone)
-    else:
-        out = np.broadcast_to(tone, (height, width, 3)).astype(np.float32)
-    offset = _texture(bd, width, height)
-    if offset is not None:
-        out = out + offset[..., None]
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    """(H, W, 3) uint8 pixels of a backdrop: one grey field (gradient + texture) added to the tone."""
+    field = _texture(bd, width, height)
+    if bd.delta:
+        xs = np.arange(width, dtype=np.float32) * np.float32(math.cos(bd.angle))
+        ys = np.arange(height, dtype=np.float32)[:, None] * np.float32(math.sin(bd.angle))
+        level = xs + ys
+        level -= level.min()
+        level *= np.float32(bd.delta / max(1e-6, float(level.max())))
+        field = level if field is None else field + level
+    if field is None:
+        out = np.empty((height, width, 3), dtype=np.uint8)
+        out[...] = bd.tone
+        return out
+    # One gather: the field's rounded offset (-128..127) indexes a table of the tone shifted by it.
+    np.rint(field, out=field)
+    np.clip(field, -128, 127, out=field)
+    index = (field + 128).astype(np.uint8)
+    table = np.clip(np.arange(-128, 128)[:, None] + np.array(bd.tone), 0, 255).astype(np.uint8)
+    return table.take(index, axis=0)
 
 
 def _texture(bd: Backdrop, width: int, height: int) -> np.ndarray | None:
@@ -191,20 +196,29 @@ def _texture(bd: Backdrop, width: int, height: int) -> np.ndarray | None:
         return None
     rng = np.random.default_rng(bd.seed)
     if bd.texture == "grain":
-        return rng.normal(0.0, bd.amplitude, size=(height, width)).astype(np.float32)
+        return _grain(rng, height, width, bd.amplitude)
     if bd.texture == "paper":
         # Soft blotches (noise on a coarse grid, smoothed and upsampled) plus a fine grain.
         gh, gw = max(2, height // bd.period + 2), max(2, width // bd.period + 2)
         coarse = ndimage.gaussian_filter(rng.normal(0.0, 1.0, size=(gh, gw)), 1.0).astype(np.float32)
         coarse *= bd.amplitude / max(1e-6, float(coarse.std()))
         blotches = np.asarray(Image.fromarray(coarse, mode="F").resize((width, height), Image.BILINEAR))
-        return blotches + rng.normal(0.0, 1.5, size=(height, width)).astype(np.float32)
+        return blotches + _grain(rng, height, width, 1.5)
     ys, xs = np.ogrid[:height, :width]
     if bd.texture == "stripes":
-        second = np.broadcast_to((xs + ys) // bd.period % 2 == 1, (height, width))
+        band = (xs.astype(np.int32) + ys.astype(np.int32)) // bd.period % 2
     else:
-        second = (ys // bd.period + xs // bd.period) % 2 == 1
-    return np.where(second, -bd.amplitude, 0.0).astype(np.float32)
+        band = (ys.astype(np.int32) // bd.period + xs.astype(np.int32) // bd.period) % 2
+    return band.astype(np.float32) * np.float32(-bd.amplitude)
+
+
+def _grain(rng: np.random.Generator, height: int, width: int, std: float) -> np.ndarray:
+    """Zero-mean pixel noise with standard deviation `std`: triangular (two uniforms), ~10x cheaper than normal."""
+    noise = rng.random((height, width), dtype=np.float32)
+    noise += rng.random((height, width), dtype=np.float32)
+    noise -= np.float32(1.0)
+    noise *= np.float32(std * math.sqrt(6.0))
+    return noise
 
 
 def encode_image(image: Image.Image, image_format: str, quality: int) -> bytes:
