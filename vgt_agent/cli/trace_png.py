@@ -80,7 +80,7 @@ def trace_marks(row: dict[str, Any], width: int, height: int) -> tuple[list[Mark
         masks = [decode_rle(m["rle"]) for m in row.get("masks") or []
                  if m["grounding_idx"] == g["idx"] and m.get("selected", True)]
         masks = [m for m in masks if m.shape == (height, width)]
-        if g["source"] == "tool":
+        if g["source"] == "tool" or masks:
             group.found += len(masks) or len(g["coords"])
         mark = Mark("", masks=masks, verified=g["verified"], colour=colour)
         if g["idx"] in numbered_ids or not masks:  # a tool grounding with masks is shown by its outlines
@@ -135,7 +135,7 @@ def _group_line(group: PhraseGroup, grounder: str) -> CaptionLine:
         checked = [v for v in group.verified if v is not None]
         if checked:
             ok = sum(checked)
-            text += (f", all {ok} verified" if ok == len(checked) else
+            text += ((", verified" if ok == 1 else f", all {ok} verified") if ok == len(checked) else
                      f", {ok} of {len(checked)} verified (dashed red: not verified)")
         elif "model" in group.sources:
             text += " (not checked against a grounder)"
@@ -155,6 +155,9 @@ def trace_caption(row: dict[str, Any], groups: list[PhraseGroup]) -> list[Captio
     answer = row.get("answer")
     verdict = {True: "correct", False: "wrong", None: ""}[row.get("correct")]
     text = f"A: {answer}" if answer not in (None, "") else "A: (no answer)"
+    letter = str(answer or "").strip().upper()
+    if len(letter) == 1 and 0 <= ord(letter) - 65 < len(choices):
+        text += f" ({choices[ord(letter) - 65]})"
     if row.get("gold_answer") not in (None, ""):
         text += f" · gold {row['gold_answer']}" + (f" · {verdict}" if verdict else "")
     colour = {True: VERIFIED_COLOUR, False: REJECTED_COLOUR, None: TEXT_DARK}[row.get("correct")]
