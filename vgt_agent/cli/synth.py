@@ -26,6 +26,7 @@ from vgt_agent.backends import BackendError
 from vgt_agent.backends.world_oracle import NAME as ORACLE
 from vgt_agent.backends.world_oracle import TEACHERS as ORACLE_TEACHERS
 from vgt_agent.cli.common import console, err_console, print_json, usage_error, work_failed
+from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.datasets import DatasetUnavailable, load_samples
 from vgt_agent.graphs.ask import AskLimits
@@ -116,6 +117,8 @@ def synth(
     max_error_share: float = typer.Option(0.5, "--max-error-share", min=0.0, max=1.0,
                                           help="The run fails (exit 1) when more than this share of the samples "
                                                "processed failed with an error (always when every one did)."),
+    device: str = DeviceOption,
+    dtype: str = DtypeOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Synthesise verified, grounded reasoning traces for a dataset into the trace store."""
@@ -176,6 +179,9 @@ def synth(
         usage_error("--workers > 1 would load SAM3 once per worker; run SAM3 with --workers 1")
     if workers > 1 and spec.needs_model and backend == "transformers":
         usage_error("--workers > 1 would load the model once per worker; serve it with an OpenAI-compatible server")
+    if grounder == "sam3" or (spec.needs_model and backend == "transformers"):  # in-process models: place them
+        placed = placement_or_exit(device, dtype)
+        spec = dataclasses.replace(spec, device=placed.device, dtype=placed.dtype)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # model-loading progress is not program output
             pipeline = build_pipeline(spec)
@@ -209,6 +215,7 @@ def synth(
         work_failed(str(e))
     finally:
         store.close()
+    summary["device"] = f"{spec.device}/{spec.dtype}" if spec.device else None  # in-process models only
     if json_out:
         print_json(summary)
     else:
@@ -243,7 +250,8 @@ def _progress(show: bool) -> Iterator[OnOutcome | None]:
 
 
 def _print_summary(s: dict[str, Any]) -> None:
-    table = Table(title=f"vgt synth · {s['run']} · {s['status']}", show_header=True)
+    where = f" · device {s['device']}" if s.get("device") else ""
+    table = Table(title=f"vgt synth · {s['run']} · {s['status']}{where}", show_header=True)
     table.add_column("outcome")
     table.add_column("value", justify="right")
     for label, key in (("samples selected", "selected"), ("already done (skipped)", "skipped_done"),

@@ -17,6 +17,7 @@ from PIL import Image
 
 from vgt_agent.backends.base import VLMBackend
 from vgt_agent.datasets.sample import Sample
+from vgt_agent.devices import Placement
 from vgt_agent.graphs.synth import SynthContext, SynthSettings
 from vgt_agent.grounders.base import Grounder, GroundingResult
 from vgt_agent.grounders.factory import PER_SAMPLE, make_grounder
@@ -47,9 +48,10 @@ class _Locked:
 class GrounderPool:
     """The right grounder instance for a sample on the calling thread."""
 
-    def __init__(self, name: str, *, sam3_checkpoint: str | None = None) -> None:
+    def __init__(self, name: str, *, sam3_checkpoint: str | None = None, placement: Placement | None = None) -> None:
         self.name = name
         self.sam3_checkpoint = sam3_checkpoint
+        self.placement = placement  # where a model grounder (SAM3) runs; None: --device auto
         self._local = threading.local()
         self._shared: _Locked | None = None
         self._lock = threading.Lock()
@@ -63,7 +65,8 @@ class GrounderPool:
             return self._local.grounder
         with self._lock:
             if self._shared is None:
-                self._shared = _Locked(make_grounder(self.name, sam3_checkpoint=self.sam3_checkpoint))
+                self._shared = _Locked(make_grounder(self.name, sam3_checkpoint=self.sam3_checkpoint,
+                                                           placement=self.placement))
             return self._shared
 
 

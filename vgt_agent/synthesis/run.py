@@ -22,6 +22,7 @@ from vgt_agent.backends.world_oracle import NAME as ORACLE
 from vgt_agent.backends.world_oracle import TEACHERS as ORACLE_TEACHERS
 from vgt_agent.backends.world_oracle import WorldOracleBackend
 from vgt_agent.datasets.sample import Sample
+from vgt_agent.devices import Placement, resolve_placement
 from vgt_agent.graphs.synth import SynthSettings
 from vgt_agent.store import TraceStore
 from vgt_agent.store.records import short_hash
@@ -55,6 +56,15 @@ class PipelineSpec:
     max_attempts: int
     temperature: float
     max_tokens: int
+    device: str | None = None  # where in-process models run, as resolved by --device/--dtype (None: auto)
+    dtype: str | None = None
+
+    @property
+    def placement(self) -> Placement | None:
+        """The resolved placement of in-process models (a transformers backend, SAM3), None when there are none."""
+        if self.grounder != "sam3" and not (self.needs_model and self.backend == "transformers"):
+            return None
+        return resolve_placement(self.device, self.dtype)
 
     @property
     def oracle_agent(self) -> bool:
@@ -73,7 +83,7 @@ def build_pipeline(spec: PipelineSpec) -> SynthPipeline:
     vlm = extractor_vlm = None
     if spec.needs_model:
         vlm, extractor_vlm = _backends(spec.backend, spec.model, spec.base_url, spec.max_attempts,
-                                       spec.extract == "llm")
+                                       spec.extract == "llm", spec.placement)
     if spec.oracle_agent:  # the rule plays the model: text and tool replies, in its decision style
         vlm = WorldOracleBackend(kind=spec.settings.agent_kind, steps=ORACLE_TEACHERS[spec.teacher])
     via = spec.settings.via
@@ -83,13 +93,14 @@ def build_pipeline(spec: PipelineSpec) -> SynthPipeline:
         teacher = BackendTeacher(vlm, temperature=spec.temperature, max_tokens=spec.max_tokens)
     else:
         teacher = None
-    return SynthPipeline(spec.settings, GrounderPool(spec.grounder, sam3_checkpoint=spec.sam3_checkpoint),
+    pool = GrounderPool(spec.grounder, sam3_checkpoint=spec.sam3_checkpoint, placement=spec.placement)
+    return SynthPipeline(spec.settings, pool,
                          teacher=teacher, extractor=SceneExtractor() if spec.extract == "scene" else
                          LLMExtractor(extractor_vlm), policy=spec.policy, vlm=vlm)
 
 
-def _backends(kind: str, model: str | None, base_url: str | None, max_attempts: int, structured: bool
-              ) -> tuple[VLMBackend, VLMBackend]:
+def _backends(kind: str, model: str | None, base_url: str | None, max_attempts: int, structured: bool,
+              placement: Placement | None = None) -> tuple[VLMBackend, VLMBackend]:
     """The model backend, and the one extraction uses (on an OpenAI server: with the JSON schema enforced)."""
     if kind == "openai":
         options: dict[str, Any] = {"base_url": base_url, "max_attempts": max_attempts}
@@ -98,7 +109,7 @@ def _backends(kind: str, model: str | None, base_url: str | None, max_attempts: 
             return vlm, vlm
         extra = {"structured_outputs": {"json": EXTRACT_SCHEMA}}
         return vlm, make_backend("openai", vlm.model, **options, extra_body=extra)
-    vlm = make_backend(kind, model)
+    vlm = make_backend(kind, model, **(placement.as_dict() if placement else {}))
     return vlm, vlm
 
 
@@ -109,7 +120,8 @@ def run_config(spec: PipelineSpec, teacher: str, *, concurrency: int, workers: i
     return {"via": s.via, "teacher": teacher, "k": s.k, "keep": s.keep, "extract": spec.extract,
             "policy": spec.policy, "grounder": spec.grounder, "temperature": spec.temperature,
             "max_tokens": spec.max_tokens, "concurrency": concurrency, "workers": workers, "shard": shard,
-            "limit": limit, "kind": s.agent_kind, "protocol": s.agent_protocol}
+            "limit": limit, "kind": s.agent_kind, "protocol": s.agent_protocol,
+            **(spec.placement.as_dict() if spec.placement else {})}
 
 
 def run_name(samples: list[Sample], dataset: str, split: str | None, via: str, teacher: str) -> str:
