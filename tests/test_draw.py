@@ -338,3 +338,78 @@ def test_coordinates_off_the_image_and_mismatched_masks_do_not_break_the_picture
     for badge in drawing.badges:
         assert 0 <= badge.centre[0] <= w and 0 <= badge.centre[1] <= drawing.caption_top
     assert [b.number for b in drawing.badges] == [1, 2, 3, 4, 5]
+
+
+def _store_with_a_miss(tmp_path: Path) -> tuple[Path, str]:
+    from vgt_agent.store import ImageRecord, SampleRecord, TraceRecord, TraceStore
+
+    image, _ = scene()
+    image.save(tmp_path / "scene.png")
+    record = ImageRecord.from_path(tmp_path / "scene.png")
+    db = tmp_path / "t.db"
+    messages = [{"role": "assistant", "content": "<think> <ground> orange stars </ground>"},
+                {"role": "tool", "content": "\nNo orange stars found.\n"},
+                {"role": "assistant", "content": "total 0 </think> \\boxed{0}"}]
+    with TraceStore.open(db) as store:
+        run = store.start_run("ask", backend="openai", model="stub-vlm", grounder="world")
+        sample = SampleRecord("adhoc", "", "k", "How many orange stars are there?", record, "0", "count")
+        trace_id = store.put_trace(TraceRecord(run, sample, "agent", messages=messages, answer="0", correct=True,
+                                               backend="openai", model="stub-vlm", grounder="world"))
+    return db, trace_id
+
+
+def test_traces_show_png_through_the_cli_and_a_real_store(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from vgt_agent.cli.main import app
+
+    db, trace_id = _store_with_a_miss(tmp_path)
+    runner = CliRunner()
+    png = tmp_path / "out.png"
+    result = runner.invoke(app, ["traces", "show", trace_id, "--db", str(db), "--png", str(png)])
+    assert result.exit_code == 0, result.output
+    with Image.open(png) as im:
+        out = np.asarray(im.convert("RGB"))
+    k = out.shape[1] // 256
+    band = out[256 * k:]
+    assert band.shape[0] > 60 and (np.abs(band.astype(int) - REJECTED_COLOUR).sum(axis=2) < 60).sum() > 100
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for bad in ("out.txt", "nowhere/out.png"):
+        result = runner.invoke(app, ["traces", "show", trace_id, "--db", str(db), "--png", str(tmp_path / bad)])
+        assert result.exit_code == 2 and "cannot write" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.slow
+def test_ask_save_on_a_world_image_with_the_shipped_policy(tmp_path: Path) -> None:
+    """The README's first command: a world image, vgt-tiny, `--save`; the picture is numbered and captioned."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from vgt_agent.cli.main import app
+    from vgt_agent.tiny.recipe import shipped_weights
+
+    if shipped_weights() is None:
+        pytest.skip("the shipped vgt-tiny weights are not in this checkout")
+    runner = CliRunner()
+    world = tmp_path / "world"
+    made = runner.invoke(app, ["world", "make", "--out", str(world), "--split", "world-tally", "--n", "3"])
+    assert made.exit_code == 0, made.output
+    rows = [json.loads(line) for line in (world / "metadata.jsonl").read_text().splitlines()]
+    row = rows[2]
+    png = tmp_path / "answer.png"
+    result = runner.invoke(app, ["ask", str(world / row["file_name"]), row["question"], "--save", str(png),
+                                 "--db", str(tmp_path / "t.db"), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output[result.output.index("{"):])
+    with Image.open(png) as im:
+        picture = np.asarray(im.convert("RGB"))
+    k = picture.shape[1] // row["width"]
+    assert picture.shape[0] > row["height"] * k + 40  # a caption band
+    model_points = sum(len(g["coords"]) for g in out["groundings"] if g["source"] == "model")
+    shown = trace_picture(json.loads(runner.invoke(app, ["traces", "show", out["trace_id"], "--db",
+                                                         str(tmp_path / "t.db"), "--json"]).output),
+                          Image.open(world / row["file_name"]))
+    assert out["correct"] is True and model_points == int(out["answer"])
+    assert [b.number for b in shown.badges] == list(range(1, int(out["answer"]) + 1))  # the thought's 1 ... n
