@@ -258,7 +258,8 @@ def _outline_mask(pixels: np.ndarray, mask: np.ndarray, colour: Colour, style: S
     if m.shape != pixels.shape[:2] or not m.any():
         return
     pad = style.line + style.halo + 1
-    y0, x0, y1, x1 = *np.argwhere(m).min(0), *(np.argwhere(m).max(0) + 1)
+    where = np.argwhere(m)
+    y0, x0, y1, x1 = *where.min(0), *(where.max(0) + 1)
     y0, x0 = max(0, y0 - pad), max(0, x0 - pad)
     y1, x1 = min(m.shape[0], y1 + pad), min(m.shape[1], x1 + pad)
     crop = m[y0:y1, x0:x1]
