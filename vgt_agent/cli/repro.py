@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from vgt_agent.cli.common import console, usage_error, work_failed
+from vgt_agent.cli.common import console, interrupted, usage_error, work_failed
 from vgt_agent.tiny.recipe import SFT_MINUTES, SFT_PASS1, SFT_PASS2, TRAIN_SAMPLES, WARMUP_MINUTES
 from vgt_agent.tiny.warmup import WarmupConfig
 
@@ -77,7 +77,7 @@ def tiny(
     try:
         run(cfg, console)
     except KeyboardInterrupt:
-        work_failed(f"interrupted; a re-run reuses {work_dir}'s world splits and finished teacher traces")
+        interrupted(f"a re-run reuses {work_dir}'s world splits and finished teacher traces")
     except Exception as e:  # noqa: BLE001 - any failed stage ends the command with one line
         work_failed(f"{type(e).__name__}: {' '.join(str(e).split())[:400]}")
 
@@ -106,6 +106,6 @@ def table(
     except TableError as e:
         usage_error(str(e))
     except KeyboardInterrupt:
-        work_failed(f"interrupted; re-run the same command to resume from {work_dir}")
+        interrupted(f"re-run the same command to resume from {work_dir}")
     except Exception as e:  # noqa: BLE001 - any failed stage ends the command with one line
         work_failed(f"{type(e).__name__}: {' '.join(str(e).split())[:400]}")

@@ -11,7 +11,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from vgt_agent.cli.common import console, print_json, usage_error, work_failed
+from vgt_agent.cli.common import console, interrupted, print_json, safe_text, usage_error, work_failed
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.home import default_db_path, vgt_home
@@ -96,7 +96,7 @@ def _run(train: Any, store: TraceStore, job: Any, *, quiet_stdout: bool) -> dict
     except (ConfigError, DataError, ModelError) as e:
         usage_error(str(e))
     except KeyboardInterrupt:
-        work_failed("interrupted; the run is marked interrupted, continue with --resume")
+        interrupted("the run is marked interrupted, continue with --resume")
     except Exception as e:  # noqa: BLE001 - any training failure ends the command with one line
         work_failed(f"training failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}")
     finally:
@@ -114,7 +114,7 @@ def _report(title: str, result: dict[str, Any], json_out: bool) -> None:
         return
     table = Table(title=title, show_header=False)
     for key, value in result.items():
-        table.add_row(key, _fmt(value))
+        table.add_row(safe_text(key), safe_text(_fmt(value)))
     console.print(table)
 
 

@@ -13,7 +13,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from vgt_agent.cli.common import console, err_console, print_json, usage_error, work_failed
+from vgt_agent.cli.common import console, err_console, print_json, safe_text, usage_error, work_failed
 from vgt_agent.draw import Mark, annotate
 from vgt_agent.world.splits import SPLITS
 from vgt_agent.world.storage import check_target, make_split, read_info, read_rows
@@ -87,7 +87,8 @@ def make(
         print_json(summary)
         return
     console.print(
-        f"[bold green]wrote[/] {summary['n']} samples of [bold]{split}[/] ({summary['style']} style) to {out} "
+        f"[bold green]wrote[/] {summary['n']} samples of [bold]{safe_text(split)}[/] ({summary['style']} style) "
+        f"to {safe_text(out)} "
         f"({summary['seconds']} s, {summary['samples_per_second']} samples/s)"
     )
     table = Table("family", "n", title="families")
@@ -167,18 +168,19 @@ def show(
         print_json(row | ({"png": str(png)} if png is not None else {}))
         return
     choices = "  ".join(f"{chr(65 + i)}. {c}" for i, c in enumerate(row["choices"]))
-    body = f"[bold]{row['question']}[/]\n" + (f"{choices}\n" if choices else "")
-    body += f"answer: [bold green]{row['answer']}[/] ({row['answer_type']}, family {row['family']})"
+    body = f"[bold]{safe_text(row['question'])}[/]\n" + (f"{safe_text(choices)}\n" if choices else "")
+    body += (f"answer: [bold green]{safe_text(row['answer'])}[/] "
+             f"({safe_text(row['answer_type'])}, family {safe_text(row['family'])})")
     look = row.get("style")
     subtitle = f"{row['width']}x{row['height']}"
     if look is not None:
         quality = f" q{look['quality']}" if look["format"] == "jpeg" else ""
         edges = "anti-aliased" if look["antialias"] else "hard edges"
         subtitle += f", varied: {look['format']}{quality}, {edges}, {look['background']} background"
-    console.print(Panel(body, title=row["id"], subtitle=subtitle))
+    console.print(Panel(body, title=safe_text(row["id"]), subtitle=safe_text(subtitle)))
     gold = Table("role", "name", "object", "box", "point", title="gold objects")
     for g in row["gold_objects"]:
-        gold.add_row(g["role"], g["name"], str(g["object_id"]), str(g["box"]), str(g["point"]))
+        gold.add_row(*(safe_text(g[k]) for k in ("role", "name", "object_id", "box", "point")))
     console.print(gold)
     shaded = look is not None
     columns = ("id", "size", "colour", *(("shade",) if shaded else ()), "shape", "center", "box", "visible")
@@ -191,4 +193,4 @@ def show(
         )
     console.print(objects)
     if png is not None:
-        console.print(f"annotated image: {png}")
+        console.print(f"annotated image: {safe_text(png)}")
