@@ -178,7 +178,7 @@ def test_antialiased_mask_is_the_half_coverage_set() -> None:
     assert abs(coverage.sum() - np.pi * r * r) < 0.01 * np.pi * r * r  # coverage integrates to the area
     for shape, tilt in [("circle", 0.0), ("star", 31.0), ("triangle", 100.0), ("ring", 0.0), ("hexagon", 17.0)]:
         coverage, mask, x0, y0 = shape_coverage(shape, cx, cy, r, tilt, 4)
-        fine, fx0, fy0 = shape_coverage(shape, cx, cy, r, tilt, 16)[1:]
+        fine, fx0, fy0 = shape_coverage(shape, cx, cy, r, tilt, 12)[1:]
         assert (fx0, fy0) == (x0, y0) and coverage.min() >= 0.0 and coverage.max() <= 1.0
         assert np.mean(mask != fine) < 0.02
         assert ((coverage > 0) & (coverage < 1)).any()  # edges really are blended

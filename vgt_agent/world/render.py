@@ -64,15 +64,15 @@ def render(scene: Scene) -> tuple[Image.Image, list[np.ndarray]]:
 
 
 def _paint_shades(pixels: np.ndarray, objects: list[WorldObject]) -> np.ndarray:
-    """Objects in their own shades, hard-edged ones by mask, anti-aliased ones blended by coverage."""
-    out = pixels.astype(np.float32)
+    """Objects in their own shades (in place), hard-edged ones by mask, anti-aliased ones blended by coverage
+    within their own window."""
     for o in objects:
         h, w = o.full.shape
-        window = out[o.y0 : o.y0 + h, o.x0 : o.x0 + w]
-        shade = np.array(o.shade, dtype=np.float32)
+        window = pixels[o.y0 : o.y0 + h, o.x0 : o.x0 + w]
         if o.coverage is None:
-            window[o.full] = shade
-        else:
-            alpha = o.coverage[..., None]
-            window[...] = window * (1.0 - alpha) + shade * alpha
-    return np.rint(out).astype(np.uint8)
+            window[o.full] = o.shade
+            continue
+        alpha = o.coverage[..., None]
+        blended = window * (1.0 - alpha) + np.array(o.shade, dtype=np.float32) * alpha
+        window[...] = np.rint(blended)
+    return pixels

@@ -220,7 +220,7 @@ def _touching_centre(
     (bisection on the centre distance), or None when the shapes never overlap along that line."""
 
     def hits(d: float) -> bool:
-        mask, x0, y0 = shape_mask(shape, o.cx + d * math.cos(angle), o.cy + d * math.sin(angle), r, tilt)
+        mask, x0, y0 = shape_mask(shape, o.cx + d * math.cos(angle), o.cy + d * math.sin(angle), r, tilt, False)
         return _overlaps([o], mask, x0, y0)
 
     lo, hi = 0.25 * (o.radius + r), o.radius + r + 2.0

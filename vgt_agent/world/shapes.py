@@ -49,12 +49,13 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
 
 
 def shape_mask(
-    shape: str, cx: float, cy: float, radius: float, tilt: float = 0.0
+    shape: str, cx: float, cy: float, radius: float, tilt: float = 0.0, connected: bool = True
 ) -> tuple[np.ndarray, int, int]:
     """Mask of a shape centred at continuous pixel point (cx, cy) with bounding-circle `radius`.
 
     Returns (mask, x0, y0): the bool mask covers image columns x0.. and rows y0.., and may extend past the
-    image border (callers keep shapes inside). The mask is one 4-connected component.
+    image border (callers keep shapes inside). The mask is one 4-connected component unless `connected` is
+    False (a quick footprint for overlap tests).
     """
     x0 = math.floor(cx - radius) - _PAD
     y0 = math.floor(cy - radius) - _PAD
@@ -63,7 +64,7 @@ def shape_mask(
     # Pillow addresses pixel centres by integer coordinates; geometry puts them at +0.5.
     _draw_shape(ImageDraw.Draw(canvas), shape, cx - 0.5 - x0, cy - 0.5 - y0, radius, tilt, 1)
     mask = np.asarray(canvas, dtype=np.uint8).astype(bool)
-    return _largest_component(mask), x0, y0
+    return (_largest_component(mask) if connected else mask), x0, y0
 
 
 def shape_coverage(
@@ -76,11 +77,15 @@ def shape_coverage(
     y0 = math.floor(cy - radius) - _PAD
     side = math.ceil(2 * radius) + 2 * _PAD + 1
     s = supersample
+    if not 1 <= s <= 15:
+        raise ValueError(f"supersample must be 1..15, got {s}")
     canvas = Image.new("L", (side * s, side * s), 0)
     # Pillow fills every sub-pixel its outline touches, half a sub-pixel beyond the true edge: inset by that.
-    _draw_shape(ImageDraw.Draw(canvas), shape, (cx - x0) * s - 0.5, (cy - y0) * s - 0.5, radius * s, tilt, 1, 0.5)
-    fine = np.asarray(canvas, dtype=np.float32)
-    coverage = fine.reshape(side, s, side, s).mean(axis=(1, 3))
+    # Sub-pixels hold s*s, so Pillow's box reduction yields the covered count exactly (an integer mean).
+    draw = ImageDraw.Draw(canvas)
+    _draw_shape(draw, shape, (cx - x0) * s - 0.5, (cy - y0) * s - 0.5, radius * s, tilt, s * s, 0.5)
+    counts = np.asarray(canvas.reduce(s), dtype=np.float32)
+    coverage = counts / np.float32(s * s)
     raw = coverage >= 0.5
     mask = _largest_component(raw)
     coverage[raw & ~mask] = 0.49

@@ -34,7 +34,9 @@ SIZE_BANDS: dict[str, tuple[float, float]] = {
 TINY_BAND = (0.035, 0.055)
 TINY_MIN_DIAMETER = 12.0  # pixels: smaller than this, no shape is readable
 TINY_SHARE = 0.25  # of the objects placed with a free size in a scene that allows tiny ones
-TINY_FAMILIES: frozenset[str] = frozenset({"count_colour_shape", "count_not_colour", "count_shape"})
+TINY_FAMILIES: frozenset[str] = frozenset(
+    {"count_colour_shape", "count_not_colour", "count_shape", "count_phrased", "exist"}
+)
 
 # Rotational symmetry (degrees) of each shape: a varied tilt is uniform over one period.
 SYMMETRY_DEGREES: dict[str, float] = {
