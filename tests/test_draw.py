@@ -413,3 +413,18 @@ def test_ask_save_on_a_world_image_with_the_shipped_policy(tmp_path: Path) -> No
                           Image.open(world / row["file_name"]))
     assert out["correct"] is True and model_points == int(out["answer"])
     assert [b.number for b in shown.badges] == list(range(1, int(out["answer"]) + 1))  # the thought's 1 ... n
+
+
+def test_ask_refuses_a_save_path_it_cannot_write_before_running(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from vgt_agent.cli.main import app
+
+    image, _ = scene()
+    image.save(tmp_path / "scene.png")
+    db = tmp_path / "t.db"
+    for bad in ("answer.txt", "nowhere/answer.png"):
+        result = CliRunner().invoke(app, ["ask", str(tmp_path / "scene.png"), "How many yellow circles are there?",
+                                          "--save", str(tmp_path / bad), "--db", str(db)])
+        assert result.exit_code == 2 and "cannot write" in result.output
+    assert not db.exists()  # no run was started

@@ -23,7 +23,7 @@ from vgt_agent.cli.common import (
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.cli.thought_view import highlight_thought
-from vgt_agent.cli.trace_png import write_trace_png
+from vgt_agent.cli.trace_png import picture_path_problem, write_trace_png
 from vgt_agent.datasets.sample import Sample
 from vgt_agent.graphs.ask import AskContext, AskLimits, completion_text, run_ask
 from vgt_agent.grounders.factory import GROUNDERS, make_grounder
@@ -89,6 +89,8 @@ def ask(
                                  (answer_type, ANSWER_TYPES, "--answer-type")):
         if value not in allowed:
             usage_error(f"{flag} must be one of {', '.join(allowed)}, not {value!r}")
+    if save is not None and (problem := picture_path_problem(save)):
+        usage_error(problem)  # before the run, so bad input writes nothing
     try:
         pixels = load_image(image)
         image_record = ImageRecord.from_path(image)
