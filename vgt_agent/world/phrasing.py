@@ -72,6 +72,9 @@ _KTH = re.compile(
     r"the (?P<b>.+)")
 _OPTIONS = re.compile(r"\s*options:\s*(.*?)\.?\s*answer with the letter\.?\s*$", re.I | re.S)
 _OBJECT_SLOTS = ("np", "x", "y", "z", "b")
+# A number inside an object slot ("are there 3 red circles") asks something no template answers.
+_NUMBER_WORDS = frozenset(
+    ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"])
 
 
 NOUNS = ("shape", "object", "thing", "one")  # what {noun} stands for
@@ -139,19 +142,26 @@ class Reading:
         return RELATION_OF.get(self.slots.get("rel", ""), "")
 
 
+def names_objects(phrase: str) -> bool:
+    """Whether a slot's words name world objects: a concept, with no number in it ("one" as a noun aside)."""
+    words = tokenize(phrase)
+    return parse_concept(phrase).ok and not any(
+        w.isdigit() or (w in _NUMBER_WORDS and not (w == "one" and i == len(words) - 1)) for i, w in enumerate(words))
+
+
 def read(text: str) -> Reading | None:
     """The first template the question fits with every object slot a world concept, else None."""
     question, options = split_options(text)
     q = normalise(question)
     m = _KTH.fullmatch(q)
-    if m and all(parse_concept(m.group(s)).ok for s in ("np", "b")):
+    if m and names_objects(m.group("np")) and names_objects(m.group("b")):
         return Reading("kth", {k: v for k, v in m.groupdict().items() if v}, options)
     for intent, pattern in _PATTERNS:
         m = pattern.fullmatch(q)
         if m is None:
             continue
         slots = m.groupdict()
-        if any(s in slots and not parse_concept(slots[s]).ok for s in _OBJECT_SLOTS):
+        if not all(names_objects(slots[s]) for s in _OBJECT_SLOTS if s in slots):
             continue
         if "colour" in slots and slots["colour"] not in COLOUR_WORDS:
             continue
