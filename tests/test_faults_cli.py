@@ -374,3 +374,26 @@ def test_answered_json_carries_the_status_fields(sample, tmp_path: Path) -> None
     out = json.loads(result.stdout)
     assert out["status"] == "answered" and out["stop_reason"] == "answered" and out["reason"] is None
     assert out["answer"] == sample.answer and out["correct"] is True
+
+
+def test_store_locked_by_another_writer_exits_1_naming_it(sample, tmp_path: Path, monkeypatch, capsys) -> None:
+    """A store locked by another writer at start: a 45-line traceback after 60 s. Now a bounded wait
+    (VGT_LOCK_TIMEOUT), then exit 1 with one line saying the store is locked."""
+    import sqlite3
+
+    db = tmp_path / "t.db"
+    TraceStore.open(db).close()
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("begin immediate")  # another writer, mid-transaction
+    monkeypatch.setenv("VGT_LOCK_TIMEOUT", "0.5")
+    try:
+        with StubOpenAIServer(lambda body: "<think>two</think> \\boxed{2}") as server:
+            started = time.perf_counter()
+            code = run(["ask", sample.image_path, sample.question, "--base-url", server.base_url,
+                        "--model", server.model, "--db", str(db)])
+    finally:
+        holder.rollback()
+        holder.close()
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "locked by another writer" in _one_error_line(err) and time.perf_counter() - started < 30

@@ -24,6 +24,7 @@ from vgt_agent.cli.common import (
     quiet_loading,
     undecodable,
 )
+from vgt_agent.store.trace_store import StoreLocked
 
 app = typer.Typer(
     name="vgt",
@@ -84,6 +85,9 @@ def run(argv: Sequence[str]) -> int:
         err_console.print(f"error: {message}{where}", markup=False)
         return e.exit_code
     except typer.Abort:  # end of input at a prompt
+        return EXIT_FAILED
+    except StoreLocked as e:  # another writer held the store past the lock timeout, wherever the command wrote
+        err_console.print(f"error: {plain_text(e)}", markup=False)
         return EXIT_FAILED
     return code if isinstance(code, int) else EXIT_OK
 
