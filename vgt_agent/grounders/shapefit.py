@@ -35,6 +35,8 @@ HIDDEN_COST = 0.05
 COARSE_TILT_DEG = 5.0
 # Coarse hypotheses costing up to twice the best plus this are refined; the rest are too far behind.
 REFINE_MARGIN = 0.5
+# Points a hypothesis is scored on (a larger region's points are subsampled to about this many).
+MAX_POINTS = 400
 # The radius refinement's first step, as a fraction of the radius.
 RADIUS_STEP = 0.04
 # Ratio between successive radii tried for a partly hidden region.
@@ -71,27 +73,32 @@ class Template:
         skew = self.period / 2 - math.atan2(-dx, dy)
         return y2 / math.hypot(dx, dy), skew if abs(skew) > 1e-12 else 0.0
 
-    def violations(
-        self, rho: np.ndarray, angle: np.ndarray | None, tilts: np.ndarray, radius: float, sign: np.ndarray
+    def costs(
+        self, rho: np.ndarray, angle: np.ndarray | None, tilts: np.ndarray, radii: np.ndarray, sign: np.ndarray
     ) -> np.ndarray:
-        """How far (px) each point lies on its wrong side of the drawn outline (0 when on the right side).
+        """Sum of squared depths (px^2) by which the points lie on their wrong side of the drawn outline.
 
         `rho` and `angle` (C, N) are each point's distance and direction (radians) from a candidate centre
-        (`angle` is unused by circles and rings), `tilts` (T,) the candidate rotations, `sign` (N,) -1 for
-        pixels that must be inside and +1 for those that must be outside. Returns (C, T, N), (C, 1, N) for
-        circles and rings.
+        (`angle` is unused by circles and rings), `tilts` (T,) the candidate rotations, `radii` (R,) the
+        candidate radii, `sign` (N,) -1 for pixels that must be inside and +1 for those that must be outside.
+        Returns (C, T, R), T = 1 for circles and rings.
 
         A point's margin (signed distance, positive inside) is measured to the edge its ray from the centre
         crosses, perpendicular to that edge: apothem - rho * cos(angle to the edge normal). The angle is
         taken from the middle of the point's symmetry period, where an n-gon's edge normal lies; a star's
-        two edges per period are mirrored about it, hence |x| - skew.
+        two edges per period are mirrored about it, hence |x| - skew. The projection rho * cos(...) does not
+        depend on the radius, so it is computed once for all radii.
         """
+        out = np.empty((rho.shape[0], len(tilts) if self.p2 is not None else 1, len(radii)), dtype=np.float64)
         if self.p2 is None:
-            margin = (radius + RASTER_BIAS) - rho
-            if self.inner:
-                margin = np.minimum(margin, rho - (self.inner * radius + RASTER_BIAS))
-            margin *= sign
-            return np.maximum(margin, 0.0, out=margin)[:, None, :]
+            for k, radius in enumerate(radii):
+                margin = (radius + RASTER_BIAS) - rho
+                if self.inner:
+                    margin = np.minimum(margin, rho - (self.inner * radius + RASTER_BIAS))
+                margin *= sign
+                np.maximum(margin, 0.0, out=margin)
+                out[:, 0, k] = np.einsum("cn,cn->c", margin, margin)
+            return out
         apothem, skew = self.edge
         period = np.float32(self.period)
         # In periods, from the middle of each point's period: rint leaves x in [-1/2, 1/2].
@@ -104,8 +111,12 @@ class Template:
         x *= period
         np.cos(x, out=x)
         x *= (rho * sign)[:, None, :]
-        viol = np.subtract(sign * np.float32(radius * apothem + RASTER_BIAS), x, out=x)
-        return np.maximum(viol, 0.0, out=viol)
+        viol = np.empty_like(x)
+        for k, radius in enumerate(radii):
+            np.subtract(sign * np.float32(radius * apothem + RASTER_BIAS), x, out=viol)
+            np.maximum(viol, 0.0, out=viol)
+            out[:, :, k] = np.einsum("ctn,ctn->ct", viol, viol)
+        return out
 
 
 def _polygon(shape: str, n: int) -> Template:
@@ -159,6 +170,12 @@ class Evidence:
             sign = np.concatenate([np.full(len(inside), -1.0, np.float32), np.ones(len(outside), np.float32)])
             self._scored[stride] = (np.concatenate([inside, outside]), sign)
         return self._scored[stride]
+
+    @cached_property
+    def base_stride(self) -> int:
+        """The stride that scores at most about `MAX_POINTS` points: a large object's outline has hundreds of
+        pixels, and the cost is an average over them, so a subsample estimates it as well."""
+        return max(1, math.ceil((len(self.inside) + len(self.outside)) / MAX_POINTS))
 
 
 def evidence(
@@ -234,17 +251,18 @@ class _Polar:
 
 
 def _polar(centers: np.ndarray, ev: Evidence, stride: int = 1) -> _Polar:
+    stride *= ev.base_stride
     pts, sign = ev.scored(stride)
     d = pts[None, :, :] - centers[:, None, :].astype(np.float32)  # (C, N, 2)
     dx, dy = d[..., 0], d[..., 1]
     return _Polar(centers, np.sqrt(dx * dx + dy * dy), dx, dy, sign, stride)
 
 
-def _costs(tpl: Template, radius: float, polar: _Polar, tilts: np.ndarray, ev: Evidence) -> np.ndarray:
-    """(C, T) violation cost of the template at every centre and tilt."""
-    viol = tpl.violations(polar.rho, polar.angle if tpl.period else None, tilts, radius, polar.sign)
-    cost = np.einsum("ctn,ctn->ct", viol, viol) * (polar.stride / (2 * math.pi * radius))
-    return cost + _hidden_penalty(tpl, radius, ev)
+def _costs(tpl: Template, radii: np.ndarray, polar: _Polar, tilts: np.ndarray, ev: Evidence) -> np.ndarray:
+    """(C, T, R) cost of the template at every centre, tilt and radius."""
+    cost = tpl.costs(polar.rho, polar.angle if tpl.period else None, tilts, radii, polar.sign)
+    cost *= polar.stride / (2 * math.pi * radii)
+    return cost + np.array([_hidden_penalty(tpl, r, ev) for r in radii])
 
 
 def _hidden_penalty(tpl: Template, radius: float, ev: Evidence) -> float:
@@ -292,16 +310,17 @@ def _coarse_centers(radius: float, ev: Evidence) -> tuple[_Polar | None, float]:
     return (_polar(centers, ev, stride=3) if len(centers) else None), step
 
 
-def _coarse(tpl: Template, radius: float, ev: Evidence, polar: _Polar | None, step: float) -> list[_Start]:
-    """Best (centre, tilt) on the coarse grid: one start, or a few when occlusion allows several minima."""
-    if polar is None:
+def _coarse(tpl: Template, radii: np.ndarray, ev: Evidence, polar: _Polar | None, step: float) -> list[_Start]:
+    """Best (centre, tilt, radius) on the coarse grid: one start, or two when occlusion allows several minima."""
+    if polar is None or not radii.size:
         return []
     tilts = np.arange(0.0, tpl.period, math.radians(COARSE_TILT_DEG)) if tpl.period else np.zeros(1)
-    cost = _costs(tpl, radius, polar, tilts, ev)
+    cost = _costs(tpl, radii, polar, tilts, ev)
     starts = []
-    for flat in np.argsort(cost, axis=None)[: 3 if ev.occluded else 1]:
-        ci, ti = np.unravel_index(flat, cost.shape)
-        starts.append(_Start(tpl, radius, polar.centers[ci], float(tilts[ti]), float(cost[ci, ti]), step))
+    for flat in np.argsort(cost, axis=None)[: 2 if ev.occluded else 1]:
+        ci, ti, ri = np.unravel_index(flat, cost.shape)
+        starts.append(_Start(tpl, float(radii[ri]), polar.centers[ci], float(tilts[ti]), float(cost[ci, ti, ri]),
+                             step))
     return starts
 
 
@@ -311,17 +330,14 @@ def _refine(start: _Start, ev: Evidence) -> Fit:
     c, t, r = start.center, start.tilt, start.radius
     s, ts, rs = start.step, math.radians(COARSE_TILT_DEG) if tpl.period else 0.0, RADIUS_STEP * start.radius
     value = start.cost
-    while s > 0.25 or ts > math.radians(0.5) or rs > 0.25:
+    while s > 0.25 or ts > math.radians(1.0) or rs > 0.3:
         s, ts, rs = max(s / 2, 0.25), ts / 2, rs / 2
         local_c = c + s * _NEIGHBOURS
         local_t = np.array([t - ts, t, t + ts]) if tpl.period else np.zeros(1)
-        polar = _polar(local_c, ev)
-        options = []
-        for radius in (r - rs, r, r + rs):
-            local = _costs(tpl, radius, polar, local_t, ev)
-            i, j = np.unravel_index(int(np.argmin(local)), local.shape)
-            options.append((float(local[i, j]), radius, local_c[i], float(local_t[j])))
-        value, r, c, t = min(options, key=lambda o: o[0])
+        local_r = np.array([r - rs, r, r + rs])
+        local = _costs(tpl, local_r, _polar(local_c, ev), local_t, ev)
+        i, j, k = np.unravel_index(int(np.argmin(local)), local.shape)
+        c, t, r, value = local_c[i], float(local_t[j]), float(local_r[k]), float(local[i, j, k])
     return Fit(tpl.shape, (float(c[0]), float(c[1])), t, r, value)
 
 
@@ -355,17 +371,15 @@ def fit_shapes(ev: Evidence, extent: float, bounds: tuple[float, float]) -> list
     polar, step = _coarse_centers(largest, ev)  # shared by every template and radius
     starts: list[_Start] = []
     for name, tpl in TEMPLATES.items():
-        for radius in radii[name]:
-            starts += _coarse(tpl, float(radius), ev, polar, step)
+        starts += _coarse(tpl, radii[name], ev, polar, step)
     if not starts:
         return []
     starts.sort(key=lambda st: st.cost)
     bar = 2.0 * starts[0].cost + REFINE_MARGIN
-    leaders = {st.tpl.shape: st for st in reversed(starts)}  # each shape's cheapest start
     runner_up = list(dict.fromkeys(st.tpl.shape for st in starts))[:2]  # the score needs two shapes
     best: dict[str, Fit] = {}
     for st in starts:
-        if st.cost <= bar or (st.tpl.shape in runner_up and leaders[st.tpl.shape] is st):
+        if st.cost <= bar or st.tpl.shape in runner_up:
             fit = _refine(st, ev)
         else:
             fit = Fit(st.tpl.shape, (float(st.center[0]), float(st.center[1])), st.tilt, st.radius, st.cost)

@@ -12,7 +12,6 @@ flat-shapes scene at all.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 import threading
@@ -22,7 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 from scipy import ndimage
-from scipy.spatial import ConvexHull, QhullError
 
 from vgt_agent import geometry
 from vgt_agent.grounders.base import GroundingResult, Instance
@@ -39,8 +37,11 @@ RADIUS_BOUNDS = (0.004, 0.3)
 # off the background-to-object line (px of RGB: at least the first, or the second times the line's length),
 # and how distinct (RGB distance) object and background must be for it to be tried at all.
 EDGE_BAND = 2
-EDGE_OFF_LINE = (14.0, 0.2)
+EDGE_OFF_LINE = (20.0, 0.35)
 EDGE_MIN_CONTRAST = 30.0
+# RGB -> (luma, chroma, chroma) with the chroma axes weighed down, as a quadratic form for the edge's coverage.
+_YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+_EDGE_METRIC = _YCC.T @ np.diag([1.0, 1.0, 1.0]) @ _YCC
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,14 +66,15 @@ class Region:
         return Instance(mask=self.mask, box=self.box, point=self.point, score=self.score, label=self.label)
 
 
+_DIRECTIONS = np.stack([np.cos(np.arange(32) * np.pi / 32), np.sin(np.arange(32) * np.pi / 32)])
+
+
 def _extent(points: np.ndarray) -> float:
-    """Largest distance between two of the points (over their convex hull)."""
-    if len(points) < 3:
+    """Largest distance between two of the points, from their widths along 32 directions (at most 0.5%
+    short of the true diameter)."""
+    if len(points) < 2:
         return 0.0
-    with contextlib.suppress(QhullError):  # collinear points: use them all
-        points = points[ConvexHull(points).vertices]
-    d = points[:, None, :] - points[None, :, :]
-    return float(np.sqrt((d**2).sum(-1)).max())
+    return float(np.ptp(points @ _DIRECTIONS, axis=0).max())
 
 
 def confidence(fits: list[Fit]) -> float:
@@ -290,7 +292,10 @@ def settle_edges(
         return pixels, corner
     band = grown & ~core & ((window_names < 0) | (window_names == index))
     offset = window[band].astype(np.float64) - background
-    alpha = offset @ line / length**2
+    # Coverage along the line, weighing luma over chroma: JPEG keeps luma at full resolution and halves
+    # chroma's, so a thin tip's luma still says how much of the pixel the object covers.
+    weighted = line @ _EDGE_METRIC
+    alpha = offset @ weighted / (line @ weighted)
     off_line = np.linalg.norm(offset - alpha[:, None] * line, axis=1)
     settled = core.copy()
     settled[band] = (alpha >= 0.5) & (off_line <= max(EDGE_OFF_LINE[0], EDGE_OFF_LINE[1] * length))
