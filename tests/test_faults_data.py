@@ -6,10 +6,25 @@ image decoding. Every test here failed on the code before its fix.
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
+import os
+import random
+import shutil
 import signal
+import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
+
+import pytest
+from PIL import Image
+
+from vgt_agent.cli.main import run
+from vgt_agent.store import GroundingRecord, ImageRecord, MaskRecord, SampleRecord, TraceRecord, TraceStore
 
 
 class _TooSlow(Exception):
@@ -87,3 +102,267 @@ def test_grounding_agent_tool_call_of_repeated_openers_is_not_quadratic() -> Non
     from vgt_agent.synthesis.vlm_policy import parse_tool_call
 
     assert _seconds(parse_tool_call, "<tool>" * 30_000, 2.0) < 2.0
+
+
+# ---- the trace store -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> ImageRecord:
+    path = tmp_path / "scene.png"
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(path)
+    return ImageRecord.from_path(path)
+
+
+def _trace(run: str, image: ImageRecord, key: str = "k0", variant: str = "agent", attempt: int = 0,
+           n_groundings: int = 1, completion: str = "\\boxed{2}") -> TraceRecord:
+    sample = SampleRecord("world-tally", "test", key, "How many red circles are there?", image, "2", "count")
+    groundings = [GroundingRecord(f"red circle {i}", "point", [[100 + i, 200]]) for i in range(n_groundings)]
+    masks = [MaskRecord(f"red circle {i}", {"size": [48, 64], "counts": "0"}, [0, 0, 1, 1], [1, 1], 1.0, "world", i)
+             for i in range(n_groundings)]
+    return TraceRecord(run, sample, variant, attempt=attempt, completion=completion, answer="2", correct=True,
+                       groundings=groundings, masks=masks, backend="test", model="m", grounder="world")
+
+
+def _store(path: Path, *traces: Callable[[str], TraceRecord], run_id: str = "synth-same") -> Path:
+    with TraceStore.open(path) as store:
+        run = store.start_run("synth", run_id=run_id, backend="test", model="m", grounder="world")
+        for make in traces:
+            store.put_trace(make(run))
+    return path
+
+
+def _vgt(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = run(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+def test_merge_of_one_trace_id_with_different_content_leaves_no_stale_groundings(
+        tmp_path: Path, image: ImageRecord, capsys: pytest.CaptureFixture[str]) -> None:
+    """`vgt traces merge a.db b.db -o m.db`, both holding one trace id with different content (the same run on
+    two machines with a sampled teacher): the trace became b's (`n_groundings` 1) but a's three groundings and
+    masks stayed, and `traces show` listed 3."""
+    a = _store(tmp_path / "a.db", lambda run: _trace(run, image, n_groundings=3, completion="three \\boxed{2}"))
+    b = _store(tmp_path / "b.db", lambda run: _trace(run, image, n_groundings=1, completion="one \\boxed{2}"))
+    merged = tmp_path / "m.db"
+    code, out, _ = _vgt(["traces", "merge", str(a), str(b), "-o", str(merged), "--json"], capsys)
+    assert code == 0
+    with TraceStore.open(merged, create=False, readonly=True) as store:
+        (row,) = store.traces()
+        full = store.trace(row["id"])
+        assert full["completion"] == "one \\boxed{2}" and full["n_groundings"] == 1
+        assert len(full["groundings"]) == 1 and len(full["masks"]) == 1
+        assert store.db["groundings"].count == 1 and store.db["masks"].count == 1
+    assert json.loads(out)["merged"][str(b)]["conflicts"] == 1
+    code, out, _ = _vgt(["traces", "merge", str(b), "-o", str(merged), "--json"], capsys)
+    assert code == 0 and json.loads(out)["merged"][str(b)]["identical"] == 1
+
+
+def test_run_totals_count_every_trace_row_of_the_run(tmp_path: Path, image: ImageRecord) -> None:
+    """`run_totals(store, run).traces` said 800 for a run with 1,400 trace rows: it counted the distinct
+    (variant, status) pairs of each sample, so several attempts of one variant (candidates) counted once."""
+    from vgt_agent.synthesis.run import run_totals
+
+    rows = [functools.partial(_trace, image=image, key=f"k{k}", variant=variant, attempt=attempt)
+            for k in range(3) for variant, attempt in (("candidate", 0), ("candidate", 1), ("candidate", 2),
+                                                       ("plain", 0), ("box", 0))]
+    path = _store(tmp_path / "t.db", *[lambda run, make=make: make(run) for make in rows])
+    with TraceStore.open(path) as store:
+        assert store.db["traces"].count == 15
+        assert run_totals(store, "synth-same")["traces"] == 15
+
+
+def test_show_by_id_does_not_treat_percent_or_underscore_as_wildcards(
+        tmp_path: Path, image: ImageRecord, capsys: pytest.CaptureFixture[str]) -> None:
+    """`vgt traces show %%%%` showed the store's only trace (the id went into SQL `LIKE` as a pattern);
+    `--search 100%` matched every question."""
+    path = _store(tmp_path / "t.db", lambda run: _trace(run, image))
+    for pattern in ("%%%%", "____", "%_%_"):
+        code, _, err = _vgt(["traces", "show", pattern, "--db", str(path)], capsys)
+        assert code == 2 and "no trace" in _one_line(err)
+    with TraceStore.open(path, create=False, readonly=True) as store:
+        (row,) = store.traces()
+        assert store.trace(row["id"][:6])["id"] == row["id"]
+        assert store.trace(row["id"][:5] + "%") is None and store.trace(row["id"][:5] + "_") is None
+        assert list(store.traces(search="red")) and not list(store.traces(search="100%"))
+
+
+@pytest.mark.parametrize("target", ["existing file", "non-empty directory", "read-only directory"])
+@pytest.mark.parametrize("fmt", ["jsonl", "hf"])
+def test_export_never_overwrites_or_writes_beside_the_users_files(
+        target: str, fmt: str, tmp_path: Path, image: ImageRecord, capsys: pytest.CaptureFixture[str]) -> None:
+    """`vgt traces export -o EXISTING` replaced the user's file (jsonl) or raised a traceback (hf); `-o DIR`
+    with files in it wrote the dataset beside them; a read-only directory gave a traceback. Now: exit 2, one
+    line, nothing written."""
+    path = _store(tmp_path / "t.db", lambda run: _trace(run, image))
+    if target == "existing file":
+        out = tmp_path / "mine.txt"
+        out.write_text("the user's notes\n")
+    elif target == "non-empty directory":
+        out = tmp_path / "results"
+        out.mkdir()
+        (out / "notes.txt").write_text("the user's notes\n")
+    else:
+        parent = _read_only_dir(tmp_path / "ro")
+        out = parent / ("out.jsonl" if fmt == "jsonl" else "dataset")
+    before = _listing(tmp_path)
+    code, _, err = _vgt(["traces", "export", "--db", str(path), "-o", str(out), "--format", fmt], capsys)
+    assert code == 2, err
+    _one_line(err)
+    assert _listing(tmp_path) == before
+
+
+def _listing(root: Path) -> dict[str, bytes | None]:
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))
+            if not p.name.startswith("t.db")}
+
+
+def _read_only_dir(path: Path) -> Path:
+    """A directory nobody can write to: a read-only mount when running as root (root ignores permissions),
+    else mode 0555."""
+    path.mkdir()
+    if os.geteuid() != 0:
+        path.chmod(0o555)
+        return path
+    if shutil.which("mount") is None or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=4m,ro", "tmpfs", str(path)], capture_output=True).returncode:
+        pytest.skip("running as root without the right to mount a read-only tmpfs")
+    _MOUNTS.append(path)
+    return path
+
+
+_MOUNTS: list[Path] = []
+
+
+@pytest.fixture(autouse=True)
+def _unmount() -> Iterator[None]:
+    yield
+    while _MOUNTS:
+        subprocess.run(["umount", "-l", str(_MOUNTS.pop())], check=False)
+
+
+def _read_only_copy(store: Path, where: Path) -> Path:
+    """`store` (closed, its WAL merged) on read-only media."""
+    where.mkdir()
+    if os.geteuid() != 0:
+        shutil.copy(store, where / store.name)
+        where.chmod(0o555)
+        return where / store.name
+    if shutil.which("mount") is None or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(where)], capture_output=True).returncode:
+        pytest.skip("running as root without the right to mount a tmpfs")
+    _MOUNTS.append(where)
+    shutil.copy(store, where / store.name)
+    subprocess.run(["mount", "-o", "remount,ro", str(where)], check=True)
+    return where / store.name
+
+
+@pytest.mark.parametrize("command", ["list", "stats", "runs", "show", "export"])
+def test_a_store_on_read_only_media_can_be_read(command: str, tmp_path: Path, image: ImageRecord,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """`vgt traces list --db /media/cdrom/t.db`: "unable to open database file", exit 2 (a read-only open of a
+    WAL store still creates its `-shm` file)."""
+    store = _read_only_copy(_store(tmp_path / "t.db", lambda run: _trace(run, image)), tmp_path / "media")
+    with TraceStore.open(tmp_path / "t.db", create=False, readonly=True) as s:
+        (row,) = s.traces()
+    extra = {"show": [row["id"][:8]], "export": ["-o", str(tmp_path / "out.jsonl")]}.get(command, [])
+    code, out, err = _vgt(["traces", command, *extra, "--db", str(store), "--json"], capsys)
+    assert code == 0, err
+    assert row["id"][:8] in (out if command != "export" else (tmp_path / "out.jsonl").read_text()) or \
+        command in ("stats", "runs")
+
+
+def _damage_a_page(path: Path, seed: int) -> None:
+    """Overwrite one page in the middle of the file with random bytes (as a failing disk or a bad copy does)."""
+    size, page = path.stat().st_size, 4096
+    index = size // page // 2
+    with path.open("r+b") as f:
+        f.seek(index * page)
+        f.write(random.Random(seed).randbytes(page))
+
+
+@pytest.fixture
+def damaged_store(tmp_path: Path, image: ImageRecord) -> Path:
+    path = _store(tmp_path / "t.db", *[functools.partial(lambda run, k: _trace(run, image, key=f"k{k}", n_groundings=4),
+                                                         k=k) for k in range(300)])
+    _damage_a_page(path, seed=1)
+    return path
+
+
+def test_check_finds_a_damaged_page_and_exits_1(damaged_store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A page of random bytes in the middle of a store: `stats`/`list` exited 0 and `export` crashed; there
+    was no way to ask whether a store is sound. `vgt traces check` runs SQLite's integrity check and vgt's
+    schema check, prints what is wrong and exits 1."""
+    code, out, err = _vgt(["traces", "check", "--db", str(damaged_store), "--json"], capsys)
+    assert code == 1, (out, err)
+    report = json.loads(out)
+    assert report["ok"] is False and report["problems"]
+    code, _, err = _vgt(["traces", "check", "--db", str(damaged_store)], capsys)
+    assert code == 1 and "damaged" in err
+
+
+def test_check_passes_a_sound_store_and_flags_stale_children(tmp_path: Path, image: ImageRecord,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A sound store checks ok (exit 0); groundings left beyond a trace's `n_groundings` (what the old merge
+    left behind) are reported."""
+    path = _store(tmp_path / "t.db", lambda run: _trace(run, image, n_groundings=2))
+    code, out, _ = _vgt(["traces", "check", "--db", str(path), "--json"], capsys)
+    assert code == 0 and json.loads(out)["ok"] is True
+    with sqlite3.connect(path) as conn:
+        conn.execute("update traces set n_groundings = 1")
+    code, out, _ = _vgt(["traces", "check", "--db", str(path), "--json"], capsys)
+    assert code == 1 and any("n_groundings" in p for p in json.loads(out)["problems"])
+
+
+@pytest.mark.parametrize("command", ["list", "stats", "runs", "export"])
+def test_reading_a_damaged_store_is_one_line_and_exit_1(command: str, damaged_store: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Reading a store with a damaged page: a 40-line `sqlite3.DatabaseError` traceback, or exit 0 with what
+    could be read. Now one line naming the file and `vgt traces check`, exit 1; export writes nothing."""
+    extra = ["-o", str(tmp_path / "out.jsonl")] if command == "export" else []
+    code, _, err = _vgt(["traces", command, *extra, "--db", str(damaged_store)] + (["--limit", "1000"] if command
+                                                                                   == "list" else []), capsys)
+    assert code == 1, err
+    assert "traces check" in _one_line(err)
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_store_locked_by_another_writer_says_who_and_gives_up_after_the_lock_timeout(
+        tmp_path: Path, image: ImageRecord, capsys: pytest.CaptureFixture[str]) -> None:
+    """A store whose write lock another process holds: a 45-line "database is locked" traceback after 60 s.
+    Now the writer waits `--lock-timeout` / VGT_LOCK_TIMEOUT seconds, then one line naming the holder's pid, exit 1."""
+    source = _store(tmp_path / "a.db", lambda run: _trace(run, image))
+    target = _store(tmp_path / "m.db", lambda run: _trace(run, image, key="other"))
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(target)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        env = {**os.environ, "VGT_LOCK_TIMEOUT": "1"}
+        start = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "vgt_agent.cli.main", "traces", "merge", str(source), "-o",
+                               str(target)], capture_output=True, text=True, env=env, timeout=30)
+        waited = time.monotonic() - start
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode == 1, done.stderr
+    line = _one_line(done.stderr)
+    assert f"pid {holder.pid}" in line and "locked" in line and "VGT_LOCK_TIMEOUT" in line
+    assert 1 <= waited < 20
+    with TraceStore.open(target, create=False, readonly=True) as store:
+        assert store.db["traces"].count == 1
+
+
+HOLD_LOCK = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1])
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(60)
+"""

@@ -24,6 +24,7 @@ from vgt_agent.cli.common import (
     quiet_loading,
     undecodable,
 )
+from vgt_agent.store.locks import LOCK_TIMEOUT_ENV
 from vgt_agent.store.trace_store import StoreLocked
 
 app = typer.Typer(
@@ -50,8 +51,13 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                      help="Print the version and exit.")) -> None:
+                                      help="Print the version and exit."),
+         lock_timeout: float = typer.Option(None, "--lock-timeout", envvar=LOCK_TIMEOUT_ENV, min=0, max=1e6,
+                                            help="Seconds to wait for another writer's lock on the trace store "
+                                                 "before giving up (exit 1). Default 10.")) -> None:
     """vgt: grounded reasoning agent, trace synthesis, SFT/GRPO training and evaluation."""
+    if lock_timeout is not None:  # every store this process (and its workers) opens reads it from there
+        os.environ[LOCK_TIMEOUT_ENV] = str(lock_timeout)
 
 
 def _terminated(signum: int, frame: Any) -> None:

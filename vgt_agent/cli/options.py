@@ -9,7 +9,7 @@ import typer
 from vgt_agent.cli.common import usage_error, work_failed
 from vgt_agent.home import default_db_path
 from vgt_agent.store import StoreError, TraceStore
-from vgt_agent.store.trace_store import StoreLocked
+from vgt_agent.store.trace_store import StoreDamaged, StoreLocked
 
 DbOption = typer.Option(
     None, "--db", envvar="VGT_DB", help="Trace store (SQLite). Default: $VGT_HOME/traces.db (~/.local/share/vgt).",
@@ -20,11 +20,11 @@ JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON ins
 
 def open_store(db: Path | None, *, create: bool) -> TraceStore:
     """Open the store for a command; bad paths end the command with exit 2 and one line, file untouched; a store
-    another writer holds past the lock timeout is work that could not be done (exit 1, naming the holder)."""
+    another writer holds past the lock timeout, or a damaged one, is work that could not be done (exit 1)."""
     path = db or default_db_path()
     try:
         return TraceStore.open(path, create=create, readonly=not create)
-    except StoreLocked as e:
+    except (StoreLocked, StoreDamaged) as e:
         work_failed(str(e))
     except StoreError as e:
         usage_error(str(e))

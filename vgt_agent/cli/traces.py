@@ -1,21 +1,29 @@
-"""`vgt traces`: browse, inspect, summarise, export and merge the trace store."""
+"""`vgt traces`: browse, inspect, summarise, check, export and merge the trace store."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from vgt_agent.cli.common import console, print_json, safe_text, usage_error
+from vgt_agent.cli.common import console, print_json, safe_text, usage_error, work_failed
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.cli.thought_view import highlight_thought
 from vgt_agent.cli.trace_png import write_trace_png
-from vgt_agent.store import StoreError, TraceStore
+from vgt_agent.home import default_db_path
+from vgt_agent.store import StoreDamaged, StoreError, StoreLocked, TraceStore
+from vgt_agent.store.check import check_store
 from vgt_agent.store.export import to_sft_dataset, write_jsonl
+from vgt_agent.store.trace_store import damaged, is_damage
 
-app = typer.Typer(help="Browse, inspect, summarise, export and merge stored traces.", no_args_is_help=True)
+app = typer.Typer(help="Browse, inspect, summarise, check, export and merge stored traces.", no_args_is_help=True)
 
 RunOpt = typer.Option(None, "--run", help="Run id or name.")
 DatasetOpt = typer.Option(None, "--dataset", help="Dataset name, e.g. world-tally.")
@@ -32,6 +40,26 @@ def _filters(run, dataset, variant, kind, correct, status) -> dict:
             "status": status}
 
 
+QUICK_CHECK_MAX_BYTES = 256_000_000  # read commands quick-check stores up to this size first (~1 s)
+
+
+@contextlib.contextmanager
+def _reading(db: Path | None, *, verify: bool = False) -> Iterator[TraceStore]:
+    """The store opened read-only for a read command. A damaged store is one line and exit 1, never a
+    traceback or a partial answer: a store up to QUICK_CHECK_MAX_BYTES (any size with `verify`) is checked
+    page by page first, and an SQLite error met while reading ends the command the same way."""
+    store = open_store(db, create=False)
+    with store:
+        try:
+            if verify or store.path.stat().st_size <= QUICK_CHECK_MAX_BYTES:
+                store.verify()
+            yield store
+        except StoreDamaged as e:
+            work_failed(str(e))
+        except sqlite3.DatabaseError as e:
+            work_failed(str(damaged(store.path, e)) if is_damage(e) else f"cannot read trace store {store.path}: {e}")
+
+
 def _mark(value: bool | None) -> str:
     return {True: "[green]✓[/]", False: "[red]✗[/]", None: "[dim]–[/]"}[value]
 
@@ -45,7 +73,7 @@ def list_traces(
     json_out: bool = JsonOption,
 ) -> None:
     """List traces, newest first."""
-    with open_store(db, create=False) as store:
+    with _reading(db) as store:
         rows = list(store.traces(**_filters(run, dataset, variant, kind, correct, status), search=search,
                                  limit=limit))
     if json_out:
@@ -75,7 +103,7 @@ def show(
     json_out: bool = JsonOption,
 ) -> None:
     """Show one trace: its messages, the thought with groundings highlighted, answer vs gold."""
-    with open_store(db, create=False) as store:
+    with _reading(db) as store:
         row = store.trace(trace_id)
     if row is None:
         usage_error(f"no trace with id {trace_id!r} (ids are listed by `vgt traces list`)")
@@ -108,7 +136,7 @@ def show(
 @app.command("stats")
 def stats(db: Path = DbOption, json_out: bool = JsonOption) -> None:
     """Totals and accuracy by run, dataset and variant."""
-    with open_store(db, create=False) as store:
+    with _reading(db) as store:
         data = store.stats()
     if json_out:
         print_json(data)
@@ -135,7 +163,7 @@ def stats(db: Path = DbOption, json_out: bool = JsonOption) -> None:
 def runs(db: Path = DbOption, kind: str = typer.Option(None, "--kind", help="ask | synth | eval | train"),
          json_out: bool = JsonOption) -> None:
     """List runs, newest first: what ran, with which backend, model and grounder, and how it ended."""
-    with open_store(db, create=False) as store:
+    with _reading(db) as store:
         rows = store.runs(kind)
     if json_out:
         print_json(rows)
@@ -149,34 +177,113 @@ def runs(db: Path = DbOption, kind: str = typer.Option(None, "--kind", help="ask
     console.print(table)
 
 
+@app.command("check")
+def check(db: Path = DbOption, json_out: bool = JsonOption) -> None:
+    """Check a store without writing to it: SQLite's integrity check of every page, vgt's schema, and vgt's
+    invariants (no orphaned or stale rows). Exit 1 listing what is wrong."""
+    path = db or default_db_path()
+    try:
+        report = check_store(path)
+    except StoreError as e:
+        usage_error(str(e))
+    if json_out:
+        print_json(report)
+    elif report["ok"]:
+        console.print(f"ok: {safe_text(path)} ({report['traces']} traces; pages, schema and rows sound)")
+    else:
+        for problem in report["problems"]:
+            console.print(f"- {safe_text(problem)}")
+    if not report["ok"]:
+        problems = report["problems"]
+        work_failed(f"trace store {path} failed its check ({len(problems)} problem(s)): {problems[0]}")
+
+
+def _is_dataset_export(path: Path) -> bool:
+    """A directory `datasets.save_to_disk` wrote (what `--force` may replace)."""
+    return (path / "dataset_info.json").is_file() and (path / "state.json").is_file()
+
+
+def _export_staging(out: Path, fmt: str, force: bool) -> Path:
+    """Where the export is written before it takes `out`'s place (beside it, so the final rename is atomic);
+    exit 2 with nothing written when `out` is someone's file or non-empty directory, or cannot be written."""
+    if out.is_symlink() or out.exists():
+        if fmt == "jsonl" and out.is_dir():
+            usage_error(f"{out} is a directory; --format jsonl writes one file")
+        if fmt == "hf" and not out.is_dir():
+            usage_error(f"{out} exists and is not a directory; --format hf writes a dataset directory")
+        if fmt == "jsonl" and not force:
+            usage_error(f"{out} exists; pass --force to replace it")
+        if fmt == "hf" and any(out.iterdir()) and not (force and _is_dataset_export(out)):
+            what = "an earlier export (pass --force to replace it)" if _is_dataset_export(out) else \
+                "not an earlier dataset export: vgt does not write beside other files"
+            usage_error(f"{out} is a non-empty directory, {what}")
+    if not out.parent.is_dir():
+        usage_error(f"cannot write {out}: directory {out.parent} does not exist")
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    try:
+        if fmt == "jsonl":
+            staging.open("x").close()
+        else:
+            staging.mkdir()
+    except OSError as e:
+        usage_error(f"cannot write {out}: {e.strerror or e}")
+    return staging
+
+
+def _discard(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _put_in_place(staging: Path, out: Path) -> None:
+    """Move the finished export to `out`, replacing what `_export_staging` allowed (a file, an empty directory
+    or an earlier dataset export)."""
+    if out.is_dir() and not out.is_symlink():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        out.rename(old)
+        staging.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.replace(out)
+
+
 @app.command("export")
 def export(
     out: Path = typer.Option(..., "--out", "-o", help="JSONL file, or a directory for --format hf."),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl | hf (datasets.save_to_disk, TRL messages)"),
     db: Path = DbOption, run: str = RunOpt, dataset: str = DatasetOpt, variant: str = VariantOpt,
-    kind: str = KindOpt, correct: bool = CorrectOpt, status: str = StatusOpt, json_out: bool = JsonOption,
+    kind: str = KindOpt, correct: bool = CorrectOpt, status: str = StatusOpt,
+    force: bool = typer.Option(False, "--force", help="Replace an existing JSONL file or an earlier hf export."),
+    json_out: bool = JsonOption,
 ) -> None:
-    """Export traces as JSONL, or as a Hugging Face dataset in TRL's conversational format."""
+    """Export traces as JSONL, or as a Hugging Face dataset in TRL's conversational format.
+
+    The export is written beside OUT and renamed into place when complete: an existing file is replaced only
+    with --force, a non-empty directory only when it is an earlier export and --force is given."""
     if fmt not in ("jsonl", "hf"):
         usage_error(f"--format must be jsonl or hf, not {fmt!r}")
     filters = _filters(run, dataset, variant, kind, correct, status)
-    with open_store(db, create=False) as store:
-        if fmt == "jsonl":
-            tmp = out.with_name(out.name + ".partial")
-            try:
-                with tmp.open("w") as f:
+    staging = _export_staging(out, fmt, force)
+    try:
+        with _reading(db, verify=True) as store:
+            if fmt == "jsonl":
+                with staging.open("w") as f:
                     n = write_jsonl(store, f, **filters)
-                tmp.replace(out)
-            except OSError as e:
-                tmp.unlink(missing_ok=True)
-                usage_error(f"cannot write {out}: {e.strerror or e}")
-        else:
-            try:
-                dataset_ = to_sft_dataset(store, **filters)
-            except StoreError as e:
-                usage_error(str(e))
-            dataset_.save_to_disk(str(out))
-            n = len(dataset_)
+            else:
+                try:
+                    dataset_ = to_sft_dataset(store, **filters)
+                except StoreError as e:
+                    usage_error(str(e))
+                dataset_.save_to_disk(str(staging))
+                n = len(dataset_)
+        _put_in_place(staging, out)
+    except OSError as e:
+        usage_error(f"cannot write {out}: {e.strerror or e}")
+    finally:
+        if staging.exists():
+            _discard(staging)
     if json_out:
         print_json({"out": str(out), "format": fmt, "traces": n})
     else:
@@ -189,13 +296,17 @@ def merge(
     out: Path = typer.Option(..., "--out", "-o", help="The merged store (created or added to)."),
     json_out: bool = JsonOption,
 ) -> None:
-    """Merge trace stores into one; ids are content-derived, so merging twice changes nothing."""
+    """Merge trace stores into one. A trace already there with the same content is skipped; one whose id is
+    there with different content (two shards that answered the same sample differently) replaces it whole,
+    children included, and is counted as a conflict: the stores read as if written into one, in order."""
     opened = []
     for src in sources:
         if src.resolve() == out.resolve():
             usage_error(f"{src} is also the output store")
         try:
             opened.append(TraceStore.open(src, create=False, readonly=True))
+        except StoreDamaged as e:
+            work_failed(str(e))
         except StoreError as e:
             usage_error(str(e))
     target = open_store(out, create=True)
@@ -203,9 +314,16 @@ def merge(
     with target:
         for store in opened:
             with store:
-                counts[str(store.path)] = target.copy_from(store)
+                try:
+                    store.verify()
+                    counts[str(store.path)] = target.copy_from(store)
+                except (StoreLocked, StoreDamaged) as e:
+                    work_failed(str(e))
+                except sqlite3.DatabaseError as e:
+                    work_failed(str(damaged(store.path, e)) if is_damage(e) else f"cannot merge {store.path}: {e}")
     if json_out:
         print_json({"out": str(out), "merged": counts})
     else:
         for path, c in counts.items():
-            console.print(f"merged {c['traces']} traces from {safe_text(path)}")
+            console.print(f"merged {c['traces']} traces from {safe_text(path)}: {c['new']} new, {c['identical']} "
+                          f"already there, {c['conflicts']} conflicts (same id, different content: replaced)")

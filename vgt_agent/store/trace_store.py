@@ -2,7 +2,9 @@
 
 WAL mode, one `BEGIN IMMEDIATE` transaction per written trace (so a killed writer leaves either the whole
 trace or nothing), idempotent ids (re-running a sample under the same run replaces, never duplicates), and a
-busy timeout so several writer processes can share one file.
+bounded wait for another writer's lock (`VGT_LOCK_TIMEOUT`, then `StoreLocked` naming the holder), so several
+writer processes can share one file. Read-only opens work on read-only media; a damaged file reads as
+`StoreDamaged`, never as a traceback.
 """
 
 from __future__ import annotations
@@ -22,16 +24,42 @@ from typing import Any
 
 import sqlite_utils
 
+from vgt_agent.store.locks import lock_holder, lock_timeout_s
 from vgt_agent.store.records import ImageRecord, SampleRecord, TraceRecord
-from vgt_agent.store.schema import MIGRATIONS, SCHEMA_VERSION, TABLES
+from vgt_agent.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
-BUSY_TIMEOUT_MS = 60_000
+MERGE_BATCH = 500  # traces per merge transaction: short enough that other writers' waits stay bounded
 _OPEN_FILES: Counter[tuple[int, int]] = Counter()  # (device, inode) of the store files this process has open
 
 
 class StoreError(Exception):
     """A store that cannot be used as asked: missing, not SQLite, not vgt's, or too new. One-line message."""
+
+
+class StoreDamaged(StoreError):
+    """The store's file is damaged (SQLite found a malformed page); `vgt traces check` says where."""
+
+
+class StoreLocked(StoreError):
+    """Another writer held the store's write lock for longer than the lock timeout."""
+
+
+_DAMAGE_MARKS = ("malformed", "not a database", "corrupt", "disk i/o error")
+
+
+def is_damage(error: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite's error means the file is damaged (rather than busy, read-only or missing)."""
+    return any(mark in str(error).lower() for mark in _DAMAGE_MARKS)
+
+
+def is_lock_wait(error: sqlite3.DatabaseError) -> bool:
+    return isinstance(error, sqlite3.OperationalError) and ("locked" in str(error) or "busy" in str(error))
+
+
+def damaged(path: Path, error: sqlite3.DatabaseError) -> StoreDamaged:
+    return StoreDamaged(f"trace store {path} is damaged ({error}); `vgt traces check --db {path}` lists what "
+                        "is wrong")
 
 
 def _dumps(value: Any) -> str | None:
@@ -43,7 +71,7 @@ def _file_key(path: Path) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def _check_file(path: Path) -> None:
+def check_file(path: Path) -> None:
     """Refuse anything that is not an SQLite file before SQLite touches it (so it is never modified).
 
     Never for a file this process already has open as a store: closing any descriptor of a file drops every
@@ -65,22 +93,52 @@ def _check_file(path: Path) -> None:
         raise StoreError(f"{path} is not a vgt trace store (not an SQLite database)")
 
 
+def connect_readonly(path: Path, timeout: float) -> sqlite3.Connection:
+    """A read-only connection. On read-only media SQLite cannot create the WAL index (`-shm`) a WAL store
+    needs, so there the file is opened as immutable, which is exact once no WAL is left to replay."""
+    uri = path.resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=timeout)
+    try:
+        conn.execute("select count(*) from sqlite_master").fetchone()
+        return conn
+    except sqlite3.DatabaseError as e:
+        conn.close()
+        if "unable to open" not in str(e) or os.access(path.parent, os.W_OK):
+            raise
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise StoreError(f"{path} is on read-only storage with unmerged writes in {wal.name}; copy both "
+                         "files to writable storage to read it")
+    return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, timeout=timeout)
+
+
 class TraceStore:
     """A vgt trace store at `path`. Use `TraceStore.open(path, create=...)`."""
 
-    def __init__(self, db: sqlite_utils.Database, path: Path):
+    def __init__(self, db: sqlite_utils.Database, path: Path, lock_timeout: float | None = None):
         self.db = db
         self.path = path
+        self.lock_timeout = lock_timeout_s(lock_timeout)
         self._key: tuple[int, int] | None = _file_key(path)
         _OPEN_FILES[self._key] += 1
 
     # ---- opening -------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, *, create: bool = True, readonly: bool = False) -> TraceStore:
-        """Open (and with `create`, create or migrate) the store; raises StoreError with one clear line."""
+    def open(cls, path: str | Path, *, create: bool = True, readonly: bool = False,
+             lock_timeout: float | None = None) -> TraceStore:
+        """Open (and with `create`, create or migrate) the store; raises StoreError with one clear line.
+
+        `readonly` never writes (not even SQLite's `-shm`/`-wal` side files, so a store on read-only media
+        opens). A writer waits up to `lock_timeout` seconds (default $VGT_LOCK_TIMEOUT, else 10) for another
+        writer's lock, then raises StoreLocked naming who holds it.
+        """
+        try:
+            timeout = lock_timeout_s(lock_timeout)
+        except ValueError as e:
+            raise StoreError(str(e)) from e
         path = Path(path).expanduser()
         if path.exists():
-            _check_file(path)
+            check_file(path)
         elif not create:
             raise StoreError(f"no trace store at {path} (pass --db, set VGT_DB, or run a command that writes one)")
         else:
@@ -89,13 +147,12 @@ class TraceStore:
             except OSError as e:
                 raise StoreError(f"cannot create trace store directory {path.parent}: {e.strerror}") from e
         try:
-            if readonly:
-                conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
-            else:
-                conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn = connect_readonly(path, timeout) if readonly else sqlite3.connect(str(path), timeout=timeout)
+            conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             version = cls._read_version(conn, path)
         except sqlite3.DatabaseError as e:
+            if is_damage(e):  # the header was SQLite's (`check_file`): the rest of the file is damaged
+                raise damaged(path, e) from e
             raise StoreError(f"{path} is not a usable trace store: {e}") from e
         if version > SCHEMA_VERSION:
             conn.close()
@@ -106,7 +163,7 @@ class TraceStore:
             what = "is an SQLite database but not a vgt trace store" if version == 0 else "needs a schema migration"
             raise StoreError(f"{path} {what}")
         db = sqlite_utils.Database(conn)
-        store = cls(db, path)
+        store = cls(db, path, timeout)
         if not readonly:
             try:
                 with db.ensure_autocommit_on():
@@ -115,10 +172,19 @@ class TraceStore:
                 conn.execute("PRAGMA foreign_keys=ON")
                 if version < SCHEMA_VERSION:
                     store._migrate()
+            except StoreError:
+                store.close()
+                raise
             except sqlite3.DatabaseError as e:
-                conn.close()
+                store.close()
+                if is_lock_wait(e):
+                    raise store._locked() from e
                 raise StoreError(f"cannot write trace store {path}: {e}") from e
         return store
+
+    def _locked(self) -> StoreLocked:
+        return StoreLocked(f"trace store {self.path} is locked by another writer: {lock_holder(self.path)}; "
+                           f"waited {self.lock_timeout:g} s (--lock-timeout or VGT_LOCK_TIMEOUT to wait longer)")
 
     @staticmethod
     def _read_version(conn: sqlite3.Connection, path: Path) -> int:
@@ -157,7 +223,12 @@ class TraceStore:
     def transaction(self) -> Iterator[None]:
         """One write transaction taken up front (BEGIN IMMEDIATE), so concurrent writers queue, never deadlock."""
         conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if is_lock_wait(e):
+                raise self._locked() from e
+            raise
         try:
             yield
         except BaseException:
@@ -231,7 +302,8 @@ class TraceStore:
         return sample.id
 
     def put_trace(self, trace: TraceRecord) -> str:
-        """Write one trace with its sample, groundings and masks atomically; replaces a trace with the same id."""
+        """Write one trace with its sample, groundings and masks atomically; replaces a trace with the same id
+        (`put_trace_rows`' rule)."""
         with self.transaction():
             self._write_trace(trace)
         return trace.id
@@ -246,30 +318,56 @@ class TraceStore:
     def _write_trace(self, trace: TraceRecord) -> None:
         tid = trace.id
         self._put_sample(trace.sample)
-        for table in ("groundings", "masks"):
-            self.db.execute(f"delete from {table} where trace_id = ?", [tid])
-        self._write_rows("traces", [
-            {"id": tid, "run_id": trace.run_id, "sample_id": trace.sample.id, "variant": trace.variant,
-             "attempt": trace.attempt, "parent_id": trace.parent_id, "status": trace.status,
-             "reason": trace.reason, "error": trace.error, "messages": _dumps(trace.messages),
-             "completion": trace.completion, "answer": trace.answer, "answer_source": trace.answer_source,
-             "correct": None if trace.correct is None else int(trace.correct),
-             "verified_fraction": trace.verified_fraction, "n_groundings": len(trace.groundings),
-             "backend": trace.backend, "model": trace.model, "grounder": trace.grounder,
-             "timings": _dumps(trace.timings), "meta": _dumps(trace.meta), "created_at": time.time()},
-        ], replace=True)
-        self._write_rows("groundings", [
+        row = {"id": tid, "run_id": trace.run_id, "sample_id": trace.sample.id, "variant": trace.variant,
+               "attempt": trace.attempt, "parent_id": trace.parent_id, "status": trace.status,
+               "reason": trace.reason, "error": trace.error, "messages": _dumps(trace.messages),
+               "completion": trace.completion, "answer": trace.answer, "answer_source": trace.answer_source,
+               "correct": None if trace.correct is None else int(trace.correct),
+               "verified_fraction": trace.verified_fraction, "n_groundings": len(trace.groundings),
+               "backend": trace.backend, "model": trace.model, "grounder": trace.grounder,
+               "timings": _dumps(trace.timings), "meta": _dumps(trace.meta), "created_at": time.time()}
+        groundings = [
             {"trace_id": tid, "idx": i, "phrase": g.phrase, "kind": g.kind, "coords": _dumps(g.coords),
-              "source": g.source, "verified": None if g.verified is None else int(g.verified), "score": g.score,
-              "span_start": g.span[0] if g.span else None, "span_end": g.span[1] if g.span else None}
-             for i, g in enumerate(trace.groundings)
-        ], replace=False)
-        self._write_rows("masks", [
+             "source": g.source, "verified": None if g.verified is None else int(g.verified), "score": g.score,
+             "span_start": g.span[0] if g.span else None, "span_end": g.span[1] if g.span else None}
+            for i, g in enumerate(trace.groundings)]
+        masks = [
             {"trace_id": tid, "idx": i, "grounding_idx": m.grounding_idx, "concept": m.concept,
-              "rle": _dumps(m.rle), "box": _dumps(m.box), "point": _dumps(m.point), "score": m.score,
-              "grounder": m.grounder, "selected": int(m.selected)}
-             for i, m in enumerate(trace.masks)
-        ], replace=False)
+             "rle": _dumps(m.rle), "box": _dumps(m.box), "point": _dumps(m.point), "score": m.score,
+             "grounder": m.grounder, "selected": int(m.selected)}
+            for i, m in enumerate(trace.masks)]
+        self.put_trace_rows(row, groundings, masks)
+
+    def put_trace_rows(self, trace: dict[str, Any], groundings: list[dict[str, Any]],
+                       masks: list[dict[str, Any]]) -> str:
+        """The one way a trace reaches the store (`put_trace` and merges), inside the caller's transaction.
+
+        The rule: a trace id holds exactly one version of a trace with its own groundings and masks. The same
+        content again (every column but `created_at`, and the same children) changes nothing: "identical". A
+        new id is inserted: "new". Different content under a stored id replaces the old trace whole, its
+        groundings and masks deleted first so none of the old ones survive: "replaced". The later write wins
+        because ids name (run, sample, variant, attempt): a re-run of a sample replaces its earlier answer,
+        and a merge of stores reads as if their traces had been written into one store in order; merge
+        reports how many it replaced, so two shards that answered the same sample differently are seen.
+        """
+        tid = trace["id"]
+        stored = _rows(self.db.conn.execute("select * from traces where id = ?", [tid]))
+        if stored:
+            same = all(trace.get(c) == v for c, v in stored[0].items() if c != "created_at")
+            if same and self._children(tid) == (groundings, masks):
+                return "identical"
+            for table in ("groundings", "masks"):
+                self.db.conn.execute(f"delete from {table} where trace_id = ?", [tid])
+        self._write_rows("traces", [trace], replace=True)
+        self._write_rows("groundings", groundings, replace=False)
+        self._write_rows("masks", masks, replace=False)
+        return "replaced" if stored else "new"
+
+    def _children(self, trace_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """A stored trace's groundings and masks, by index."""
+        groundings, masks = (_rows(self.db.conn.execute(f"select * from {table} where trace_id = ? order by idx",
+                                                        [trace_id])) for table in ("groundings", "masks"))
+        return groundings, masks
 
     def has_trace(self, run_id: str, sample_id: str, variant: str | None = None) -> bool:
         """Whether a sample already has a trace under a run: what resumable batch jobs skip."""
@@ -322,9 +420,9 @@ class TraceStore:
         if kind:
             clauses.append("exists (select 1 from groundings g where g.trace_id = t.id and g.kind = ?)")
             params.append(kind)
-        if search:
-            clauses.append("(s.question like ? or t.completion like ?)")
-            params += [f"%{search}%", f"%{search}%"]
+        if search:  # a plain substring: `%`, `_` and `\\` in it are characters, not LIKE patterns
+            clauses.append("(s.question like ? escape '\\' or t.completion like ? escape '\\')")
+            params += [f"%{_like_escaped(search)}%"] * 2
         where = ("where " + " and ".join(clauses)) if clauses else ""
         page = f"limit {int(limit)} offset {int(offset)}" if limit is not None else ""
         sql = f"""select t.*, r.name as run_name, r.kind as run_kind, s.dataset, s.split, s.key as sample_key,
@@ -337,10 +435,12 @@ class TraceStore:
             yield _decode_trace(row)
 
     def trace(self, trace_id: str) -> dict[str, Any] | None:
-        """One trace with its groundings and masks; a unique id prefix (>= 4 characters) is accepted."""
+        """One trace with its groundings and masks; a unique id prefix (>= 4 characters) is accepted, compared
+        character for character (no pattern)."""
         if len(trace_id) < 4:
             return None
-        ids = [r["id"] for r in self.db.query("select id from traces where id like ? limit 2", [trace_id + "%"])]
+        ids = [r[0] for r in self.db.execute("select id from traces where substr(id, 1, ?) = ? limit 2",
+                                             [len(trace_id), trace_id])]
         if len(ids) != 1:
             return None
         row = next(self.traces_by_ids(ids))
@@ -391,15 +491,40 @@ class TraceStore:
     def integrity_ok(self) -> bool:
         return self.db.execute("pragma integrity_check").fetchone()[0] == "ok"
 
+    def verify(self) -> None:
+        """Raise StoreDamaged unless SQLite's quick check (every page read and its structure checked, indexes
+        not compared with their tables) finds the file sound."""
+        try:
+            result = self.db.conn.execute("pragma quick_check(1)").fetchone()[0]
+        except sqlite3.DatabaseError as e:
+            raise damaged(self.path, e) from e
+        if result != "ok":
+            raise damaged(self.path, sqlite3.DatabaseError(result))
+
     def copy_from(self, other: TraceStore) -> dict[str, int]:
-        """Merge another store's rows into this one (ids are content-derived, so merging is idempotent)."""
-        counts = {}
+        """Merge another store's rows into this one; returns counts per table and per outcome.
+
+        Runs, images and samples are upserted by id. Each trace goes through `put_trace_rows`, the rule
+        `put_trace` follows: identical content is skipped, a new id inserted, different content under a
+        stored id replaced whole (counted as a conflict). Traces are committed `MERGE_BATCH` at a time, each
+        with its children, so other writers never wait long and an interrupted merge leaves whole traces only;
+        merging again finishes it.
+        """
+        counts: dict[str, int] = {}
         with self.transaction():
-            for table in TABLES[1:]:
+            for table in ("runs", "images", "samples"):
                 rows = list(other.db[table].rows)
-                pk = self.db[table].pks
-                self.db[table].insert_all(rows, pk=pk if len(pk) > 1 else pk[0], replace=True)
+                self._write_rows(table, rows, replace=True)
                 counts[table] = len(rows)
+        outcomes = Counter({"new": 0, "identical": 0, "replaced": 0})
+        ids = [r[0] for r in other.db.conn.execute("select id from traces order by id")]
+        for start in range(0, len(ids), MERGE_BATCH):
+            with self.transaction():
+                for tid in ids[start:start + MERGE_BATCH]:
+                    (trace,) = _rows(other.db.conn.execute("select * from traces where id = ?", [tid]))
+                    outcomes[self.put_trace_rows(trace, *other._children(tid))] += 1
+        counts.update(traces=len(ids), new=outcomes["new"], identical=outcomes["identical"],
+                      conflicts=outcomes["replaced"])
         return counts
 
 
@@ -417,6 +542,16 @@ def _decode_trace(row: dict[str, Any]) -> dict[str, Any]:
     if row.get("correct") is not None:
         row["correct"] = bool(row["correct"])
     return row
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    """A cursor's rows as dicts by column name."""
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor]
 
 
 @functools.lru_cache(maxsize=64)

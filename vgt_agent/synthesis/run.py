@@ -140,12 +140,13 @@ def run_id_for(name: str) -> str:
 def run_totals(store: TraceStore, run_id: str) -> dict[str, int]:
     """Samples of the run in the store, over every session: kept, rejected, failed."""
     by_sample: dict[str, set[tuple[str, str]]] = {}
+    traces = 0  # every row: a sample's several attempts of one variant (candidates) are one (variant, status)
     for sid, variant, status in store.db.execute(
             "select sample_id, variant, status from traces where run_id = ?", [run_id]):
         by_sample.setdefault(sid, set()).add((variant, status))
+        traces += 1
     kept = sum(1 for rows in by_sample.values() if ("plain", "ok") in rows)
     failed = sum(1 for rows in by_sample.values() if all(status == "error" for _, status in rows))
-    traces = sum(len(rows) for rows in by_sample.values())
     return {"samples": len(by_sample), "kept": kept, "rejected": len(by_sample) - kept - failed, "errors": failed,
             "traces": traces}
 
