@@ -149,6 +149,10 @@ def test_people_type_it_in_any_case_spacing_and_punctuation() -> None:
     assert read_question("what shape is left of the red square").word == "left"
     assert read_question("WHAT COLOR IS THE SHAPE BENEATH THE GREEN CIRCLE").word == "below"
     assert read_question("What breed is the cat?").kind == "unknown"
+    assert read_question("how many shapes aren't blue").phrases == ("shapes that are not blue",)
+    assert read_question("What\u2019s the color of the star?").phrases == ("star",)
+    union = read_question("How many red circles and blue squares are there?")
+    assert union.phrases == ("red circles and blue squares",)
 
 
 def test_templates_read_back_as_their_intent() -> None:

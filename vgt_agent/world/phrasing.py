@@ -78,12 +78,15 @@ _NUMBER_WORDS = frozenset(
 
 
 NOUNS = ("shape", "object", "thing", "one")  # what {noun} stands for
+SPELLINGS = {"color": "colour", "what's": "what is", "where's": "where is", "isn't": "is not", "aren't": "are not"}
+_SPELLING = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in SPELLINGS) + r")(?!\w)")
 
 
 def normalise(text: str) -> str:
-    """Lower case, single spaces, no trailing '?', '.' or '!', "color" spelt "colour": the form templates are
-    matched in."""
-    return re.sub(r"\bcolor\b", "colour", " ".join(text.split()).lower().rstrip(" ?.!"))
+    """Lower case, single spaces, no trailing '?', '.' or '!', "color" spelt "colour" and "isn't" as "is not"
+    (also with a typographic apostrophe): the form templates are matched in."""
+    s = " ".join(text.replace("\u2019", "'").split()).lower().rstrip(" ?.!")
+    return _SPELLING.sub(lambda m: SPELLINGS[m.group(0)], s)
 
 
 def split_options(text: str) -> tuple[str, tuple[str, ...]]:

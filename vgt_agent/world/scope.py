@@ -33,7 +33,7 @@ ASKS = ("it answers how many ..., is there ..., what colour / what shape is ...,
 def unknown_words(question: str) -> list[str]:
     """The question's words (options included) that are neither world concepts nor its grammar, in order."""
     text, options = phrasing.split_options(question)
-    words = tokenize(" ".join([text, *options]))
+    words = tokenize(phrasing.normalise(" ".join([text, *options])))
     return [w for w in dict.fromkeys(words) if w not in KNOWN_WORDS and not w.isdigit()]
 
 
