@@ -271,6 +271,21 @@ def test_model_markup_and_escape_sequences_print_as_text(sample, tmp_path: Path)
     assert "[red]" in listed.stdout
 
 
+def test_streamed_thought_on_a_terminal_shows_escape_sequences_as_text(sample, tmp_path: Path, monkeypatch) -> None:
+    """On a terminal `vgt ask` streams the model's tokens as they come: they went out raw, so a model could
+    clear the screen or retitle the window."""
+    from vgt_agent.cli.common import console
+
+    monkeypatch.setattr(console, "_force_terminal", True)  # as on a terminal: styled, and streamed
+    with StubOpenAIServer(lambda body: HOSTILE) as server:
+        result = runner.invoke(app, ["ask", sample.image_path, sample.question, "--base-url", server.base_url,
+                                     "--model", server.model, "--db", str(tmp_path / "t.db")])
+    assert result.exit_code == 0, result.output
+    for raw in ("\x1b[2J", "\x1b]0;pwned", "\x07", "\x9b", "\r"):
+        assert raw not in result.stdout
+    assert result.stdout.count("␛[2J") == 2  # streamed, then in the thought panel
+
+
 def test_url_credentials_are_never_printed_or_stored(sample, tmp_path: Path, monkeypatch) -> None:
     """`--base-url http://user:KEY@host/v1`: the key was stored in `runs.command` and printed in errors."""
     db = tmp_path / "t.db"
@@ -290,6 +305,7 @@ def test_url_credentials_are_never_printed_or_stored(sample, tmp_path: Path, mon
     assert "SECRETKEY" not in json.dumps(run_row) and "***@" in run_row["command"]
 
 
+@pytest.mark.slow
 def test_successful_ask_writes_nothing_to_stderr(sample, tmp_path: Path) -> None:
     """A successful `vgt ask` on the shipped vgt-tiny printed transformers' "Loading weights" bar on stderr."""
     proc = subprocess.run([*CLI, "ask", sample.image_path, sample.question, "--db", str(tmp_path / "t.db"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
@@ -14,6 +13,7 @@ from vgt_agent.cli.common import (
     command_line,
     console,
     interrupted,
+    plain_text,
     print_json,
     quiet_loading,
     safe_text,
@@ -165,7 +165,7 @@ def ask(
     if json_out:
         print_json(result)
     elif refused is None:
-        _print_result(result, not json_out and sys.stdout.isatty())
+        _print_result(result, not json_out and console.is_terminal)
     else:
         _print_footer(result)
     if outcome.status != "answered":
@@ -221,11 +221,11 @@ def _run(store: TraceStore, run_id: str, pixels, sample: SampleRecord, vlm: VLMB
          protocol: str, limits: AskLimits, json_out: bool) -> tuple[dict, dict | None]:
     """The agent loop, streamed to a terminal; the run ends with the outcome's status (`interrupted` on
     Ctrl-C or SIGTERM, exit 130)."""
-    streaming = not json_out and sys.stdout.isatty()
+    streaming = not json_out and console.is_terminal
 
     def on_event(event: str, payload: object) -> None:
         if event == "token" and streaming:
-            console.print(payload, end="", markup=False, highlight=False)
+            console.print(plain_text(payload), end="", markup=False, highlight=False)
         elif event == "tool" and streaming:
             console.print(f"\n[magenta]tool ›[/] {safe_text(payload)}", highlight=False)
 
