@@ -188,8 +188,8 @@ def show(
     for o in row["objects"]:
         shade = (f"#{o['rgb'][0]:02x}{o['rgb'][1]:02x}{o['rgb'][2]:02x}",) if shaded else ()
         objects.add_row(
-            str(o["id"]), o["size"], o["colour"], *shade, o["shape"],
-            f"({o['center'][0]:.0f}, {o['center'][1]:.0f})", str(o["box"]), f"{o['visible_fraction']:.0%}",
+            *(safe_text(o[k]) for k in ("id", "size", "colour")), *shade, safe_text(o["shape"]),
+            f"({o['center'][0]:.0f}, {o['center'][1]:.0f})", safe_text(o["box"]), f"{o['visible_fraction']:.0%}",
         )
     console.print(objects)
     if png is not None:
