@@ -413,3 +413,16 @@ def test_store_locked_by_another_writer_exits_1_naming_it(sample, tmp_path: Path
     err = capsys.readouterr().err
     assert code == 1, err
     assert "locked by another writer" in _one_error_line(err) and time.perf_counter() - started < 30
+
+
+def test_eval_report_shows_a_markup_label_as_text(tmp_path: Path) -> None:
+    """`vgt eval --label "[/] best"` stored a label that broke `vgt eval report` (Rich markup in a row name)."""
+    db = tmp_path / "t.db"
+    with TraceStore.open(db) as store:
+        run_id = store.start_run("eval", name="[/] best", config={"label": "[/] best", "mode": "point"})
+        store.end_run(run_id, metrics={"benchmarks": {"world-tally": {
+            "group": "counting", "samples": 1, "generations": 2, "k": 2, "acc": 0.5, "pass@k": 1.0,
+            "grounding": None, "boxed_rate": 1.0, "truncated_rate": 0.0}}})
+    result = runner.invoke(app, ["eval", "report", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert "[/] best" in result.stdout

@@ -20,6 +20,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 from rich.table import Table
 
+from vgt_agent.cli.common import safe_text
 from vgt_agent.store import TraceStore
 
 PAPER_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -129,7 +130,7 @@ def rich_table(report: Report) -> Table:
     for group in report.groups:
         for _, title, g in report.columns:
             if g == group:
-                table.add_column(title, justify="right")
+                table.add_column(safe_text(title), justify="right")
         table.add_column(f"{group} avg", justify="right", style="bold")
     for row in report.rows:
         cells = []
@@ -139,7 +140,7 @@ def rich_table(report: Report) -> Table:
                     c = report.cells.get((row, key))
                     cells.append(_cell_text(None if c is None else (c.acc, c.pass_k)))
             cells.append(_cell_text(report.average(row, group)))
-        table.add_row(row, *cells)
+        table.add_row(safe_text(row), *cells)  # labels are what users typed (--label) or stored
     return table
 
 
