@@ -367,6 +367,22 @@ def test_photo_with_the_world_grounder_gets_no_number(photo: Path, tmp_path: Pat
     assert run_row["status"] == "refused" and trace["status"] == "refused" and trace["answer"] is None
 
 
+def test_photo_with_a_served_model_and_the_world_grounder_is_refused_before_the_model_runs(photo: Path,
+                                                                                         tmp_path: Path) -> None:
+    """Any model asked about a photo through the world grounder gets the same refusal (the grounder cannot see
+    it), naming the world grounder and sam3, without a request to the server."""
+    with StubOpenAIServer(lambda body: "<think>none</think> \\boxed{0}") as server:
+        result = runner.invoke(app, ["ask", str(photo), "How many circles are there?", "--base-url",
+                                     server.base_url, "--model", server.model, "--db", str(tmp_path / "t.db"),
+                                     "--json"])
+        assert not server.chat_requests
+    assert result.exit_code == 1, result.output
+    out = json.loads(result.stdout)
+    assert out["status"] == "refused" and out["answer"] is None and out["model"] == "stub-vlm"
+    line = _one_error_line(result.stderr)
+    assert "The world grounder only understands the shapes world" in line and "--grounder sam3" in line
+
+
 @pytest.mark.parametrize("question", ["How many cups are there?", "how many coins are on the table",
                                       "Is the cat left of the red circle?"])
 def test_question_outside_the_worlds_vocabulary_gets_no_number(question: str, world: Path,
