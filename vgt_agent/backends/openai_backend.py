@@ -449,7 +449,7 @@ class OpenAIBackend:
         extra: dict[str, Any] = {}
         usage = (0, 0)
         model = request["model"]
-        events = 0
+        events = pieces = 0  # pieces: deltas with text, the token count when the server sends no usage
         try:
             content_type = chunks.response.headers.get("content-type", "")
             if "text/event-stream" not in content_type:  # a server that ignores `stream`: read it whole
@@ -465,6 +465,7 @@ class OpenAIBackend:
                     delta = choice.delta
                     if delta.content:
                         text += delta.content
+                        pieces += 1
                     for tc in delta.tool_calls or []:
                         slot = calls.setdefault(tc.index, ["", "", ""])
                         slot[0] = tc.id or slot[0]
@@ -505,7 +506,7 @@ class OpenAIBackend:
             extra=extra,
             stop=stop,
             tool_calls=[tuple(calls[i]) for i in sorted(calls)],
-            usage=usage,
+            usage=usage if usage[1] else (usage[0], pieces),
             model=model,
         )
         if len(result.text) > emitted:
