@@ -165,7 +165,7 @@ def ask(
     if json_out:
         print_json(result)
     elif refused is None:
-        _print_result(result, not json_out and console.is_terminal)
+        _print_result(result, console.is_terminal)
     else:
         _print_footer(result)
     if outcome.status != "answered":

@@ -23,10 +23,6 @@ class Outcome:
     stop_reason: str | None
     reason: str | None
 
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.status == "answered" else 1
-
 
 def run_outcome(state: dict[str, Any], limits: AskLimits) -> Outcome:
     """Answered only with a `\\boxed{}` answer; a run that stopped without one says why."""

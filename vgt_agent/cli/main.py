@@ -15,6 +15,7 @@ from vgt_agent import __version__
 from vgt_agent.cli import ask, repro, synth, traces, train, world
 from vgt_agent.cli import eval as eval_cli
 from vgt_agent.cli.common import (
+    EXIT_CODES,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -30,6 +31,7 @@ from vgt_agent.store.trace_store import StoreLocked
 app = typer.Typer(
     name="vgt",
     help="Visually grounded thinking for VLMs: ask, synthesize traces, train, evaluate, inspect.",
+    epilog="Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()) + ".",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
