@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from scipy import ndimage
 from typer.testing import CliRunner
@@ -18,7 +21,9 @@ from vgt_agent.cli import world as world_cli
 from vgt_agent.datasets.registry import DATASETS, load_samples
 from vgt_agent.world.colours import NONE, name_colour, name_pixels
 from vgt_agent.world.generate import make_sample
-from vgt_agent.world.palette import COLOURS
+from vgt_agent.world.palette import COLOURS, SHAPES
+from vgt_agent.world.render import render
+from vgt_agent.world.scene import Attr, PlacementError, SceneSpec, make_scene
 from vgt_agent.world.shapes import shape_coverage
 from vgt_agent.world.splits import SPLITS
 from vgt_agent.world.storage import make_split, read_rows
@@ -26,6 +31,7 @@ from vgt_agent.world.style import (
     SIZE_BANDS,
     TINY_FAMILIES,
     TINY_MIN_DIAMETER,
+    Look,
     backdrop_pixels,
     draw_backdrop,
     encode_image,
@@ -306,3 +312,36 @@ def test_cli_make_show_splits_with_styles(tmp_path: Path) -> None:
     res = runner.invoke(world_cli.app, ["make", "--out", str(tmp_path / "no"), "--split", "world-vsr",
                                         "--style", "sketchy"])
     assert res.exit_code == 2 and "unknown --style" in res.output and not (tmp_path / "no").exists()
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1), n=st.integers(1, 12), occlusion=st.booleans(), antialias=st.booleans(),
+    tiny=st.booleans(), width=st.integers(256, 520), height=st.integers(256, 520),
+)
+def test_varied_scene_invariants_property(
+    seed: int, n: int, occlusion: bool, antialias: bool, tiny: bool, width: int, height: int,
+) -> None:
+    """Any varied scene: visible masks disjoint, each one 4-connected piece, occluded objects >= 60% visible,
+    same-colour objects apart, every shade naming its colour and painted where its mask is."""
+    rng = np.random.default_rng(seed)
+    attrs = tuple(Attr(SHAPES[int(rng.integers(6))], list(COLOURS)[int(rng.integers(6))]) for _ in range(n))
+    look = Look(width, height, "png", 0, antialias, tiny)
+    spec = SceneSpec(attrs, width=width, height=height, occlusion=occlusion, distractors=3, look=look)
+    try:
+        scene = make_scene(rng, spec)
+    except PlacementError:
+        return
+    image, masks = render(scene)
+    pixels = np.asarray(image)
+    taken = np.zeros((height, width), dtype=bool)
+    for o, m in zip(scene.objects, masks, strict=True):
+        assert ndimage.label(m)[1] == 1 and not (taken & m).any()
+        taken |= m
+        assert o.visible_fraction >= 0.6 and name_colour(o.shade) == o.colour
+        if not antialias:
+            assert (pixels[m] == o.shade).all()
+    for a, b in itertools.combinations(range(len(masks)), 2):
+        if scene.objects[a].colour == scene.objects[b].colour:
+            grown, window = _grown(masks[a], 3)
+            assert not (grown & masks[b][window]).any()
