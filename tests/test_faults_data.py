@@ -20,10 +20,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from vgt_agent.cli.main import run
+from vgt_agent.images import load_image
 from vgt_agent.store import GroundingRecord, ImageRecord, MaskRecord, SampleRecord, TraceRecord, TraceStore
 
 
@@ -366,3 +368,108 @@ conn.execute("BEGIN IMMEDIATE")
 print("locked", flush=True)
 time.sleep(60)
 """
+
+
+# ---- image decoding ------------------------------------------------------------------------------------
+
+RED, BLUE, WHITE = (220, 30, 30), (30, 30, 220), (255, 255, 255)
+
+
+def _upright() -> np.ndarray:
+    """A 40 x 24 picture (wider than tall) with a red block in its top-left corner, blue elsewhere."""
+    pixels = np.zeros((24, 40, 3), np.uint8)
+    pixels[:] = BLUE
+    pixels[:6, :8] = RED
+    return pixels
+
+
+def _with_exif_orientation(path: Path) -> np.ndarray:
+    """The upright picture stored rotated, with the EXIF orientation (6: rotate 90 degrees clockwise to view)
+    a camera writes for a portrait shot; returns the upright pixels a viewer shows."""
+    upright = _upright()
+    stored = np.rot90(upright, k=1)  # counter-clockwise: viewing it rotated clockwise gives the upright picture
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.ascontiguousarray(stored)).save(path, exif=exif.tobytes(), quality=100, subsampling=0)
+    return upright
+
+
+def _image_kind(kind: str, path: Path) -> np.ndarray:
+    """Write an image of `kind` at `path` with PIL/numpy (not vgt) and return the RGB a viewer shows."""
+    if kind == "exif-rotated jpeg":
+        return _with_exif_orientation(path)
+    if kind == "16-bit grayscale png":
+        ramp = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (8, 1))
+        Image.fromarray(ramp).save(path)
+        return np.repeat(np.round(ramp / 257).astype(np.uint8)[..., None], 3, axis=2)
+    if kind == "cmyk jpeg":
+        Image.new("CMYK", (32, 16), (0, 255, 255, 0)).save(path, quality=100)  # full magenta + yellow: red
+        return np.full((16, 32, 3), (255, 0, 0), np.uint8)
+    if kind in ("rgba png", "la png", "palette png with transparency"):
+        rgba = np.zeros((8, 12, 4), np.uint8)
+        rgba[:, :4] = (*RED, 255)  # opaque red
+        rgba[:, 4:8] = (*RED, 0)  # transparent: white
+        rgba[:, 8:] = (*RED, 128)  # half: half-way to white
+        expected = np.empty((8, 12, 3), np.uint8)
+        expected[:, :4], expected[:, 4:8] = RED, WHITE
+        expected[:, 8:] = np.round(np.array(RED) * 128 / 255 + 255 * (1 - 128 / 255)).astype(np.uint8)
+        if kind == "rgba png":
+            Image.fromarray(rgba).save(path)
+        elif kind == "la png":
+            gray = np.full((8, 12), 90, np.uint8)
+            Image.fromarray(np.dstack([gray, rgba[..., 3]]), "LA").save(path)
+            alpha = rgba[..., 3] / 255
+            value = np.round(90 * alpha + 255 * (1 - alpha)).astype(np.uint8)
+            return np.repeat(value[..., None], 3, axis=2)
+        else:
+            index = np.where(rgba[..., 3] == 0, 1, 0).astype(np.uint8)  # 0: red, 1: green declared transparent
+            image = Image.fromarray(index, "P")
+            image.putpalette([*RED, 0, 255, 0])
+            image.save(path, transparency=1)
+            expected[:, 8:] = RED
+        return expected
+    if kind == "animated gif":
+        frames = [Image.new("RGB", (16, 16), RED), Image.new("RGB", (16, 16), BLUE)]
+        frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+        return np.full((16, 16, 3), RED, np.uint8)
+    raise ValueError(kind)
+
+
+IMAGE_KINDS = ["exif-rotated jpeg", "16-bit grayscale png", "cmyk jpeg", "rgba png", "la png",
+               "palette png with transparency", "animated gif"]
+
+
+@pytest.mark.parametrize("kind", IMAGE_KINDS)
+def test_images_decode_as_a_viewer_shows_them(kind: str, tmp_path: Path) -> None:
+    """16-bit grayscale PNGs decoded all white; EXIF orientation was ignored (the model saw the stored pixels,
+    rotated); transparency came out black. Every kind now decodes as a viewer shows it, and the stored image
+    record has the size the model sees."""
+    suffix = next(f".{ext}" for ext in ("jpeg", "png", "gif") if ext in kind.split())
+    path = tmp_path / f"image{suffix}"
+    expected = _image_kind(kind, path)
+    got = np.asarray(load_image(path))
+    assert got.shape == expected.shape and got.dtype == np.uint8
+    tolerance = 12 if "jpeg" in kind else 1
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= tolerance
+    record = ImageRecord.from_path(path)
+    assert (record.width, record.height) == (expected.shape[1], expected.shape[0])
+
+
+def test_world_grounder_points_land_in_the_upright_frame_of_an_exif_rotated_photo(tmp_path: Path) -> None:
+    """A world scene saved rotated with its EXIF orientation: the grounder's point was (265, 836) in the stored
+    frame where the upright picture a user sees has the object at (157, 262)."""
+    from vgt_agent.grounders.world import WorldGrounder
+    from vgt_agent.world.storage import load_split, make_split
+
+    make_split(tmp_path / "w", "world-tally", n=4)
+    sample = next(s for s in load_split(tmp_path / "w") if s.answer != "0" and s.question.endswith(" are there?"))
+    upright = Image.open(sample.image_path).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 8  # stored rotated clockwise: view it rotated 90 degrees counter-clockwise
+    rotated = tmp_path / "rotated.png"
+    upright.transpose(Image.Transpose.ROTATE_270).save(rotated, exif=exif.tobytes())
+    grounder, phrase = WorldGrounder(), sample.question.removeprefix("How many ").removesuffix(" are there?")
+    seen = load_image(rotated)
+    assert seen.size == upright.size and np.array_equal(np.asarray(seen), np.asarray(upright))
+    found, expected = grounder.ground(seen, phrase), grounder.ground(upright, phrase)
+    assert len(expected) > 0 and [i.point for i in found] == [i.point for i in expected]

@@ -31,6 +31,7 @@ from vgt_agent.draw import (
     phrase_colours,
 )
 from vgt_agent.geometry import decode_rle, pixel_from_norm_box, pixel_from_norm_point
+from vgt_agent.images import load_image
 
 # Pictures smaller than this (long side, pixels) are enlarged by an integer factor so labels stay readable.
 MIN_SIDE = 560
@@ -207,10 +208,9 @@ def write_trace_png(row: dict, out: Path) -> None:
     if problem:
         usage_error(problem)
     try:
-        with Image.open(row["image_path"]) as im:
-            image = im.convert("RGB")
-    except OSError as e:
-        usage_error(f"cannot read the trace's image {row['image_path']}: {e}")
+        image = load_image(row["image_path"])  # upright, as the model saw it: the points are in that frame
+    except ValueError as e:
+        usage_error(f"the trace's image: {e}")
     picture = trace_picture(row, image).image
     partial = out.with_name(f".{out.name}.partial")
     try:

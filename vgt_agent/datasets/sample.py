@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from PIL import Image
 
+from vgt_agent.images import load_image, to_rgb
+
 AnswerType = Literal["count", "yes_no", "choice", "text"]
 
 
@@ -38,13 +40,10 @@ class Sample:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def load_image(self) -> Image.Image:
-        """The image as RGB; raises ValueError naming the file when it is missing or not an image."""
+        """The image as upright RGB, as a viewer shows it (`images.to_rgb`); raises ValueError naming the file
+        when it is missing or not an image."""
         if self.image is not None:
-            return self.image.convert("RGB")
+            return to_rgb(self.image)
         if not self.image_path:
             raise ValueError(f"sample {self.id} has no image")
-        try:
-            with Image.open(self.image_path) as im:
-                return im.convert("RGB")
-        except (OSError, ValueError) as e:
-            raise ValueError(f"cannot read image {self.image_path}: {e}") from e
+        return load_image(self.image_path)

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 
 from vgt_agent.backends.turns import DEFAULT_TURN_FORM, TurnForm, check_turn_form
+from vgt_agent.images import load_image
 from vgt_agent.store.export import trace_columns
 from vgt_agent.tiny.examples import Example, build_example, collate, sample_newlines
 from vgt_agent.training.data import DataError
@@ -83,8 +83,7 @@ class AgentCollator:
         key = (row["trace_id"], tuple(row["newlines"]))
         if key in self._cache:
             return self._cache[key]
-        with Image.open(row["image_path"]) as im:
-            image = im.convert("RGB")
+        image = load_image(row["image_path"])  # upright RGB, as the ask loop saw it
         example = build_example(self.processor, row["question"], row["choices"], row["chunks"], image,
                                 row["newlines"], form=self.turn_form)
         size = example.pixel_values.nbytes + 3 * 8 * len(example.input_ids)

@@ -23,6 +23,7 @@ from PIL import Image
 
 from vgt_agent.datasets.sample import GoldObject, Sample
 from vgt_agent.grounders.base import Grounder
+from vgt_agent.images import to_rgb
 from vgt_agent.store import SampleRecord
 from vgt_agent.training.data import DataError
 
@@ -55,7 +56,7 @@ def prompt_view(messages: list[dict[str, Any]]) -> tuple[str, str, Image.Image]:
 def image_digest(image: Image.Image) -> str:
     """A hash of the pixels (as RGB): the same picture hashes the same whether read from its file or decoded
     by `datasets`."""
-    rgb = image.convert("RGB")
+    rgb = to_rgb(image)
     return hashlib.sha256(f"{rgb.size}".encode() + rgb.tobytes()).hexdigest()
 
 

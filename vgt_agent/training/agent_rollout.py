@@ -34,6 +34,7 @@ from PIL import Image
 
 from vgt_agent.backends.turns import DEFAULT_TURN_FORM, TurnForm
 from vgt_agent.graphs.ask import AskContext, AskLimits, AskState, run_ask
+from vgt_agent.images import to_rgb
 from vgt_agent.prompts import AGENT_TEXT_TOOL
 from vgt_agent.store import ImageRecord, SampleRecord
 from vgt_agent.tiny.examples import IGNORE, build_example
@@ -113,7 +114,7 @@ class AgentRollout:
         system, question, image = prompt_view(prompt)
         if system != AGENT_TEXT_TOOL:
             raise ValueError("an agent rollout needs the ask loop's own system prompt (agent-variant RL rows)")
-        image = image.convert("RGB")
+        image = to_rgb(image)  # as `vgt ask` reads an image file: upright, flattened, 8-bit
         digest = image_digest(image)
         record = SampleRecord("rl", "", digest, question, ImageRecord(digest, "", *image.size))
         ctx = AskContext(image=image, sample=record, backend=backend,
