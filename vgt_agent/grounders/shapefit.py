@@ -365,13 +365,16 @@ def fit_shapes(ev: Evidence, extent: float, bounds: tuple[float, float]) -> list
     an upper bound that is already far behind.
     """
     radii = {name: candidate_radii(tpl, ev, extent, bounds) for name, tpl in TEMPLATES.items()}
-    largest = max((float(r.max()) for r in radii.values() if r.size), default=0.0)
-    if not largest:
-        return []
-    polar, step = _coarse_centers(largest, ev)  # shared by every template and radius
     starts: list[_Start] = []
+    shared = None  # without occlusion every template is tried at the centroid alone
     for name, tpl in TEMPLATES.items():
-        starts += _coarse(tpl, radii[name], ev, polar, step)
+        if not radii[name].size:
+            continue
+        if ev.occluded:  # a grid sized for this template's radii
+            starts += _coarse(tpl, radii[name], ev, *_coarse_centers(float(radii[name].max()), ev))
+        else:
+            shared = shared or _coarse_centers(float(radii[name].max()), ev)
+            starts += _coarse(tpl, radii[name], ev, *shared)
     if not starts:
         return []
     starts.sort(key=lambda st: st.cost)

@@ -39,6 +39,7 @@ RADIUS_BOUNDS = (0.004, 0.3)
 EDGE_BAND = 2
 EDGE_OFF_LINE = (20.0, 0.35)
 EDGE_MIN_CONTRAST = 30.0
+RIM_OFF_LINE = 30.0  # the off-line bound for a pixel another (smaller) component holds
 # RGB -> (luma, chroma, chroma) with the chroma axes weighed down, as a quadratic form for the edge's coverage.
 _YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 _EDGE_METRIC = _YCC.T @ np.diag([1.0, 1.0, 1.0]) @ _YCC
@@ -197,11 +198,21 @@ class WorldGrounder:
                     continue
                 rows, cols = window
                 found.append((int(index), pixels, (top + rows.start, left + cols.start)))
+        # Largest first, each settled edge claims its pixels: the rim a blend leaves around an object (an
+        # orange disc's edge on grey reads yellow) goes to the object, and what is left of the rim is dropped.
+        found.sort(key=lambda f: -np.count_nonzero(f[1]))
+        owner = np.full(names.shape, -1, dtype=np.int32)
+        for number, (_, pixels, corner) in enumerate(found):
+            _paste_value(owner, pixels, corner, number)
         claimed = names >= 0
         settled = []
-        for index, pixels, corner in found:
-            pixels, corner = settle_edges(rgb, names, index, pixels, corner)
+        for number, (index, pixels, corner) in enumerate(found):
+            still = _crop(owner, corner, pixels.shape) == number
+            if np.count_nonzero(still) < max(min_area, 0.5 * np.count_nonzero(pixels)) or not _erode(still).any():
+                continue  # mostly claimed by a larger object's edge
+            pixels, corner = settle_edges(rgb, names, owner, number, still, corner)
             if np.count_nonzero(pixels) >= min_area:
+                _paste_value(owner, pixels, corner, number)
                 _paste(claimed, pixels, corner)
                 settled.append((index, pixels, corner))
         hidden_by: dict[int, np.ndarray] = {}
@@ -260,11 +271,13 @@ class WorldGrounder:
 
 
 def settle_edges(
-    rgb: np.ndarray, names: np.ndarray, index: int, pixels: np.ndarray, corner: tuple[int, int]
+    rgb: np.ndarray, names: np.ndarray, owner: np.ndarray, number: int, pixels: np.ndarray, corner: tuple[int, int]
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """A named component's pixels with its edge settled: within `EDGE_BAND` px of the component's core, a
-    pixel not named another colour belongs to the object when its colour lies near the line from the local
-    background's colour to the object's, at least half-way along (>= 50% coverage of an anti-aliased edge).
+    pixel no larger component (`owner`, numbered largest first) has settled belongs to the object when its
+    colour lies near the line from the local background's colour to the object's, at least half-way along
+    (>= 50% coverage of an anti-aliased edge; a blend may carry another colour's name: orange on grey reads
+    yellow).
 
     Returns the new tight pixels and their corner; the component unchanged when its core or its background
     ring is too small to measure, or the two colours are too alike.
@@ -290,7 +303,8 @@ def settle_edges(
     length = float(np.sqrt(line @ line))
     if length < EDGE_MIN_CONTRAST:
         return pixels, corner
-    band = grown & ~core & ((window_names < 0) | (window_names == index))
+    window_owner = owner[top:bottom, left:right]
+    band = grown & ~core & ((window_owner < 0) | (window_owner >= number))  # not a larger, settled one
     offset = window[band].astype(np.float64) - background
     # Coverage along the line, weighing luma over chroma: JPEG keeps luma at full resolution and halves
     # chroma's, so a thin tip's luma still says how much of the pixel the object covers.
@@ -298,7 +312,10 @@ def settle_edges(
     alpha = offset @ weighted / (line @ weighted)
     off_line = np.linalg.norm(offset - alpha[:, None] * line, axis=1)
     settled = core.copy()
-    settled[band] = (alpha >= 0.5) & (off_line <= max(EDGE_OFF_LINE[0], EDGE_OFF_LINE[1] * length))
+    # A pixel a smaller component holds joins only as a near-exact blend (its rim), never as another object.
+    loose = max(EDGE_OFF_LINE[0], EDGE_OFF_LINE[1] * length)
+    tolerance = np.where(window_owner[band] > number, RIM_OFF_LINE, loose)
+    settled[band] = (alpha >= 0.5) & (off_line <= tolerance)
     if not settled.any():
         return pixels, corner
     rows, cols = np.flatnonzero(settled.any(axis=1)), np.flatnonzero(settled.any(axis=0))
@@ -311,6 +328,17 @@ def _scope(seen: _Segmentation, image: Image.Image) -> str | None:
     if seen.scope is _UNSEEN:
         seen.scope = image_scope(image)
     return seen.scope
+
+
+def _paste_value(target: np.ndarray, pixels: np.ndarray, corner: tuple[int, int], value: int) -> None:
+    """Set a component's tight pixels to `value` in an image-sized array."""
+    r0, c0 = corner
+    target[r0 : r0 + pixels.shape[0], c0 : c0 + pixels.shape[1]][pixels] = value
+
+
+def _crop(array: np.ndarray, corner: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
+    r0, c0 = corner
+    return array[r0 : r0 + shape[0], c0 : c0 + shape[1]]
 
 
 def _paste(target: np.ndarray, pixels: np.ndarray, corner: tuple[int, int]) -> None:
