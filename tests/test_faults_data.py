@@ -473,3 +473,17 @@ def test_world_grounder_points_land_in_the_upright_frame_of_an_exif_rotated_phot
     assert seen.size == upright.size and np.array_equal(np.asarray(seen), np.asarray(upright))
     found, expected = grounder.ground(seen, phrase), grounder.ground(upright, phrase)
     assert len(expected) > 0 and [i.point for i in found] == [i.point for i in expected]
+
+
+def test_hf_export_embeds_images_as_vgt_decodes_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`vgt traces export --format hf` handed `datasets` the path of a 16-bit PNG, which it decodes clipped to
+    white: SFT trained on white images while `vgt ask` saw the picture."""
+    import datasets
+
+    path = tmp_path / "gray16.png"
+    expected = _image_kind("16-bit grayscale png", path)
+    db = _store(tmp_path / "t.db", lambda run: _trace(run, ImageRecord.from_path(path)))
+    code, _, err = _vgt(["traces", "export", "--db", str(db), "-o", str(tmp_path / "hf"), "--format", "hf"], capsys)
+    assert code == 0, err
+    image = datasets.load_from_disk(str(tmp_path / "hf"))[0]["images"][0]
+    assert np.abs(np.asarray(image.convert("RGB")).astype(int) - expected.astype(int)).max() <= 1

@@ -1,16 +1,22 @@
 """Traces out of the store: JSONL for scripts, and a Hugging Face `Dataset` in TRL's conversational format.
 
-The dataset has an `images` column (PIL images, decoded lazily from the paths the store recorded) and a
-`messages` column: a user turn holding the image and the question, then the assistant's completion.
+The dataset has an `images` column (PIL images, decoded lazily from the paths the store recorded; an image
+`datasets` would decode differently from `vgt ask`, e.g. 16-bit or transparent, is embedded as the PNG vgt
+decodes) and a `messages` column: a user turn holding the image and the question, then the assistant's
+completion.
 """
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from PIL import Image
+
+from vgt_agent.images import load_image
 from vgt_agent.store.trace_store import StoreError, TraceStore
 
 
@@ -43,6 +49,19 @@ def conversation(question: str, completion: str, system_prompt: str | None = Non
     return messages
 
 
+def dataset_image(path: str) -> dict[str, Any]:
+    """An image cell for a `datasets.Image` column: the path when `datasets` decodes the file as vgt does
+    (8-bit RGB or grayscale, no transparency; `datasets` applies EXIF orientation itself), else the PNG bytes
+    of `images.load_image`'s decoding, so training sees what `vgt ask` sees."""
+    with Image.open(path) as im:
+        plain = im.mode in ("RGB", "L") and "transparency" not in im.info and getattr(im, "n_frames", 1) == 1
+    if plain:
+        return {"path": path, "bytes": None}
+    buffer = io.BytesIO()
+    load_image(path).save(buffer, format="PNG")
+    return {"path": None, "bytes": buffer.getvalue()}
+
+
 def trace_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """The columns every training set keeps per trace: its ids (the eval split groups by image, the run record
     names traces) and the gold answer its rewards and evals read."""
@@ -68,6 +87,7 @@ def to_sft_dataset(store: TraceStore, *, system_prompt: str | None = None, rows:
     missing = [r["image_path"] for r in rows if not Path(r["image_path"]).is_file()]
     if missing:
         raise StoreError(f"{len(missing)} traced image(s) are no longer on disk, e.g. {missing[0]}")
+    cells = {path: dataset_image(path) for path in dict.fromkeys(r["image_path"] for r in rows)}
     question = question or (lambda r: r["question"])
     completion = completion or (lambda r: r["completion"])
     features = datasets.Features({
@@ -83,7 +103,7 @@ def to_sft_dataset(store: TraceStore, *, system_prompt: str | None = None, rows:
     })
     return datasets.Dataset.from_dict(
         {
-            "images": [[r["image_path"]] for r in rows],
+            "images": [[cells[r["image_path"]]] for r in rows],
             "messages": [conversation(question(r), completion(r), system_prompt) for r in rows],
             **trace_columns(rows),
         },
