@@ -256,8 +256,7 @@ class OpenAIBackend:
         turn_form: str | None = None,
     ) -> None:
         raw_url = (base_url or os.environ.get("VGT_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        self.base_url = raw_url
-        self.display_url = redact_url(raw_url)
+        self.base_url = self.display_url = redact_url(raw_url)  # the raw URL (credentials) goes to the client only
         self._model = model or os.environ.get("VGT_MODEL") or None
         self.timeout_s = timeout_s if timeout_s is not None else timeout_from_env(BATCH_TIMEOUT_S)
         if not self.timeout_s > 0:
