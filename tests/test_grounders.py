@@ -268,8 +268,8 @@ def test_fit_finds_the_centre_of_a_hidden_object(grounder: WorldGrounder) -> Non
     draw_shape(draw, "square", "blue", "medium", 185, 175)  # hides ~30% of the circle, centroid moves
     red = next(r for r in grounder.segment(image) if r.colour == "red")
     assert red.shape == "circle" and red.size == "large"
-    cx, cy = red.fits[0].center
-    assert math.hypot(cx - 150.3, cy - 160.7) < 1.0
+    cx, cy = red.fits[0].center  # the radius is fitted too, so the hidden side leaves ~1 px of play
+    assert math.hypot(cx - 150.3, cy - 160.7) < 1.5 and abs(red.fits[0].radius - _radius("large")) < 1.0
     ys, xs = np.nonzero(red.mask)
     assert math.hypot(xs.mean() + 0.5 - 150.3, ys.mean() + 0.5 - 160.7) > 3.0
 
