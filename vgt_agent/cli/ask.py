@@ -8,6 +8,7 @@ import typer
 from rich.panel import Panel
 
 from vgt_agent.backends import BackendError, OpenAIBackend, VLMBackend, make_backend
+from vgt_agent.backends.openai_backend import INTERACTIVE_TIMEOUT_S
 from vgt_agent.cli.ask_outcome import Outcome, refusal, run_outcome
 from vgt_agent.cli.common import (
     command_line,
@@ -68,6 +69,8 @@ def ask(
     max_question_chars: int = typer.Option(MAX_QUESTION_CHARS, "--max-question-chars", min=1,
                                            help="Longer questions are refused (exit 2) before any model runs."),
     temperature: float = typer.Option(0.0, "--temperature", min=0.0),
+    timeout: float = typer.Option(None, "--timeout", envvar="VGT_TIMEOUT", min=0.001,
+                                  help="Seconds per server request (connect: at most 5) [default: 60]."),
     save: Path = typer.Option(None, "--save", help="Write the annotated picture (PNG) here."),
     device: str = DeviceOption,
     dtype: str = DtypeOption,
@@ -124,7 +127,7 @@ def ask(
         quiet_loading(transformers_now=True)
     try:
         ground_tool = make_grounder(grounder, sample=world, sam3_checkpoint=sam3_checkpoint, placement=placement)
-        vlm = make_backend(backend, model, **options)
+        vlm = make_backend(backend, model, timeout_s=timeout or INTERACTIVE_TIMEOUT_S, **options)
         if protocol == "function" and not vlm.supports_function_calling:
             usage_error(f"the {backend} backend has no function calling; use --protocol text")
     except (ValueError, FileNotFoundError, BackendError) as e:

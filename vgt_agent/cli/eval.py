@@ -46,6 +46,8 @@ def evaluate(
     limit: int = typer.Option(None, "--limit", min=1, help="At most this many questions per benchmark."),
     max_tokens: int = typer.Option(1024, "--max-tokens", min=1),
     workers: int = typer.Option(1, "--workers", min=1, help="Concurrent requests (useful with a vLLM server)."),
+    timeout: float = typer.Option(None, "--timeout", envvar="VGT_TIMEOUT", min=0.001,
+                                  help="Seconds per server request (connect: at most 5) [default: 300]."),
     label: str = typer.Option(None, "--label", help="Row name in the report (default: from the model's training)."),
     resume: str = typer.Option(None, "--resume", help="Continue an interrupted eval run (its id)."),
     device: str = DeviceOption,
@@ -80,7 +82,7 @@ def evaluate(
         benches = load_benchmarks(names, limit)
     except EvalError as e:
         usage_error(str(e))
-    vlm = _backend(kind, model, base_url, placement)
+    vlm = _backend(kind, model, base_url, placement, timeout)
     provenance = read_provenance(model) if model and Path(model).exists() else None
     row, stage = default_label(mode, agent, provenance)
     store = open_store(db, create=True)
@@ -130,10 +132,11 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
 
-def _backend(kind: str, model: str | None, base_url: str | None, placement=None):
+def _backend(kind: str, model: str | None, base_url: str | None, placement=None, timeout: float | None = None):
     from vgt_agent.backends import BackendError, OpenAIBackend, make_backend
 
-    options = {"base_url": base_url} if kind == "openai" and base_url else {}
+    options: dict = {"base_url": base_url} if kind == "openai" and base_url else {}
+    options["timeout_s"] = timeout
     if kind == "transformers" and placement is not None:
         options.update(placement.as_dict())
     if kind == "transformers":
