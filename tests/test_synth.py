@@ -222,7 +222,7 @@ def test_rejection_reasons_are_recorded(train_dir: Path, tmp_path: Path) -> None
 
 
 def test_llm_extraction_failure_and_all_wrong_candidates_are_rejected(train_dir: Path, tmp_path: Path) -> None:
-    # --shard 0/8 selects samples 0 and 8 of the split: both "How many <colour> <shape>s are there?"
+    # --shard 0/13 selects samples 0 and 13 of the split: both "How many <colour> <shape>s are there?" (13 families)
     bad, good = [s for s in load_split(train_dir) if s.meta["family"] == "count_colour_shape"]
     extract_requests = []
 
@@ -245,7 +245,7 @@ def test_llm_extraction_failure_and_all_wrong_candidates_are_rejected(train_dir:
     outs = []
     for teacher, extra in ((first_wrong, ["--k", "2"]), (always_wrong, ["--k", "2", "--run", "all-wrong"])):
         with StubOpenAIServer(extractor_or(teacher)) as server:
-            outs.append(summary_of(synth("--dataset", str(train_dir), "--shard", "0/8", "--teacher", "model",
+            outs.append(summary_of(synth("--dataset", str(train_dir), "--shard", "0/13", "--teacher", "model",
                                          "--extract", "llm", "--base-url", server.base_url, "--model", server.model,
                                          "--db", str(db), "--json", *extra)))
     extracted, all_wrong = outs
