@@ -316,7 +316,7 @@ def _make_handler(server: StubOpenAIServer) -> type[BaseHTTPRequestHandler]:
             if server.stop_support == "ignore":
                 body = {k: v for k, v in body.items() if k != "stop"}
             completion = _Completion(server._reply_for(body), body)
-            if not body.get("stream") or fault == "ignore_stream":
+            if not body.get("stream") or fault in ("ignore_stream", "garbage", "empty_choices"):
                 if fault == "garbage":
                     self._raw(200, b"<html>not json</html>", "application/json")
                 elif fault == "empty_choices":

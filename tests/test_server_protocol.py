@@ -92,3 +92,64 @@ def test_url_credentials_and_keys_never_reach_errors_or_repr():
     for text in (str(info.value), repr(backend), str(vars(backend))):
         assert "pa55w0rd" not in text and "sk-abc-secret" not in text
     assert redact_url(url) in str(info.value)
+
+
+# --- the ask command and graph over every fault: one line, exit 1, the run failed, no key anywhere ---------
+
+FAKE_KEY = "sk-fake-3x1t-one-never-shown"
+
+
+@pytest.fixture(scope="module")
+def world_sample(tmp_path_factory):
+    from vgt_agent.world.storage import load_split, make_split
+
+    out = tmp_path_factory.mktemp("protocol") / "tally"
+    make_split(out, "world-tally", n=2, seed=5)
+    return next(iter(load_split(out)))
+
+
+@pytest.mark.parametrize("fault", ["garbage", "empty_choices", "bad_sse_json", "bad_utf8", "sse_error", "no_finish",
+                                   "500", "429", "hang"])
+def test_ask_over_a_faulty_server_is_one_line_exit_1_and_a_failed_run(fault, world_sample, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from vgt_agent.cli.main import app
+    from vgt_agent.store import TraceStore
+
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    db = tmp_path / "t.db"
+    with StubOpenAIServer(api_key=FAKE_KEY, hang_s=2.0) as stub:
+        if fault in ("500", "429"):
+            stub.fail_next(10, int(fault))
+        else:
+            stub.inject(fault, 10)
+        result = CliRunner().invoke(app, ["ask", world_sample.image_path, world_sample.question, "--base-url",
+                                          stub.base_url, "--model", "m", "--db", str(db), "--timeout", "0.5"])
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 1, (result.stdout, result.stderr, result.exception)
+    assert len(errors) == 1 and stub.base_url in errors[0] and "model m" in errors[0], result.stderr
+    for text in (result.stdout, result.stderr, db.read_bytes().decode("latin-1")):
+        assert FAKE_KEY not in text
+    with TraceStore.open(db, create=False) as store:
+        (run,) = store.runs("ask")
+        traces = list(store.traces())
+    assert run["status"] == "failed" and run["error"] and all(t["status"] == "error" for t in traces)
+
+
+def test_ask_graph_records_the_modes_it_ran_in(world_sample):
+    from pathlib import Path
+
+    from vgt_agent.graphs.ask import AskContext, run_ask
+    from vgt_agent.grounders.world import WorldGrounder
+    from vgt_agent.store import ImageRecord, SampleRecord
+
+    record = SampleRecord.from_sample(world_sample, ImageRecord.from_path(Path(world_sample.image_path)))
+    image = Image.open(world_sample.image_path).convert("RGB")
+    with StubOpenAIServer(stop_support="error") as stub:
+        stub.push("<think> <ground> red circles </ground> more", "</think> \\boxed{0}")
+        state = run_ask(AskContext(image=image, sample=record, backend=_backend(stub), grounder=WorldGrounder()))
+        second = stub.chat_requests[-1]["messages"]
+    assert state["server_modes"] == {"stop": "client", "turns": "turns"} and state.get("error") is None
+    assert [m["role"] for m in second] == ["system", "user", "assistant", "user"]
+    assert second[2]["content"] == "<think> <ground> red circles </ground>"
+    assert second[3]["content"].startswith("<obj> red circles") or second[3]["content"].endswith("found.")
