@@ -60,3 +60,12 @@ def test_every_template_in_any_case_and_punctuation_is_in_scope() -> None:
                 text = text.replace(slot, value)
             for variant in (text, text.upper(), text.lower().rstrip("?."), "  " + text.replace(" ", "  ")):
                 assert question_scope(variant) is None, variant
+
+
+def test_a_megabyte_question_is_refused_quickly() -> None:
+    import time
+
+    start = time.perf_counter()
+    reason = question_scope("is the red circle " + "left of the " * 100_000 + "blue square?")
+    assert reason is not None and "characters" in reason
+    assert time.perf_counter() - start < 1.0

@@ -152,8 +152,13 @@ def names_objects(phrase: str) -> bool:
         w.isdigit() or (w in _NUMBER_WORDS and not (w == "one" and i == len(words) - 1)) for i, w in enumerate(words))
 
 
+MAX_CHARS = 1000  # no world question is longer; longer text is not matched at all (bounded time on any input)
+
+
 def read(text: str) -> Reading | None:
     """The first template the question fits with every object slot a world concept, else None."""
+    if len(text) > MAX_CHARS:
+        return None
     question, options = split_options(text)
     q = normalise(question)
     m = _KTH.fullmatch(q)

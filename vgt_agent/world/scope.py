@@ -42,6 +42,8 @@ def question_scope(question: str) -> str | None:
     its words do not form a question the world answers)."""
     if not question or not question.strip():
         return "the question is empty"
+    if len(question) > phrasing.MAX_CHARS:
+        return f"the question is {len(question)} characters long; the shapes world's questions are short"
     unknown = unknown_words(question)
     if unknown:
         names = ", ".join(f"'{w}'" for w in unknown)
