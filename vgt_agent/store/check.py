@@ -96,5 +96,13 @@ def check_store(path: str | Path) -> dict[str, Any]:
 
 
 def _integrity_problems(conn: sqlite3.Connection) -> list[str]:
-    rows = [r[0] for r in conn.execute(f"pragma integrity_check({MAX_INTEGRITY_LINES})")]
+    """SQLite's integrity check; when damage stops it, the quick check (pages only), which names the pages."""
+    try:
+        rows = [r[0] for r in conn.execute(f"pragma integrity_check({MAX_INTEGRITY_LINES})")]
+    except sqlite3.DatabaseError as e:
+        try:
+            rows = [r[0] for r in conn.execute(f"pragma quick_check({MAX_INTEGRITY_LINES})")]
+        except sqlite3.DatabaseError:
+            raise e from None
+        rows = [str(e)] + [row for row in rows if row != "ok"]
     return [] if rows == ["ok"] else [f"damaged: {row}" for row in rows]
