@@ -217,8 +217,9 @@ def test_cli_ask_with_saved_tiny_gemma3_and_tiny_sam3_checkpoints(counting_sampl
     result = runner.invoke(app, ["ask", sample.image_path, sample.question, "--backend", "transformers",
                                  "--model", str(gemma), "--grounder", "sam3", "--sam3-checkpoint",
                                  str(tmp_path / "sam3"), "--max-tokens", "16", "--db", str(db), "--json"])
-    assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
+    assert result.exit_code == (0 if out["status"] == "answered" else 1), result.output  # a random model may not
+    assert out["status"] in ("answered", "no_answer")  # finish its answer in 16 tokens: exit 1, no answer
     assert out["backend"] == "transformers" and out["model"].endswith("gemma")
     assert out["grounder"] == f"sam3:{tmp_path / 'sam3'}"
     assert out["correct"] is False or out["correct"] is True  # a random model answers something or nothing
