@@ -22,10 +22,11 @@ from vgt_agent.backends.world_oracle import WorldOracleBackend
 from vgt_agent.cli.main import app
 from vgt_agent.grounders.shuffled_gold import ShuffledGoldGrounder
 from vgt_agent.store import TraceStore
+from vgt_agent.store.export import iter_export_rows
 from vgt_agent.tiny.agent_runs import run_split
-from vgt_agent.tiny.examples import IGNORE, encode_prompt, prompt_messages
+from vgt_agent.tiny.examples import IGNORE, build_example, encode_prompt, prompt_messages, turn_messages
 from vgt_agent.tiny.recipe import build_policy, save_policy
-from vgt_agent.training.agent_data import AgentCollator
+from vgt_agent.training.agent_data import AgentCollator, trace_turns
 from vgt_agent.training.model import read_provenance
 
 runner = CliRunner()
@@ -52,29 +53,65 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def _check_row(processor: Any, row: dict[str, Any], ids: list[int], labels: list[int], types: list[int],
                mask: list[int]) -> dict[str, int]:
-    """One batch row against its trace: prompt as the backend encodes it, then each turn's tokens in order,
-    labelled iff the model wrote them; returns how many `<obj>` tokens after the prompt were labelled and how
-    many were not."""
+    """One batch row against its trace, in the turns form: each model turn's view (what the backend encodes
+    for it) is a prefix of the row, the turn's tokens through its <end_of_turn> are the labels, everything
+    else is context; returns how many `<obj>` tokens after the prompt were labelled and how many were not."""
     tok = processor.tokenizer
-    with Image.open(row["image_path"]) as im:
-        prompt = encode_prompt(processor, prompt_messages(row["question"], row["choices"]), im.convert("RGB"), False)
-    p = start = prompt["input_ids"].shape[1]
-    assert ids[:p] == prompt["input_ids"][0].tolist() and labels[:p] == [IGNORE] * p
-    assert types[:p] == prompt["token_type_ids"][0].tolist() and sum(types) == sum(types[:p]) >= 1
-    replies = iter(row["newlines"])
-    for chunk in row["chunks"]:
-        text = chunk["content"] if chunk["role"] == "assistant" or next(replies) else chunk["content"].rstrip()
-        piece = tok(text, add_special_tokens=False)["input_ids"]
-        assert ids[p : p + len(piece)] == piece
-        assert labels[p : p + len(piece)] == (piece if chunk["role"] == "assistant" else [IGNORE] * len(piece))
-        p += len(piece)
     end = tok.convert_tokens_to_ids("<end_of_turn>")
-    assert ids[p] == labels[p] == end and sum(mask) == p + 1
-    assert set(labels[p + 1 :]) <= {IGNORE} and set(ids[p + 1 :]) <= {tok.pad_token_id}
+    n = sum(mask)
+    with Image.open(row["image_path"]) as im:
+        image = im.convert("RGB")
+        prompt = encode_prompt(processor, prompt_messages(row["question"], row["choices"]), image, False)
+        expected = [IGNORE] * n
+        for k, chunk in enumerate(row["chunks"]):
+            if chunk["role"] != "assistant":
+                continue
+            view = encode_prompt(processor, turn_messages(row["question"], row["choices"], row["chunks"][:k]), image,
+                                 False)["input_ids"][0].tolist()
+            assert ids[: len(view)] == view
+            close = ids.index(end, len(view))
+            expected[len(view): close + 1] = ids[len(view): close + 1]
+    start = prompt["input_ids"].shape[1]
+    assert labels[:n] == expected and ids[n - 1] == end and labels[n - 1] == end
+    assert types[:start] == prompt["token_type_ids"][0].tolist() and sum(types) == sum(types[:start]) >= 1
+    assert set(labels[n:]) <= {IGNORE} and set(ids[n:]) <= {tok.pad_token_id}
     obj = tok.convert_tokens_to_ids("<obj>")
     trained = [t for t in labels if t != IGNORE]
     assert "\\boxed{" in tok.decode(trained)
-    return {"labelled": trained.count(obj), "context": ids[start:].count(obj) - trained.count(obj)}
+    return {"labelled": trained.count(obj), "context": ids[start:n].count(obj) - trained.count(obj)}
+
+
+def test_each_turn_is_trained_in_exactly_the_view_the_backend_feeds_the_model(setup: dict[str, Any]) -> None:
+    """For both turn forms: at every model turn of a real agent trace, the input ids the transformers backend
+    hands to `generate` are a prefix of the trace's training sequence, and the next token is the first label."""
+    processor = setup["processor"]
+    with TraceStore.open(setup["db"], create=False, readonly=True) as store:
+        rows = [r for r in iter_export_rows(store) if sum(m["role"] == "tool" for m in r["messages"] or []) >= 2]
+    row = rows[0]
+    chunks = trace_turns(row)
+    with Image.open(row["image_path"]) as im:
+        image = im.convert("RGB")
+    for form in ("turns", "continuation"):
+        backend = TransformersBackend.from_pretrained(setup["model_dir"], turn_form=form)
+        fed: list[list[int]] = []
+
+        def spy(generate=backend._model.generate, fed=fed, **kw: Any) -> Any:
+            fed.append(kw["input_ids"][0].tolist())
+            return generate(**kw)
+
+        backend._model.generate = spy
+        tools = 0
+        for k, chunk in enumerate(chunks):
+            if chunk["role"] == "tool":
+                tools += 1
+                continue
+            backend.generate(turn_messages(row["question"], row["choices"], chunks[:k], form), [image], max_tokens=1)
+            newlines = [True] * max(0, tools - 1) + [False] * min(1, tools)  # this turn's view of earlier replies
+            example = build_example(processor, row["question"], row["choices"], chunks, image, newlines, form=form)
+            view = fed[-1]
+            assert example.input_ids[: len(view)] == view, (form, k)
+            assert example.labels[len(view)] != IGNORE and example.labels[len(view) - 1] == IGNORE, (form, k)
+        assert len(fed) == sum(c["role"] == "assistant" for c in chunks) >= 3
 
 
 @pytest.mark.slow
@@ -112,8 +149,6 @@ def test_agent_sft_trains_the_model_turns_only(setup: dict[str, Any], tmp_path: 
             tool_objs += sum(c["content"].count("<obj>") for c in row["chunks"] if c["role"] == "tool")
     assert len(seen) >= 8 and tool_objs > 0 and model_objs > 0
     assert counts == {"labelled": model_objs, "context": tool_objs}  # no tool reply's <obj> is ever a label
-    newlines = [n for rows, _ in seen for r in rows for n in r["newlines"]]
-    assert True in newlines and False in newlines  # both views of an earlier tool reply are trained
 
     # the loss falls, the run is logged, the model loads where `vgt ask` / `vgt eval` load it
     assert metrics["steps"] == 8 and metrics["train_examples"] + metrics["eval_examples"] >= 7
