@@ -135,3 +135,25 @@ def test_bad_input_exits_2_with_one_line_and_leaves_file_untouched(case: str, db
 def test_env_var_selects_the_store(db: Path) -> None:
     result = runner.invoke(app, ["traces", "stats", "--json"], env={"VGT_DB": str(db)})
     assert result.exit_code == 0 and json.loads(result.output)["totals"]["traces"] == 2
+
+
+def test_export_force_replaces_only_its_own_earlier_output(db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "traces.jsonl"
+    assert runner.invoke(app, ["traces", "export", "--db", str(db), "-o", str(out)]).exit_code == 0
+    out.write_text("stale\n")
+    assert runner.invoke(app, ["traces", "export", "--db", str(db), "-o", str(out)]).exit_code == 2
+    assert out.read_text() == "stale\n"
+    assert runner.invoke(app, ["traces", "export", "--db", str(db), "-o", str(out), "--force"]).exit_code == 0
+    assert len(out.read_text().splitlines()) == 2
+    hf = tmp_path / "hf"
+    for extra in ([], ["--force"]):  # a fresh directory, then the earlier export replaced
+        result = runner.invoke(app, ["traces", "export", "--db", str(db), "-o", str(hf), "--format", "hf", *extra])
+        assert result.exit_code == 0, result.output
+    assert runner.invoke(app, ["traces", "export", "--db", str(db), "-o", str(hf), "--format", "hf"]).exit_code == 2
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_check_reports_a_sound_store(db: Path) -> None:
+    result = runner.invoke(app, ["traces", "check", "--db", str(db), "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout) == {"path": str(db), "ok": True, "problems": [],
+                                                                   "traces": 2}
