@@ -57,7 +57,7 @@ CLI = [sys.executable, "-c", "from vgt_agent.cli.main import main; main()"]
 @pytest.fixture(scope="module")
 def train_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("world") / "train"
-    make_split(out, "world-train", n=16)  # every question family, twice
+    make_split(out, "world-train", n=16, style="canonical")  # 448 px PNGs, as the checks below expect
     return out
 
 
