@@ -9,6 +9,7 @@ converted (through its embedded ICC profile when there is one), and transparency
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def _to_8_bits(image: Image.Image) -> Image.Image:
     elif image.mode == "F" and low >= 0 and high <= 1:
         scaled = values * 255
     else:
-        scaled = (values - low) * (255 / (high - low)) if high > low else np.zeros_like(values)
+        scaled = (values - low) / (high - low) * 255 if high > low else np.zeros_like(values)
     return Image.fromarray(np.clip(np.round(scaled), 0, 255).astype(np.uint8), "L")
 
 
@@ -46,11 +47,22 @@ def _cmyk_to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def _upright(image: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation says; a broken EXIF block is ignored, as viewers ignore it."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # PIL's "Corrupt EXIF data" notes, on stderr otherwise
+            return ImageOps.exif_transpose(image) or image
+    except (OSError, ValueError, SyntaxError, TypeError, KeyError, struct.error):
+        return image
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
-    """An opened image as RGB, the way a viewer shows it (see the module docstring); the input is not changed."""
+    """An opened image as a new RGB image, the way a viewer shows it (see the module docstring); an animation
+    is left at its first frame."""
     if getattr(image, "n_frames", 1) > 1:
         image.seek(0)
-    image = ImageOps.exif_transpose(image) or image
+    image = _upright(image)
     if image.mode in ("I", "F") or image.mode.startswith("I;16"):
         image = _to_8_bits(image)
     elif image.mode == "CMYK":
@@ -72,6 +84,7 @@ def load_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Image.Image
         raise ValueError(f"not a file: {p}")
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # PIL's notes on damaged metadata: the pixels are read
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(p) as im:
                 width, height = im.size
