@@ -297,7 +297,8 @@ def test_cli_make_show_splits_with_styles(tmp_path: Path) -> None:
     res = runner.invoke(world_cli.app, ["make", "--out", str(out), "--split", "world-embspatial", "--n", "4",
                                         "--style", "varied", "--json"])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["style"] == "varied"
+    summary = json.loads(res.stdout)
+    assert summary["style"] == "varied" and sum(summary["files"].values()) == 4
     jpeg = next(r for r in read_rows(out) if r["file_name"].endswith(".jpg"))
     png = tmp_path / "show.png"
     res = runner.invoke(world_cli.app, ["show", str(out), str(jpeg["index"]), "--png", str(png)])

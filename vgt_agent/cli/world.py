@@ -25,13 +25,16 @@ app = typer.Typer(help="The embedded shapes world: make splits, show samples.", 
 def _summary(out: Path, info: dict[str, Any], seconds: float) -> dict[str, Any]:
     families: Counter[str] = Counter()
     answers: Counter[str] = Counter()
+    files: Counter[str] = Counter()
     for row in read_rows(out):
         families[row["family"]] += 1
         answers[row["answer"]] += 1
+        files[row["file_name"].rsplit(".", 1)[-1]] += 1
     return {
         "out": str(out), "split": info["split"], "n": info["n"], "seed": info["seed"], "style": info["style"],
         "width": info["width"], "height": info["height"], "seconds": round(seconds, 2),
         "samples_per_second": round(info["n"] / max(seconds, 1e-9), 1),
+        "files": dict(sorted(files.items())),
         "families": dict(sorted(families.items())),
         "answers": dict(sorted(answers.items(), key=lambda kv: (not kv[0].isdigit(), kv[0].zfill(4)))),
     }
@@ -97,6 +100,7 @@ def make(
     console.print(table)
     answers = ", ".join(f"{a}: {c}" for a, c in summary["answers"].items())
     console.print(f"answers: {answers}", markup=False)
+    console.print("files: " + ", ".join(f"{c} {ext}" for ext, c in summary["files"].items()), markup=False)
 
 
 @app.command()
