@@ -25,7 +25,7 @@ from rich.table import Table
 from vgt_agent.backends import BackendError
 from vgt_agent.backends.world_oracle import NAME as ORACLE
 from vgt_agent.backends.world_oracle import TEACHERS as ORACLE_TEACHERS
-from vgt_agent.cli.common import console, err_console, print_json, usage_error, work_failed
+from vgt_agent.cli.common import command_line, console, err_console, print_json, usage_error, work_failed
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.datasets import DatasetUnavailable, load_samples
@@ -206,7 +206,7 @@ def synth(
     show = not json_out and console.is_terminal
     try:
         with _progress(show) as on_outcome:
-            summary = run_synth(store, spec, pipeline, samples, name=name, command=" ".join(sys.argv),
+            summary = run_synth(store, spec, pipeline, samples, name=name, command=command_line(),
                                 backend=ORACLE if oracle else backend,
                                 model=WorldOracleTeacher.model if oracle and via == "distill" else model_name,
                                 config=config, concurrency=concurrency, workers=workers, on_outcome=on_outcome,

@@ -11,7 +11,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from vgt_agent.cli.common import console, interrupted, print_json, safe_text, usage_error, work_failed
+from vgt_agent.cli.common import command_line, console, interrupted, print_json, safe_text, usage_error, work_failed
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.home import default_db_path, vgt_home
@@ -159,7 +159,7 @@ def sft(
                  trl_args=_trl_args(epochs=epochs, max_steps=max_steps, lr=lr, batch_size=batch_size,
                                     grad_accum=grad_accum, save_steps=save_steps, logging_steps=logging_steps,
                                     max_length=max_length),
-                 command=" ".join(sys.argv), max_minutes=max_minutes, placement=_placement(device, dtype))
+                 command=command_line(), max_minutes=max_minutes, placement=_placement(device, dtype))
     result = _run(train_sft, _writable_store(db, must_exist=True), job, quiet_stdout=json_out)
     _report(f"sft · {variant}", result, json_out)
 
@@ -222,7 +222,7 @@ def rl(
                                    num_generations=num_generations, max_completion_length=max_completion_length,
                                    temperature=temperature, beta=beta, use_vllm=use_vllm, vllm_mode=vllm_mode,
                                    vllm_server_base_url=vllm_server_url),
-                command=" ".join(sys.argv), grounder=grounder, placement=_placement(device, dtype))
+                command=command_line(), grounder=grounder, placement=_placement(device, dtype))
     result = _run(train_rl, _writable_store(db, must_exist=samples_from is None), job, quiet_stdout=json_out)
     _report(f"rl · {variant}", result, json_out)
 
