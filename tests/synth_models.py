@@ -60,7 +60,7 @@ def read_counting_turn(body: dict[str, Any]) -> tuple[str, list[tuple[str, str]]
     question = next(p["text"] for p in messages[1]["content"] if p.get("type") == "text")
     phrase = re.sub(r"^how many (.+?) are there\?$", r"\1", question.strip().lower())
     last = messages[-1]
-    seen = last["content"] if last["role"] in ("assistant", "tool") else ""
+    seen = last["content"] if last["role"] in ("assistant", "tool") or len(messages) > 2 else ""  # turns: a user reply
     if "<obj>" not in seen and "found" not in seen:
         return phrase, None
     return phrase, OBJ.findall(seen)

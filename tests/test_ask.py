@@ -85,7 +85,8 @@ def test_agent_grounds_answers_verifies_and_logs(counting_samples, tmp_path: Pat
         sent = server.chat_requests
     # the tool result reached the model: second request of a sample carries the <obj> tags
     if protocol == "text":
-        assert sent[1]["messages"][-1]["role"] == "assistant" and "</ground>" in sent[1]["messages"][-1]["content"]
+        assert [m["role"] for m in sent[1]["messages"]][2:] == ["assistant", "user"]  # the portable turns form
+        assert sent[1]["messages"][2]["content"].endswith("</ground>") and "stop" in sent[1]
     else:
         assert sent[1]["messages"][-1]["role"] == "tool"
     assert sent[0]["messages"][1]["content"][0]["type"] == "image_url"
