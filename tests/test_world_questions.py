@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from vgt_agent.world.palette import COLOURS, SHAPES
 from vgt_agent.world.splits import SPLITS
 from vgt_agent.world.storage import load_split, make_split
 
-NEW_FAMILIES = ("count_phrased", "exist", "attribute", "attribute_relation", "relation_phrased")
+NEW_FAMILIES = ("count_phrased", "exist", "attribute", "attribute_relation", "spatial_phrased")
 NEW_SPLITS = ("world-exist", "world-attribute", "world-phrased")
 # (family, text, answer, type, choices, gold, objects) of samples 0..39 of each benchmark split, computed with
 # the code from before these families existed: the shipped policy was trained and measured on exactly these.
@@ -96,13 +97,27 @@ def test_gold_answers_agree_with_an_independent_reading_of_the_scene(family: str
         elif family == "exist":
             assert (r.intent, q.answer_type) == ("exist", "yes_no")
             assert q.answer == ("yes" if _matching(scene, r.slots["np"]) else "no")
-        elif family == "relation_phrased":
-            assert (r.intent, q.answer_type) == ("relation", "yes_no")
-            a, b = (_matching(scene, r.slots[s]) for s in ("x", "b"))
-            assert len(a) == len(b) == 1
-            axis = 0 if r.relation in ("left", "right") else 1
-            before = a[0].center[axis] < b[0].center[axis]
-            assert q.answer == ("yes" if before == (r.relation in ("left", "above")) else "no")
+        elif family == "spatial_phrased":
+            answers[r.intent] += 1
+            named = {k: _matching(scene, v) for k, v in r.slots.items() if k in ("x", "y", "z", "b")}
+            assert all(len(v) == 1 for v in named.values()), q.text
+            one = {k: v[0] for k, v in named.items()}
+            picked = q.choices["ABCD".index(q.answer)] if q.answer_type == "choice" else None
+            if r.intent == "relation":
+                axis = 0 if r.relation in ("left", "right") else 1
+                before = one["x"].center[axis] < one["b"].center[axis]
+                assert q.answer == ("yes" if before == (r.relation in ("left", "above")) else "no")
+            elif r.intent == "where":
+                dx, dy = (one["x"].center[i] - one["b"].center[i] for i in (0, 1))
+                want = ("left" if dx < 0 else "right") if abs(dx) > abs(dy) else ("above" if dy < 0 else "below")
+                assert picked == want
+            elif r.intent == "closer":
+                near = min(("x", "y"), key=lambda k: math.dist(one[k].center, one["z"].center))
+                assert picked == f"the {r.slots[near]}"
+            else:
+                bigger = max(("x", "y"), key=lambda k: one[k].area)
+                want = bigger if r.comparison == "larger" else ({"x", "y"} - {bigger}).pop()
+                assert picked == f"the {r.slots[want]}"
         else:
             asked = r.intent.split("_")[0]
             assert q.answer_type == "text" and q.answer in (COLOURS if asked == "colour" else SHAPES)
@@ -119,8 +134,11 @@ def test_gold_answers_agree_with_an_independent_reading_of_the_scene(family: str
                 assert len(target) == 1
             assert q.answer == getattr(target[0], asked)
         answers[q.answer] += 1
-    assert len(answers) >= (2 if family in ("exist", "relation_phrased") else 5)  # answers are spread
-    if family in ("exist", "relation_phrased"):
+    if family == "spatial_phrased":  # every spatial kind reworded
+        assert {"relation", "where", "closer", "larger"} <= set(answers)
+    else:
+        assert len(answers) >= (2 if family == "exist" else 5)  # answers are spread
+    if family == "exist":
         assert min(answers.values()) >= 15
 
 
@@ -139,6 +157,11 @@ def test_people_type_it_in_any_case_spacing_and_punctuation() -> None:
         ("Is the red circle under the blue square?", ("relation", ("red circle", "blue square"))),
         ("Which is closer to the green star: the red circle or the blue square?",
          ("closer", ("green star", "red circle", "blue square"))),
+        ("Which one is nearer to the green star, the red circle or the blue square?",
+         ("closer", ("green star", "red circle", "blue square"))),
+        ("Which one is bigger, the red circle or the blue square?",
+         ("larger", ("red circle", "blue square", "the largest of the red circle and the blue square"))),
+        ("In which direction is the red circle from the blue square?", ("where", ("red circle", "blue square"))),
     ]
     for text, want in base:
         variants = [text, text.lower(), text.upper(), text.rstrip("?."), "  " + text.replace(" ", "   ") + "  ",
@@ -157,7 +180,7 @@ def test_people_type_it_in_any_case_spacing_and_punctuation() -> None:
 
 def test_templates_read_back_as_their_intent() -> None:
     slots = {"np": "red circles", "colour": "blue", "x": "red circle", "y": "blue star", "z": "green ring",
-             "b": "large yellow square", "cmp": "smaller", "noun": "thing"}
+             "b": "large yellow square", "cmp": "bigger", "noun": "thing"}
     for intent, templates in phrasing.TEMPLATES.items():
         for t in templates:
             for rel in phrasing.RELATION_OF:

@@ -112,8 +112,9 @@ def read_question(text: str) -> Question:
         return Question("closer", (s["z"], s["x"], s["y"]), ("first", "second"))
     if r.intent == "larger":
         a, b = s["x"], s["y"]
-        extreme = "largest" if s["cmp"] == "larger" else "smallest"
-        return Question("larger", (a, b, f"the {extreme} of the {a} and the {b}"), ("first", "second"), s["cmp"])
+        extreme = "largest" if r.comparison == "larger" else "smallest"
+        return Question("larger", (a, b, f"the {extreme} of the {a} and the {b}"), ("first", "second"),
+                        r.comparison)
     if r.intent == "kth":
         choices = (s["l1"], s["l2"]) if "l1" in s else (s["a1"], s["a2"])
         return Question("kth", (_plural(s["np"]), s["b"]), choices, s["order"], _KTH_INDEX[s.get("nth")])

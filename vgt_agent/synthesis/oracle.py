@@ -274,9 +274,10 @@ def _attribute(w: _Writer) -> tuple[str, str]:
 WRITERS: dict[str, Callable[[_Writer], tuple[str, str]]] = {
     "count_colour_shape": _counting, "count_not_colour": _counting, "count_shape": _counting,
     "relation_yes_no": _yes_no, "relation_choice": _choice, "closer": _closer, "larger": _larger,
-    "kth_relation": _kth, "count_phrased": _counting, "exist": _exist, "relation_phrased": _yes_no,
-    "attribute": _attribute, "attribute_relation": _attribute,
+    "kth_relation": _kth, "count_phrased": _counting, "exist": _exist, "attribute": _attribute,
+    "attribute_relation": _attribute,
 }
+WRITERS["spatial_phrased"] = lambda w: WRITERS[w.scene.reading.family](w)  # read as the family it rewords
 
 
 def oracle_trace(scene: WorldScene, index: int) -> str:

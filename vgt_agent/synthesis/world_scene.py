@@ -178,7 +178,7 @@ def is_world_sample(sample: Sample) -> bool:
     return bool(meta.get("objects")) and "family" in meta and "width" in meta
 
 
-PHRASED = ("count_phrased", "exist", "relation_phrased", "attribute", "attribute_relation")
+PHRASED = ("count_phrased", "exist", "spatial_phrased", "attribute", "attribute_relation")
 _COUNT_COLOUR_SHAPE = re.compile(r"^How many (\w+) (\w+)s are there\?$")
 _COUNT_NOT_COLOUR = re.compile(r"^How many shapes are not (\w+)\?$")
 _COUNT_SHAPE = re.compile(r"^How many (\w+)s are there\?$")
@@ -247,15 +247,22 @@ def _gold_id(scene: WorldScene, role: str) -> int:
 
 
 def _read_phrased(scene: WorldScene, family: str, r: phrasing.Reading) -> Reading:
-    """The families in people's wording (`world.phrasing`), read as the original families they reword:
-    `relation_phrased` as `relation_yes_no`; the others by their own family name."""
+    """The families in people's wording (`world.phrasing`); `spatial_phrased` reads as the original family it
+    rewords (yes/no relation, direction, closer, larger), the others by their own family name."""
     s = r.slots
     if family in ("count_phrased", "exist") and r.intent in ("count", "exist"):
         return Reading(family, phrase=s["np"], counted=tuple(o.id for o in scene.matching(s["np"])))
-    if family == "relation_phrased" and r.intent == "relation":
+    if family == "spatial_phrased" and r.intent in ("relation", "where"):
         ta, tb = scene.unique(s["x"]), scene.unique(s["b"])
-        return Reading("relation_yes_no", target=ta.id, anchor=tb.id, relation=r.relation,
-                       names={ta.id: s["x"], tb.id: s["b"]})
+        return Reading("relation_yes_no" if r.intent == "relation" else "relation_choice", target=ta.id,
+                       anchor=tb.id, relation=r.relation or None, names={ta.id: s["x"], tb.id: s["b"]})
+    if family == "spatial_phrased" and r.intent == "closer":
+        tz, tx, ty = scene.unique(s["z"]), scene.unique(s["x"]), scene.unique(s["y"])
+        return Reading("closer", anchor=tz.id, others=(tx.id, ty.id),
+                       names={tz.id: s["z"], tx.id: s["x"], ty.id: s["y"]})
+    if family == "spatial_phrased" and r.intent == "larger":
+        tx, ty = scene.unique(s["x"]), scene.unique(s["y"])
+        return Reading("larger", others=(tx.id, ty.id), comparison=r.comparison, names={tx.id: s["x"], ty.id: s["y"]})
     if family == "attribute" and r.intent in ("colour_of", "shape_of"):
         target = scene.unique(s["np"])
         return Reading(family, target=target.id, names={target.id: s["np"]}, attribute=r.intent.split("_")[0])

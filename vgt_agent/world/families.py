@@ -8,7 +8,7 @@ import numpy as np
 
 from vgt_agent.world.attributes import attribute, attribute_relation
 from vgt_agent.world.counting import count_colour_shape, count_not_colour, count_shape
-from vgt_agent.world.paraphrase import count_phrased, exist, relation_phrased
+from vgt_agent.world.paraphrase import count_phrased, exist, spatial_phrased
 from vgt_agent.world.question import Question
 from vgt_agent.world.scene import Scene
 from vgt_agent.world.spatial import closer_to, kth_relation, larger_of, relation_choice, relation_yes_no
@@ -29,6 +29,6 @@ FAMILIES: dict[str, Family] = {
     "exist": exist,
     "attribute": attribute,
     "attribute_relation": attribute_relation,
-    "relation_phrased": relation_phrased,
+    "spatial_phrased": spatial_phrased,
 }
 COUNTING = ("count_colour_shape", "count_not_colour", "count_shape", "count_phrased")

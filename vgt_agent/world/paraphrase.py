@@ -1,4 +1,4 @@
-"""Families in the words people type: counts of any kind of object, existence, and relations reworded.
+"""Families in the words people type: counts of any kind of object, existence, and spatial questions reworded.
 
 Each draws its wording from `phrasing.TEMPLATES` and types it the way a person might (`phrasing.surface`);
 the scene is built as the counting families build theirs, the answer (count, yes/no) chosen first so the
@@ -7,16 +7,18 @@ answers stay balanced.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
+from vgt_agent.world import phrasing
 from vgt_agent.world.counting import COLOUR_NAMES, MAX_COUNT, _count_question, _counts, _pick, _shuffled
 from vgt_agent.world.palette import SHAPES
-from vgt_agent.world.phrasing import RELATION_PHRASES, TEMPLATES, fill, pick, surface
+from vgt_agent.world.phrasing import COMPARISON_WORDS, RELATION_PHRASES, TEMPLATES, fill, pick, surface
 from vgt_agent.world.question import Gold, Question, generate
-from vgt_agent.world.refer import plural, referable
-from vgt_agent.world.relations import AXIS, DIRECTIONS, clear_relation
+from vgt_agent.world.refer import plural
 from vgt_agent.world.scene import Attr, Scene
-from vgt_agent.world.spatial import _choose, _random_attrs
+from vgt_agent.world.spatial import closer_to, larger_of, relation_choice, relation_yes_no
 from vgt_agent.world.splits import SplitSpec
 
 GENERIC = ("shapes", "objects", "things")
@@ -104,25 +106,22 @@ def exist(rng: np.random.Generator, split: SplitSpec) -> tuple[Scene, Question]:
     return generate(rng, split, make_attrs, ask)
 
 
-def relation_phrased(rng: np.random.Generator, split: SplitSpec) -> tuple[Scene, Question]:
-    """'is the red circle left of the blue square', 'Is the star under the ring?' (yes/no, reworded)."""
-    template = pick(rng, TEMPLATES["relation"])
+REWORDED = {"relation_yes_no": relation_yes_no, "relation_choice": relation_choice, "closer": closer_to,
+            "larger": larger_of}
 
-    def ask(rng: np.random.Generator, scene: Scene) -> Question | None:
-        refs = referable(scene.objects)
-        word = DIRECTIONS[int(rng.integers(4))]
-        want = bool(rng.random() < 0.5)
-        pairs = [
-            (a, b) for a in refs for b in refs
-            if a != b and (rel := clear_relation(scene.objects[a], scene.objects[b], AXIS[word])) is not None
-            and (rel == word) == want
-        ]
-        chosen = _choose(rng, pairs)
-        if chosen is None:
-            return None
-        a, b = chosen
-        text = surface(rng, fill(template, x=refs[a], rel=pick(rng, RELATION_PHRASES[word]), b=refs[b]))
-        gold = (Gold(a, "target", refs[a]), Gold(b, "anchor", refs[b]))
-        return Question("relation_phrased", text, "yes" if want else "no", "yes_no", (), gold)
 
-    return generate(rng, split, _random_attrs(split), ask)
+def spatial_phrased(rng: np.random.Generator, split: SplitSpec) -> tuple[Scene, Question]:
+    """A spatial question of an original family (yes/no relation, direction, closer, larger), reworded:
+    'is the red circle left of the blue square', 'Which one is bigger, the star or the ring?'. Same scene,
+    answer, options and gold: only the words change."""
+    scene, q = REWORDED[pick(rng, tuple(REWORDED))](rng, split)
+    r = phrasing.read(q.text)
+    if r is None:  # every original wording is a template
+        raise RuntimeError(f"the world's own question {q.text!r} does not read back")
+    slots = dict(r.slots)
+    if "rel" in slots:
+        slots["rel"] = pick(rng, RELATION_PHRASES[r.relation])
+    if "cmp" in slots:
+        slots["cmp"] = pick(rng, COMPARISON_WORDS[r.comparison])
+    text = surface(rng, fill(pick(rng, TEMPLATES[r.intent]), **slots))
+    return scene, dataclasses.replace(q, family="spatial_phrased", text=text)

@@ -24,6 +24,9 @@ RELATION_PHRASES: dict[str, tuple[str, ...]] = {
     "below": ("below", "under", "beneath", "lower than"),
 }
 RELATION_OF: dict[str, str] = {p: w for w, ps in RELATION_PHRASES.items() for p in ps}
+# Surface words of a size comparison; the first is the one the original family uses.
+COMPARISON_WORDS: dict[str, tuple[str, ...]] = {"larger": ("larger", "bigger"), "smaller": ("smaller",)}
+COMPARISON_OF: dict[str, str] = {w: c for c, ws in COMPARISON_WORDS.items() for w in ws}
 _REL = "|".join(re.escape(p) for p in sorted(RELATION_OF, key=len, reverse=True))
 
 # Templates per intent, in reading order (a more specific template before one that would swallow it).
@@ -58,9 +61,16 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         "What shape is the {np}?", "Which shape is the {np}?", "What is the shape of the {np}?",
         "What kind of shape is the {np}?",
     ),
-    "where": ("Where is the {x} relative to the {b}?",),
-    "closer": ("Which is closer to the {z}: the {x} or the {y}?",),
-    "larger": ("Which is {cmp}: the {x} or the {y}?",),
+    "where": (
+        "Where is the {x} relative to the {b}?", "Where is the {x} compared to the {b}?",
+        "Where is the {x} with respect to the {b}?", "In which direction is the {x} from the {b}?",
+    ),
+    "closer": (
+        "Which is closer to the {z}: the {x} or the {y}?", "Which is nearer to the {z}: the {x} or the {y}?",
+        "Which one is closer to the {z}, the {x} or the {y}?", "What is closer to the {z}: the {x} or the {y}?",
+    ),
+    "larger": ("Which is {cmp}: the {x} or the {y}?", "Which one is {cmp}, the {x} or the {y}?",
+               "Which is {cmp}, the {x} or the {y}?", "Which of the two is {cmp}: the {x} or the {y}?"),
     "relation": (
         "Is the {x} {rel} the {b}?", "Is the {x} located {rel} the {b}?", "Would you say the {x} is {rel} the {b}?",
     ),
@@ -78,13 +88,15 @@ _NUMBER_WORDS = frozenset(
 
 
 NOUNS = ("shape", "object", "thing", "one")  # what {noun} stands for
-SPELLINGS = {"color": "colour", "what's": "what is", "where's": "where is", "isn't": "is not", "aren't": "are not"}
+# Words read as another: spellings, contractions, synonyms the templates do not spell out.
+SPELLINGS = {"color": "colour", "what's": "what is", "where's": "where is", "isn't": "is not", "aren't": "are not",
+             "nearer": "closer"}
 _SPELLING = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in SPELLINGS) + r")(?!\w)")
 
 
 def normalise(text: str) -> str:
-    """Lower case, single spaces, no trailing '?', '.' or '!', "color" spelt "colour" and "isn't" as "is not"
-    (also with a typographic apostrophe): the form templates are matched in."""
+    """Lower case, single spaces, no trailing '?', '.' or '!', and SPELLINGS ("color" as "colour", "isn't" as
+    "is not", also with a typographic apostrophe): the form templates are matched in."""
     s = " ".join(text.replace("\u2019", "'").split()).lower().rstrip(" ?.!")
     return _SPELLING.sub(lambda m: SPELLINGS[m.group(0)], s)
 
@@ -112,7 +124,7 @@ def _pattern(template: str) -> re.Pattern[str]:
         elif part == "{noun}":
             out.append(f"(?:{'|'.join(NOUNS)})")
         elif part == "{cmp}":
-            out.append("(?P<cmp>larger|smaller)")
+            out.append(f"(?P<cmp>{'|'.join(COMPARISON_OF)})")
         elif part.startswith("{"):
             out.append(f"(?P<{part[1:-1]}>.+?)")
         else:
@@ -127,7 +139,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 GRAMMAR_WORDS: frozenset[str] = frozenset(tokenize(" ".join([
     *(re.sub(r"\{\w+\}", " ", t) for ts in TEMPLATES.values() for t in ts), *RELATION_OF,
     "an is the second third leftmost rightmost topmost bottommost above below or of options answer with letter",
-    "larger smaller", *NOUNS,
+    *COMPARISON_OF, *NOUNS,
 ])))
 
 
@@ -143,6 +155,11 @@ class Reading:
     @property
     def relation(self) -> str:
         return RELATION_OF.get(self.slots.get("rel", ""), "")
+
+    @property
+    def comparison(self) -> str:
+        """"larger" or "smaller" ("bigger" reads as larger)."""
+        return COMPARISON_OF.get(self.slots.get("cmp", ""), "")
 
 
 def names_objects(phrase: str) -> bool:

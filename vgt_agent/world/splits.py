@@ -77,16 +77,16 @@ _SPLITS = (
         description="what colour / what shape is the largest, the only ..., the one left of ...: a word",
     ),
     SplitSpec(
-        "world-phrased", ("count_phrased", "relation_phrased"), seed=1009, n=200, min_objects=2, max_objects=14,
+        "world-phrased", ("count_phrased", "spatial_phrased"), seed=1009, n=200, min_objects=2, max_objects=14,
         occlusion=0.2, texture=0.3, distractors=0.3,
-        description="counting and relations reworded: count the ..., how many ... (any kind), left of, under",
+        description="counting and spatial questions reworded: count the ..., how many ... (any kind), under, bigger",
     ),
     SplitSpec(
         "world-train",
         (
             "count_colour_shape", "count_not_colour", "count_shape", "relation_yes_no", "relation_choice",
             "closer", "larger", "kth_relation", "count_phrased", "exist", "attribute", "attribute_relation",
-            "relation_phrased",
+            "spatial_phrased",
         ),
         seed=2024, n=2000, min_objects=2, max_objects=14, occlusion=0.3, texture=0.4, distractors=0.4,
         description="all question families mixed, for SFT/RL", style="varied",
