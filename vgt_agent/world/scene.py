@@ -114,8 +114,8 @@ class WorldObject:
         return self._point[1]
 
     def image_mask(self, height: int, width: int) -> np.ndarray:
-        """The visible mask in image coordinates."""
-        out = np.zeros((height, width), dtype=bool)
+        """The visible mask in image coordinates (column-major, the order COCO RLE encodes without a copy)."""
+        out = np.zeros((height, width), dtype=bool, order="F")
         h, w = self.visible.shape
         out[self.y0 : self.y0 + h, self.x0 : self.x0 + w] = self.visible
         return out
