@@ -40,9 +40,10 @@ EDGE_BAND = 2
 EDGE_OFF_LINE = (20.0, 0.35)
 EDGE_MIN_CONTRAST = 30.0
 RIM_OFF_LINE = 30.0  # the off-line bound for a pixel another (smaller) component holds
-# RGB -> (luma, chroma, chroma) with the chroma axes weighed down, as a quadratic form for the edge's coverage.
-_YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
-_EDGE_METRIC = _YCC.T @ np.diag([1.0, 1.0, 1.0]) @ _YCC
+# A blend's coverage read from its chroma alone (the (Cb, Cr) plane of YCbCr) must reach this too: a grey
+# line darker than the background can sit half-way to a dark object in RGB, never in chroma.
+MIN_CHROMA_COVERAGE = 0.3
+_CHROMA = np.array([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])  # RGB -> (Cb, Cr)
 
 
 @dataclass(frozen=True, eq=False)
@@ -306,16 +307,15 @@ def settle_edges(
     window_owner = owner[top:bottom, left:right]
     band = grown & ~core & ((window_owner < 0) | (window_owner >= number))  # not a larger, settled one
     offset = window[band].astype(np.float64) - background
-    # Coverage along the line, weighing luma over chroma: JPEG keeps luma at full resolution and halves
-    # chroma's, so a thin tip's luma still says how much of the pixel the object covers.
-    weighted = line @ _EDGE_METRIC
-    alpha = offset @ weighted / (line @ weighted)
+    alpha = offset @ line / length**2
+    chroma_line = _CHROMA @ line
+    chroma_alpha = (offset @ _CHROMA.T) @ chroma_line / max(float(chroma_line @ chroma_line), 1e-9)
     off_line = np.linalg.norm(offset - alpha[:, None] * line, axis=1)
     settled = core.copy()
     # A pixel a smaller component holds joins only as a near-exact blend (its rim), never as another object.
     loose = max(EDGE_OFF_LINE[0], EDGE_OFF_LINE[1] * length)
     tolerance = np.where(window_owner[band] > number, RIM_OFF_LINE, loose)
-    settled[band] = (alpha >= 0.5) & (off_line <= tolerance)
+    settled[band] = (alpha >= 0.5) & (chroma_alpha >= MIN_CHROMA_COVERAGE) & (off_line <= tolerance)
     if not settled.any():
         return pixels, corner
     rows, cols = np.flatnonzero(settled.any(axis=1)), np.flatnonzero(settled.any(axis=0))
