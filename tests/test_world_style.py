@@ -310,6 +310,8 @@ def test_cli_make_show_splits_with_styles(tmp_path: Path) -> None:
     styles = {s["name"]: s["style"] for s in json.loads(res.stdout)}
     assert styles["world-tally"] == "canonical" and styles["world-tally-varied"] == "varied"
     assert styles["world-train"] == "varied"
+    listed = {s["name"]: s for s in json.loads(res.stdout)}
+    assert listed["world-tally"]["size"] == [448, 448] and listed["world-tally-varied"]["side_range"] == [256, 1024]
     res = runner.invoke(world_cli.app, ["make", "--out", str(tmp_path / "no"), "--split", "world-vsr",
                                         "--style", "sketchy"])
     assert res.exit_code == 2 and "unknown --style" in res.output and not (tmp_path / "no").exists()

@@ -111,7 +111,10 @@ def splits(as_json: bool = typer.Option(False, "--json", help="Print the registr
             "name": s.name, "families": list(s.families), "n": s.n, "seed": s.seed,
             "objects": [s.min_objects, s.max_objects], "occlusion": s.occlusion, "texture": s.texture,
             "distractors": s.distractors, "style": s.style,
-            "size": [s.width, s.height] if s.style == "canonical" else list(SIDE_RANGE),
+            # a varied split draws each sample's width and height within side_range
+            "size": [s.width, s.height] if s.style == "canonical" else None,
+            "side_range": [min(s.width, s.height), max(s.width, s.height)] if s.style == "canonical"
+            else list(SIDE_RANGE),
             "description": s.description,
         }
         for s in SPLITS.values()
