@@ -14,7 +14,7 @@ upright orientation.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -370,8 +370,10 @@ def fit_shapes(ev: Evidence, extent: float, bounds: tuple[float, float]) -> list
     for name, tpl in TEMPLATES.items():
         if not radii[name].size:
             continue
-        if ev.occluded:  # a grid sized for this template's radii
+        if ev.occluded:  # a grid sized for this template's radii, plus "nothing is hidden after all"
             starts += _coarse(tpl, radii[name], ev, *_coarse_centers(float(radii[name].max()), ev))
+            centroid = _polar(np.array([ev.centroid]), ev)
+            starts += _coarse(tpl, radii[name][:1], replace(ev, occluded=False), centroid, 0.5)
         else:
             shared = shared or _coarse_centers(float(radii[name].max()), ev)
             starts += _coarse(tpl, radii[name], ev, *shared)
