@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -91,14 +92,18 @@ class PeakMemory:
             out["gb"] = (peak[0] - base) / 1e9
 
 
-def timed(placement: Placement, fn: Callable[[], Any]) -> float:
+def timed(placement: Placement, fn: Callable[[], Any], what: str = "") -> float:
+    """Wall seconds of `fn` (CUDA synchronised); each one also goes to stderr at once, as a long run's progress."""
     if placement.kind == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
     fn()
     if placement.kind == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    if what:
+        print(f"{what}: {seconds:.2f} s", file=sys.stderr, flush=True)
+    return seconds
 
 
 def main() -> None:
@@ -128,20 +133,21 @@ def main() -> None:
     phrases = PHRASES[: args.phrases]
     images = [photo(seed) for seed in range(args.images + 2)]
     warm = grounder(0)
-    timed(placement, lambda: warm.ground(images[-1], "cup"))  # first-call costs (allocator, kernels)
+    timed(placement, lambda: warm.ground(images[-1], "cup"), "warm-up (allocator, kernels)")
 
     cached = grounder(4)
     with memory.measure() as first_mem:
-        first = timed(placement, lambda: cached.ground(images[0], phrases[0]))
-    extra_cached = [timed(placement, lambda p=p: cached.ground(images[0], p)) for p in phrases[1:]]
+        first = timed(placement, lambda: cached.ground(images[0], phrases[0]), "first phrase")
+    extra_cached = [timed(placement, lambda p=p: cached.ground(images[0], p), "extra phrase, cached")
+                    for p in phrases[1:]]
     with memory.measure() as many_mem:
-        many = timed(placement, lambda: cached.ground_many(images[0], phrases))
+        many = timed(placement, lambda: cached.ground_many(images[0], phrases), "ground_many")
     uncached = grounder(0)
-    extra_uncached = timed(placement, lambda: uncached.ground(images[0], phrases[1]))
+    extra_uncached = timed(placement, lambda: uncached.ground(images[0], phrases[1]), "extra phrase, no cache")
     batch = grounder(0)
     jobs = [(image, phrases[:1]) for image in images[1 : 1 + args.images]]
     with memory.measure() as batch_mem:
-        batched = timed(placement, lambda: batch.ground_batch(jobs))
+        batched = timed(placement, lambda: batch.ground_batch(jobs), "ground_batch")
 
     per_extra = sum(extra_cached) / len(extra_cached)
     per_many = many / len(phrases)
