@@ -128,8 +128,8 @@ class TraceStore:
              lock_timeout: float | None = None) -> TraceStore:
         """Open (and with `create`, create or migrate) the store; raises StoreError with one clear line.
 
-        `readonly` never writes (not even SQLite's `-shm`/`-wal` side files, so a store on read-only media
-        opens). A writer waits up to `lock_timeout` seconds (default $VGT_LOCK_TIMEOUT, else 10) for another
+        `readonly` never changes the store, and opens one on read-only media too (`connect_readonly`). A writer
+        waits up to `lock_timeout` seconds (default $VGT_LOCK_TIMEOUT, else 10) for another
         writer's lock, then raises StoreLocked naming who holds it.
         """
         try:
