@@ -101,12 +101,18 @@ def test_grpo_on_tool_calling_rollouts(world, rollouts, tmp_path: Path) -> None:
             replies = [t["content"] for t in turns if t["role"] == "tool"]
             model = [t["content"] for t in turns if t["role"] == "assistant"]
             assert replies, turns  # vgt-tiny grounds before it answers
-            # env_mask is 0 on exactly the tool replies (each as the next turn saw it: trailing "\n" trimmed) ...
-            assert [tok.decode(r) for r in _runs(mask, ids, 0)] == [r.rstrip() for r in replies]
-            # ... and 1 on exactly the model's turns, closed by <end_of_turn> when it answered
-            closed = ids[-1] == end
+            # env_mask is 0 on exactly the tool replies, each a user turn of the template (the turns form) ...
+            last_is_model = turns[-1]["role"] == "assistant"
+            context = ["\n<start_of_turn>user\n" + r.strip() for r in replies]  # a last reply: no end token
+            context = [c + "<end_of_turn>\n<start_of_turn>model\n" if j < len(model) - 1 or last_is_model else c
+                       for j, c in enumerate(context)]
+            assert [tok.decode(r) for r in _runs(mask, ids, 0)] == context
+            # ... and 1 on exactly the model's turns, each closed by <end_of_turn>, the last only when it answered
+            closed = ids[-1] == end and last_is_model
             model_runs = _runs(mask, ids, 1)
-            assert [tok.decode(r) for r in model_runs] == [*model[:-1], model[-1] + ("<end_of_turn>" if closed else "")]
+            assert [tok.decode(r) for r in model_runs] == [
+                *(m.strip() + "<end_of_turn>" for m in model[:-1]),
+                model[-1].strip() + ("<end_of_turn>" if closed or not last_is_model else "")]
             # r_ans reads the final answer against the prompt's gold
             system, question, _ = prompt_view(prompt)
             sample = gold[question]

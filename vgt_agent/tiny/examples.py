@@ -111,8 +111,8 @@ def build_example(processor: Any, question: str, choices: Sequence[str], chunks:
 def _turns_example(processor: Any, question: str, choices: Sequence[str], chunks: Sequence[dict[str, str]],
                    image: Image.Image, end: bool) -> Example:
     """The `turns` form: the template's rendering of the whole conversation, each model turn labelled from
-    where its view ends through its <end_of_turn>; the sequence stops at the last turn's end (before it when
-    `end` is False and that turn is the model's)."""
+    where its view ends through its <end_of_turn>; the sequence stops at the last turn's end, before it when
+    `end` is False or the last turn is a tool reply (a limit stopped the rollout, so no end token closes it)."""
     end_id = processor.tokenizer.convert_tokens_to_ids("<end_of_turn>")
     messages = turn_messages(question, choices, chunks, "turns")
     full = processor.apply_chat_template(messages, add_generation_prompt=False, tokenize=True, return_dict=True,
@@ -130,7 +130,7 @@ def _turns_example(processor: Any, question: str, choices: Sequence[str], chunks
         close = ids.index(end_id, len(view)) if end_id in ids[len(view):] else len(ids) - 1
         labels[len(view): close + 1] = ids[len(view): close + 1]
     last = max((j for j, t in enumerate(ids) if t == end_id), default=len(ids) - 1)
-    stop_at = last if messages[-1]["role"] == "assistant" and not end else last + 1
+    stop_at = last + 1 if messages[-1]["role"] == "assistant" and end else last  # a limit's cut: no end token
     types = full["token_type_ids"][0].tolist()
     return Example(ids[:stop_at], labels[:stop_at], full["pixel_values"], types[:stop_at], prompt_len)
 
