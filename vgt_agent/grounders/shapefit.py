@@ -35,6 +35,8 @@ HIDDEN_COST = 0.05
 COARSE_TILT_DEG = 5.0
 # Coarse hypotheses costing up to twice the best plus this are refined; the rest are too far behind.
 REFINE_MARGIN = 0.5
+# At most this many shapes (the cheapest at the coarse step) are refined.
+MAX_REFINED_SHAPES = 3
 # Points a hypothesis is scored on (a larger region's points are subsampled to about this many).
 MAX_POINTS = 400
 # The radius refinement's first step, as a fraction of the radius.
@@ -330,9 +332,10 @@ def _refine(start: _Start, ev: Evidence) -> Fit:
     c, t, r = start.center, start.tilt, start.radius
     s, ts, rs = start.step, math.radians(COARSE_TILT_DEG) if tpl.period else 0.0, RADIUS_STEP * start.radius
     value = start.cost
-    while s > 0.25 or ts > math.radians(1.0) or rs > 0.3:
+    fixed = not ev.occluded  # a whole region's centroid is its shape's centre: only tilt and radius move
+    while (s > 0.25 and not fixed) or ts > math.radians(1.0) or rs > 0.3:
         s, ts, rs = max(s / 2, 0.25), ts / 2, rs / 2
-        local_c = c + s * _NEIGHBOURS
+        local_c = c[None, :] if fixed else c + s * _NEIGHBOURS
         local_t = np.array([t - ts, t, t + ts]) if tpl.period else np.zeros(1)
         local_r = np.array([r - rs, r, r + rs])
         local = _costs(tpl, local_r, _polar(local_c, ev), local_t, ev)
@@ -381,10 +384,12 @@ def fit_shapes(ev: Evidence, extent: float, bounds: tuple[float, float]) -> list
         return []
     starts.sort(key=lambda st: st.cost)
     bar = 2.0 * starts[0].cost + REFINE_MARGIN
-    runner_up = list(dict.fromkeys(st.tpl.shape for st in starts))[:2]  # the score needs two shapes
+    leaders = list(dict.fromkeys(st.tpl.shape for st in starts))
+    runner_up = leaders[:2]  # the score needs two shapes
+    contenders = set(leaders[:MAX_REFINED_SHAPES])
     best: dict[str, Fit] = {}
     for st in starts:
-        if st.cost <= bar or st.tpl.shape in runner_up:
+        if (st.cost <= bar and st.tpl.shape in contenders) or st.tpl.shape in runner_up:
             fit = _refine(st, ev)
         else:
             fit = Fit(st.tpl.shape, (float(st.center[0]), float(st.center[1])), st.tilt, st.radius, st.cost)

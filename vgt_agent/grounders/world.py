@@ -245,7 +245,11 @@ class WorldGrounder:
         side = min(shape)
         radii = size_radii(side)
         (r0, c0), (bh, bw) = c.corner, c.pixels.shape
-        pad = math.ceil(0.6 * max(bh, bw)) + 3  # a hidden object may reach this far past what is seen
+        touching = _window(hidden, r0 - 1, c0 - 1, (bh + 2, bw + 2), fill=True)
+        if (_dilate(np.pad(c.pixels, 1)) & touching).any():
+            pad = math.ceil(0.6 * max(bh, bw)) + 3  # a hidden object may reach this far past what is seen
+        else:
+            pad = 3  # nothing hides any of it: the fit needs only the background around it
         region = np.zeros((bh + 2 * pad, bw + 2 * pad), dtype=bool)
         region[pad:-pad, pad:-pad] = c.pixels
         occluder = _window(hidden, r0 - pad, c0 - pad, region.shape, fill=True)
