@@ -17,7 +17,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from vgt_agent.answers import check_answer
-from vgt_agent.backends.world_oracle import STEPS, WorldOracleBackend, read_question
+from vgt_agent.backends.world_oracle import STEPS, WorldOracleBackend, next_chunk, read_question
 from vgt_agent.datasets.sample import Sample
 from vgt_agent.graphs.ask import AskContext, AskLimits, run_ask
 from vgt_agent.grounders.concepts import parse_concept
@@ -281,3 +281,31 @@ def test_every_question_the_world_asks_reads_with_the_oracle() -> None:
         for i in range(3 * len(spec.families)):
             _, q = make_question(spec, i)
             assert read_question(format_question(q.text, q.choices)).kind != "unknown", (name, q.text)
+
+
+def test_rule_teacher_halves_the_candidate_values_in_writing() -> None:
+    """The attribute trace, turn by turn: the object, then the first half of the remaining values each time."""
+    q = read_question("What colour is the largest shape?")
+    me = (500, 300)
+    assert next_chunk(q, []) == "<think> <ground> largest shape </ground>"
+    results = [("largest shape", [me])]
+    assert next_chunk(q, results) == "it is [500, 300]. <ground> red or green or blue shapes </ground>"
+    results.append(("red or green or blue shapes", [(100, 100)]))  # not among them: yellow, purple or orange
+    assert next_chunk(q, results) == ("[500, 300] is not one of them, so yellow, purple or orange. "
+                                      "<ground> yellow shapes </ground>")
+    results.append(("yellow shapes", []))
+    assert next_chunk(q, results) == ("[500, 300] is not one of them, so purple or orange. "
+                                      "<ground> purple shapes </ground>")
+    results.append(("purple shapes", [(900, 900), me]))
+    assert next_chunk(q, results) == "[500, 300] is one of them, so purple. </think> \\boxed{purple}"
+    assert next_chunk(q, [("largest shape", [])]) == "largest shape not found. </think> \\boxed{unknown}"
+
+    side = read_question("what shape is below the red square")
+    assert next_chunk(side, [("red square", [(500, 300)])]) == (
+        "it is below [500, 300]. <ground> circles or squares or triangles </ground>")
+    replies = [("red square", [(500, 300)]), ("circles or squares or triangles", [(500, 300), (480, 700)]),
+               ("circles", [(480, 700)])]
+    chunk = next_chunk(side, replies)
+    assert chunk == "[480, 700] is below [500, 300], so circle. </think> \\boxed{circle}"
+    assert next_chunk(read_question("is there a star"), [("star", [])]) == "none found so no. </think> \\boxed{no}"
+
