@@ -47,3 +47,15 @@ def test_a_decompression_bomb_is_refused(tmp_path: Path) -> None:
     Image.new("L", (3000, 3000)).save(path)
     with pytest.raises(ValueError, match="too large"):
         load_image(path, max_pixels=1_000_000)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_record_size_is_the_decoded_size_for_every_exif_orientation(orientation: int, tmp_path: Path) -> None:
+    from vgt_agent.store import ImageRecord
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "photo.jpg"
+    Image.new("RGB", (30, 10), (10, 200, 10)).save(path, exif=exif.tobytes())
+    record = ImageRecord.from_path(path)
+    assert (record.width, record.height) == load_image(path).size == ((10, 30) if orientation >= 5 else (30, 10))

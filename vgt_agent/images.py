@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps
+from PIL import ExifTags, Image, ImageCms, ImageOps
 
 MAX_PIXELS = 64_000_000  # ~8000 x 8000; beyond this a "photo" is a decompression bomb or a mistake
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
@@ -55,6 +55,19 @@ def _upright(image: Image.Image) -> Image.Image:
             return ImageOps.exif_transpose(image) or image
     except (OSError, ValueError, SyntaxError, TypeError, KeyError, struct.error):
         return image
+
+
+def upright_size(image: Image.Image) -> tuple[int, int]:
+    """The (width, height) `to_rgb` gives an opened image, from its header alone (EXIF orientations 5-8 turn
+    it a quarter): what an image record stores without decoding the pixels."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            orientation = image.getexif().get(ExifTags.Base.Orientation)
+    except (OSError, ValueError, SyntaxError, TypeError, KeyError, struct.error):
+        orientation = None
+    width, height = image.size
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

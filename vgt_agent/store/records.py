@@ -7,12 +7,15 @@ the parsed groundings, the final answer against gold, who produced it, timings, 
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from vgt_agent.datasets.sample import Sample
-from vgt_agent.images import load_image
+from vgt_agent.images import upright_size
 
 
 def short_hash(*parts: object) -> str:
@@ -32,15 +35,18 @@ class ImageRecord:
 
     @classmethod
     def from_path(cls, path: str | Path) -> ImageRecord:
-        """Hash the file's bytes and record the size of the image as decoded (`images.load_image`: upright,
+        """Hash the file's bytes and record the size of the image as `images.load_image` decodes it (upright,
         so an EXIF-rotated photo records the size the model sees and its points are read in); raises
         ValueError when it is not a readable image."""
         p = Path(path)
         try:
             data = p.read_bytes()
-        except OSError as e:
-            raise ValueError(f"cannot read image {p}: {e.strerror or e}") from e
-        width, height = load_image(p).size
+            with Image.open(io.BytesIO(data)) as im:
+                im.verify()
+            with Image.open(io.BytesIO(data)) as im:
+                width, height = upright_size(im)
+        except (OSError, ValueError, SyntaxError) as e:
+            raise ValueError(f"cannot read image {p}: {e}") from e
         return cls(hashlib.sha256(data).hexdigest(), str(p.resolve()), width, height)
 
 
