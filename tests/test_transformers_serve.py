@@ -125,8 +125,13 @@ def test_stop_strings_fall_back_to_the_client_and_the_turn_form_is_detected(serv
     assert again.text == gen.text and again.stop_sequence == "</ground>"
 
 
-def test_ask_served_matches_in_process_in_the_turns_form(served, world, tmp_path):
+def test_ask_served_matches_in_process_in_the_turns_form(served, world, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from vgt_agent.cli.main import app
+
     base_url, model = served
+    monkeypatch.setenv("VGT_TURN_FORM", "continuation")  # the model asks for it; the server cannot
     samples = _samples(world)
     local = TransformersBackend.from_pretrained(WEIGHTS, model_name="vgt-tiny", turn_form="turns")
     assert local.server_modes() == {"stop": "in-process", "turns": "turns"}
@@ -138,13 +143,13 @@ def test_ask_served_matches_in_process_in_the_turns_form(served, world, tmp_path
         state = run_ask(AskContext(image=image, sample=record, backend=local, grounder=WorldGrounder(),
                                    limits=AskLimits(max_tokens=512)))
         local_answers.append((state.get("answer"), state.get("stop_reason")))
-        run = _vgt("ask", sample.image_path, sample.question, "--backend", "openai", "--base-url", base_url,
-                   "--model", model, "--max-tokens", "512", "--db", str(db), "--json",
-                   env={"VGT_TURN_FORM": "continuation"})  # the model asks for it; the server cannot
-        assert run.stdout.strip(), (run.returncode, run.stderr)
+        run = CliRunner().invoke(app, ["ask", sample.image_path, sample.question, "--backend", "openai",
+                                       "--base-url", base_url, "--model", model, "--max-tokens", "512",
+                                       "--db", str(db), "--json"])
+        assert run.stdout.strip(), (run.exit_code, run.stderr, run.exception)
         result = json.loads(run.stdout)
-        assert result["error"] is None and "Traceback" not in run.stderr, run.stderr
-        assert run.returncode == (0 if result["answer"] is not None else 1), run.stderr  # no answer: exit 1
+        assert result["error"] is None, run.stderr
+        assert run.exit_code == (0 if result["answer"] is not None else 1), run.stderr  # no answer: exit 1
         served_answers.append((result["answer"], result["stop_reason"]))
         correct += bool(result["correct"])
     same = sum(a == b for a, b in zip(served_answers, local_answers, strict=True))
