@@ -333,12 +333,15 @@ def _refine(start: _Start, ev: Evidence) -> Fit:
     s, ts, rs = start.step, math.radians(COARSE_TILT_DEG) if tpl.period else 0.0, RADIUS_STEP * start.radius
     value = start.cost
     fixed = not ev.occluded  # a whole region's centroid is its shape's centre: only tilt and radius move
+    polar = None
     while (s > 0.25 and not fixed) or ts > math.radians(1.0) or rs > 0.3:
         s, ts, rs = max(s / 2, 0.25), ts / 2, rs / 2
         local_c = c[None, :] if fixed else c + s * _NEIGHBOURS
         local_t = np.array([t - ts, t, t + ts]) if tpl.period else np.zeros(1)
         local_r = np.array([r - rs, r, r + rs])
-        local = _costs(tpl, local_r, _polar(local_c, ev), local_t, ev)
+        if not fixed or polar is None:
+            polar = _polar(local_c, ev)
+        local = _costs(tpl, local_r, polar, local_t, ev)
         i, j, k = np.unravel_index(int(np.argmin(local)), local.shape)
         c, t, r, value = local_c[i], float(local_t[j]), float(local_r[k]), float(local[i, j, k])
     return Fit(tpl.shape, (float(c[0]), float(c[1])), t, r, value)

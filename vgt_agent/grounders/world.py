@@ -284,11 +284,15 @@ def settle_edges(
     (>= 50% coverage of an anti-aliased edge; a blend may carry another colour's name: orange on grey reads
     yellow).
 
-    Returns the new tight pixels and their corner; the component unchanged when its core or its background
-    ring is too small to measure, or the two colours are too alike.
+    Returns the new tight pixels and their corner; the component unchanged when all its pixels have one
+    exact colour (hard edges), its core or its background ring is too small to measure, or the two colours
+    are too alike.
     """
     h, w = names.shape
     (r0, c0), (bh, bw) = corner, pixels.shape
+    values = rgb[r0 : r0 + bh, c0 : c0 + bw][pixels]
+    if (values == values[0]).all():  # one exact colour, drawn without blending: no edge to settle
+        return pixels, corner
     pad = EDGE_BAND + 2
     top, left, bottom, right = max(r0 - pad, 0), max(c0 - pad, 0), min(r0 + bh + pad, h), min(c0 + bw + pad, w)
     comp = np.zeros((bottom - top, right - left), dtype=bool)
