@@ -153,3 +153,51 @@ def test_ask_graph_records_the_modes_it_ran_in(world_sample):
     assert [m["role"] for m in second] == ["system", "user", "assistant", "user"]
     assert second[2]["content"] == "<think> <ground> red circles </ground>"
     assert second[3]["content"].startswith("<obj> red circles") or second[3]["content"].endswith("found.")
+
+
+# --- the turn forms --------------------------------------------------------------------------------------------
+
+CHUNKS = [{"role": "assistant", "content": "<think> <ground> red circles </ground>"},
+          {"role": "tool", "content": "\n<obj> red circles | [120, 700] </obj>\n"},
+          {"role": "assistant", "content": " One. </think> \\boxed{1}"}]
+
+
+def test_one_builder_lays_a_trace_out_in_either_form():
+    from vgt_agent.backends.turns import agent_messages
+
+    turns = agent_messages("S", "How many?", (), CHUNKS[:2], "turns")
+    assert [m["role"] for m in turns] == ["system", "user", "assistant", "user"]
+    assert turns[3]["content"] == "<obj> red circles | [120, 700] </obj>"
+    continued = agent_messages("S", "How many?", (), CHUNKS[:2], "continuation")
+    assert continued[2:] == [{"role": "assistant", "content": CHUNKS[0]["content"] + CHUNKS[1]["content"]}]
+    assert agent_messages("S", "How many?", (), [], "turns") == agent_messages("S", "How many?", (), [],
+                                                                                 "continuation")
+    with pytest.raises(ValueError, match="turn form must be one of"):
+        agent_messages("S", "How many?", (), CHUNKS, "prefill")  # type: ignore[arg-type]
+
+
+def test_gemma3s_template_takes_the_reply_as_a_user_turn_but_refuses_a_tool_role():
+    """Why the portable form sends the tool's reply as `user`: Gemma3's template alternates user/model only."""
+    from transformers import AutoProcessor
+
+    from vgt_agent.backends.turns import agent_messages
+    from vgt_agent.tiny.recipe import WEIGHTS_DIR
+
+    processor = AutoProcessor.from_pretrained(WEIGHTS_DIR)
+    messages = agent_messages("S", "How many?", (), CHUNKS, "turns")
+    text = processor.apply_chat_template(messages, tokenize=False)
+    assert "<start_of_turn>user\n<obj> red circles | [120, 700] </obj><end_of_turn>" in text
+    with pytest.raises(Exception, match="alternate"):
+        processor.apply_chat_template([*messages[:3], {"role": "tool", "content": "<obj> x </obj>"}], tokenize=False)
+
+
+def test_a_model_directory_declares_its_turn_form(tmp_path):
+    from vgt_agent.backends.turns import read_turn_form
+    from vgt_agent.tiny.recipe import WEIGHTS_DIR
+
+    assert read_turn_form(WEIGHTS_DIR) == "continuation"  # the shipped vgt-tiny
+    assert read_turn_form(tmp_path) == "turns" and read_turn_form(None) == "turns"
+    (tmp_path / "training_info.json").write_text("{not json")
+    assert read_turn_form(tmp_path) == "turns"
+    (tmp_path / "training_info.json").write_text('{"turn_form": "turns"}')
+    assert read_turn_form(tmp_path) == "turns"
