@@ -37,12 +37,16 @@ COARSE_TILT_DEG = 5.0
 REFINE_MARGIN = 0.5
 # At most this many shapes (the cheapest at the coarse step) are refined.
 MAX_REFINED_SHAPES = 3
+# ... and of each shape's starts (several where occlusion leaves several local minima), the cheapest this many.
+MAX_REFINED_STARTS = 2
 # Points a hypothesis is scored on (a larger region's points are subsampled to about this many).
 MAX_POINTS = 400
 # The radius refinement's first step, as a fraction of the radius.
 RADIUS_STEP = 0.04
 # Ratio between successive radii tried for a partly hidden region.
-OCCLUDED_RADIUS_STEP = 0.1
+OCCLUDED_RADIUS_STEP = 0.15
+# Every this-many-th point scores the coarse grid of a partly hidden region (the refinement scores all).
+COARSE_STRIDE = 5
 
 
 @dataclass(frozen=True)
@@ -307,9 +311,10 @@ def _coarse_centers(radius: float, ev: Evidence) -> tuple[_Polar | None, float]:
     step = max(1.0, radius / 8)
     centers = _grid(cx, cy, 0.55 * radius, step)
     # The template must reach every region pixel: prune centres too far from the farthest ones.
-    far = np.hypot(*(ev.inside[None, :, :] - centers[:, None, :]).transpose(2, 0, 1)).max(axis=1)
+    rim = ev.outline[:: max(1, len(ev.outline) // 64)]  # the farthest region pixels lie on its outline
+    far = np.hypot(*(rim[None, :, :] - centers[:, None, :]).transpose(2, 0, 1)).max(axis=1)
     centers = centers[far <= radius + RASTER_BIAS + PIXEL_SLACK + step]
-    return (_polar(centers, ev, stride=3) if len(centers) else None), step
+    return (_polar(centers, ev, stride=COARSE_STRIDE) if len(centers) else None), step
 
 
 def _coarse(tpl: Template, radii: np.ndarray, ev: Evidence, polar: _Polar | None, step: float) -> list[_Start]:
@@ -391,8 +396,12 @@ def fit_shapes(ev: Evidence, extent: float, bounds: tuple[float, float]) -> list
     runner_up = leaders[:2]  # the score needs two shapes
     contenders = set(leaders[:MAX_REFINED_SHAPES])
     best: dict[str, Fit] = {}
+    refined: dict[str, int] = {}
     for st in starts:
-        if (st.cost <= bar and st.tpl.shape in contenders) or st.tpl.shape in runner_up:
+        shape = st.tpl.shape
+        wanted = (st.cost <= bar and shape in contenders) or shape in runner_up
+        if wanted and refined.get(shape, 0) < MAX_REFINED_STARTS:
+            refined[shape] = refined.get(shape, 0) + 1
             fit = _refine(st, ev)
         else:
             fit = Fit(st.tpl.shape, (float(st.center[0]), float(st.center[1])), st.tilt, st.radius, st.cost)
