@@ -381,11 +381,20 @@ class OpenAIBackend:
 
     def _first_stop_request(self, request: dict[str, Any], stop: list[str], stream: StreamCallback | None
                             ) -> Generation:
-        """The first request with stop strings: with them; if the server fails on them, at once without."""
+        """The first request with stop strings: with them; if the server fails on them (before any text reached
+        the caller), at once without."""
+        streamed: list[str] = []
+
+        def tap(text: str) -> None:
+            streamed.append(text)
+            if stream is not None:
+                stream(text)
+
         try:
-            result = self._with_retries(lambda: self._request(request, stop, stream, True), retry_errors=False)
+            result = self._with_retries(lambda: self._request(request, stop, tap if stream else None, True),
+                                        retry_errors=False)
         except BackendError as e:
-            if e.kind not in ("status", "stream", "malformed") or e.status in (401, 403, 404, 429, 503):
+            if streamed or e.kind not in ("status", "stream", "malformed") or e.status in (401, 403, 404, 429, 503):
                 raise
             result = self._with_retries(lambda: self._request(request, stop, stream, False))
             self._set_stop_mode("client")
