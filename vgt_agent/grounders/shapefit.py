@@ -39,6 +39,8 @@ REFINE_MARGIN = 0.5
 MAX_REFINED_SHAPES = 3
 # ... and of each shape's starts (several where occlusion leaves several local minima), the cheapest this many.
 MAX_REFINED_STARTS = 2
+# A runner-up shape this far (cost) behind the best coarse start leaves the confidence at its ceiling either way.
+SCORE_MARGIN = 3.0
 # Points a hypothesis is scored on (a larger region's points are subsampled to about this many).
 MAX_POINTS = 400
 # The radius refinement's first step, as a fraction of the radius.
@@ -399,7 +401,9 @@ def fit_shapes(ev: Evidence, extent: float, bounds: tuple[float, float]) -> list
     refined: dict[str, int] = {}
     for st in starts:
         shape = st.tpl.shape
-        wanted = (st.cost <= bar and shape in contenders) or shape in runner_up
+        # The runner-up shape is refined only when its coarse cost is close enough to move the score.
+        close = st.cost <= starts[0].cost + SCORE_MARGIN
+        wanted = (st.cost <= bar and shape in contenders) or (shape in runner_up and close)
         if wanted and refined.get(shape, 0) < MAX_REFINED_STARTS:
             refined[shape] = refined.get(shape, 0) + 1
             fit = _refine(st, ev)
