@@ -201,3 +201,25 @@ def test_a_model_directory_declares_its_turn_form(tmp_path):
     assert read_turn_form(tmp_path) == "turns"
     (tmp_path / "training_info.json").write_text('{"turn_form": "turns"}')
     assert read_turn_form(tmp_path) == "turns"
+
+
+def test_synth_via_agent_works_on_a_server_like_transformers_serve(tmp_path):
+    """Stops fail server-side and vLLM's fields are refused: the agent path still keeps every sample."""
+    import json
+
+    from synth_models import counting_agent
+    from typer.testing import CliRunner
+
+    from vgt_agent.cli.main import app
+    from vgt_agent.world.storage import make_split
+
+    make_split(tmp_path / "tally", "world-tally", n=4, seed=3)
+    with StubOpenAIServer(counting_agent, stop_support="error", strict_fields=True) as stub:
+        result = CliRunner().invoke(app, ["synth", "--dataset", str(tmp_path / "tally"), "--via", "agent",
+                                          "--base-url", stub.base_url, "--model", stub.model,
+                                          "--concurrency", "1", "--db", str(tmp_path / "t.db"), "--json"])
+        bodies = stub.chat_requests
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert json.loads(result.stdout)["kept"] == 4
+    assert not any("continue_final_message" in b for b in bodies)
+    assert sum("stop" in b for b in bodies) == 1  # one failure on stop strings, then client-side stops only
