@@ -149,30 +149,32 @@ def main() -> None:
     with memory.measure() as batch_mem:
         batched = timed(placement, lambda: batch.ground_batch(jobs), "ground_batch")
 
-    per_extra = sum(extra_cached) / len(extra_cached)
+    per_extra = min(extra_cached)
     per_many = many / len(phrases)
     per_image_batched = batched / args.images
+    # "first phrase" and "extra phrase, no cache" are the same work (encoder + one prompt): on a shared machine
+    # the faster of the two is the baseline, and every timed row is the best of its repetitions
+    one_image = min(first, extra_uncached)
     title = (f"SAM3 {'tiny' if args.tiny else 'full size'} ({params / 1e6:.0f} M parameters, {size} px, random "
              f"weights) on {placement.label}, {torch.get_num_threads()} threads; model built in {built:.0f} s")
     table = Table(title=title)
-    for col in ("what", "seconds", "x first phrase", "peak memory GB"):
+    for col in ("what", "seconds", "x one image", "peak memory GB"):
         table.add_column(col, justify="left" if col == "what" else "right")
     rows = [
-        ("first phrase on a new image (vision encoder + prompt)", first, f"{first_mem['gb']:.2f}"),
+        ("one image, one phrase: vision encoder + prompt (best of 2)", one_image, f"{first_mem['gb']:.2f}"),
         ("each extra phrase, vision cache, one at a time", per_extra, ""),
         ("each extra phrase, no cache (re-encodes the image)", extra_uncached, ""),
         (f"per phrase, ground_many of {len(phrases)} on cached features", per_many, f"{many_mem['gb']:.2f}"),
-        ("per image, one at a time (= first phrase)", first, ""),
         (f"per image, ground_batch of {args.images} (one vision batch)", per_image_batched,
          f"{batch_mem['gb']:.2f}"),
     ]
     for what, seconds, gb in rows:
-        table.add_row(what, f"{seconds:.3f}", f"{seconds / first:.3f}", gb)
+        table.add_row(what, f"{seconds:.3f}", f"{seconds / one_image:.3f}", gb)
     console.print(table)
-    console.print(f"a {len(phrases)}-phrase image: {first + sum(extra_cached):.2f} s one at a time with the cache, "
-                  f"{len(phrases) * extra_uncached:.2f} s without it, "
-                  f"{first - per_extra + many:.2f} s encoded once + ground_many", highlight=False)
-
+    n = len(phrases)
+    console.print(f"a {n}-phrase image: {one_image + (n - 1) * per_extra:.2f} s one at a time with the cache, "
+                  f"{n * extra_uncached:.2f} s without it, {one_image - per_extra + many:.2f} s encoded once + "
+                  "ground_many", highlight=False)
 
 if __name__ == "__main__":
     main()
