@@ -94,10 +94,11 @@ class _Component:
     the fit, which is most of the segmentation's cost."""
 
     colour: str
+    index: int  # of the colour in `colours.NAMES`
     pixels: np.ndarray  # (h, w) bool: the component within its tight box
     corner: tuple[int, int]  # image (row, col) of the box's top-left pixel
-    hidden: np.ndarray | None  # (H, W) bool: pixels of the other objects, shared by the colour's components
-    region: Region | None = None  # once fitted (then `hidden` is dropped)
+    colour_of: np.ndarray | None  # (H, W) int8 colour index of every object pixel (-1 none), shared
+    region: Region | None = None  # once fitted (then `colour_of` is dropped)
 
 
 def _colour_may_match(concept: Concept, colour: str) -> bool:
@@ -205,8 +206,8 @@ class WorldGrounder:
         owner = np.full(names.shape, -1, dtype=np.int32)
         for number, (_, pixels, corner) in enumerate(found):
             _paste_value(owner, pixels, corner, number)
-        claimed = names >= 0
-        settled = []
+        colour_of = names.copy()  # each pixel's object colour: its name, or the colour of the object it went to
+        components = []
         for number, (index, pixels, corner) in enumerate(found):
             still = _crop(owner, corner, pixels.shape) == number
             if np.count_nonzero(still) < max(min_area, 0.5 * np.count_nonzero(pixels)) or not _erode(still).any():
@@ -214,45 +215,35 @@ class WorldGrounder:
             pixels, corner = settle_edges(rgb, names, owner, number, still, corner)
             if np.count_nonzero(pixels) >= min_area:
                 _paste_value(owner, pixels, corner, number)
-                _paste(claimed, pixels, corner)
-                settled.append((index, pixels, corner))
-        hidden_by: dict[int, np.ndarray] = {}
-        components = []
-        for index, pixels, corner in settled:
-            if index not in hidden_by:  # the other objects' pixels, shared by the colour's components
-                own = np.zeros_like(claimed)
-                for other, other_pixels, other_corner in settled:
-                    if other == index:
-                        _paste(own, other_pixels, other_corner)
-                hidden_by[index] = claimed & ~own & (names != index)
-            components.append(_Component(NAMES[index], pixels, corner, hidden_by[index]))
+                _paste_value(colour_of, pixels, corner, index)
+                components.append(_Component(NAMES[index], index, pixels, corner, colour_of))
         return components
 
     def _fitted(self, c: _Component) -> Region:
         """The component's region, fitted on first use (threads racing here compute the same region)."""
-        hidden = c.hidden
-        if c.region is None and hidden is not None:  # hidden is dropped only after region is set
-            c.region, c.hidden = self._region(c, hidden), None
+        colour_of = c.colour_of
+        if c.region is None and colour_of is not None:  # colour_of is dropped only after region is set
+            c.region, c.colour_of = self._region(c, colour_of), None
         return c.region
 
-    def _region(self, c: _Component, hidden: np.ndarray) -> Region:
+    def _region(self, c: _Component, colour_of: np.ndarray) -> Region:
         """Fit shapes to one component and place its mask back into the full image.
 
         The fit sees the component's box grown by the largest object's radius: the component's pixels, and
         the pixels of other objects (and outside the image) as hidden, where an object may go on.
         """
-        shape = hidden.shape
+        shape = colour_of.shape
         side = min(shape)
         radii = size_radii(side)
         (r0, c0), (bh, bw) = c.corner, c.pixels.shape
-        touching = _window(hidden, r0 - 1, c0 - 1, (bh + 2, bw + 2), fill=True)
+        touching = _hidden(c.index, _window(colour_of, r0 - 1, c0 - 1, (bh + 2, bw + 2), fill=_OUTSIDE))
         if (_dilate(np.pad(c.pixels, 1)) & touching).any():
             pad = math.ceil(0.6 * max(bh, bw)) + 3  # a hidden object may reach this far past what is seen
         else:
             pad = 3  # nothing hides any of it: the fit needs only the background around it
         region = np.zeros((bh + 2 * pad, bw + 2 * pad), dtype=bool)
         region[pad:-pad, pad:-pad] = c.pixels
-        occluder = _window(hidden, r0 - pad, c0 - pad, region.shape, fill=True)
+        occluder = _hidden(c.index, _window(colour_of, r0 - pad, c0 - pad, region.shape, fill=_OUTSIDE))
         spacing = max(2, min(round(min(radii.values()) / 5), round(max(bh, bw) / 8)))
         ev = evidence(region, occluder, (r0 - pad, c0 - pad), spacing=spacing)
         bounds = (max(2.0, RADIUS_BOUNDS[0] * side), RADIUS_BOUNDS[1] * side)
@@ -349,13 +340,16 @@ def _crop(array: np.ndarray, corner: tuple[int, int], shape: tuple[int, int]) ->
     return array[r0 : r0 + shape[0], c0 : c0 + shape[1]]
 
 
-def _paste(target: np.ndarray, pixels: np.ndarray, corner: tuple[int, int]) -> None:
-    """OR a component's tight pixels into an image-sized mask."""
-    r0, c0 = corner
-    target[r0 : r0 + pixels.shape[0], c0 : c0 + pixels.shape[1]] |= pixels
+_OUTSIDE = 127  # `colour_of` beyond the image: hidden from every colour
 
 
-def _window(array: np.ndarray, top: int, left: int, shape: tuple[int, int], fill: bool) -> np.ndarray:
+def _hidden(index: int, colours: np.ndarray) -> np.ndarray:
+    """Where a `colour_of` window holds another object (or lies outside the image): what may hide an object
+    of colour `index`."""
+    return (colours >= 0) & (colours != index)
+
+
+def _window(array: np.ndarray, top: int, left: int, shape: tuple[int, int], fill: int) -> np.ndarray:
     """`array[top : top + h, left : left + w]` with the part outside the array set to `fill`."""
     h, w = shape
     out = np.full(shape, fill, dtype=array.dtype)
