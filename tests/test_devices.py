@@ -156,13 +156,13 @@ def test_vgt_ask_names_and_stores_the_placement(tmp_path: Path, monkeypatch):
 
 def test_vgt_ask_against_a_server_needs_no_device(tmp_path: Path):
     """Nothing in-process to place (an OpenAI-compatible server and the world grounder): a GPU-only
-    VGT_DEVICE in the environment is not an error there; the server is unreachable, so exit 2 for that."""
+    VGT_DEVICE in the environment is not an error there; the command fails on the unreachable server instead."""
     image = tmp_path / "circles.png"
     red_circles().save(image)
     result = runner.invoke(app, ["ask", str(image), "How many?", "--db", str(tmp_path / "t.db"), "--backend",
                                  "openai", "--model", "m", "--base-url", "http://127.0.0.1:9/v1"],
                            env={"VGT_DEVICE": "cuda:7"})
-    assert result.exit_code == 2 and "CUDA" not in result.stderr
+    assert result.exit_code in (1, 2) and "127.0.0.1" in result.stderr and "CUDA" not in result.stderr
 
 
 def test_sft_trains_where_the_flags_say_and_records_it(tmp_path: Path):
