@@ -95,18 +95,17 @@ class Template:
         crosses, perpendicular to that edge: apothem - rho * cos(angle to the edge normal). The angle is
         taken from the middle of the point's symmetry period, where an n-gon's edge normal lies; a star's
         two edges per period are mirrored about it, hence |x| - skew. The projection rho * cos(...) does not
-        depend on the radius, so it is computed once for all radii.
+        depend on the radius, so it is computed once for all radii (which broadcast as their own axis).
         """
-        out = np.empty((rho.shape[0], len(tilts) if self.p2 is not None else 1, len(radii)), dtype=np.float64)
+        radii = np.asarray(radii, dtype=np.float32)
         if self.p2 is None:
-            for k, radius in enumerate(radii):
-                margin = (radius + RASTER_BIAS) - rho
-                if self.inner:
-                    margin = np.minimum(margin, rho - (self.inner * radius + RASTER_BIAS))
-                margin *= sign
-                np.maximum(margin, 0.0, out=margin)
-                out[:, 0, k] = np.einsum("cn,cn->c", margin, margin)
-            return out
+            margin = (radii + np.float32(RASTER_BIAS))[None, :, None] - rho[:, None, :]  # (C, R, N)
+            if self.inner:
+                hole = rho[:, None, :] - (np.float32(self.inner) * radii + np.float32(RASTER_BIAS))[None, :, None]
+                np.minimum(margin, hole, out=margin)
+            margin *= sign
+            np.maximum(margin, 0.0, out=margin)
+            return np.einsum("crn,crn->cr", margin, margin)[:, None, :]
         apothem, skew = self.edge
         period = np.float32(self.period)
         # In periods, from the middle of each point's period: rint leaves x in [-1/2, 1/2].
@@ -119,12 +118,10 @@ class Template:
         x *= period
         np.cos(x, out=x)
         x *= (rho * sign)[:, None, :]
-        viol = np.empty_like(x)
-        for k, radius in enumerate(radii):
-            np.subtract(sign * np.float32(radius * apothem + RASTER_BIAS), x, out=viol)
-            np.maximum(viol, 0.0, out=viol)
-            out[:, :, k] = np.einsum("ctn,ctn->ct", viol, viol)
-        return out
+        edge = sign[None, :] * (radii * np.float32(apothem) + np.float32(RASTER_BIAS))[:, None]  # (R, N)
+        viol = edge[None, None, :, :] - x[:, :, None, :]  # (C, T, R, N)
+        np.maximum(viol, 0.0, out=viol)
+        return np.einsum("ctrn,ctrn->ctr", viol, viol)
 
 
 def _polygon(shape: str, n: int) -> Template:
@@ -334,21 +331,24 @@ def _coarse(tpl: Template, radii: np.ndarray, ev: Evidence, polar: _Polar | None
 
 
 def _refine(start: _Start, ev: Evidence) -> Fit:
-    """Halve the centre, tilt and radius steps around a start until sub-pixel, sub-degree."""
+    """The start refined: for a whole region one fine pass over tilt and radius at its centroid; for a partly
+    hidden one, centre, tilt and radius steps halved around it until sub-pixel, sub-degree."""
     tpl = start.tpl
     c, t, r = start.center, start.tilt, start.radius
     s, ts, rs = start.step, math.radians(COARSE_TILT_DEG) if tpl.period else 0.0, RADIUS_STEP * start.radius
     value = start.cost
-    fixed = not ev.occluded  # a whole region's centroid is its shape's centre: only tilt and radius move
-    polar = None
-    while (s > 0.25 and not fixed) or ts > math.radians(1.0) or rs > 0.3:
+    if not ev.occluded:  # a whole region's centroid is its shape's centre: one pass over tilt and radius
+        local_t = t + np.linspace(-ts / 2, ts / 2, 9) if tpl.period else np.zeros(1)
+        local_r = r * (1 + np.linspace(-RADIUS_STEP, RADIUS_STEP, 9))
+        local = _costs(tpl, local_r, _polar(c[None, :], ev), local_t, ev)
+        _, j, k = np.unravel_index(int(np.argmin(local)), local.shape)
+        return Fit(tpl.shape, (float(c[0]), float(c[1])), float(local_t[j]), float(local_r[k]), float(local[0, j, k]))
+    while s > 0.25 or ts > math.radians(1.0) or rs > 0.3:
         s, ts, rs = max(s / 2, 0.25), ts / 2, rs / 2
-        local_c = c[None, :] if fixed else c + s * _NEIGHBOURS
+        local_c = c + s * _NEIGHBOURS
         local_t = np.array([t - ts, t, t + ts]) if tpl.period else np.zeros(1)
         local_r = np.array([r - rs, r, r + rs])
-        if not fixed or polar is None:
-            polar = _polar(local_c, ev)
-        local = _costs(tpl, local_r, polar, local_t, ev)
+        local = _costs(tpl, local_r, _polar(local_c, ev), local_t, ev)
         i, j, k = np.unravel_index(int(np.argmin(local)), local.shape)
         c, t, r, value = local_c[i], float(local_t[j]), float(local_r[k]), float(local[i, j, k])
     return Fit(tpl.shape, (float(c[0]), float(c[1])), t, r, value)
