@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -87,6 +88,7 @@ class RaySampleWorkers:
         self._started_ray = False
         self._ray: Any = None
         self._order = itertools.count()
+        self._stdout_to_stderr: contextlib.AbstractContextManager | None = None
 
     def start(self) -> RaySampleWorkers:
         """Connect to (or start) Ray, start the actors and wait until each has built its pipeline."""
@@ -103,6 +105,10 @@ class RaySampleWorkers:
             except Exception as e:  # noqa: BLE001 - Ray raises many kinds for a bad address; one line for each
                 raise WorkerError(f"cannot start or reach Ray at {s.address or 'a local instance'}: {e}") from e
             self._started_ray = True
+        # Ray's driver prints notices such as "A worker died" on stdout from a thread of its own; while the
+        # engine runs they go to stderr, so stdout holds only vgt's results (`--json` stays parseable).
+        self._stdout_to_stderr = contextlib.redirect_stdout(sys.stderr)
+        self._stdout_to_stderr.__enter__()
         actor_class = ray.remote(_SampleActor).options(
             num_cpus=s.cpus_per_actor, num_gpus=s.gpus_per_actor, max_concurrency=max(1, s.threads),
             max_restarts=-1, max_task_retries=-1)
@@ -160,6 +166,9 @@ class RaySampleWorkers:
             with contextlib.suppress(Exception):
                 ray.shutdown()
         self._ray = None
+        if self._stdout_to_stderr is not None:
+            self._stdout_to_stderr.__exit__(None, None, None)
+            self._stdout_to_stderr = None
 
     def __enter__(self) -> RaySampleWorkers:
         return self.start()

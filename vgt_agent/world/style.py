@@ -154,7 +154,7 @@ def draw_backdrop(rng: np.random.Generator) -> Backdrop:
     """A random light-to-mid backdrop, optionally a gradient, optionally textured."""
     grey = int(rng.integers(TONE_RANGE[0], TONE_RANGE[1] + 1))
     tint = TINTS[int(rng.integers(len(TINTS)))]
-    tone = tuple(grey + t for t in tint)
+    tone = tuple(min(255, max(0, grey + t)) for t in tint)  # a tint on the lightest grey stays a pixel value
     gradient = bool(rng.random() < 0.5)
     delta = int(rng.integers(15, 50)) * (1 if grey < 190 else -1)  # towards mid grey: stays within 0..255
     texture = TEXTURES[int(rng.choice(len(TEXTURES), p=TEXTURE_WEIGHTS))]
