@@ -23,7 +23,19 @@ from vgt_agent.world.storage import is_split_dir, load_split, make_split
 
 SPATIAL = ("world-vsr", "world-embspatial", "world-spatialmqa", "world-multihop")
 COUNTING = ("world-tally", "world-countqa")
-BENCHMARKS = COUNTING + SPATIAL
+BENCHMARKS = COUNTING + SPATIAL  # the paper's six, in the canonical style
+EXISTENCE, ATTRIBUTE, PHRASED = ("world-exist",), ("world-attribute",), ("world-phrased",)
+GROUPS = {"counting": COUNTING, "spatial": SPATIAL, "existence": EXISTENCE, "attribute": ATTRIBUTE,
+          "phrased": PHRASED}
+# What vgt-tiny is measured on: every family in the varied style (the targets), the six in the canonical one.
+EVAL_SPLITS = (*(f"{s}-varied" for s in BENCHMARKS + EXISTENCE + ATTRIBUTE + PHRASED), *BENCHMARKS)
+
+
+def split_group(split: str) -> tuple[str, str]:
+    """(group, style) of a world split name: ("counting", "varied") for world-tally-varied."""
+    base = split.removesuffix("-varied")
+    group = next((g for g, names in GROUPS.items() if base in names), "other")
+    return group, "varied" if split.endswith("-varied") else "canonical"
 
 
 @dataclass

@@ -20,10 +20,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from vgt_agent.backends.world_oracle import VALUES as ATTRIBUTE_VALUES
 from vgt_agent.backends.world_oracle import next_chunk, read_question
 from vgt_agent.format import render_tool_result
 from vgt_agent.prompts import format_question
 from vgt_agent.world.palette import COLOURS, SHAPES, SIZES
+from vgt_agent.world.paraphrase import GENERIC
+from vgt_agent.world.phrasing import NOUNS, RELATION_PHRASES, TEMPLATES, fill, reword
 from vgt_agent.world.refer import plural
 from vgt_agent.world.relations import CLEAR_RATIO, CLOSER_RATIO, DOMINANT_RATIO
 from vgt_agent.world.spatial import ORDER_SEPARATION
@@ -36,6 +41,7 @@ SEPARATION = int(ORDER_SEPARATION * 1000)  # k-th questions: neighbouring member
 MAX_COUNT = 12  # the world's counts go to 12
 SIZED = 0.2  # share of drill phrases with a size word ("large red circle")
 TWINS = 0.15  # share of questions naming two objects of one colour and shape, told apart by size
+REWORDED = 0.5  # share of questions in another wording of their kind (`phrasing.reword`)
 
 
 @dataclass(frozen=True)
@@ -100,14 +106,99 @@ def _letter(options: Sequence[str], word: str) -> str:
     return chr(65 + list(options).index(word))
 
 
+def _worded(rng: random.Random, question: str) -> str:
+    """The question in another wording of its kind half of the time (`phrasing.reword`), as people type it."""
+    return reword(np.random.default_rng(rng.getrandbits(64)), question) if rng.random() < REWORDED else question
+
+
+def _kind(rng: random.Random, many: bool) -> str:
+    """What a count or existence question names: 'red circles', 'circles', 'red objects' or 'shapes'."""
+    colour, shape = _colour(rng), rng.choice(SHAPES)
+    noun = rng.choice(GENERIC) if many else rng.choice(("shape", "object", "thing"))
+    return rng.choice((f"{colour} {plural(shape) if many else shape}", plural(shape) if many else shape,
+                       f"{colour} {noun}", noun))
+
+
 def count(rng: random.Random) -> Drawn:
-    """'How many red circles are there?', 'How many stars are there?', 'How many shapes are not red?'
-    (world-tally, world-countqa), 0..12 instances."""
-    shape = rng.choice(SHAPES)
-    question = rng.choice((f"How many {_colour(rng)} {plural(shape)} are there?",
-                           f"How many {plural(shape)} are there?", f"How many shapes are not {_colour(rng)}?"))
+    """'How many red circles are there?', 'count the shapes', 'How many shapes are not red?' (world-tally,
+    world-countqa, world-train's phrased counts), 0..12 instances."""
+    if rng.random() < 0.2:
+        question = f"How many {plural(rng.choice(SHAPES))} are not {_colour(rng)}?"
+    else:
+        question = _worded(rng, f"How many {_kind(rng, many=True)} are there?")
     points = [_point(rng) for _ in range(rng.randint(0, MAX_COUNT))]
     return question, (), [points], str(len(points))
+
+
+def exist(rng: random.Random) -> Drawn:
+    """'Is there a star?', 'Are there any blue hexagons?': 0-3 instances found."""
+    template = rng.choice(TEMPLATES["exist"])
+    many = "{a}" not in template and not template.startswith("Is there")
+    question = fill(template, np=_kind(rng, many))
+    points = [_point(rng) for _ in range(rng.choice((0, 0, 1, 2, 3)))]
+    return question, (), [points], "yes" if points else "no"
+
+
+def _halving_replies(rng: random.Random, values: Sequence[str], truth: str, target: Point,
+                     other: Callable[[], Point]) -> list[list[Point]]:
+    """The tool's replies to the oracle's halving calls (`world_oracle._attribute`): each lists the target
+    when its value is in the asked half, among 0-2 points of other objects (`other()`)."""
+    replies = []
+    while len(values) > 1:
+        half = list(values[: len(values) // 2])
+        points = [other() for _ in range(rng.randint(0, 2))]
+        if truth in half:
+            points.insert(rng.randint(0, len(points)), target)
+        replies.append(points)
+        values = half if truth in half else list(values[len(half):])
+    return replies
+
+
+def _apart(rng: random.Random, *far: Point) -> Point:
+    """A random point clearly apart from the given ones (never read as the same object)."""
+    while True:
+        p = _point(rng)
+        if all(math.dist(p, q) >= MIN_GAP for q in far):
+            return p
+
+
+def attribute(rng: random.Random) -> Drawn:
+    """'What colour is the largest shape?', 'What shape is the blue object?': the object grounded, then the
+    values halved (world-train's attribute family)."""
+    asked = rng.choice(("colour", "shape"))
+    values = ATTRIBUTE_VALUES[asked]
+    if rng.random() < 0.5:
+        phrase = rng.choice(SHAPES) if asked == "colour" else f"{_colour(rng)} {rng.choice(('object', 'thing'))}"
+    else:
+        nouns = ("shape", "object", "one") if asked == "colour" else ("object", "thing")
+        phrase = f"{rng.choice(('largest', 'biggest', 'smallest', 'tiniest'))} {rng.choice(nouns)}"
+    question = fill(rng.choice(TEMPLATES[f"{asked}_of"]), np=phrase)
+    target, truth = _point(rng), rng.choice(values)
+    return question, (), [[target], *_halving_replies(rng, values, truth, target, lambda: _apart(rng, target))], truth
+
+
+def attribute_side(rng: random.Random) -> Drawn:
+    """'What shape is left of the red square?', 'What colour is the shape above the green circle?': the anchor
+    grounded, then the values halved; only the asked object lies on that side of the anchor."""
+    asked, word = rng.choice(("colour", "shape")), rng.choice(DIRECTIONS)
+    values = ATTRIBUTE_VALUES[asked]
+    axis, sign = (0 if word in ("left", "right") else 1), (-1 if word in ("left", "above") else 1)
+    while True:  # the anchor leaves room on both sides of it
+        anchor, target = _point(rng), _point(rng)
+        if 200 <= anchor[axis] <= 800 and sign * (target[axis] - anchor[axis]) >= MIN_GAP:
+            break
+
+    def elsewhere() -> Point:  # another object, clearly on the other side of the anchor
+        while True:
+            p = _apart(rng, target, anchor)
+            if sign * (p[axis] - anchor[axis]) <= -MIN_GAP // 4:
+                return p
+
+    template = rng.choice(TEMPLATES[f"{asked}_related"])
+    question = fill(template, noun=rng.choice(NOUNS[:3]), rel=rng.choice(RELATION_PHRASES[word]),
+                    b=_phrases(rng, 1)[0])
+    truth = rng.choice(values)
+    return question, (), [[anchor], *_halving_replies(rng, values, truth, target, elsewhere)], truth
 
 
 def relation(rng: random.Random) -> Drawn:
@@ -118,7 +209,7 @@ def relation(rng: random.Random) -> Drawn:
     said = {"left": "to the left of", "right": "to the right of"}.get(word, word)
     yes = "yes" if _direction(a, b, axis) == word else "no"
     first, second = _phrases(rng, 2)
-    return f"Is the {first} {said} the {second}?", (), [[a], [b]], yes
+    return _worded(rng, f"Is the {first} {said} the {second}?"), (), [[a], [b]], yes
 
 
 def where(rng: random.Random) -> Drawn:
@@ -128,7 +219,7 @@ def where(rng: random.Random) -> Drawn:
     options = _shuffled(rng, DIRECTIONS)
     truth = _direction(a, b, 0 if _clear(a, b, 0, DOMINANT_RATIO) else 1)
     first, second = _phrases(rng, 2)
-    return f"Where is the {first} relative to the {second}?", options, [[a], [b]], _letter(options, truth)
+    return _worded(rng, f"Where is the {first} relative to the {second}?"), options, [[a], [b]], _letter(options, truth)
 
 
 def closer(rng: random.Random) -> Drawn:
@@ -140,7 +231,7 @@ def closer(rng: random.Random) -> Drawn:
             break
     anchor, first, second = _phrases(rng, 3)
     first, second = f"the {first}", f"the {second}"
-    question = f"Which is closer to the {anchor}: {first} or {second}?"
+    question = _worded(rng, f"Which is closer to the {anchor}: {first} or {second}?")
     return question, (first, second), [[z], [a], [b]], "A" if da < db else "B"
 
 
@@ -148,7 +239,7 @@ def larger(rng: random.Random) -> Drawn:
     """'Which is larger: the red circle or the blue square?' (world-spatialmqa); the tool grounds the answer."""
     a, b = _pair(rng, lambda a, b: math.dist(a, b) >= MIN_GAP)
     first, second = (f"the {p}" for p in _phrases(rng, 2))
-    question = f"Which is {rng.choice(('larger', 'smaller'))}: {first} or {second}?"
+    question = _worded(rng, f"Which is {rng.choice(('larger', 'smaller'))}: {first} or {second}?")
     pick = rng.choice((a, b))
     return question, (first, second), [[a], [b], [pick]], "A" if pick == a else "B"
 
@@ -180,7 +271,8 @@ def kth(rng: random.Random) -> Drawn:
 
 
 FAMILIES: dict[str, Callable[[random.Random], Drawn]] = {
-    "count": count, "relation": relation, "where": where, "closer": closer, "larger": larger, "kth": kth,
+    "count": count, "exist": exist, "relation": relation, "where": where, "closer": closer, "larger": larger,
+    "kth": kth, "attribute": attribute, "attribute_side": attribute_side,
 }
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from rich.table import Table
 
 from vgt_agent.store import TraceStore
-from vgt_agent.tiny.agent_runs import COUNTING
+from vgt_agent.tiny.agent_runs import split_group
 from vgt_agent.training.eval import Benchmark
 
 
@@ -51,12 +51,13 @@ def scores(store: TraceStore, run_id: str, benchmarks: list[Benchmark]) -> list[
 
 
 def summary(scores: list[SplitScore]) -> dict[str, float]:
-    """Mean accuracy over the counting and the spatial splits (each split weighted equally)."""
-    def mean(names: list[SplitScore]) -> float:
-        return sum(s.accuracy for s in names) / len(names) if names else 0.0
-
-    return {"counting": mean([s for s in scores if s.split in COUNTING]),
-            "spatial": mean([s for s in scores if s.split not in COUNTING])}
+    """Mean accuracy per question group and style ("counting varied", "spatial canonical", ...), each split
+    weighted equally."""
+    groups: dict[str, list[float]] = {}
+    for s in scores:
+        group, style = split_group(s.split)
+        groups.setdefault(f"{group} {style}", []).append(s.accuracy)
+    return {k: sum(v) / len(v) for k, v in groups.items()}
 
 
 def table(scores: list[SplitScore], title: str) -> Table:
@@ -66,9 +67,8 @@ def table(scores: list[SplitScore], title: str) -> Table:
     for s in scores:
         fams = ", ".join(f"{k} {c}/{m}" for k, (c, m) in s.by_family.items())
         t.add_row(s.split, str(s.n), f"{100 * s.accuracy:.1f}%", f"{s.answered}/{s.n}", fams)
-    agg = summary(scores)
-    t.add_row("counting (mean)", "", f"{100 * agg['counting']:.1f}%", "", "")
-    t.add_row("spatial (mean)", "", f"{100 * agg['spatial']:.1f}%", "", "")
+    for key, value in summary(scores).items():
+        t.add_row(f"{key} (mean)", "", f"{100 * value:.1f}%", "", "")
     return t
 
 
@@ -77,7 +77,6 @@ def markdown(scores: list[SplitScore]) -> str:
     for s in scores:
         fams = ", ".join(f"{k} {c}/{m}" for k, (c, m) in s.by_family.items())
         lines.append(f"| {s.split} | {s.n} | {100 * s.accuracy:.1f}% | {s.answered}/{s.n} | {fams} |")
-    agg = summary(scores)
-    lines.append(f"| **counting (mean)** | | **{100 * agg['counting']:.1f}%** | | |")
-    lines.append(f"| **spatial (mean)** | | **{100 * agg['spatial']:.1f}%** | | |")
+    for key, value in summary(scores).items():
+        lines.append(f"| **{key} (mean)** | | **{100 * value:.1f}%** | | |")
     return "\n".join(lines)

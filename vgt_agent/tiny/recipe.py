@@ -39,7 +39,7 @@ SFT_PASS1: dict[str, Any] = {
 SFT_PASS2: dict[str, Any] = {**SFT_PASS1, "max_steps": 1000, "learning_rate": 1e-3,
                              "lr_scheduler_kwargs": {"min_lr": 2e-4}, "warmup_steps": 20}  # optional (--steps2)
 SFT_MINUTES = (10.0, 15.0)  # wall-time budgets of the two passes on 2 CPU cores
-WARMUP_MINUTES = 41.0  # the warm-up's budget: world make + synth of 8k + SFT + eval take ~17 more minutes
+WARMUP_MINUTES = 34.0  # the warm-up's budget: world make + synth of 8k varied + SFT + eval of 15 splits take ~24 more
 TRAIN_SAMPLES = 8000  # world-train samples for the teacher: SFT's 600 x 16 sequences see each trace ~1.2 times
 
 

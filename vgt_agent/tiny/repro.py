@@ -36,7 +36,7 @@ from vgt_agent.graphs.ask import AskLimits
 from vgt_agent.graphs.synth import SynthSettings
 from vgt_agent.store import TraceStore
 from vgt_agent.synthesis.run import PipelineSpec, build_pipeline, run_config, run_name, run_synth
-from vgt_agent.tiny.agent_runs import BENCHMARKS, ensure_split
+from vgt_agent.tiny.agent_runs import EVAL_SPLITS, ensure_split
 from vgt_agent.tiny.evaluate import markdown, scores, summary, table
 from vgt_agent.tiny.recipe import (
     ARCH,
@@ -157,7 +157,7 @@ def make_data(cfg: ReproConfig, stages: StageProgress) -> Path:
     data = cfg.work_dir / "data"
     with stages.stage("world make") as bar:
         folders = {}
-        for split, n in (("world-train", cfg.train_samples), *((b, cfg.eval_samples) for b in BENCHMARKS)):
+        for split, n in (("world-train", cfg.train_samples), *((b, cfg.eval_samples) for b in EVAL_SPLITS)):
             task = bar(split, n)
             folders[split] = ensure_split(data, split, n, workers=cfg.workers,
                                           progress=lambda done, total, t=task: t(done, total, ""))
@@ -256,7 +256,7 @@ def evaluate(cfg: ReproConfig, store: TraceStore, model_dir: Path,
     from vgt_agent.training.eval import EvalSpec, default_label, load_benchmarks, run_config, run_eval
     from vgt_agent.training.model import read_provenance
 
-    names = tuple(str(cfg.work_dir / "data" / split) for split in BENCHMARKS)
+    names = tuple(str(cfg.work_dir / "data" / split) for split in EVAL_SPLITS)
     n = cfg.eval_samples
     spec = EvalSpec(benchmarks=names, mode="point", samples=1, temperature=0.0, limit=n,
                     max_tokens=EVAL_MAX_TOKENS, agent=True, grounder="world")

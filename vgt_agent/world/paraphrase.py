@@ -14,7 +14,7 @@ import numpy as np
 from vgt_agent.world import phrasing
 from vgt_agent.world.counting import COLOUR_NAMES, MAX_COUNT, _count_question, _counts, _pick, _shuffled
 from vgt_agent.world.palette import SHAPES
-from vgt_agent.world.phrasing import COMPARISON_WORDS, RELATION_PHRASES, TEMPLATES, fill, pick, surface
+from vgt_agent.world.phrasing import TEMPLATES, fill, pick, surface
 from vgt_agent.world.question import Gold, Question, generate
 from vgt_agent.world.refer import plural
 from vgt_agent.world.scene import Attr, Scene
@@ -115,13 +115,6 @@ def spatial_phrased(rng: np.random.Generator, split: SplitSpec) -> tuple[Scene, 
     'is the red circle left of the blue square', 'Which one is bigger, the star or the ring?'. Same scene,
     answer, options and gold: only the words change."""
     scene, q = REWORDED[pick(rng, tuple(REWORDED))](rng, split)
-    r = phrasing.read(q.text)
-    if r is None:  # every original wording is a template
+    if phrasing.read(q.text) is None:  # every original wording is a template
         raise RuntimeError(f"the world's own question {q.text!r} does not read back")
-    slots = dict(r.slots)
-    if "rel" in slots:
-        slots["rel"] = pick(rng, RELATION_PHRASES[r.relation])
-    if "cmp" in slots:
-        slots["cmp"] = pick(rng, COMPARISON_WORDS[r.comparison])
-    text = surface(rng, fill(pick(rng, TEMPLATES[r.intent]), **slots))
-    return scene, dataclasses.replace(q, family="spatial_phrased", text=text)
+    return scene, dataclasses.replace(q, family="spatial_phrased", text=phrasing.reword(rng, q.text))

@@ -222,3 +222,17 @@ def surface(rng: np.random.Generator, text: str) -> str:
         i = int(rng.integers(len(words)))
         text = " ".join(words[:i]) + "  " + " ".join(words[i:]) if 0 < i < len(words) else text
     return text
+
+
+def reword(rng: np.random.Generator, text: str) -> str:
+    """The question in another of its intent's templates, relation and comparison words swapped for synonyms
+    and typed as a person might (`surface`); a question no template reads (k-th) comes back as it was."""
+    r = read(text)
+    if r is None or r.intent not in TEMPLATES:
+        return text
+    slots = dict(r.slots)
+    if "rel" in slots:
+        slots["rel"] = pick(rng, RELATION_PHRASES[r.relation])
+    if "cmp" in slots:
+        slots["cmp"] = pick(rng, COMPARISON_WORDS[r.comparison])
+    return surface(rng, fill(pick(rng, TEMPLATES[r.intent]), **slots))
