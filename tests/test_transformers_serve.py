@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from transformers_server import ServerFailed, transformers_serve
 
 from vgt_agent.backends import BackendError, OpenAIBackend
 from vgt_agent.backends.transformers_backend import TransformersBackend
@@ -33,23 +30,8 @@ from vgt_agent.world.storage import load_split, make_split
 
 pytestmark = pytest.mark.slow
 WEIGHTS = shipped_weights()
-START_TIMEOUT_S = 180
 FAKE_KEY = "sk-fake-4n0th3r-k3y-never-shown"
 URL_SECRET = "urlpa55word"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve_command(port: int) -> list[str]:
-    script = Path(sys.executable).with_name("transformers")
-    exe = str(script) if script.exists() else shutil.which("transformers")
-    assert exe, "the `transformers` command is not installed"
-    return [exe, "serve", str(WEIGHTS), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
-            "--log-level", "warning"]
 
 
 @pytest.fixture(scope="module")
@@ -58,34 +40,11 @@ def served(tmp_path_factory):
     pytest.importorskip("fastapi", reason="transformers serve needs the dev extras (fastapi, uvicorn)")
     pytest.importorskip("uvicorn", reason="transformers serve needs the dev extras (fastapi, uvicorn)")
     assert WEIGHTS is not None, "the shipped vgt-tiny weights are missing"
-    port = _free_port()
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(_serve_command(port), stdout=out, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
-    base_url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        models = None
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"transformers serve exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{base_url}/models", timeout=2) as response:
-                    models = json.load(response)["data"]
-                    break
-            except OSError:
-                time.sleep(0.5)
-        assert models, f"transformers serve did not come up in {START_TIMEOUT_S} s: {log.read_text()[-2000:]}"
-        yield base_url, models[0]["id"]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
+        with transformers_serve(WEIGHTS, tmp_path_factory.mktemp("serve") / "serve.log") as server:
+            yield server
+    except ServerFailed as e:
+        pytest.fail(str(e))
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +108,7 @@ def test_ask_served_matches_in_process_in_the_turns_form(served, world, tmp_path
         assert run.stdout.strip(), (run.exit_code, run.stderr, run.exception)
         result = json.loads(run.stdout)
         assert result["error"] is None, run.stderr
+        assert result["server_modes"] == {"stop": "client", "turns": "turns"}  # what vgt detected, in --json
         assert run.exit_code == (0 if result["answer"] is not None else 1), run.stderr  # no answer: exit 1
         served_answers.append((result["answer"], result["stop_reason"]))
         correct += bool(result["correct"])

@@ -163,7 +163,7 @@ def ask(
         "model": model_name, "grounder": ground_tool.name, "turns": state.get("turns", 0),
         "tool_calls": state.get("tool_calls", 0), "image": str(image),
         "saved": str(save) if save and row is not None else None,
-        "device": placement.label if placement else None,
+        "device": placement.label if placement else None, "server_modes": state.get("server_modes"),
     }
     if json_out:
         print_json(result)
@@ -243,7 +243,8 @@ def _run(store: TraceStore, run_id: str, pixels, sample: SampleRecord, vlm: VLMB
     outcome = run_outcome(state, limits)
     store.end_run(run_id, status="done" if outcome.status == "answered" else outcome.status,
                   error=outcome.reason if outcome.status != "answered" else None,
-                  metrics={"correct": state.get("correct"), "verified_fraction": state.get("verified_fraction")})
+                  metrics={"correct": state.get("correct"), "verified_fraction": state.get("verified_fraction"),
+                           "server_modes": state.get("server_modes")})
     row = store.trace(state["trace_id"])
     store.close()
     return state, row
