@@ -1,7 +1,7 @@
 """A wall-time budget for a training run (`vgt train sft --max-minutes`): measure, then fit the steps to it.
 
-Why: `vgt repro tiny` promises a time (30 + 15 minutes of SFT on 2 CPU cores) on machines of different
-speeds, and a fixed step count over- or undershoots it. After `measure` optimizer steps of this session the
+Why: a recipe that promises a time (`vgt repro tiny`) runs on machines of different speeds, and a fixed
+step count over- or undershoots it. After `measure` optimizer steps of this session the
 callback knows the seconds per step; when the planned `max_steps` would not fit in the budget it lowers them
 to what fits and re-targets the learning-rate schedule at the new last step (a cosine then decays to its
 floor there; the warmup is unchanged), so a shortened run is a complete smaller run, not a cut-off one.

@@ -1,6 +1,6 @@
 """The paper's table in miniature: self-grounding (no tool at inference) on the embedded world, one command.
 
-Issue 7: direct answer, non-grounded thinking, point- and box-grounded thinking, each after SFT, after GRPO
+Direct answer, non-grounded thinking, point- and box-grounded thinking, each after SFT, after GRPO
 with the answer reward only (`R_base`: answer + 0.1 format + truncation, `w_ground = 0`) and after GRPO
 with answer + grounding rewards (`w_ground = 0.5`, the paper's; point and box only: direct answers and
 plain thoughts have no groundings to reward, so those cells are "n/a"), evaluated on the six world splits
@@ -20,24 +20,9 @@ on two cores); a re-run with the same work dir skips every stage whose output ex
 `vgt_train.json`, finished eval runs), resumes an interrupted SFT/GRPO from its last checkpoint and an
 interrupted eval from its stored generations.
 
-Sizes and time. `full` is sized for 90 minutes on 2 free cores, with a margin. Measured with the `mid` size
-(600 samples, 150 SFT steps, 16 GRPO steps, 10 questions x 2 samples) on this 2-core machine while other
-jobs kept it at a load of 4-6, so wall times were ~3.5x the jobs' own CPU times; the estimate uses the CPU
-times (one single-threaded job = one core), scaled linearly: `COSTS` holds the seconds per unit, `estimate()`
-adds them up plus 10 s start-up per job and schedules the jobs on the workers as `run_jobs` does.
-  data + synth, 3000 world-train samples (0.08 s each, this process) ......... ~4.3 min
-  SFT, 800 steps x batch 16 (s/step: box 1.89, point 1.48, think 0.76, direct 0.5):
-      box ~25, point ~20, think ~10, direct ~7 min
-  GRPO, 100 steps x 2 prompts x 4 generations (s/step: box, point 2.0, think 1.0, direct 0.3):
-      box, point ~3.5 each (x2: answer / answer + grounding), think ~2, direct ~1 min
-  eval, 6 splits x 40 questions x 4 samples = 960 generations (s each: box 0.36, point 0.3, think 0.18,
-      direct 0.03): box ~6, point ~5, think ~3, direct ~0.6 min, per model
-  jobs ~119 core-minutes -> ~60 min on 2 workers (critical path: SFT box -> GRPO -> eval, ~35 min);
-  total ~64 min estimated (`vgt repro table` prints it at the start), ~123 min with 1 worker.
-The 2 workers need both cores: with another job on one of them, expect about twice the time.
-A 1.4 M-parameter Gemma3 (128 px, 64 image tokens) trained for minutes does not learn much: the `mid` run
-stayed at the answer prior with grounding scores ~0; the generated markdown says what comes out, with the
-numbers.
+Sizes and time: `full` is sized for 90 minutes on 2 free cores; `config.COSTS` holds the measured seconds
+per unit of work and `graph.estimate()` schedules the jobs as `run_jobs` does (`vgt repro table` prints the
+estimate at the start). The measurements and what a run shows are in docs/table-in-miniature.md.
 
 Modules, each depending only on those before it: `config` (sizes, costs), `graph` (the jobs and the estimate),
 `stages` (work dir, data, synthesis, init, one job), `workers` (the job graph on worker processes), `report`

@@ -359,7 +359,7 @@ def write_markdown(path: Path, cfg: TableConfig, rows: list[Row], report: Any, b
     text = [
         "# The table in miniature",
         "",
-        "Self-grounding on the embedded world (issue 7): the model grounds by itself, no tool at inference. "
+        "Self-grounding on the embedded world: the model grounds by itself, no tool at inference. "
         "Direct answer, non-grounded thinking, box- and point-grounded thinking, each after SFT on the "
         "world-oracle's synthesised traces, after GRPO with the answer reward only, and after GRPO with answer + "
         "grounding rewards, evaluated on the six world splits as the paper evaluates its benchmarks. "
