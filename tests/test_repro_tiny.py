@@ -5,6 +5,7 @@ as that command logs it; the model it writes loads and answers, and the report s
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 from vgt_agent.backends import TransformersBackend
 from vgt_agent.cli.main import app
 from vgt_agent.store import TraceStore
-from vgt_agent.tiny.agent_runs import BENCHMARKS
+from vgt_agent.tiny.agent_runs import BENCHMARKS, EVAL_SPLITS
 from vgt_agent.tiny.examples import prompt_messages
 from vgt_agent.training.model import read_provenance
 
@@ -27,63 +28,63 @@ def test_smoke_repro_runs_every_stage_through_the_pipeline(tmp_path: Path, share
     prefixes = shared_prefix_calls
     work, out = tmp_path / "work", tmp_path / "out"
     result = runner.invoke(app, ["repro", "tiny", "--out", str(out), "--work-dir", str(work), "--train-samples", "12",
-                                 "--eval-samples", "2", "--warmup-steps", "3", "--steps", "3", "--steps2", "2",
-                                 "--rl-steps", "1",
-                                 "--rl-prompts", "1", "--rl-generations", "2", "--reasoning", "digits",
-                                 "--teacher-grounder", "gold-shuffled", "--workers", "1", "--threads", "1"])
+                                 "--eval-samples", "2", "--warmup-steps", "3", "--steps", "3", "--rl-steps", "1",
+                                 "--rl-prompts", "1", "--rl-generations", "2", "--teacher-grounder", "gold-shuffled",
+                                 "--workers", "1", "--threads", "1"])
     assert result.exit_code == 0, result.output + result.stderr
     report = json.loads((out / "repro_report.json").read_text())
     db = work / "traces.db"
     with TraceStore.open(db, create=False, readonly=True) as store:
         runs = {r["kind"]: [x for x in store.runs() if x["kind"] == r["kind"]] for r in store.runs()}
         eval_traces = list(store.traces(run=report["eval"]["run_id"]))
-    assert {k: len(v) for k, v in runs.items()} == {"repro": 1, "synth": 1, "warmup": 1, "sft": 2,
+    assert {k: len(v) for k, v in runs.items()} == {"repro": 1, "synth": 1, "warmup": 1, "sft": 1,
                                                       "rl": 1, "eval": 1}
     assert all(r["status"] == "done" for rs in runs.values() for r in rs)
 
-    # synth: the digits-style world-oracle plays the policy in the ask agent, gold masks shuffled
+    # synth: the world-oracle plays the policy in the ask agent, gold masks shuffled
     (synth,) = runs["synth"]
-    assert synth["name"] == "synth/world/world-train/agent/world-oracle/digits" == report["teacher"]["run"]
-    assert (synth["backend"], synth["model"], synth["grounder"]) == ("world-oracle", "world-oracle/digits",
+    assert synth["name"] == "synth/world/world-train/agent/world-oracle" == report["teacher"]["run"]
+    assert (synth["backend"], synth["model"], synth["grounder"]) == ("world-oracle", "world-oracle",
                                                                      "gold-shuffled")
+    assert report["teacher"]["model"] == "world-oracle"
     assert synth["config"]["via"] == "agent" and synth["command"].startswith("vgt synth --dataset ")
     assert synth["metrics"]["run_totals"]["kept"] == report["teacher"]["kept"] >= 10
 
-    # SFT: two `vgt train sft --variant agent` passes on that run, the second from the first's weights, with
-    # the recipe's TRL arguments (from the YAML each logged command names)
-    first, second = sorted(runs["sft"], key=lambda r: r["started_at"])
-    for run, floor, steps in ((first, 1e-4, 3), (second, 2e-4, 2)):
-        trl, lr = run["config"]["trl"], 1e-3
-        assert run["name"] == "sft-agent" and run["config"]["variant"] == "agent"
-        assert run["config"]["filters"]["run"] == synth["id"] and run["metrics"]["steps"] == steps
-        assert (trl["learning_rate"], trl["lr_scheduler_type"], trl["adam_beta2"], trl["warmup_steps"]) == \
-            (lr, "cosine_with_min_lr", 0.98, 20)
-        assert (trl["per_device_train_batch_size"], trl["train_sampling_strategy"], trl["max_grad_norm"]) == \
-            (16, "group_by_length", 1.0)
-        assert run["command"].startswith("vgt train sft --model ") and "--variant agent" in run["command"]
-        config = Path(run["command"].split("--config ")[1].split()[0])
-        written = yaml.safe_load(config.read_text())
-        assert written["learning_rate"] == lr and written["lr_scheduler_kwargs"]["min_lr"] == floor
+    # SFT: one `vgt train sft --variant agent` run on that run's traces, with the recipe's TRL arguments (from
+    # the YAML the logged command names) and its wall-time budget
+    (sft,) = runs["sft"]
+    trl = sft["config"]["trl"]
+    assert sft["name"] == "sft-agent" and sft["config"]["variant"] == "agent"
+    assert sft["config"]["filters"]["run"] == synth["id"] and sft["metrics"]["steps"] == 3
+    assert (trl["learning_rate"], trl["lr_scheduler_type"], trl["adam_beta2"], trl["warmup_steps"]) == \
+        (1e-3, "cosine_with_min_lr", 0.98, 20)
+    assert (trl["per_device_train_batch_size"], trl["train_sampling_strategy"], trl["max_grad_norm"]) == \
+        (16, "group_by_length", 1.0)
+    assert sft["command"].startswith("vgt train sft --model ") and "--variant agent" in sft["command"]
+    assert "--max-minutes 10 " in sft["command"] + " " and sft["config"]["max_minutes"] == 10
+    written = yaml.safe_load(Path(sft["command"].split("--config ")[1].split()[0]).read_text())
+    assert written["learning_rate"] == 1e-3 and written["lr_scheduler_kwargs"]["min_lr"] == 1e-4
     # the warm-up ran on the fresh policy before SFT (tiny/warmup.py), and SFT started from it
     (warm,) = runs["warmup"]
     assert warm["metrics"]["steps"] == report["warmup"]["steps"] == 3 and warm["config"]["max_steps"] == 3
     assert (work / "models" / "init" / "model.safetensors").exists()
-    assert Path(first["model"]).resolve() == (work / "models" / "warm").resolve()
-    assert Path(second["model"]).resolve() == Path(first["config"]["output_dir"])
-    assert len(prefixes) == 3 + 2 and min(prefixes) > 100  # every SFT step ran the system prompt once
+    assert Path(sft["model"]).resolve() == (work / "models" / "warm").resolve()
+    assert len(prefixes) == 3 and min(prefixes) > 100  # every SFT step ran the system prompt once
 
-    # RL: `vgt train rl --variant agent` from pass 2, rolling out with the teacher's (shuffled gold) grounder
+    # RL: `vgt train rl --variant agent` from the SFT model, rolling out with the teacher's (shuffled gold) grounder
     (rl,) = runs["rl"]
     assert rl["config"]["variant"] == "agent" and rl["config"]["grounder"] == "gold-shuffled"
-    assert Path(rl["model"]).resolve() == Path(second["config"]["output_dir"]) and rl["metrics"]["steps"] == 1
+    assert Path(rl["model"]).resolve() == Path(sft["config"]["output_dir"]) and rl["metrics"]["steps"] == 1
     assert rl["config"]["output_dir"] == str(out.resolve()) and rl["command"].startswith("vgt train rl ")
 
-    # eval: `vgt eval --agent`, greedy, one run per question, on the six benchmark splits
+    # eval: `vgt eval --agent`, greedy, one run per question, on every family's varied split and the six canonical
     (ev,) = runs["eval"]
     assert ev["config"]["agent"] is True and ev["config"]["samples"] == 1 and ev["config"]["temperature"] == 0.0
     assert ev["name"] == report["eval"]["label"] == "Point (agent) · RL + r_ground" and ev["model"] == "vgt-tiny"
-    assert set(ev["metrics"]["benchmarks"]) == set(BENCHMARKS) == set(report["scores"])
-    assert len(eval_traces) == 2 * len(BENCHMARKS) and {t["variant"] for t in eval_traces} == {"agent"}
+    assert set(ev["metrics"]["benchmarks"]) == set(EVAL_SPLITS) == set(report["scores"]) > set(BENCHMARKS)
+    assert len(eval_traces) == 2 * len(EVAL_SPLITS) and {t["variant"] for t in eval_traces} == {"agent"}
+    assert set(report["summary"]) == {"counting varied", "spatial varied", "existence varied", "attribute varied",
+                                      "phrased varied", "counting canonical", "spatial canonical"}
     assert ev["command"].startswith("vgt eval --benchmark ")
 
     # the model: saved where --out says, with its provenance, and it loads and generates
@@ -93,18 +94,28 @@ def test_smoke_repro_runs_every_stage_through_the_pipeline(tmp_path: Path, share
                            max_tokens=4)
     assert gen.completion_tokens >= 1
     assert report["model"] == "vgt-tiny" and report["params"] > 1_000_000 and report["train_samples"] == 12
-    assert [p["result"]["run_id"] for p in report["sft"]] == [first["id"], second["id"]]
-    assert report["rl"]["run_id"] == rl["id"] and "| world-tally | 2 |" in report["markdown"]
-    assert set(report["stage_seconds"]) == {"world make", "synth", "init", "warm-up", "SFT pass 1",
-                                            "SFT pass 2", "RL", "eval"}
+    assert report["sft"]["result"]["run_id"] == sft["id"] and report["sft"]["max_minutes"] == 10
+    assert report["rl"]["run_id"] == rl["id"] and "| world-exist-varied | 2 |" in report["markdown"]
+    assert set(report["stage_seconds"]) == {"world make", "synth", "init", "warm-up", "SFT", "RL", "eval"}
     (repro,) = runs["repro"]
     assert repro["name"] == "vgt-tiny" and repro["metrics"]["eval"]["run_id"] == ev["id"]
     assert sorted(p.name for p in (work / "logs").iterdir()) == sorted(
         f"{s.replace(' ', '-')}.log" for s in report["stage_seconds"])
 
 
+def test_help_shows_the_one_recipes_options() -> None:
+    result = runner.invoke(app, ["repro", "tiny", "--help"])
+    assert result.exit_code == 0
+    assert re.findall(r"^\W+(--[a-z][a-z0-9-]+)", result.output, re.M) == [
+        "--out", "--work-dir", "--train-samples", "--eval-samples", "--warmup-steps", "--warmup-minutes", "--steps",
+        "--train-minutes", "--rl-steps", "--rl-prompts", "--rl-generations", "--rl-lr", "--threads", "--workers",
+        "--teacher-grounder", "--seed", "--help"]
+    assert "vgt train sft -> vgt train rl (with --rl-steps) -> vgt eval" in " ".join(result.output.split())
+
+
 def test_bad_options_exit_2(tmp_path: Path) -> None:
-    for args, message in ((["--reasoning", "words"], "--reasoning must be one of"),
+    for args, message in ((["--reasoning", "digits"], "No such option"),
+                          (["--steps2", "2"], "No such option"),
                           (["--teacher-grounder", "sam3"], "--teacher-grounder must be world or gold-shuffled")):
         result = runner.invoke(app, ["repro", "tiny", "--work-dir", str(tmp_path / "w"), *args])
         assert result.exit_code == 2 and message in result.stderr

@@ -61,11 +61,8 @@ def test_where_options_are_shown_and_looked_up() -> None:
     choices = ("below", "left", "above", "right")
     replies = [[(100, 500)], [(800, 450)]]
     question = "Where is the red circle relative to the blue star?"
-    assert oracle_chunks(question, choices, replies)[-1]["content"] == (  # style "hundreds", the default
+    assert oracle_chunks(question, choices, replies)[-1]["content"] == (
         "x: 100 vs 800: 1 to 8 is 7. y: 500 vs 450: 5 to 4 is 1. 7 > 1 so x. x: 100 vs 800, so left. "
-        "below A, left B, above C, right D. left B. </think> \\boxed{B}")
-    assert oracle_chunks(question, choices, replies, "lookup")[-1]["content"] == (
-        "x: 100 vs 800, left by 70. y: 500 vs 450, below by 5. 70 > 5 so left. "
         "below A, left B, above C, right D. left B. </think> \\boxed{B}")
 
 

@@ -10,15 +10,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from vgt_agent.backends.world_oracle import (
-    STEPS,
-    WorldOracleBackend,
-    compare_digits,
-    next_chunk,
-    read_question,
-    select_kth,
-    tool_results,
-)
+from vgt_agent.backends.world_oracle import WorldOracleBackend, next_chunk, read_question, tool_results
 from vgt_agent.cli.main import app
 from vgt_agent.grounders.shuffled_gold import ShuffledGoldGrounder
 from vgt_agent.store import TraceStore
@@ -67,83 +59,10 @@ def test_oracle_reads_tool_replies_not_its_own_tags() -> None:
     assert tool_results(prefill) == [("red circles", [(1, 2), (3, 4)]), ("blue stars", [])]
 
 
-@pytest.mark.parametrize(("a", "b", "text", "sign"), [
-    (412, 600, "4 < 6", -1),
-    (412, 460, "4 = 4, 1 < 6", -1),
-    (87, 412, "0 < 4", -1),  # two digits read as 087: the hundreds digit is 0
-    (905, 903, "9 = 9, 0 = 0, 5 > 3", 1),
-    (1000, 999, "1 > 0", 1),
-    (250, 250, "2 = 2, 5 = 5, 0 = 0", 0),
-])
-def test_compare_digits_decides_on_the_first_unequal_digit(a: int, b: int, text: str, sign: int) -> None:
-    assert compare_digits(a, b) == (text, sign)
-
-
-def test_select_kth_writes_a_tournament_in_the_tools_order() -> None:
-    members = [(519, 300), (910, 200), (300, 700)]
-    steps, pick = select_kth(members, axis=0, reverse=False, k=1)
-    assert pick == (519, 300)
-    assert steps == ("x: 519 vs 910: 5 < 9 keep 519. x: 519 vs 300: 5 > 3 keep 300. number 1 is [300, 700]. "
-                     "x: 519 vs 910: 5 < 9 keep 519. number 2 is [519, 300].")
-    assert select_kth(members, axis=1, reverse=True, k=0)[1] == (300, 700)  # bottommost
-    for k in range(3):  # the tournament agrees with sorting
-        assert select_kth(members, 0, True, k)[1] == sorted(members, reverse=True)[k]
-
-
 @pytest.mark.parametrize(("question", "results", "tail"), [
-    ("Is the red circle to the left of the blue square?",
-     [("red circle", [(412, 300)]), ("blue square", [(460, 500)])],
-     "x: 412 vs 460: 4 = 4, 1 < 6 so left. asked left so yes. </think> \\boxed{yes}"),
-    ("Where is the red circle relative to the blue square? Options: A. below B. above C. right D. left. "
-     "Answer with the letter.", [("red circle", [(122, 492)]), ("blue square", [(771, 173)])],
-     "x: 122 vs 771: 1 to 7 is 6. y: 492 vs 173: 4 to 1 is 3. 6 > 3 so x. x: 122 vs 771: 1 < 7 so left. "
-     "</think> \\boxed{D}"),
-    ("Which is closer to the green star: the red circle or the blue square?",
-     [("green star", [(885, 211)]), ("red circle", [(494, 410)]), ("blue square", [(106, 791)])],
-     "first: x: 494 vs 885: 4 to 8 is 4, y: 410 vs 211: 4 to 2 is 2, 4 + 2 = 6. second: x: 106 vs 885: 1 to 8 "
-     "is 7, y: 791 vs 211: 7 to 2 is 5, 7 + 5 = 12. 6 < 12 so the first. </think> \\boxed{A}"),
-    ("Which is smaller: the red circle or the blue square?",
-     [("red circle", [(385, 443)]), ("blue square", [(657, 597)]), ("the smallest", [(657, 597)])],
-     "smaller [657, 597]. first [385, 443]: other so the second. </think> \\boxed{B}"),
-])
-def test_oracle_decisions_are_written_step_by_step(question: str, results: list, tail: str) -> None:
-    assert next_chunk(read_question(question), results, steps="digits") == tail
-
-
-def test_oracle_whole_steps_are_what_the_shipped_model_learned() -> None:
-    q = read_question("Is the red circle to the left of the blue square?")
-    results = [("red circle", [(412, 300)]), ("blue square", [(460, 500)])]
-    assert next_chunk(q, results) == "x: 412 vs 460, so left. </think> \\boxed{yes}"
-    assert WorldOracleBackend().model == "world-oracle"
-    assert WorldOracleBackend(steps="digits").model == "world-oracle/digits"
-    with pytest.raises(ValueError, match="steps must be one of"):
-        WorldOracleBackend(steps="words")
-
-
-@pytest.mark.parametrize(("question", "results", "first", "tail"), [
     ("Is the red circle to the right of the blue square?",
      [("red circle", [(412, 300)]), ("blue square", [(460, 500)])],
-     "<think> <ground> red circle </ground>",
      "x: 412 vs 460, so left. right yes, left no. left no. </think> \\boxed{no}"),
-    ("Where is the red circle relative to the blue square? Options: A. below B. above C. right D. left. "
-     "Answer with the letter.", [("red circle", [(122, 492)]), ("blue square", [(771, 173)])],
-     "<think> <ground> red circle </ground>",
-     "x: 122 vs 771, left by 65. y: 492 vs 173, below by 32. 65 > 32 so left. below A, above B, right C, "
-     "left D. left D. </think> \\boxed{D}"),
-    ("Is the second leftmost circle above or below the blue square? Options: A. above B. below. "
-     "Answer with the letter.", [("circles", [(500, 100), (100, 900)]), ("blue square", [(771, 173)])],
-     "<think> <ground> circles </ground>",
-     "y: 100 vs 173, so above. above A, below B. above A. </think> \\boxed{A}"),
-])
-def test_oracle_lookup_reads_the_answer_off_a_table(question: str, results: list, first: str,
-                                                               tail: str) -> None:
-    q = read_question(question)
-    assert next_chunk(q, [], steps="lookup") == first
-    assert next_chunk(q, results, steps="lookup") == tail
-    assert WorldOracleBackend(steps="lookup").model == "world-oracle/lookup"
-
-
-@pytest.mark.parametrize(("question", "results", "tail"), [
     ("Where is the red circle relative to the blue square? Options: A. below B. above C. right D. left. "
      "Answer with the letter.", [("red circle", [(122, 492)]), ("blue square", [(771, 173)])],
      "x: 122 vs 771: 1 to 7 is 6. y: 492 vs 173: 4 to 1 is 3. 6 > 3 so x. x: 122 vs 771, so left. "
@@ -152,22 +71,43 @@ def test_oracle_lookup_reads_the_answer_off_a_table(question: str, results: list
      "Answer with the letter.", [("red circle", [(150, 149)]), ("blue square", [(40, 105)])],
      "x: 150 vs 40: 1 to 0 is 1. y: 149 vs 105: 1 to 1 is 0. 1 > 0 so x. x: 150 vs 40, so right. "
      "below A, above B, right C, left D. right C. </think> \\boxed{C}"),
+    ("Where is the red circle relative to the blue square? Options: A. below B. above C. right D. left. "
+     "Answer with the letter.", [("red circle", [(120, 380)]), ("blue square", [(350, 190)])],
+     "x: 120 vs 350: 1 to 3 is 2. y: 380 vs 190: 3 to 1 is 2. tie, by tens 23 and 19 so x. x: 120 vs 350, so left. "
+     "below A, above B, right C, left D. left D. </think> \\boxed{D}"),
     ("Which is closer to the green star: the red circle or the blue square?",
      [("green star", [(885, 211)]), ("red circle", [(494, 410)]), ("blue square", [(106, 791)])],
      "first: x: 494 vs 885: 4 to 8 is 4, y: 410 vs 211: 4 to 2 is 2, 4 + 2 = 6. second: x: 106 vs 885: 1 to 8 "
      "is 7, y: 791 vs 211: 7 to 2 is 5, 7 + 5 = 12. 6 < 12 so the first. </think> \\boxed{A}"),
-    ("Is the red circle to the right of the blue square?",
-     [("red circle", [(412, 300)]), ("blue square", [(460, 500)])],
-     "x: 412 vs 460, so left. right yes, left no. left no. </think> \\boxed{no}"),
+    ("Which is closer to the green star: the red circle or the blue square?",  # a tie in hundreds: tens decide
+     [("green star", [(500, 500)]), ("red circle", [(590, 560)]), ("blue square", [(520, 580)])],
+     "first: x: 590 vs 500: 5 to 5 is 0, y: 560 vs 500: 5 to 5 is 0, 0 + 0 = 0. second: x: 520 vs 500: 5 to 5 "
+     "is 0, y: 580 vs 500: 5 to 5 is 0, 0 + 0 = 0. tie, by tens 15 and 10 so the second. </think> \\boxed{B}"),
+    ("Which is smaller: the red circle or the blue square?",
+     [("red circle", [(385, 443)]), ("blue square", [(657, 597)]), ("the smallest", [(657, 597)])],
+     "[657, 597] is the second. </think> \\boxed{B}"),
+    ("Is the second leftmost circle above or below the blue square? Options: A. above B. below. "
+     "Answer with the letter.", [("circles", [(500, 100), (100, 900)]), ("blue square", [(771, 173)])],
+     "y: 100 vs 173, so above. above A, below B. above A. </think> \\boxed{A}"),
 ])
-def test_oracle_hundreds_decides_on_single_digit_offsets_then_looks_up(question: str, results: list,
-                                                                       tail: str) -> None:
-    assert next_chunk(read_question(question), results, steps="hundreds") == tail
-    assert WorldOracleBackend(steps="hundreds").model == "world-oracle/hundreds"
+def test_oracle_decides_on_single_digit_offsets_then_reads_the_answer_off_a_table(question: str, results: list,
+                                                                                 tail: str) -> None:
+    q = read_question(question)
+    assert next_chunk(q, []) == f"<think> <ground> {q.phrases[0]} </ground>"
+    assert next_chunk(q, results) == tail
+    assert WorldOracleBackend().model == WorldOracleBackend.name == "world-oracle"
+
+
+def test_oracle_kth_lists_the_members_sorted_then_grounds_the_anchor() -> None:
+    q = read_question("Is the second leftmost circle above or below the blue square? Options: A. above B. below. "
+                      "Answer with the letter.")
+    assert next_chunk(q, [("circles", [(500, 100), (100, 900), (300, 400)])]) == (
+        "by x: [100, 900] [300, 400] [500, 100]. number 2 is [300, 400]. <ground> blue square </ground>")
+    assert next_chunk(q, [("circles", [(500, 100)])]) == "only 1 found. </think> \\boxed{A}"
 
 
 def test_answer_words_are_one_token_in_a_thought_and_in_the_box() -> None:
-    """The lookup style's answer is a copy: `so left D.` and `\\boxed{D}` must end on the same token id."""
+    """The answer read off the table is a copy: `so left D.` and `\\boxed{D}` must end on the same token id."""
     _, processor = build_policy()
     tok = processor.tokenizer
     for word in ("yes", "no", "A", "D"):
@@ -189,17 +129,16 @@ def test_shuffled_gold_grounder_gives_the_world_grounders_coordinates(world_samp
             assert sorted(i.box for i in gold) == sorted(i.box for i in seen)
 
 
-@pytest.mark.parametrize("steps", STEPS)
-def test_teacher_traces_are_correct_through_the_ask_graph(world_samples, tmp_path: Path, steps: str) -> None:
+def test_teacher_traces_are_correct_through_the_ask_graph(world_samples, tmp_path: Path) -> None:
     store = TraceStore.open(tmp_path / "t.db")
-    oracle = WorldOracleBackend(steps=steps)
+    oracle = WorldOracleBackend()
     run_id = store.start_run("synth", backend=oracle.name, model=oracle.model, grounder="world")
     results = list(run_split(oracle, world_samples, store=store, run_id=run_id))
     assert all(r.state["stop_reason"] == "answered" for r in results)
     assert sum(r.correct for r in results) >= len(results) - 1  # a grounder miss may cost one
     assert {r.sample.meta["family"] for r in results} >= {"count_shape", "closer", "larger", "kth_relation"}
     row = store.trace(results[0].state["trace_id"])
-    assert row["backend"] == "world-oracle" and row["model"].startswith("world-oracle") and row["grounder"] == "world"
+    assert row["backend"] == "world-oracle" and row["model"] == "world-oracle" and row["grounder"] == "world"
     store.close()
 
     _, processor = build_policy()

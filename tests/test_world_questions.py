@@ -17,7 +17,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from vgt_agent.answers import check_answer
-from vgt_agent.backends.world_oracle import STEPS, WorldOracleBackend, next_chunk, read_question
+from vgt_agent.backends.world_oracle import WorldOracleBackend, next_chunk, read_question
 from vgt_agent.datasets.sample import Sample
 from vgt_agent.graphs.ask import AskContext, AskLimits, run_ask
 from vgt_agent.grounders.concepts import parse_concept
@@ -207,9 +207,8 @@ def _ask(backend, record: SampleRecord, image: Image.Image, grounder) -> dict:
     return dict(run_ask(ctx))
 
 
-@pytest.mark.parametrize("steps", STEPS)
-def test_rule_teacher_answers_the_new_families_through_the_ask_graph(new_samples, steps: str) -> None:
-    backend = WorldOracleBackend(steps=steps)
+def test_rule_teacher_answers_the_new_families_through_the_ask_graph(new_samples) -> None:
+    backend = WorldOracleBackend()
     right: Counter = Counter()
     total: Counter = Counter()
     for sample in new_samples:
@@ -271,7 +270,7 @@ def test_rule_teacher_on_a_picture_drawn_by_the_test(tmp_path: Path, question: s
     path = tmp_path / "drawn.png"
     image = _drawn_scene(path)
     record = SampleRecord("test", "drawn", question, question, ImageRecord.from_path(path), answer, answer_type)
-    state = _ask(WorldOracleBackend(steps="hundreds"), record, image, WorldGrounder())
+    state = _ask(WorldOracleBackend(), record, image, WorldGrounder())
     assert state["stop_reason"] == "answered"
     assert state["correct"], (question, state.get("answer"))
 

@@ -13,29 +13,22 @@ writes the reasoning over the returned coordinates and the answer:
   shapes", "circles or squares or triangles") and keep that half when the object's point is among the
   instances (for a side question: when an instance lies on that side of the anchor), else the other half,
   until one value is left (at most 1 + 3 grounder calls). Nothing found for the object: `unknown`;
-- spatial families ground the objects the question names, then decide in one of the STEPS styles:
-  - "whole" (the backend's default; what the first shipped vgt-tiny learned): left/right/above/below writes the two
-    coordinates on the asked axis and the relation; dominant direction both axes with a coarse difference
-    (tens of the 0..1000 scale), the larger wins; closer the coarse |dx| + |dy| per candidate; larger/smaller
-    grounds "the largest of A and B" and says which one it is; k-th lists the instances sorted on the axis;
-  - "digits" (an experiment, see docs/vgt-tiny.md): every decision is one digit pair or one single-digit
-    sum at a time: `x: 412 vs 460: 4 = 4, 1 < 6 so left. asked left so yes.`, per-axis offsets in hundreds,
-    `same`/`other` for larger, and the k-th picked by a written keep-the-better tournament;
-  - "lookup": "whole", except that a question whose answer hangs on a word (yes/no, an option letter)
-    gets its answer table written after the decision, `so below. below yes, above no. below yes.` or
-    `... left A, above B, ... left A.`: the answer is then a copy of the token that followed the same word
-    in the table (an induction step), never a comparison of two words. (Written at the very start, the
-    table broke the copying of the phrases to ground; written between the tool replies and the decision,
-    the copying of the coordinates: see docs/vgt-tiny.md.)
-  - "hundreds": "lookup", except that dominant direction and closer decide from offsets in hundreds as
-    "digits" does (`x: 394 vs 811: 3 to 8 is 5`, single-digit sums; ties by tens), then the asked axis's
-    relation as "whole" writes it: single-digit arithmetic on copied digits instead of two-digit
-    differences, which drilled vgt-tiny did not learn (see docs/vgt-tiny.md); what the shipped vgt-tiny
-    learned.
+- spatial families ground the objects the question names, then decide over the copied coordinates with
+  single-digit arithmetic only, which a small model can learn where two-digit differences it does not:
+  - left/right/above/below writes the two coordinates on the asked axis and the relation
+    (`x: 412 vs 460, so left`);
+  - dominant direction: the offset on each axis in hundreds (`x: 394 vs 811: 3 to 8 is 5`; a tie is decided
+    by tens), the larger axis, then that axis's relation as above;
+  - closer: each candidate's offsets from the anchor in hundreds and their single-digit sum, the smaller wins
+    (ties by tens);
+  - larger/smaller grounds "the largest of A and B" and says which one it is;
+  - k-th lists the instances sorted on the axis, names the k-th, then its relation to the anchor;
+  - a question whose answer hangs on a word (yes/no, an option letter) gets its answer table written after the
+    decision, `so below. below yes, above no. below yes.`: the answer is then a copy of the token that followed
+    the same word in the table (an induction step), never a comparison of two words.
 
 Its answers can be wrong (a grounder miss, L1 instead of L2 distance); synthesis keeps only verified
-correct traces. It is labelled `world-oracle` as backend everywhere it appears, and as model (`world-oracle`,
-or `world-oracle/digits` for that style).
+correct traces. It is labelled `world-oracle` as backend and as model everywhere it appears.
 """
 
 from __future__ import annotations
@@ -53,16 +46,6 @@ from vgt_agent.world import phrasing
 from vgt_agent.world.palette import COLOURS, SHAPES
 
 NAME = "world-oracle"
-STEPS = ("whole", "digits", "lookup", "hundreds")  # how spatial decisions are written (see the module docstring)
-TABLE_STEPS = ("lookup", "hundreds")  # the styles that read a word's answer off a table (`looked_up`)
-
-
-def model_label(steps: str) -> str:
-    """The oracle's model label in a decision style: `world-oracle` (whole) or `world-oracle/<steps>`."""
-    return NAME if steps == "whole" else f"{NAME}/{steps}"
-
-
-TEACHERS = {model_label(s): s for s in STEPS}  # what `vgt synth --teacher` names each style by
 Point = tuple[int, int]
 
 _RESULT = re.compile(r"</ground>\s*(?:(<obj>.*?</obj>)|No (.*?) found\.)", re.S)
@@ -153,30 +136,6 @@ def _hundreds(a: int) -> int:
     return a // 100
 
 
-def compare_digits(a: int, b: int) -> tuple[str, int]:
-    """Compare two coordinates digit by digit, hundreds first: ("4 = 4, 1 < 6", sign of a - b).
-
-    Why: a whole-number `412 vs 460` decision was memorised per trace by the tiny student; one digit pair
-    at a time is a 10 x 10 lookup it can learn, and the first unequal pair decides.
-    """
-    width = max(3, len(str(max(a, b))))
-    steps: list[str] = []
-    for da, db in zip(f"{a:0{width}d}", f"{b:0{width}d}", strict=True):
-        if da == db:
-            steps.append(f"{da} = {db}")
-            continue
-        steps.append(f"{da} {'<' if da < db else '>'} {db}")
-        return ", ".join(steps), -1 if da < db else 1
-    return ", ".join(steps), 0
-
-
-def _relation_steps(axis: int, a: int, b: int) -> tuple[str, str]:
-    """'x: 412 vs 460: 4 = 4, 1 < 6 so left' and the relation word of a to b on that axis."""
-    steps, sign = compare_digits(a, b)
-    rel = ("left", "above")[axis] if sign < 0 else ("right", "below")[axis]
-    return f"{'xy'[axis]}: {a} vs {b}: {steps} so {rel}", rel
-
-
 def _axis_gap(axis: int, a: int, b: int) -> tuple[str, int]:
     """'x: 412 vs 600: 4 to 6 is 2': the offset in hundreds, from two single digits."""
     ha, hb = _hundreds(a), _hundreds(b)
@@ -195,80 +154,36 @@ def _end(answer: str) -> str:
     return f" </think> \\boxed{{{answer}}}"
 
 
-# ---- decisions, "whole": what the shipped vgt-tiny learned -----------------------------------------------
+# ---- spatial decisions ------------------------------------------------------------------------------------
 Found = list[list[Point]]
 
 
-def relation_text(axis: int, a: int, b: int, steps: str) -> tuple[str, str]:
-    """a's relation to b on one axis, written in the style `steps`, and the relation word."""
-    if steps == "digits":
-        return _relation_steps(axis, a, b)
+def relation_text(axis: int, a: int, b: int) -> tuple[str, str]:
+    """'x: 412 vs 600, so left': a's relation to b on one axis, and the relation word."""
     rel = ("left", "above")[axis] if a < b else ("right", "below")[axis]
     return f"{'xy'[axis]}: {a} vs {b}, so {rel}", rel
 
 
-def _relation_decision(q: Question, found: Found, steps: str = "whole") -> tuple[str, str]:
-    """'x: 412 vs 600, so left' on the asked axis (written in the style `steps`), and the relation word found."""
+def answer_table(q: Question) -> str:
+    """`below yes, above no.` (a relation) or `left A, above B, right C, below D.` (options): each word the
+    decision can end on, followed by the answer it means, so that answering is copying."""
+    if q.kind == "relation":
+        return f"{q.word} yes, {_OPPOSITE[q.word]} no."
+    if q.kind in ("where", "kth") and q.options:
+        return ", ".join(f"{word} {chr(65 + i)}" for i, word in enumerate(q.options)) + "."
+    return ""
+
+
+def looked_up(q: Question, decision: str, word: str, answer: str) -> str:
+    """The decision ending on its word, the table, that word again with its entry, and the boxed answer."""
+    return f"{decision}. {answer_table(q)} {word} {answer}." + _end(answer)
+
+
+def _relation(q: Question, found: Found) -> str:
     a, b = found[0][0], found[1][0]
     axis = 0 if q.word in ("left", "right") else 1
-    return relation_text(axis, a[axis], b[axis], steps)
-
-
-def _yes(q: Question, rel: str) -> str:
-    return "yes" if rel == q.word else "no"
-
-
-def _relation_whole(q: Question, found: Found) -> str:
-    text, rel = _relation_decision(q, found)
-    return f"{text}." + _end(_yes(q, rel))
-
-
-def _where_text(found: Found) -> tuple[str, str]:
-    """The dominant direction of the first object from the second by coarse offsets, and its word."""
-    a, b = found[0][0], found[1][0]
-    dx, dy = _coarse(a[0], b[0]), _coarse(a[1], b[1])
-    hx = "left" if a[0] < b[0] else "right"
-    vy = "above" if a[1] < b[1] else "below"
-    rel = hx if dx >= dy else vy
-    text = (f"x: {a[0]} vs {b[0]}, {hx} by {dx}. y: {a[1]} vs {b[1]}, {vy} by {dy}. "
-            f"{max(dx, dy)} > {min(dx, dy)} so {rel}")
-    return text, rel
-
-
-def _where_whole(q: Question, found: Found) -> str:
-    text, rel = _where_text(found)
-    return f"{text}." + _end(_letter(q.options, rel))
-
-
-def _closer_whole(q: Question, found: Found) -> str:
-    z, c1, c2 = found[0][0], found[1][0], found[2][0]
-    parts, dist = [], []
-    for name, c in (("first", c1), ("second", c2)):
-        dx, dy = _coarse(c[0], z[0]), _coarse(c[1], z[1])
-        dist.append(dx + dy)
-        parts.append(f"{name}: {dx} + {dy} = {dx + dy}.")
-    near = "first" if dist[0] <= dist[1] else "second"
-    return " ".join(parts) + f" so the {near}." + _end("A" if near == "first" else "B")
-
-
-def _larger_whole(q: Question, found: Found) -> str:
-    a, b, pick = found[0][0], found[1][0], found[2][0]
-    which = "first" if pick == a else "second" if pick == b else "first"
-    return f"{_xy(pick)} is the {which}." + _end("A" if which == "first" else "B")
-
-
-def list_sorted(members: list[Point], axis: int, reverse: bool, k: int) -> tuple[str, Point]:
-    """The "whole" way to the k-th along an axis: every instance listed sorted, then the k-th named."""
-    ordered = sorted(members, key=lambda p: p[axis], reverse=reverse)
-    listed = " ".join(_xy(p) for p in ordered)
-    return f"by {'xy'[axis]}: {listed}. number {k + 1} is {_xy(ordered[k])}.", ordered[k]
-
-
-# ---- decisions, "digits": every decision one digit pair or one single-digit sum at a time --------------
-def _relation_digits(q: Question, found: Found) -> str:
-    text, rel = _relation_decision(q, found, "digits")
-    yes = _yes(q, rel)
-    return f"{text}. asked {q.word} so {yes}." + _end(yes)
+    text, rel = relation_text(axis, a[axis], b[axis])
+    return looked_up(q, text, rel, "yes" if rel == q.word else "no")
 
 
 def _dominant_axis(a: Point, b: Point) -> tuple[str, int]:
@@ -282,14 +197,14 @@ def _dominant_axis(a: Point, b: Point) -> tuple[str, int]:
     return f"{tx}. {ty}. tie, by tens {dx} and {dy} so {'xy'[axis]}.", axis
 
 
-def _where_digits(q: Question, found: Found) -> str:
+def _where(q: Question, found: Found) -> str:
     a, b = found[0][0], found[1][0]
     head, axis = _dominant_axis(a, b)
-    text, rel = _relation_steps(axis, a[axis], b[axis])
-    return f"{head} {text}." + _end(_letter(q.options, rel))
+    text, rel = relation_text(axis, a[axis], b[axis])
+    return looked_up(q, f"{head} {text}", rel, _letter(q.options, rel))
 
 
-def _closer_digits(q: Question, found: Found) -> str:
+def _closer(q: Question, found: Found) -> str:
     z, c1, c2 = found[0][0], found[1][0], found[2][0]
     parts, dist = [], []
     for name, c in (("first", c1), ("second", c2)):
@@ -306,56 +221,14 @@ def _closer_digits(q: Question, found: Found) -> str:
     return " ".join(parts) + f" {decide}" + _end("A" if near == "first" else "B")
 
 
-def _larger_digits(q: Question, found: Found) -> str:
+def _larger(q: Question, found: Found) -> str:
     a, b, pick = found[0][0], found[1][0], found[2][0]
-    same = pick == a
-    which = "first" if same or pick != b else "second"
-    return (f"{q.word} {_xy(pick)}. first {_xy(a)}: {'same' if same else 'other'} so the {which}."
-            + _end("A" if which == "first" else "B"))
+    which = "first" if pick == a else "second" if pick == b else "first"
+    return f"{_xy(pick)} is the {which}." + _end("A" if which == "first" else "B")
 
 
-# ---- decisions, "lookup": "whole" with the answer read off a table written after deciding ----------------
-def answer_table(q: Question) -> str:
-    """`below yes, above no.` (a relation) or `left A, above B, right C, below D.` (options): each word the
-    decision can end on, followed by the answer it means, so that answering is copying (see STEPS)."""
-    if q.kind == "relation":
-        return f"{q.word} yes, {_OPPOSITE[q.word]} no."
-    if q.kind in ("where", "kth") and q.options:
-        return ", ".join(f"{word} {chr(65 + i)}" for i, word in enumerate(q.options)) + "."
-    return ""
-
-
-def looked_up(q: Question, decision: str, word: str, answer: str) -> str:
-    """The decision ending on its word, the table, that word again with its entry, and the boxed answer."""
-    return f"{decision}. {answer_table(q)} {word} {answer}." + _end(answer)
-
-
-def _relation_lookup(q: Question, found: Found) -> str:
-    text, rel = _relation_decision(q, found)
-    return looked_up(q, text, rel, _yes(q, rel))
-
-
-def _where_lookup(q: Question, found: Found) -> str:
-    text, rel = _where_text(found)
-    return looked_up(q, text, rel, _letter(q.options, rel))
-
-
-def _where_hundreds(q: Question, found: Found) -> str:
-    a, b = found[0][0], found[1][0]
-    head, axis = _dominant_axis(a, b)
-    text, rel = relation_text(axis, a[axis], b[axis], "whole")
-    return looked_up(q, f"{head} {text}", rel, _letter(q.options, rel))
-
-
-_DECIDE: dict[str, dict[str, Callable[[Question, Found], str]]] = {
-    "whole": {"relation": _relation_whole, "where": _where_whole, "closer": _closer_whole,
-              "larger": _larger_whole},
-    "digits": {"relation": _relation_digits, "where": _where_digits, "closer": _closer_digits,
-               "larger": _larger_digits},
-    "lookup": {"relation": _relation_lookup, "where": _where_lookup, "closer": _closer_whole,
-               "larger": _larger_whole},
-    "hundreds": {"relation": _relation_lookup, "where": _where_hundreds, "closer": _closer_digits,
-                 "larger": _larger_whole},
+_DECIDE: dict[str, Callable[[Question, Found], str]] = {
+    "relation": _relation, "where": _where, "closer": _closer, "larger": _larger,
 }
 
 
@@ -365,16 +238,15 @@ def count_listing(phrase: str, kind: str, coords: Sequence[Sequence[int]]) -> st
     return (listed + " " if listed else "") + f"total {len(coords)}"
 
 
-def next_chunk(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], kind: str = "point",
-               steps: str = "whole") -> str:
-    """The oracle's next turn: a ground request, or the reasoning and the answer (`steps`: see STEPS)."""
+def next_chunk(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], kind: str = "point") -> str:
+    """The oracle's next turn: a ground request, or the reasoning and the answer."""
     n = len(results)
     first = n == 0
     start = "<think> " if first else ""
     if q.kind == "unknown":
         return "<think> I cannot read this question. </think> \\boxed{unknown}"
     if q.kind == "kth":
-        return start + _kth(q, results, steps)
+        return start + _kth(q, results)
     if q.kind in ("attribute", "attribute_side"):
         return start + _attribute(q, results)
     if n < len(q.phrases):
@@ -389,37 +261,20 @@ def next_chunk(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], ki
     missing = [q.phrases[i] for i, f in enumerate(found) if not f]
     if missing:
         return f"{missing[0]} not found." + _end("no" if q.kind == "relation" else "A")
-    decide = _DECIDE[steps].get(q.kind)
+    decide = _DECIDE.get(q.kind)
     if decide is None:
         raise BackendError(f"world-oracle: unhandled question kind {q.kind!r}")
     return decide(q, found)
 
 
-
-def select_kth(members: list[Point], axis: int, reverse: bool, k: int) -> tuple[str, Point]:
-    """Pick the k-th along an axis by k+1 rounds of a keep-the-better tournament, written out.
-
-    Why: sorting a whole list in one go was beyond the tiny student; each step here is one digit-by-digit
-    comparison of the kept value with the next remaining one (in the tool's order), which it can learn.
-    'x: 519 vs 910: 5 < 9 keep 519. x: 519 vs 300: 5 > 3 keep 300. number 1 is [300, 700].'
-    """
-    remaining = list(members)
-    rounds: list[str] = []
-    best = remaining[0]
-    for rank in range(k + 1):
-        best = remaining[0]
-        steps = []
-        for m in remaining[1:]:
-            text, sign = compare_digits(best[axis], m[axis])
-            pick = m if (sign < 0 if reverse else sign > 0) else best
-            steps.append(f"{'xy'[axis]}: {best[axis]} vs {m[axis]}: {text} keep {pick[axis]}.")
-            best = pick
-        rounds.append(" ".join([*steps, f"number {rank + 1} is {_xy(best)}."]))
-        remaining.remove(best)
-    return " ".join(rounds), best
+def list_sorted(members: list[Point], axis: int, reverse: bool, k: int) -> tuple[str, Point]:
+    """The way to the k-th along an axis: every instance listed sorted, then the k-th named."""
+    ordered = sorted(members, key=lambda p: p[axis], reverse=reverse)
+    listed = " ".join(_xy(p) for p in ordered)
+    return f"by {'xy'[axis]}: {listed}. number {k + 1} is {_xy(ordered[k])}.", ordered[k]
 
 
-def _kth(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], steps: str) -> str:
+def _kth(q: Question, results: list[tuple[str, list[tuple[int, ...]]]]) -> str:
     """k-th along one axis of the kind, then its relation to the anchor on the other axis."""
     axis, reverse = _ORDER[q.word]
     if not results:
@@ -427,15 +282,14 @@ def _kth(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], steps: s
     members = [centre(c) for c in results[0][1]]
     if len(members) <= q.k:
         return f"only {len(members)} found." + _end("A")
-    listing, target = (select_kth if steps == "digits" else list_sorted)(members, axis, reverse, q.k)
+    listing, target = list_sorted(members, axis, reverse, q.k)
     if len(results) == 1:
         return f"{listing} " + _ground(q.phrases[1])
     anchors = [centre(c) for c in results[1][1]]
     if not anchors:
         return f"{q.phrases[1]} not found." + _end("A")
-    text, rel = relation_text(1 - axis, target[1 - axis], anchors[0][1 - axis], steps)
-    letter = _letter(q.options, rel)
-    return looked_up(q, text, rel, letter) if steps in TABLE_STEPS else f"{text}." + _end(letter)
+    text, rel = relation_text(1 - axis, target[1 - axis], anchors[0][1 - axis])
+    return looked_up(q, text, rel, _letter(q.options, rel))
 
 
 # ---- attributes: which value's phrase returns the object, found by halving the values -------------------
@@ -508,12 +362,10 @@ class WorldOracleBackend:
     name = NAME
     supports_function_calling = False
 
-    def __init__(self, kind: str = "point", steps: str = "whole") -> None:
-        if steps not in STEPS:
-            raise ValueError(f"steps must be one of {', '.join(STEPS)}, got {steps!r}")
-        self.model = model_label(steps)
+    model = NAME
+
+    def __init__(self, kind: str = "point") -> None:
         self.kind = kind
-        self.steps = steps
 
     def generate(
         self,
@@ -531,7 +383,7 @@ class WorldOracleBackend:
             raise BackendError("world-oracle speaks the in-text <ground> protocol only")
         started = time.perf_counter()
         prefill = messages[-1]["content"] if messages and messages[-1].get("role") == "assistant" else ""
-        text = next_chunk(read_question(_user_text(messages)), tool_results(str(prefill)), self.kind, self.steps)
+        text = next_chunk(read_question(_user_text(messages)), tool_results(str(prefill)), self.kind)
         if stream is not None:
             stream(text)
         hit = "</ground>" if text.endswith("</ground>") and "</ground>" in stop else None

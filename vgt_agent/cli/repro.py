@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from vgt_agent.cli.common import console, interrupted, usage_error, work_failed
-from vgt_agent.tiny.recipe import SFT_MINUTES, SFT_PASS1, SFT_PASS2, TRAIN_SAMPLES, WARMUP_MINUTES
+from vgt_agent.tiny.recipe import SFT_ARGS, SFT_MINUTES, TRAIN_SAMPLES, WARMUP_MINUTES
 from vgt_agent.tiny.warmup import WarmupConfig
 
 app = typer.Typer(help="Reproduce shipped artefacts from scratch.", no_args_is_help=True)
@@ -27,12 +27,9 @@ def tiny(
                                      "question family; it stops once they are learned; 0: SFT from random init)."),
     warmup_minutes: float = typer.Option(WARMUP_MINUTES, "--warmup-minutes", min=0.01, help="The warm-up's "
                                          "wall-time budget: it stops at the first step past it."),
-    steps: int = typer.Option(SFT_PASS1["max_steps"], "--steps", min=1, help="Most SFT steps of pass 1 (batch 16)."),
-    minutes: float = typer.Option(SFT_MINUTES[0], "--train-minutes", min=0.01, help="Pass-1 wall-time budget; the "
+    steps: int = typer.Option(SFT_ARGS["max_steps"], "--steps", min=1, help="Most SFT steps (batch 16)."),
+    minutes: float = typer.Option(SFT_MINUTES, "--train-minutes", min=0.01, help="SFT's wall-time budget; the "
                                   "steps (and the cosine schedule) shrink to fit it after 50 measured steps."),
-    steps2: int = typer.Option(0, "--steps2", min=0, help="Pass-2 steps at lr 1e-3 -> 2e-4 "
-                                                                               "(0: no pass 2)."),
-    minutes2: float = typer.Option(SFT_MINUTES[1], "--train-minutes2", min=0.01, help="Pass-2 wall-time budget."),
     rl_steps: int = typer.Option(0, "--rl-steps", min=0, help="GRPO steps after SFT (`vgt train rl --variant "
                                                               "agent`; 0: none)."),
     rl_prompts: int = typer.Option(2, "--rl-prompts", min=1, help="World-train prompts per GRPO step."),
@@ -41,36 +38,27 @@ def tiny(
     threads: int = typer.Option(None, "--threads", min=1, help="torch threads (default: torch's choice)."),
     workers: int = typer.Option(None, "--workers", min=1, help="Processes for world make and synth (default: "
                                                                "the CPU count)."),
-    reasoning: str = typer.Option("hundreds", "--reasoning", help="The teacher's spatial decisions (and the "
-                                  "warm-up drills'): whole (the first shipped model's) | digits (digit by digit) | "
-                                  "lookup (the answer read off a table after the decision) | hundreds (lookup, "
-                                  "offsets in hundreds: what the shipped model learned)."),
     teacher_grounder: str = typer.Option("gold-shuffled", "--teacher-grounder", help="gold-shuffled (the world "
                                          "grounder's masks from the scene graph, ~10x faster) | world."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """world make -> vgt synth (world-oracle agent traces) -> vgt train sft (x2) -> [vgt train rl] -> vgt eval
-    --agent on the six world benchmarks; each stage logged in the trace store as its command logs it."""
-    from vgt_agent.backends.world_oracle import STEPS
-
-    if reasoning not in STEPS:
-        usage_error(f"--reasoning must be one of {', '.join(STEPS)}, got {reasoning!r}")
+    """world make -> vgt synth (world-oracle agent traces) -> warm-up -> vgt train sft -> vgt train rl (with
+    --rl-steps) -> vgt eval --agent on the world benchmark splits; each stage logged in the trace store as its
+    command logs it."""
     if teacher_grounder not in ("world", "gold-shuffled"):
         usage_error(f"--teacher-grounder must be world or gold-shuffled, got {teacher_grounder!r}")
     if out.exists() and not out.is_dir():
         usage_error(f"--out {out} exists and is not a directory")
     import torch
 
-    from vgt_agent.tiny.repro import ReproConfig, RLStage, SFTPass, run
+    from vgt_agent.tiny.repro import ReproConfig, RLStage, SFTStage, run
 
     if threads:
         torch.set_num_threads(threads)
-    passes = [SFTPass({**SFT_PASS1, "max_steps": steps}, minutes)]
-    if steps2:
-        passes.append(SFTPass({**SFT_PASS2, "max_steps": steps2}, minutes2))
     cfg = ReproConfig(work_dir=work_dir, out_dir=out, train_samples=train_samples, eval_samples=eval_samples,
-                      sft=tuple(passes), rl=RLStage(rl_steps, rl_prompts, rl_generations, rl_lr), seed=seed,
-                      steps=reasoning, teacher_grounder=teacher_grounder,
+                      sft=SFTStage({**SFT_ARGS, "max_steps": steps}, minutes),
+                      rl=RLStage(rl_steps, rl_prompts, rl_generations, rl_lr), seed=seed,
+                      teacher_grounder=teacher_grounder,
                       warmup=(WarmupConfig(max_steps=warmup_steps, minutes=warmup_minutes, seed=seed)
                               if warmup_steps else None),
                       **({"workers": workers} if workers else {}))

@@ -24,7 +24,6 @@ from rich.table import Table
 
 from vgt_agent.backends import BackendError
 from vgt_agent.backends.world_oracle import NAME as ORACLE
-from vgt_agent.backends.world_oracle import TEACHERS as ORACLE_TEACHERS
 from vgt_agent.cli.common import command_line, console, err_console, print_json, usage_error, work_failed
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
@@ -69,12 +68,8 @@ def synth(
                                                      "agent (the ask agent's verified traces)"),
     db: Path = DbOption,
     teacher: str = typer.Option(None, "--teacher", help="world-oracle (world data only; default there for distill; "
-                                                        "with --via agent it plays the model in the ask agent) | "
-                                                        "world-oracle/digits | world-oracle/lookup | "
-                                                        "world-oracle/hundreds (--via agent: the oracle writing each "
-                                                        "spatial decision digit by digit, or reading the answer off "
-                                                        "a table it writes after deciding, or that with offsets in "
-                                                        "hundreds) | model (the --backend model)."),
+                                                        "with --via agent it plays the model in the ask agent, "
+                                                        "vgt-tiny's teacher) | model (the --backend model)."),
     backend: str = typer.Option("openai", "--backend", help="openai (any OpenAI-compatible server) | transformers"),
     model: str = typer.Option(None, "--model", envvar="VGT_MODEL", help="Model name (openai) or local path."),
     base_url: str = typer.Option(None, "--base-url", envvar="VGT_BASE_URL",
@@ -122,9 +117,10 @@ def synth(
     json_out: bool = JsonOption,
 ) -> None:
     """Synthesise verified, grounded reasoning traces for a dataset into the trace store."""
+    teacher = ORACLE if teacher == f"{ORACLE}/hundreds" else teacher  # alias: how docs/vgt-tiny.md names it
     for value, allowed, flag in (
         (via, ("distill", "agent"), "--via"), (backend, ("openai", "transformers"), "--backend"),
-        (teacher, (*ORACLE_TEACHERS, "model"), "--teacher"), (extract, ("scene", "llm"), "--extract"),
+        (teacher, (ORACLE, "model"), "--teacher"), (extract, ("scene", "llm"), "--extract"),
         (grounder, GROUNDERS, "--grounder"), (policy, ("rule", "vlm"), "--policy"), (kind, ("point", "box"), "--kind"),
         (protocol, ("text", "function"), "--protocol"), (engine, ("local", "ray"), "--engine"),
     ):
@@ -154,9 +150,7 @@ def synth(
         usage_error(str(e))
     world = all(is_world_sample(s) for s in samples)
     teacher = teacher or (ORACLE if world and via == "distill" else "model")
-    oracle = teacher in ORACLE_TEACHERS
-    if oracle and teacher != ORACLE and via == "distill":
-        usage_error(f"--teacher {teacher} plays the model in the ask agent; use --via agent")
+    oracle = teacher == ORACLE
     extract = extract or ("scene" if world else "llm")
     policy = policy or ("rule" if world else "vlm")
     if not world and samples:

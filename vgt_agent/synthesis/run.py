@@ -19,7 +19,6 @@ from typing import Any
 from vgt_agent.backends import make_backend
 from vgt_agent.backends.base import VLMBackend
 from vgt_agent.backends.world_oracle import NAME as ORACLE
-from vgt_agent.backends.world_oracle import TEACHERS as ORACLE_TEACHERS
 from vgt_agent.backends.world_oracle import WorldOracleBackend
 from vgt_agent.datasets.sample import Sample
 from vgt_agent.devices import Placement, resolve_placement
@@ -47,7 +46,7 @@ class PipelineSpec:
     settings: SynthSettings
     grounder: str
     sam3_checkpoint: str | None
-    teacher: str  # world-oracle[/digits|/lookup] (a world-oracle's label: `ORACLE_TEACHERS`) | model
+    teacher: str  # world-oracle | model
     extract: str  # scene | llm
     policy: str  # rule | vlm
     backend: str
@@ -69,7 +68,7 @@ class PipelineSpec:
     @property
     def oracle_agent(self) -> bool:
         """--via agent with a world-oracle playing the model."""
-        return self.settings.via == "agent" and self.teacher in ORACLE_TEACHERS
+        return self.settings.via == "agent" and self.teacher == ORACLE
 
     @property
     def needs_model(self) -> bool:
@@ -84,8 +83,8 @@ def build_pipeline(spec: PipelineSpec) -> SynthPipeline:
     if spec.needs_model:
         vlm, extractor_vlm = _backends(spec.backend, spec.model, spec.base_url, spec.max_attempts,
                                        spec.extract == "llm", spec.placement)
-    if spec.oracle_agent:  # the rule plays the model: text and tool replies, in its decision style
-        vlm = WorldOracleBackend(kind=spec.settings.agent_kind, steps=ORACLE_TEACHERS[spec.teacher])
+    if spec.oracle_agent:  # the rule plays the model: text and tool replies
+        vlm = WorldOracleBackend(kind=spec.settings.agent_kind)
     via = spec.settings.via
     if via == "distill" and spec.teacher == ORACLE:
         teacher = WorldOracleTeacher()

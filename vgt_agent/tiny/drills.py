@@ -1,13 +1,13 @@
 """Drills: the world's questions over random tool replies, answered by the world-oracle, as agent traces.
 
-Why: vgt-tiny's decisions are small algorithms over copied coordinates (a difference in tens, a sum of two,
-a sort, a match, an answer looked up in a table). 12k agent traces hold each spatial family's decision
+Why: vgt-tiny's decisions are small algorithms over copied coordinates (a difference in hundreds, a sum of
+two, a sort, a match, an answer looked up in a table). 12k agent traces hold each spatial family's decision
 ~1,500 times, too few for a 1.2 M-parameter model to induce the arithmetic: after SFT it copied the points
 right (world-vsr 100%) but wrote `left by 3` for 394 vs 811 and sorted lists at random. A drill is a whole
 agent trace without a picture: a question in the world's own words, the tool's replies as random points
 that obey the world's own rules for a fair question (the `world/relations.py` ratios), and the oracle's own
-text for every turn the model writes (`next_chunk`, in the style the policy's teacher traces are written
-in), in the chunks the ask graph records.
+text for every turn the model writes (`next_chunk`, as in the policy's teacher traces), in the chunks the
+ask graph records.
 As synthesis keeps only verified traces, a drill whose oracle answer is not the true one is drawn again.
 Drawn fresh at every step, they give each decision as many examples as the warm-up has steps.
 """
@@ -276,15 +276,14 @@ FAMILIES: dict[str, Callable[[random.Random], Drawn]] = {
 }
 
 
-def oracle_chunks(question: str, choices: Sequence[str], replies: list[list[Point]],
-                  steps: str = "hundreds") -> list[dict[str, str]]:
+def oracle_chunks(question: str, choices: Sequence[str], replies: list[list[Point]]) -> list[dict[str, str]]:
     """The agent trace the oracle writes for `question` when the tool answers with `replies` in order: its
     turns and the replies, each reply on its own line, as the ask graph's text protocol records them."""
     q = read_question(format_question(question, choices))
     results: list[tuple[str, list[tuple[int, ...]]]] = []
     chunks: list[dict[str, str]] = []
     while True:
-        chunk = next_chunk(q, results, "point", steps)
+        chunk = next_chunk(q, results, "point")
         chunks.append({"role": "assistant", "content": chunk})
         if not chunk.endswith("</ground>"):
             return chunks
@@ -301,12 +300,12 @@ def answer_of(chunks: list[dict[str, str]]) -> str:
     return chunks[-1]["content"].rsplit("\\boxed{", 1)[1].removesuffix("}")
 
 
-def drill(rng: random.Random, family: str | None = None, steps: str = "hundreds") -> Drill:
-    """A verified drill of a random (or the given) family, the oracle reasoning in the style `steps`."""
+def drill(rng: random.Random, family: str | None = None) -> Drill:
+    """A verified drill of a random (or the given) family."""
     name = family or rng.choice(tuple(FAMILIES))
     while True:
         question, choices, replies, truth = FAMILIES[name](rng)
-        chunks = oracle_chunks(question, choices, replies, steps)
+        chunks = oracle_chunks(question, choices, replies)
         if answer_of(chunks) == truth:
             return Drill(name, question, choices, chunks, truth)
 

@@ -1,20 +1,14 @@
-"""vgt-tiny's recipe: the architecture, where the shipped weights live, and its SFT passes as TRL arguments.
+"""vgt-tiny's recipe: the architecture, where the shipped weights live, and its SFT stage as TRL arguments.
 
 Why these sizes: the policy calls the grounder and reasons over the coordinates it gets back, so it needs
 almost no vision (one 32 px image token) and a text model just deep enough to copy coordinates by
 induction and compare digits (4 layers, width 128, ~1.2 M parameters, ~5 MB), which warms up
 (`tiny/warmup.py`) and trains on 2 CPU cores in about an hour.
 
-The SFT passes are `vgt train sft --variant agent` configs (SFTConfig fields, what `--config` YAML holds):
+The SFT stage is a `vgt train sft --variant agent` config (SFTConfig fields, what `--config` YAML holds):
 AdamW (0.9, 0.98), warmup then cosine to a floor, weight decay 0.01, clip 1.0, batches of 16 sequences of
-similar length. Pass 1 is short (600 steps at lr 1e-3): the warm-up's drills already taught the decisions, and
-SFT carries them over to the teacher's real traces (pictures, sizes in the phrases, grounder misses); an
-optional pass 2 (`--steps2`) continues from its weights at a flatter learning rate. The shipped
-model's pass-2 loss fell to 0.22 on its 3,360 traces (~19 passes over them), yet on held-out counting traces
-it predicts the first digit of a copied point right only 27-33% of the time, teacher-forced: that drop was
-memorised coordinates, not copying; `tiny/warmup.py` is what makes copying form. (transformers decays every
-weight but biases and norms, embeddings too; vgt-tiny's first plain loop spared the embeddings: summed over
-both passes that decay is ~3% of their norm.)
+similar length. It is short (600 steps at lr 1e-3): the warm-up's drills already taught the decisions, and SFT
+carries them over to the teacher's real traces (pictures, sizes in the phrases, grounder misses).
 """
 
 from __future__ import annotations
@@ -31,14 +25,12 @@ ARCH: dict[str, Any] = {
     "vision_heads": 2, "vision_intermediate": 64, "max_positions": 2048, "sliding_window": 1024,
 }
 
-SFT_PASS1: dict[str, Any] = {
+SFT_ARGS: dict[str, Any] = {
     "max_steps": 600, "per_device_train_batch_size": 16, "train_sampling_strategy": "group_by_length",
     "learning_rate": 1e-3, "lr_scheduler_type": "cosine_with_min_lr", "lr_scheduler_kwargs": {"min_lr": 1e-4},
     "warmup_steps": 20, "weight_decay": 0.01, "adam_beta1": 0.9, "adam_beta2": 0.98, "max_grad_norm": 1.0,
 }
-SFT_PASS2: dict[str, Any] = {**SFT_PASS1, "max_steps": 1000, "learning_rate": 1e-3,
-                             "lr_scheduler_kwargs": {"min_lr": 2e-4}, "warmup_steps": 20}  # optional (--steps2)
-SFT_MINUTES = (10.0, 15.0)  # wall-time budgets of the two passes on 2 CPU cores
+SFT_MINUTES = 10.0  # SFT's wall-time budget on 2 CPU cores
 WARMUP_MINUTES = 34.0  # the warm-up's budget: world make + synth of 8k varied + SFT + eval of 15 splits take ~24 more
 TRAIN_SAMPLES = 8000  # world-train samples for the teacher: SFT's 600 x 16 sequences see each trace ~1.2 times
 

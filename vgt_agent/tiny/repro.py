@@ -2,15 +2,15 @@
 
 Each stage calls the function its command calls and is logged in the trace store as that command logs it,
 with the equivalent command line (`vgt traces runs` shows how to redo any stage by hand):
-1. `vgt world make`: world-train (n samples) and the six held-out benchmark splits, under `data/`;
-2. `vgt synth --via agent --teacher world-oracle[/digits|/lookup|/hundreds] --grounder world|gold-shuffled`:
+1. `vgt world make`: world-train (n samples) and the held-out splits (`EVAL_SPLITS`), under `data/`;
+2. `vgt synth --via agent --teacher world-oracle --grounder world|gold-shuffled`:
    the world-oracle plays the policy in the ask graph on every world-train sample; verified correct traces
    are kept;
 3. a fresh random vgt-tiny (`models/init`) is warmed up on copying random points, then on drills of every
    question family over random tool replies (`tiny/warmup.py`, its pretraining), into `models/warm`
    (logged as a `warmup` run);
-4. `vgt train sft --variant agent`: it learns the kept traces turn by turn (`recipe.SFT_PASS1` in its
-   wall-time budget), then, if asked (`--steps2`), pass 2 (`SFT_PASS2`) from pass 1's weights;
+4. `vgt train sft --variant agent`: it learns the kept traces turn by turn (`recipe.SFT_ARGS` in its
+   wall-time budget `SFT_MINUTES`);
 5. `vgt train rl --variant agent` when `rl.steps` > 0: GRPO over ask-loop rollouts on world-train prompts;
 6. `vgt eval --agent`: the trained policy through the ask graph + WorldGrounder, greedy, per benchmark split.
 The last training stage writes the model to `out_dir`, where the report JSON goes too; the whole run is
@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,6 @@ import yaml
 from rich.console import Console
 
 from vgt_agent.backends.world_oracle import NAME as ORACLE
-from vgt_agent.backends.world_oracle import model_label
 from vgt_agent.datasets import load_samples
 from vgt_agent.graphs.ask import AskLimits
 from vgt_agent.graphs.synth import SynthSettings
@@ -41,8 +40,8 @@ from vgt_agent.tiny.evaluate import markdown, scores, summary, table
 from vgt_agent.tiny.recipe import (
     ARCH,
     NAME,
+    SFT_ARGS,
     SFT_MINUTES,
-    SFT_PASS1,
     TRAIN_SAMPLES,
     WARMUP_MINUTES,
     build_policy,
@@ -58,11 +57,12 @@ RUN_ARGS = {"logging_steps": 10, "save_strategy": "no", "disable_tqdm": True}  #
 
 
 @dataclass(frozen=True)
-class SFTPass:
-    """One `vgt train sft --variant agent` pass: its TRL arguments (`max_steps` the most) and time budget."""
+class SFTStage:
+    """`vgt train sft --variant agent` on the teacher's traces: its TRL arguments (`max_steps` the most) and
+    wall-time budget."""
 
-    args: dict[str, Any]
-    minutes: float | None
+    args: dict[str, Any] = field(default_factory=lambda: dict(SFT_ARGS))
+    minutes: float | None = SFT_MINUTES
 
 
 @dataclass(frozen=True)
@@ -83,10 +83,9 @@ class ReproConfig:
     out_dir: Path
     train_samples: int = TRAIN_SAMPLES
     eval_samples: int = 100
-    sft: tuple[SFTPass, ...] = (SFTPass(SFT_PASS1, SFT_MINUTES[0]),)
+    sft: SFTStage = field(default_factory=SFTStage)
     rl: RLStage = field(default_factory=RLStage)
     warmup: WarmupConfig | None = WarmupConfig(minutes=WARMUP_MINUTES)  # None: SFT from random init
-    steps: str = "hundreds"  # the teacher's decision style (backends/world_oracle.py STEPS), the drills' too
     teacher_grounder: str = "gold-shuffled"  # or "world" (the same masks found in the pixels, ~10x slower)
     seed: int = 0
     workers: int = max(1, os.cpu_count() or 1)  # processes for world make and synth
@@ -94,8 +93,6 @@ class ReproConfig:
 
 def run(cfg: ReproConfig, console: Console | None = None) -> dict[str, Any]:
     """The whole pipeline; writes the model and `repro_report.json` to cfg.out_dir and returns the report."""
-    if not cfg.sft:
-        raise ValueError("vgt repro tiny needs at least one SFT pass")
     started = time.perf_counter()
     work = cfg.work_dir
     (work / "configs").mkdir(parents=True, exist_ok=True)
@@ -107,7 +104,7 @@ def run(cfg: ReproConfig, console: Console | None = None) -> dict[str, Any]:
         train_dir = make_data(cfg, stages)
         synth = synthesize(cfg, store, train_dir, stages)
         console.print(f"teacher: kept {synth['run_totals']['kept']}/{cfg.train_samples} correct "
-                      f"{model_label(cfg.steps)} agent traces ({synth['run']})")
+                      f"{ORACLE} agent traces ({synth['run']})")
         with stages.stage("init"):
             model, processor = build_policy(cfg.seed)
             model_dir = save_policy(model, processor, work / "models" / "init")
@@ -116,30 +113,25 @@ def run(cfg: ReproConfig, console: Console | None = None) -> dict[str, Any]:
         warm = None
         if cfg.warmup:
             model_dir = work / "models" / "warm"
-            warm = warm_up_policy(replace(cfg.warmup, reasoning=cfg.steps), store, model, processor, model_dir,
-                                  stages)
+            warm = warm_up_policy(cfg.warmup, store, model, processor, model_dir, stages)
             exact = " ".join(f"{f} {v:.0%}" for f, v in warm["drill_exact"].items())
             console.print(f"warm-up: {warm['steps']} steps, held-out copying {warm['copy_accuracy']:.0%}, "
                           f"drills right to the token: {exact}")
-        outputs = [work / "models" / f"sft{i + 1}" for i in range(len(cfg.sft))]
-        outputs += [work / "models" / "rl"] if cfg.rl.steps else []
-        outputs[-1] = cfg.out_dir  # the last training stage writes the result
-        trained = []
-        for i, sft_pass in enumerate(cfg.sft):
-            result = train_pass(cfg, store, i, sft_pass, model_dir, outputs[i], synth["run_id"], stages)
-            trained.append({"args": sft_pass.args, "max_minutes": sft_pass.minutes, "result": result})
-            model_dir = outputs[i]
+        sft_out = work / "models" / "sft" if cfg.rl.steps else cfg.out_dir  # the last training stage writes it
+        result = train_sft_stage(cfg, store, model_dir, sft_out, synth["run_id"], stages)
+        trained = {"args": cfg.sft.args, "max_minutes": cfg.sft.minutes, "result": result}
+        model_dir = sft_out
         rl = None
         if cfg.rl.steps:
-            rl = reinforce(cfg, store, model_dir, outputs[-1], train_dir, stages)
-            model_dir = outputs[-1]
+            rl = reinforce(cfg, store, model_dir, cfg.out_dir, train_dir, stages)
+            model_dir = cfg.out_dir
         run_id, label, benches = evaluate(cfg, store, model_dir, stages)
         split_scores = scores(store, run_id, benches)
         console.print(table(split_scores, f"{NAME} ({label}), agent mode (ask graph + WorldGrounder), greedy"))
         size = sum(f.stat().st_size for f in cfg.out_dir.iterdir() if f.is_file())
         report = {
             "model": NAME, "params": params, "size_bytes": size, "arch": ARCH, "train_samples": cfg.train_samples,
-            "teacher": {"model": model_label(cfg.steps), "grounder": cfg.teacher_grounder, "run": synth["run"],
+            "teacher": {"model": ORACLE, "grounder": cfg.teacher_grounder, "run": synth["run"],
                         "kept": synth["run_totals"]["kept"]},
             "warmup": warm, "sft": trained, "rl": rl, "eval": {"run_id": run_id, "label": label},
             "eval_samples": cfg.eval_samples, "scores": {s.split: s.accuracy for s in split_scores},
@@ -167,7 +159,7 @@ def make_data(cfg: ReproConfig, stages: StageProgress) -> Path:
 
 def synthesize(cfg: ReproConfig, store: TraceStore, train_dir: Path, stages: StageProgress) -> dict[str, Any]:
     """`vgt synth --via agent` with the world-oracle teacher: the run's summary (as `--json` prints it)."""
-    teacher = model_label(cfg.steps)
+    teacher = ORACLE
     samples = list(load_samples(str(train_dir), limit=cfg.train_samples))
     spec = PipelineSpec(settings=SynthSettings(via="agent", agent_limits=SYNTH_LIMITS), grounder=cfg.teacher_grounder,
                         sam3_checkpoint=None, teacher=teacher, extract="scene", policy="rule", backend="openai",
@@ -204,24 +196,25 @@ def warm_up_policy(wcfg: WarmupConfig, store: TraceStore, model: Any, processor:
     return logged.metrics
 
 
-def train_pass(cfg: ReproConfig, store: TraceStore, i: int, sft_pass: SFTPass, model_dir: Path, out: Path,
-               synth_run: str, stages: StageProgress) -> dict[str, Any]:
+def train_sft_stage(cfg: ReproConfig, store: TraceStore, model_dir: Path, out: Path, synth_run: str,
+                    stages: StageProgress) -> dict[str, Any]:
     """`vgt train sft --variant agent` from `model_dir` on the synth run's traces: the run's metrics."""
     from vgt_agent.training.sft import SFTJob, train_sft
 
-    yaml_args = {k: v for k, v in {**sft_pass.args, **RUN_ARGS}.items() if k != "max_steps"}
-    config = cfg.work_dir / "configs" / f"sft{i + 1}.yaml"
+    sft = cfg.sft
+    yaml_args = {k: v for k, v in {**sft.args, **RUN_ARGS}.items() if k != "max_steps"}
+    config = cfg.work_dir / "configs" / "sft.yaml"
     config.write_text(yaml.safe_dump(yaml_args, sort_keys=False))
-    steps = sft_pass.args["max_steps"]
-    budget = f" --max-minutes {sft_pass.minutes:g}" if sft_pass.minutes else ""
+    steps = sft.args["max_steps"]
+    budget = f" --max-minutes {sft.minutes:g}" if sft.minutes else ""
     command = (f"vgt train sft --model {model_dir} --variant agent --db {store.path} --run {synth_run} "
-               f"--output-dir {out} --config {config} --max-steps {steps} --eval-fraction 0 --seed {cfg.seed + i}"
+               f"--output-dir {out} --config {config} --max-steps {steps} --eval-fraction 0 --seed {cfg.seed}"
                f"{budget}")
     job = SFTJob(model=str(model_dir), variant="agent", output_dir=out, run=synth_run, eval_fraction=0.0,
-                 seed=cfg.seed + i, yaml_args=yaml_args, trl_args={"max_steps": steps}, command=command,
-                 max_minutes=sft_pass.minutes)
-    with stages.stage(f"SFT pass {i + 1}") as bar:
-        return train_sft(store, job, logger=StepLogger(bar(f"SFT pass {i + 1}", steps)))
+                 seed=cfg.seed, yaml_args=yaml_args, trl_args={"max_steps": steps}, command=command,
+                 max_minutes=sft.minutes)
+    with stages.stage("SFT") as bar:
+        return train_sft(store, job, logger=StepLogger(bar("SFT", steps)))
 
 
 def reinforce(cfg: ReproConfig, store: TraceStore, model_dir: Path, out: Path, train_dir: Path,

@@ -1,7 +1,7 @@
 """vgt-tiny's pretraining: copying points, then drills of every decision the world's questions need.
 
 Why: the policy's thoughts copy points out of the tool's replies (`1 <obj> stars | [686, 724] </obj> 2 ...`)
-and compute over them (`x: 381 vs 550, so left`, `left by 42`, `first: 46 + 22 = 68`, sorted lists), and
+and compute over them (`x: 381 vs 550, so left`, `3 to 8 is 5`, `4 + 2 = 6`, sorted lists), and
 copying is what a random-init 1.2 M-parameter Gemma3 did not learn from the agent traces: after 5,000 SFT
 steps on 12k traces the first digit after `[` was at chance on held-out traces (teacher-forced), and the
 free-running policy copied 0 of 93 vsr coordinate pairs right. Gemma3-4B-IT gets induction heads from
@@ -58,7 +58,6 @@ class WarmupConfig:
     held_out: int = 64  # stage-1 copy examples; drills of each family: held_out // 4
     short_points: int = 5  # stage 1: copy lists of at most this many points until copying forms
     filler_words: tuple[int, int] = (60, 120)  # about the length of the agent's system prompt
-    reasoning: str = "hundreds"  # the world-oracle style the drills are written in: the teacher traces' own
     seed: int = 0
 
 
@@ -102,9 +101,9 @@ def encode(tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> dict[str, torch.
 
 
 def drill_batch(processor: Any, rng: random.Random, n: int, family: str | None = None,
-                steps: str = "hundreds", weights: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
-    """n drills (of one family, or each of a family drawn by `weights`, default even; oracle style `steps`) as
-    a padded agent SFT batch."""
+                weights: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
+    """n drills (of one family, or each of a family drawn by `weights`, default even) as a padded agent SFT
+    batch."""
     from PIL import Image
 
     from vgt_agent.tiny.examples import collate
@@ -112,7 +111,7 @@ def drill_batch(processor: Any, rng: random.Random, n: int, family: str | None =
     names = [family] * n if family else rng.choices(tuple(FAMILIES), [(weights or {}).get(f, 1.0) for f in FAMILIES],
                                                      k=n)
     blank = Image.new("RGB", (64, 64), BACKGROUNDS[0])
-    examples = [drill_example(processor, drill(rng, name, steps), blank, rng) for name in names]
+    examples = [drill_example(processor, drill(rng, name), blank, rng) for name in names]
     return collate(examples, processor.tokenizer.pad_token_id)
 
 
@@ -189,7 +188,7 @@ def warm_up(model: Any, processor: Any, words: Sequence[str], cfg: WarmupConfig 
     bracket = tokenizer.convert_tokens_to_ids("[")
     image_start = tokenizer.convert_tokens_to_ids(IMAGE_START)
     copies = encode(tokenizer, [copy_example(rng, words, cfg) for _ in range(cfg.held_out)])
-    drills = {f: drill_batch(processor, rng, max(1, cfg.held_out // 4), f, cfg.reasoning) for f in FAMILIES}
+    drills = {f: drill_batch(processor, rng, max(1, cfg.held_out // 4), f) for f in FAMILIES}
     copy_accuracy, exact = 0.0, dict.fromkeys(drills, 0.0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
     started, step, loss, stage_2_from = time.perf_counter(), 0, float("nan"), None
@@ -202,8 +201,7 @@ def warm_up(model: Any, processor: Any, words: Sequence[str], cfg: WarmupConfig 
         if stage_2_from is None:
             batch = encode(tokenizer, [copy_example(rng, words, cfg) for _ in range(cfg.batch)])
         else:
-            batch = drill_batch(processor, rng, cfg.batch, steps=cfg.reasoning,
-                                weights=family_weights(exact, cfg.weight_floor))
+            batch = drill_batch(processor, rng, cfg.batch, weights=family_weights(exact, cfg.weight_floor))
         out = forward(model, batch, image_start)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
