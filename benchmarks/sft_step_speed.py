@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 
 from vgt_agent.cli.main import app
 from vgt_agent.store import TraceStore
-from vgt_agent.tiny.recipe import SFT_PASS1, build_policy
+from vgt_agent.tiny.recipe import SFT_ARGS, build_policy
 from vgt_agent.training.agent_data import AgentCollator
 from vgt_agent.training.data import sft_dataset
 from vgt_agent.training.sft import SFTJob, sft_config
@@ -67,7 +67,7 @@ def batches(lengths: list[int], size: int, steps: int) -> list[list[int]]:
 def seconds_per_step(trainer_cls: type, ds: Any, processor: Any, collator: AgentCollator, groups: list[list[int]],
                      out: Path) -> float:
     model, _ = build_policy(0)
-    recipe = {k: v for k, v in SFT_PASS1.items() if k not in ("max_steps", "train_sampling_strategy")}
+    recipe = {k: v for k, v in SFT_ARGS.items() if k not in ("max_steps", "train_sampling_strategy")}
     job = SFTJob(model="vgt-tiny", variant="agent", output_dir=out, yaml_args=recipe,
                  trl_args={"max_steps": len(groups), "train_sampling_strategy": "sequential", "logging_steps": 1000,
                            "save_strategy": "no", "disable_tqdm": True})
@@ -89,7 +89,7 @@ def main() -> None:
         _, processor = build_policy(0)
         collator = AgentCollator(processor)
         lengths = [collator.length(row) for row in ds]  # builds (and caches) every sequence, as training does
-        groups = batches(lengths, SFT_PASS1["per_device_train_batch_size"], args.steps)
+        groups = batches(lengths, SFT_ARGS["per_device_train_batch_size"], args.steps)
         configs = {"SharedPrefixSFTTrainer (vgt train sft --variant agent)": SharedPrefixSFTTrainer,
                    "TRL SFTTrainer (full forward, fused-head loss)": SFTTrainer}
         results: dict[str, list[float]] = {name: [] for name in configs}

@@ -1,14 +1,13 @@
 """Where a vgt-tiny policy goes wrong, without generating: teacher-forced accuracy on held-out teacher traces.
 
-For each benchmark split, the teacher (`world-oracle[/style]`) writes its traces through the ask graph, and the
-policy reads each trace as one training sequence (`tiny/examples.build_example`): every model-written token is
+For each benchmark split, the teacher (`world-oracle`) writes its traces through the ask graph, and the policy
+reads each trace as one training sequence (`tiny/examples.build_example`): every model-written token is
 predicted from the teacher's own prefix. Three numbers per split: the share of model tokens predicted right;
 the answer token (the one after the last `\\boxed{`) right; whole traces right token for token. A split whose
-answer token is at chance while its tokens are mostly right has a decision the policy did not learn (that is
-how the yes/no and option-letter mapping of the `whole` style was found to fail, and what `lookup` fixes).
+answer token is at chance while its tokens are mostly right has a decision the policy did not learn.
 
-Run: OMP_NUM_THREADS=1 python benchmarks/tiny_teacher_forced.py --model DIR --data ROOT [--teacher world-oracle]
-     [--limit 60]   (ROOT holds the world splits, e.g. a `vgt repro tiny` work dir's data/)
+Run: OMP_NUM_THREADS=1 python benchmarks/tiny_teacher_forced.py --model DIR --data ROOT [--limit 60]
+     (ROOT holds the world splits, e.g. a `vgt repro tiny` work dir's data/)
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.testing import CliRunner
 
+from vgt_agent.backends.world_oracle import NAME as ORACLE
 from vgt_agent.cli.main import app
 from vgt_agent.store import TraceStore
 from vgt_agent.tiny.agent_runs import BENCHMARKS
@@ -32,11 +32,11 @@ from vgt_agent.training.agent_data import trace_turns
 from vgt_agent.training.data import trace_rows
 
 
-def teacher_traces(data: Path, teacher: str, limit: int, db: Path) -> None:
+def teacher_traces(data: Path, limit: int, db: Path) -> None:
     """The teacher's verified traces of each benchmark split (what `vgt synth --via agent` keeps)."""
     for split in BENCHMARKS:
         result = CliRunner().invoke(app, ["synth", "--dataset", str(data / split), "--via", "agent", "--teacher",
-                                          teacher, "--grounder", "gold-shuffled", "--limit", str(limit),
+                                          ORACLE, "--grounder", "gold-shuffled", "--limit", str(limit),
                                           "--db", str(db), "--json"])
         if result.exit_code != 0:
             raise SystemExit(f"synth {split} failed: {result.output.strip().splitlines()[-1:]}")
@@ -81,15 +81,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True, help="folder holding the world benchmark splits")
-    parser.add_argument("--teacher", default="world-oracle", help="world-oracle | world-oracle/digits | .../lookup")
     parser.add_argument("--limit", type=int, default=60)
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "teacher.db"
-        teacher_traces(args.data, args.teacher, args.limit, db)
+        teacher_traces(args.data, args.limit, db)
         results = score(args.model, db)
-    table = Table(title=f"teacher-forced on {args.teacher} traces: {args.model}")
+    table = Table(title=f"teacher-forced on {ORACLE} traces: {args.model}")
     for col in ("split", "traces", "tokens right", "answer token right", "whole trace right"):
         table.add_column(col, justify="left" if col == "split" else "right")
     for split in BENCHMARKS:
