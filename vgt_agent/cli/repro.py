@@ -1,5 +1,5 @@
 """`vgt repro tiny`: rebuild the shipped vgt-tiny policy from scratch and print its eval table; `vgt repro table`:
-issue 7's self-grounding table in miniature (`vgt_agent/tiny/table/`)."""
+the paper's self-grounding table in miniature (`vgt_agent/tiny/table/`)."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def table(
     workers: int = typer.Option(None, "--workers", min=1, help="Jobs in parallel, one torch thread each "
                                                                "(default: the size's; full: 2)."),
 ) -> None:
-    """Issue 7's table in miniature: direct / non-grounded / box / point thinking after SFT, RL and RL +
+    """The paper's table in miniature: direct / non-grounded / box / point thinking after SFT, RL and RL +
     grounding reward, evaluated on the six world splits; writes the markdown table and a bar chart."""
     from vgt_agent.tiny.table import SIZES, TableError, config_for, run
 
