@@ -8,6 +8,7 @@ import typer
 from rich.panel import Panel
 
 from vgt_agent.backends import BackendError, OpenAIBackend, VLMBackend, make_backend
+from vgt_agent.backends.coord_boundary import with_convention
 from vgt_agent.backends.openai_backend import INTERACTIVE_TIMEOUT_S
 from vgt_agent.cli.ask_outcome import Outcome, refusal, run_outcome
 from vgt_agent.cli.common import (
@@ -21,6 +22,7 @@ from vgt_agent.cli.common import (
     usage_error,
     work_failed,
 )
+from vgt_agent.cli.coords_option import CoordsOption, convention_name, coords_or_exit
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.cli.thought_view import highlight_thought
@@ -72,6 +74,7 @@ def ask(
     timeout: float = typer.Option(None, "--timeout", envvar="VGT_TIMEOUT", min=0.001,
                                   help="Seconds per server request (connect: at most 5) [default: 60]."),
     save: Path = typer.Option(None, "--save", help="Write the annotated picture (PNG) here."),
+    coords: str = CoordsOption,
     device: str = DeviceOption,
     dtype: str = DtypeOption,
     db: Path = DbOption,
@@ -94,6 +97,7 @@ def ask(
             usage_error(f"{flag} must be one of {', '.join(allowed)}, not {value!r}")
     if save is not None and (problem := picture_path_problem(save)):
         usage_error(problem)  # before the run, so bad input writes nothing
+    coords_or_exit(coords)
     try:
         pixels = load_image(image)
         image_record = ImageRecord.from_path(image)
@@ -134,6 +138,7 @@ def ask(
         usage_error(str(e))
     model_name = _reach(vlm, model)
     _check_context(vlm, question, max_tokens)
+    vlm = with_convention(vlm, coords)
     refused = None
     if world is None and (embedded or grounder == "world"):
         refused = _out_of_scope(pixels, question, tiny=embedded, world_grounder=grounder == "world")
@@ -141,6 +146,7 @@ def ask(
     store = open_store(db, create=True)
     run_id = store.start_run("ask", command=command_line(), backend=vlm.name, model=model_name,
                              grounder=ground_tool.name, config={"kind": kind, "protocol": protocol,
+                                                                "coords": convention_name(vlm),
                                                                 **(placement.as_dict() if placement else {})})
     limits = AskLimits(max_turns, max_tool_calls, max_tokens, temperature)
     if refused is not None:
@@ -164,6 +170,7 @@ def ask(
         "tool_calls": state.get("tool_calls", 0), "image": str(image),
         "saved": str(save) if save and row is not None else None,
         "device": placement.label if placement else None, "server_modes": state.get("server_modes"),
+        "coords": convention_name(vlm),
     }
     if json_out:
         print_json(result)
@@ -272,6 +279,7 @@ def _print_result(r: dict, streamed: bool) -> None:
 
 def _print_footer(r: dict) -> None:
     device = f" · device {r['device']}" if r["device"] else ""
+    device += f" · coords {r['coords']}" if r["coords"] != "norm1000" else ""
     turns = f"{r['turns']} turns · {r['tool_calls']} tool calls · stop: {r['stop_reason']} · " if r["turns"] else ""
     console.print(safe_text(f"backend {r['backend']} · model {r['model']} · grounder {r['grounder']}{device} · "
                             f"{turns}trace {r['trace_id']}"), style="dim")

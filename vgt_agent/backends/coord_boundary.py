@@ -1,0 +1,73 @@
+"""A model's coordinate convention applied at the backend boundary, so the rest of vgt sees only 0..1000.
+
+Every `<obj>` coordinate in the messages a model is sent (tool replies, earlier turns, demonstrations) is
+rewritten from canonical 0..1000 into the model's convention (`geometry/conventions.py`), and every one in
+its reply back into 0..1000 before the agent parses, verifies, scores or stores it. The image whose frame
+the coordinates live in is the request's first image. A canonical model gets its backend back unwrapped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from PIL import Image
+
+from vgt_agent.backends.base import Generation, Message, StreamCallback, VLMBackend
+from vgt_agent.geometry.conventions import (
+    CANONICAL,
+    Convention,
+    convention_for,
+    from_canonical_text,
+    to_canonical_text,
+)
+
+
+class ConventionBackend:
+    """`VLMBackend` that shows a model coordinates in its own convention and hands back canonical ones; every
+    other attribute is the wrapped backend's."""
+
+    def __init__(self, inner: VLMBackend, convention: Convention) -> None:
+        self.inner = inner
+        self.convention = convention
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def generate(self, messages: Sequence[Message], images: Sequence[Image.Image] = (), *, max_tokens: int = 512,
+                 temperature: float = 0.0, stop: Sequence[str] = (), tools: list[dict] | None = None,
+                 stream: StreamCallback | None = None) -> Generation:
+        if not images:  # no image, no frame: nothing to convert
+            return self.inner.generate(messages, images, max_tokens=max_tokens, temperature=temperature, stop=stop,
+                                       tools=tools, stream=stream)
+        width, height = images[0].size
+        shown = [_convert_message(m, lambda t: from_canonical_text(t, self.convention, width, height))
+                 for m in messages]
+        gen = self.inner.generate(shown, images, max_tokens=max_tokens, temperature=temperature, stop=stop,
+                                  tools=tools, stream=stream)
+        return dataclasses.replace(gen, text=to_canonical_text(gen.text, self.convention, width, height))
+
+
+def _convert_message(message: Message, convert) -> Message:  # noqa: ANN001 - (str) -> str
+    content = message.get("content")
+    if isinstance(content, str):
+        return {**message, "content": convert(content)}
+    if isinstance(content, list):
+        parts = [{**p, "text": convert(p["text"])} if isinstance(p, dict) and isinstance(p.get("text"), str) else p
+                 for p in content]
+        return {**message, "content": parts}
+    return message
+
+
+def model_type(backend: VLMBackend) -> str | None:
+    """The `config.model_type` of an in-process model (None for a server: its family is not known)."""
+    model = getattr(backend, "_model", None)
+    return getattr(getattr(model, "config", None), "model_type", None)
+
+
+def with_convention(backend: VLMBackend, coords: str | None = None) -> VLMBackend:
+    """The backend in its model's convention: `coords` (a `--coords` name) if given, else the family's
+    declared one (in-process models), else canonical, which returns the backend itself."""
+    convention = convention_for(model_type(backend), coords)
+    return backend if convention == CANONICAL else ConventionBackend(backend, convention)

@@ -1,0 +1,29 @@
+"""`--coords`, shared by every command that talks to a model: the coordinate convention it reads and writes
+(`geometry/conventions.py`), converted at the backend boundary (`backends/coord_boundary.py`)."""
+
+from __future__ import annotations
+
+import typer
+
+from vgt_agent.cli.common import usage_error
+from vgt_agent.geometry.conventions import CANONICAL, CONVENTIONS, ConventionError, get_convention
+
+CoordsOption = typer.Option(
+    None, "--coords", envvar="VGT_COORDS", show_default=False,
+    help=f"The model's coordinate convention: {' | '.join(CONVENTIONS)} (default: its family's, e.g. "
+         "qwen2.5-vl-pixels for Qwen2.5-VL; norm1000 for a server). Stored and scored in 0..1000 either way.",
+)
+
+
+def coords_or_exit(coords: str | None) -> None:
+    """Exit 2 with one line for an unknown convention name, before anything runs."""
+    if coords is not None:
+        try:
+            get_convention(coords)
+        except ConventionError as e:
+            usage_error(str(e))
+
+
+def convention_name(backend: object) -> str:
+    """The convention a (possibly wrapped) backend shows its model."""
+    return getattr(getattr(backend, "convention", None), "name", CANONICAL.name)
