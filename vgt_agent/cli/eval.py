@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from vgt_agent.backends.coord_boundary import with_convention
 from vgt_agent.cli.common import (
     command_line,
     console,
@@ -19,6 +20,7 @@ from vgt_agent.cli.common import (
     usage_error,
     work_failed,
 )
+from vgt_agent.cli.coords_option import CoordsOption, convention_name, coords_or_exit
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.grounders.factory import GROUNDERS
@@ -50,6 +52,7 @@ def evaluate(
                                   help="Seconds per server request (connect: at most 5) [default: 300]."),
     label: str = typer.Option(None, "--label", help="Row name in the report (default: from the model's training)."),
     resume: str = typer.Option(None, "--resume", help="Continue an interrupted eval run (its id)."),
+    coords: str = CoordsOption,
     device: str = DeviceOption,
     dtype: str = DtypeOption,
     db: Path = DbOption,
@@ -71,6 +74,7 @@ def evaluate(
         usage_error(f"--grounder must be one of {', '.join(GROUNDERS)}, not {grounder!r}")
     if backend not in (None, "transformers", "openai"):
         usage_error(f"--backend must be transformers or openai, not {backend!r}")
+    coords_or_exit(coords)
     names = tuple(dict.fromkeys(n.strip() for n in benchmark.split(",") if n.strip()))
     kind = backend or ("transformers" if model and Path(model).is_dir() else "openai")
     in_process = kind == "transformers" or (agent and grounder == "sam3")
@@ -82,13 +86,13 @@ def evaluate(
         benches = load_benchmarks(names, limit)
     except EvalError as e:
         usage_error(str(e))
-    vlm = _backend(kind, model, base_url, placement, timeout)
+    vlm = with_convention(_backend(kind, model, base_url, placement, timeout), coords)
     provenance = read_provenance(model) if model and Path(model).exists() else None
     row, stage = default_label(mode, agent, provenance)
     store = open_store(db, create=True)
     if resume and (store.run(resume) or {}).get("kind") != "eval":
         usage_error(f"--resume {resume!r} is not an eval run in {store.path}")
-    config = run_config(spec, label or row, stage, provenance)
+    config = {**run_config(spec, label or row, stage, provenance), "coords": convention_name(vlm)}
     run_id = store.start_run("eval", run_id=resume, name=label or row, command=command_line(), backend=vlm.name,
                              model=vlm.model, grounder=grounder if agent else None, config=config)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -113,7 +117,7 @@ def evaluate(
     store.close()
     result = {"run_id": run_id, "label": config["label"], "backend": vlm.name, "model": vlm.model,
               "grounder": grounder if agent else None, "device": placement.label if placement else None, "mode": mode,
-              "agent": agent, "samples": samples, "temperature": temperature, **metrics}
+              "agent": agent, "samples": samples, "temperature": temperature, "coords": convention_name(vlm), **metrics}
     if json_out:
         print_json(result)
         return

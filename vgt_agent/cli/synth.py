@@ -25,6 +25,7 @@ from rich.table import Table
 from vgt_agent.backends import BackendError
 from vgt_agent.backends.world_oracle import NAME as ORACLE
 from vgt_agent.cli.common import command_line, console, err_console, print_json, usage_error, work_failed
+from vgt_agent.cli.coords_option import CoordsOption, coords_or_exit
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.datasets import DatasetUnavailable, load_samples
@@ -112,12 +113,14 @@ def synth(
     max_error_share: float = typer.Option(0.5, "--max-error-share", min=0.0, max=1.0,
                                           help="The run fails (exit 1) when more than this share of the samples "
                                                "processed failed with an error (always when every one did)."),
+    coords: str = CoordsOption,
     device: str = DeviceOption,
     dtype: str = DtypeOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Synthesise verified, grounded reasoning traces for a dataset into the trace store."""
     teacher = ORACLE if teacher == f"{ORACLE}/hundreds" else teacher  # alias: how docs/vgt-tiny.md names it
+    coords_or_exit(coords)
     for value, allowed, flag in (
         (via, ("distill", "agent"), "--via"), (backend, ("openai", "transformers"), "--backend"),
         (teacher, (ORACLE, "model"), "--teacher"), (extract, ("scene", "llm"), "--extract"),
@@ -164,7 +167,7 @@ def synth(
                                                       max_tokens=max_tokens, temperature=0.0)),
         grounder=grounder, sam3_checkpoint=sam3_checkpoint, teacher=teacher, extract=extract, policy=policy,
         backend=backend, model=model, base_url=base_url, max_attempts=max_attempts, temperature=temperature,
-        max_tokens=max_tokens)
+        max_tokens=max_tokens, coords=coords)
     if spec.oracle_agent and protocol == "function":
         usage_error(f"--teacher {teacher} speaks the in-text <ground> protocol only; use --protocol text")
     if grounder in PER_SAMPLE and not world:

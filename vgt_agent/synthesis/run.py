@@ -18,6 +18,7 @@ from typing import Any
 
 from vgt_agent.backends import make_backend
 from vgt_agent.backends.base import VLMBackend
+from vgt_agent.backends.coord_boundary import with_convention
 from vgt_agent.backends.world_oracle import NAME as ORACLE
 from vgt_agent.backends.world_oracle import WorldOracleBackend
 from vgt_agent.datasets.sample import Sample
@@ -57,6 +58,7 @@ class PipelineSpec:
     max_tokens: int
     device: str | None = None  # where in-process models run, as resolved by --device/--dtype (None: auto)
     dtype: str | None = None
+    coords: str | None = None  # the model's coordinate convention (`--coords`; None: its family's)
 
     @property
     def placement(self) -> Placement | None:
@@ -83,6 +85,7 @@ def build_pipeline(spec: PipelineSpec) -> SynthPipeline:
     if spec.needs_model:
         vlm, extractor_vlm = _backends(spec.backend, spec.model, spec.base_url, spec.max_attempts,
                                        spec.extract == "llm", spec.placement)
+        vlm = with_convention(vlm, spec.coords)  # the extractor reads text only: no coordinates to convert
     if spec.oracle_agent:  # the rule plays the model: text and tool replies
         vlm = WorldOracleBackend(kind=spec.settings.agent_kind)
     via = spec.settings.via
@@ -116,7 +119,7 @@ def run_config(spec: PipelineSpec, teacher: str, *, concurrency: int, workers: i
                limit: int | None = None) -> dict[str, Any]:
     """What a synth run records as its config."""
     s = spec.settings
-    return {"via": s.via, "teacher": teacher, "k": s.k, "keep": s.keep, "extract": spec.extract,
+    return {"via": s.via, "teacher": teacher, "k": s.k, "keep": s.keep, "extract": spec.extract, "coords": spec.coords,
             "policy": spec.policy, "grounder": spec.grounder, "temperature": spec.temperature,
             "max_tokens": spec.max_tokens, "concurrency": concurrency, "workers": workers, "shard": shard,
             "limit": limit, "kind": s.agent_kind, "protocol": s.agent_protocol,
