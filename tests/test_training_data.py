@@ -179,3 +179,39 @@ def test_agent_variant_trains_the_tool_calling_trace(tmp_path: Path) -> None:
         assert data.rl_prompt("How many?", (), "agent")[0]["content"][0]["text"] == data.SYSTEM_PROMPTS["agent"]
         with pytest.raises(data.DataError, match="unknown variant"):
             data.rl_prompt("How many?", (), "agents")
+
+
+def test_a_qwen_pixel_model_is_taught_and_rewarded_in_its_own_convention(world, tmp_path: Path) -> None:
+    """SFT targets written in Qwen2.5-VL's resized-image pixels; its GRPO completions read back to 0..1000 before
+    the rewards score them (a family declared by config.json, or --coords)."""
+    from vgt_agent.geometry.conventions import CANONICAL, get_convention, to_canonical_text
+    from vgt_agent.training.coords import canonical_rewards, model_convention
+
+    store, samples = world
+    model_dir = tmp_path / "qwen"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text('{"model_type": "qwen2_5_vl"}')
+    qwen = model_convention(str(model_dir))
+    assert qwen.name == "qwen2.5-vl-pixels" and model_convention(str(model_dir), "norm1000") == CANONICAL
+    plain, shown = data.sft_dataset(store, "point"), data.sft_dataset(store, "point", convention=qwen)
+    rows = {r["id"]: r for r in store.traces(variant="point", correct=True, status="ok")}
+    changed = 0
+    for a, b, trace_id in zip(plain["messages"], shown["messages"], plain["trace_id"], strict=True):
+        row = rows[trace_id]
+        canonical, written = _text(a[-1]), _text(b[-1])
+        back = parse(to_canonical_text(written, qwen, row["width"], row["height"])).groundings
+        changed += canonical != written
+        for g_c, g_w in zip(parse(canonical).groundings, back, strict=True):
+            assert all(abs(p - q) <= 3 for c, w in zip(g_c.coords, g_w.coords, strict=True)
+                       for p, q in zip(c, w, strict=True))  # round trip within the resize rounding
+    assert changed  # world images are 448 px: Qwen sees them at 448, so 0..1000 and pixels differ
+    # rewards: a completion in Qwen pixels scores as the canonical one does, and keeps the function's name
+    rl_rows = data.rl_rows_from_store(store, "point")
+    row = next(r for r in rl_rows if decode_references(r["references"]))
+    trace = next(t for t in rows.values() if t["sample_id"] == row["sample_id"])
+    written = data.from_canonical_text(trace["completion"], qwen, row["width"], row["height"])
+    (wrapped,) = canonical_rewards([grounding_reward], qwen)
+    assert wrapped.__name__ == "grounding_reward"
+    columns = {"references": [row["references"]], "width": [row["width"]], "height": [row["height"]]}
+    assert wrapped([written], **columns) == pytest.approx(grounding_reward([trace["completion"]], [row["references"]]))
+    assert canonical_rewards([grounding_reward], get_convention("norm1000")) == [grounding_reward]

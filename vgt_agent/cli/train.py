@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from vgt_agent.cli.common import command_line, console, interrupted, print_json, safe_text, usage_error, work_failed
+from vgt_agent.cli.coords_option import CoordsOption, coords_or_exit
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.home import default_db_path, vgt_home
@@ -142,6 +143,7 @@ def sft(
     max_minutes: float = typer.Option(None, "--max-minutes", min=0.01, help="Wall-time budget: after 50 steps, "
                                       "fewer steps when the planned ones would not fit (the LR schedule re-fitted "
                                       "to end there)."),
+    coords: str = CoordsOption,
     device: str = DeviceOption,
     dtype: str = DtypeOption,
     json_out: bool = JsonOption,
@@ -159,7 +161,8 @@ def sft(
                  trl_args=_trl_args(epochs=epochs, max_steps=max_steps, lr=lr, batch_size=batch_size,
                                     grad_accum=grad_accum, save_steps=save_steps, logging_steps=logging_steps,
                                     max_length=max_length),
-                 command=command_line(), max_minutes=max_minutes, placement=_placement(device, dtype))
+                 command=command_line(), max_minutes=max_minutes, placement=_placement(device, dtype),
+                 coords=_coords(coords))
     result = _run(train_sft, _writable_store(db, must_exist=True), job, quiet_stdout=json_out)
     _report(f"sft · {variant}", result, json_out)
 
@@ -195,6 +198,7 @@ def rl(
     grounder: str = typer.Option("world", "--grounder", help="The tool of --variant agent rollouts: world "
                                  "(segments the pixels, as `vgt ask` does) | gold-shuffled (the sample's reference "
                                  "masks in a shuffled order; `gold` is the same)."),
+    coords: str = CoordsOption,
     device: str = DeviceOption,
     dtype: str = DtypeOption,
     json_out: bool = JsonOption,
@@ -222,7 +226,8 @@ def rl(
                                    num_generations=num_generations, max_completion_length=max_completion_length,
                                    temperature=temperature, beta=beta, use_vllm=use_vllm, vllm_mode=vllm_mode,
                                    vllm_server_base_url=vllm_server_url),
-                command=command_line(), grounder=grounder, placement=_placement(device, dtype))
+                command=command_line(), grounder=grounder, placement=_placement(device, dtype),
+                coords=_coords(coords))
     result = _run(train_rl, _writable_store(db, must_exist=samples_from is None), job, quiet_stdout=json_out)
     _report(f"rl · {variant}", result, json_out)
 
@@ -246,3 +251,9 @@ def _router(name: str, model: str | None, base_url: str | None) -> Any:
         return VLMRouter(make_backend("openai", model, **({"base_url": base_url} if base_url else {})))
     except BackendError as e:
         usage_error(f"--router vlm: {e}")
+
+
+def _coords(coords: str | None) -> str | None:
+    """The --coords value, checked (exit 2 with one line for an unknown convention)."""
+    coords_or_exit(coords)
+    return coords

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from vgt_agent.backends.turns import DEFAULT_TURN_FORM, TurnForm, check_turn_form
+from vgt_agent.geometry.conventions import CANONICAL, Convention, from_canonical_text
 from vgt_agent.images import load_image
 from vgt_agent.store.export import trace_columns
 from vgt_agent.tiny.examples import Example, build_example, collate, sample_newlines
@@ -38,15 +39,17 @@ def trace_turns(row: dict[str, Any]) -> list[dict[str, str]]:
     return turns or [{"role": "assistant", "content": row["completion"]}]
 
 
-def agent_dataset(rows: list[dict[str, Any]], seed: int = 0):
+def agent_dataset(rows: list[dict[str, Any]], seed: int = 0, convention: Convention = CANONICAL):
     """A `datasets.Dataset` of trace rows for `AgentCollator`, with the ids `split_by_image` and the run record
-    use. Which replies keep their "\\n" is drawn once per trace from (seed, trace id): the same on resume."""
+    use. Which replies keep their "\\n" is drawn once per trace from (seed, trace id): the same on resume.
+    Model turns and tool replies show their coordinates in the trained model's `convention`."""
     import datasets  # heavy: only when training
 
     missing = [r["image_path"] for r in rows if not Path(r["image_path"]).is_file()]
     if missing:
         raise DataError(f"{len(missing)} traced image(s) are no longer on disk, e.g. {missing[0]}")
-    turns = [trace_turns(r) for r in rows]
+    turns = [[{**t, "content": from_canonical_text(t["content"], convention, r["width"], r["height"])}
+              for t in trace_turns(r)] for r in rows]
     text = datasets.Value("string")
     features = datasets.Features({
         "question": text, "choices": datasets.Sequence(text), "image_path": text,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from vgt_agent.datasets.sample import Sample
+from vgt_agent.geometry.conventions import CANONICAL, Convention, from_canonical_text
 from vgt_agent.home import vgt_home
 from vgt_agent.prompts import AGENT, AGENT_TEXT_TOOL, VARIANT_PROMPTS, format_question
 from vgt_agent.store import ImageRecord, SampleRecord, TraceStore
@@ -70,9 +71,10 @@ def trace_rows(store: TraceStore, variant: str, *, run: str | None = None, datas
 
 
 def sft_dataset(store: TraceStore, variant: str, *, run: str | None = None, dataset: str | None = None,
-                verified_only: bool = True, seed: int = 0):
+                verified_only: bool = True, seed: int = 0, convention: Convention = CANONICAL):
     """A dataset for TRL's SFTTrainer: conversational VLM rows (`images`, `messages`, ids), or for `agent` the
-    trace rows `agent_data.AgentCollator` turns into the ask loop's views (`seed` draws their reply newlines)."""
+    trace rows `agent_data.AgentCollator` turns into the ask loop's views (`seed` draws their reply newlines).
+    Coordinates are written in the trained model's `convention`."""
     rows = trace_rows(store, variant, run=run, dataset=dataset, verified_only=verified_only)
     if not rows:
         what = ", ".join(f"{k}={v}" for k, v in (("run", run), ("dataset", dataset)) if v)
@@ -82,10 +84,10 @@ def sft_dataset(store: TraceStore, variant: str, *, run: str | None = None, data
     if variant == AGENT:
         from vgt_agent.training.agent_data import agent_dataset  # torch: only when training agents
 
-        return agent_dataset(rows, seed)
-    completion = direct_completion if variant == "direct" else None
+        return agent_dataset(rows, seed, convention)
+    target = direct_completion if variant == "direct" else (lambda r: r["completion"])
     return to_sft_dataset(store, system_prompt=SYSTEM_PROMPTS[variant], rows=rows, question=user_text,
-                          completion=completion)
+                          completion=lambda r: from_canonical_text(target(r), convention, r["width"], r["height"]))
 
 
 # --- splitting by image ---------------------------------------------------------------------------------
@@ -128,10 +130,11 @@ def rl_prompt(question: str, choices: Iterable[str], variant: str) -> list[dict[
 
 
 def _rl_row(variant: str, *, question: str, choices: Iterable[str], gold: str | None, answer_type: str | None,
-            image_path: str, image_hash: str, sample_id: str, dataset: str, references: str) -> dict[str, Any]:
+            image_path: str, image_hash: str, sample_id: str, dataset: str, references: str, width: int,
+            height: int) -> dict[str, Any]:
     return {"prompt": rl_prompt(question, choices, variant), "image": image_path, "gold_answer": gold,
             "answer_type": answer_type, "choices": list(choices), "variant": variant, "references": references,
-            "sample_id": sample_id, "image_hash": image_hash, "dataset": dataset}
+            "sample_id": sample_id, "image_hash": image_hash, "dataset": dataset, "width": width, "height": height}
 
 
 def _sample_meta(store: TraceStore, sample_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -169,7 +172,8 @@ def rl_rows_from_store(store: TraceStore, variant: str, *, run: str | None = Non
                             gold=first["gold_answer"], answer_type=first["answer_type"],
                             image_path=first["image_path"], image_hash=first["image_hash"], sample_id=sample_id,
                             dataset=first["dataset"], references=references_json(specs, first["height"],
-                                                                                 first["width"])))
+                                                                                 first["width"]),
+                            width=first["width"], height=first["height"]))
     return rows
 
 
@@ -202,7 +206,8 @@ def rl_rows_from_samples(samples: Iterable[Sample], variant: str) -> list[dict[s
         rows.append(_rl_row(variant, question=sample.question, choices=sample.choices, gold=sample.answer,
                             answer_type=sample.answer_type, image_path=image.path, image_hash=image.hash,
                             sample_id=SampleRecord.from_sample(sample, image).id, dataset=sample.dataset,
-                            references=references_json(specs, image.height, image.width)))
+                            references=references_json(specs, image.height, image.width), width=image.width,
+                            height=image.height))
     return rows
 
 

@@ -24,6 +24,7 @@ from vgt_agent.store import TraceStore
 from vgt_agent.training.agent_prompts import grounder_source
 from vgt_agent.training.agent_rollout import AgentRollout, tool_calls
 from vgt_agent.training.config import ConfigError, build_args, loggable
+from vgt_agent.training.coords import canonical_rewards, model_convention
 from vgt_agent.training.data import (
     DataError,
     check_variant,
@@ -77,6 +78,7 @@ class RLJob:
     name: str | None = None  # the run's name in the store (default: rl-<variant>)
     grounder: str = "world"  # the tool of `agent` rollouts: world | gold (see agent_prompts.py)
     placement: Placement | None = None  # --device/--dtype as given (None: CUDA when there is one, else CPU)
+    coords: str | None = None  # the model's coordinate convention (None: its family's)
 
 
 def grpo_config(job: RLJob, reward_weights: list[float]) -> Any:
@@ -134,8 +136,12 @@ def train_rl(store: TraceStore, job: RLJob, *, logger: RunLogger | None = None) 
     rollout = AgentRollout(grounder_source(job.grounder, rows, samples, job.seed)) if agent else None
     checkpoint = last_checkpoint(job.output_dir) if job.resume else None
     model, processor = load_model(starting_weights(job.model, checkpoint, job.lora is not None), bf16=bool(args.bf16))
-    funcs = reward_functions(job.variant, job.weights, eos_token_ids=eos_token_ids(model, processor),
-                             router=job.router, max_groundings=job.max_groundings) + ([tool_calls] if agent else [])
+    convention = model_convention(job.model, job.coords)
+    if agent and convention.name != "norm1000":
+        raise ValueError(f"agent RL rolls out the ask loop in 0..1000; a {convention.name} model is not supported yet")
+    funcs = canonical_rewards(reward_functions(job.variant, job.weights, eos_token_ids=eos_token_ids(model, processor),
+                                               router=job.router, max_groundings=job.max_groundings), convention)
+    funcs += [tool_calls] if agent else []
     logger = logger or RunLogger()
     with_refs = sum(1 for payload in train_ds["references"] if json.loads(payload)["objects"])
     config = {"variant": job.variant, "filters": {"run": job.run, "dataset": job.dataset},
@@ -143,7 +149,8 @@ def train_rl(store: TraceStore, job: RLJob, *, logger: RunLogger | None = None) 
               "router": job.router_name, "max_groundings": job.max_groundings,
               "grounder": job.grounder if agent else None,
               "lora": vars(job.lora) if job.lora else None, "output_dir": str(job.output_dir.resolve()),
-              "resumed_from": checkpoint, "trl": loggable(args), **trainer_placement(args).as_dict()}
+              "resumed_from": checkpoint, "trl": loggable(args), "coords": convention.name,
+              **trainer_placement(args).as_dict()}
     with LoggedRun(store, "rl", main=PartialState().is_main_process, name=job.name or f"rl-{job.variant}",
                    command=job.command, model=job.model, backend="transformers", config=config) as run:
         trainer = GRPOTrainer(model=model, processing_class=processor, reward_funcs=funcs, args=args,

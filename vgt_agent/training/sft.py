@@ -21,6 +21,7 @@ from vgt_agent.prompts import AGENT
 from vgt_agent.store import TraceStore
 from vgt_agent.training.agent_data import AgentCollator
 from vgt_agent.training.config import ConfigError, build_args, loggable
+from vgt_agent.training.coords import model_convention
 from vgt_agent.training.data import check_variant, sft_dataset, split_by_image
 from vgt_agent.training.model import LoraSpec, load_model, parent_provenance, save_final, starting_weights
 from vgt_agent.training.progress import LoggedRun, RunLogger
@@ -66,6 +67,7 @@ class SFTJob:
     name: str | None = None  # the run's name in the store (default: sft-<variant>)
     max_minutes: float | None = None  # wall-time budget (`time_budget.WallTimeBudget`)
     placement: Placement | None = None  # --device/--dtype as given (None: CUDA when there is one, else CPU)
+    coords: str | None = None  # the model's coordinate convention (None: its family's)
 
 
 def sft_config(job: SFTJob) -> Any:
@@ -106,9 +108,10 @@ def train_sft(store: TraceStore, job: SFTJob, *, logger: RunLogger | None = None
 
     check_variant(job.variant)
     args = sft_config(job)
+    convention = model_convention(job.model, job.coords)
     train_ds, eval_ds = split_by_image(
         sft_dataset(store, job.variant, run=job.run, dataset=job.dataset, verified_only=job.verified_only,
-                    seed=job.seed),
+                    seed=job.seed, convention=convention),
         job.eval_fraction, job.seed)
     checkpoint = last_checkpoint(job.output_dir) if job.resume else None
     model, processor = load_model(starting_weights(job.model, checkpoint, job.lora is not None), bf16=bool(args.bf16))
@@ -125,7 +128,7 @@ def train_sft(store: TraceStore, job: SFTJob, *, logger: RunLogger | None = None
                                                   "verified_only": job.verified_only},
               "eval_fraction": job.eval_fraction, "lora": vars(job.lora) if job.lora else None,
               "output_dir": str(job.output_dir.resolve()), "resumed_from": checkpoint, "max_minutes": job.max_minutes,
-              "trl": loggable(args), **trainer_placement(args).as_dict()}
+              "trl": loggable(args), "coords": convention.name, **trainer_placement(args).as_dict()}
     main = PartialState().is_main_process
     with LoggedRun(store, "sft", main=main, name=job.name or f"sft-{job.variant}", command=job.command,
                    model=job.model, backend="transformers", config=config) as run:
