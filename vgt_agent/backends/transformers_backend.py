@@ -88,14 +88,18 @@ def context_tokens(model: Any, tokenizer: Any) -> int:
     return min(known) if known else 10**7
 
 
-def _plain_messages(messages: Sequence[Message]) -> list[Message]:
-    """Copy messages keeping only what the chat template reads, so no pixels or extra keys leak in."""
+def template_messages(messages: Sequence[Message]) -> list[Message]:
+    """Copy messages keeping only what the chat template reads, so no pixels or extra keys leak in; text content
+    becomes a list of parts, the one form every VLM family's template reads (SmolVLM's renders a plain string
+    as nothing; Gemma3's and Qwen's render both alike)."""
     out: list[Message] = []
     for m in messages:
         content = m.get("content")
         if isinstance(content, list):
             content = [{"type": "image"} if p.get("type") == "image" else dict(p) for p in content]
-        out.append({"role": m["role"], "content": content if content is not None else ""})
+        else:
+            content = [{"type": "text", "text": content if content is not None else ""}]
+        out.append({"role": m["role"], "content": content})
     return out
 
 
@@ -159,7 +163,7 @@ class TransformersBackend:
         stop = [s for s in stop if s]
         continuing = continues_assistant(messages)
         inputs = self.processor.apply_chat_template(
-            _plain_messages(messages),
+            template_messages(messages),
             add_generation_prompt=not continuing,
             continue_final_message=continuing,
             tokenize=True,

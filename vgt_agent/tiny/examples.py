@@ -14,8 +14,11 @@ builder the ask loop uses):
   trailing whitespace (context only), then <end_of_turn>. Later turns do see the earlier replies' "\n" (only
   the end of the prefill is trimmed), so `newlines` keeps them in some sequences: the policy learns both views.
 
-The image tokens keep the processor's `token_type_ids`, so Gemma3 attends over them bidirectionally in
-training as it does when the backend generates (a no-op for vgt-tiny's single image token).
+The image tokens keep the processor's per-token type ids (Gemma3's `token_type_ids`: it attends over them
+bidirectionally in training as it does when the backend generates; Qwen-VL's `mm_token_type_ids`: its 3-D
+rotary positions), and every other image input the processor returns (Qwen's `image_grid_thw`, Idefics3's
+`pixel_attention_mask`) rides along with the pixels, so any family's model gets what its forward reads. A model
+turn ends with the token its chat template closes an assistant message with (`turn_end_id`).
 Used by `vgt train sft --variant agent` (training/agent_data.py), agent RL rollouts
 (training/agent_rollout.py) and the warm-up drills.
 """
@@ -30,6 +33,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from vgt_agent.backends.transformers_backend import template_messages
 from vgt_agent.backends.turns import DEFAULT_TURN_FORM, TurnForm, agent_messages, check_turn_form
 from vgt_agent.prompts import AGENT_TEXT_TOOL
 
@@ -37,13 +41,49 @@ IGNORE = -100
 NEWLINE_P = 0.5  # share of tool replies kept with their trailing "\n" (the view later turns have)
 
 
+TEXT_INPUTS = ("input_ids", "attention_mask")
+
+
 @dataclass
 class Example:
     input_ids: list[int]
     labels: list[int]
-    pixel_values: torch.Tensor  # (1, 3, H, W)
-    token_type_ids: list[int]  # 1 on image tokens (the processor's), 0 elsewhere
+    images: dict[str, torch.Tensor]  # the processor's image inputs for the sequence (pixel_values, ...)
+    token_types: dict[str, list[int]]  # the processor's per-token type ids (1 on image tokens), cut to input_ids
     prompt_len: int = 0  # the first view (system, image, question, generation prompt) is input_ids[:prompt_len]
+
+    @property
+    def pixel_values(self) -> torch.Tensor:
+        return self.images["pixel_values"]
+
+
+def image_inputs(encoded: Any) -> tuple[dict[str, torch.Tensor], dict[str, list[int]]]:
+    """A processor output's image inputs (per sequence) and per-token type ids (a row as long as input_ids)."""
+    length = encoded["input_ids"].shape[1]
+    images: dict[str, torch.Tensor] = {}
+    types: dict[str, list[int]] = {}
+    for key, value in encoded.items():
+        if key in TEXT_INPUTS or not isinstance(value, torch.Tensor):
+            continue
+        if value.dim() == 2 and value.shape == (1, length) and "type" in key:
+            types[key] = value[0].tolist()
+        else:
+            images[key] = value
+    return images, types
+
+
+def turn_end_id(processor: Any) -> int:
+    """The token the chat template closes a model turn with (Gemma3 <end_of_turn>, Qwen <|im_end|>, SmolVLM
+    <end_of_utterance>): the first special token it writes after an assistant message; else the EOS."""
+    tok = processor.tokenizer
+    marker = "vgt"
+    text = processor.apply_chat_template(template_messages([{"role": "user", "content": "a"},
+                                                            {"role": "assistant", "content": marker}]),
+                                         tokenize=False)
+    text = text[0] if isinstance(text, list) else text
+    special = set(tok.all_special_ids)
+    after = tok(text[text.rindex(marker) + len(marker):], add_special_tokens=False)["input_ids"]
+    return next((t for t in after if t in special), tok.eos_token_id)
 
 
 def sample_newlines(chunks: Sequence[dict[str, str]], rng: random.Random, p: float = NEWLINE_P) -> list[bool]:
@@ -68,8 +108,8 @@ def encode_prompt(processor: Any, messages: list[dict[str, Any]], image: Image.I
     """Tokenise a conversation as the transformers backend does: a trailing assistant message continued, else
     a generation prompt opened."""
     return processor.apply_chat_template(
-        messages, add_generation_prompt=not continuing, continue_final_message=continuing, tokenize=True,
-        return_dict=True, return_tensors="pt", processor_kwargs={"images": [image.convert("RGB")]},
+        template_messages(messages), add_generation_prompt=not continuing, continue_final_message=continuing,
+        tokenize=True, return_dict=True, return_tensors="pt", processor_kwargs={"images": [image.convert("RGB")]},
     )
 
 
@@ -77,7 +117,7 @@ def build_example(processor: Any, question: str, choices: Sequence[str], chunks:
                   image: Image.Image, newlines: Sequence[bool] = (), end: bool = True,
                   form: TurnForm = DEFAULT_TURN_FORM) -> Example:
     """One training sequence for a whole agent trace (model turns trained, the rest masked) in `form`;
-    `end` closes it with <end_of_turn> (a finished trace; an RL rollout cut short by a limit has no end
+    `end` closes it with the turn's end token (a finished trace; an RL rollout cut short by a limit has no end
     token, which is how GRPO tells it was truncated). `newlines[j]` (continuation form only) keeps the
     trailing whitespace of the j-th tool reply."""
     if check_turn_form(form) == "turns":
@@ -86,7 +126,7 @@ def build_example(processor: Any, question: str, choices: Sequence[str], chunks:
     prompt = encode_prompt(processor, prompt_messages(question, choices), image, continuing=False)
     ids = prompt["input_ids"][0].tolist()
     labels = [IGNORE] * len(ids)
-    types = prompt["token_type_ids"][0].tolist()
+    images, types = image_inputs(prompt)
     tools = 0
     for chunk in chunks:
         if chunk["role"] == "tool":
@@ -101,22 +141,23 @@ def build_example(processor: Any, question: str, choices: Sequence[str], chunks:
             ids += piece
             labels += piece
     if end:
-        end_id = tok.convert_tokens_to_ids("<end_of_turn>")
+        end_id = turn_end_id(processor)
         ids.append(end_id)
         labels.append(end_id)
-    return Example(ids, labels, prompt["pixel_values"], types + [0] * (len(ids) - len(types)),
+    return Example(ids, labels, images, {k: v + [0] * (len(ids) - len(v)) for k, v in types.items()},
                    prompt["input_ids"].shape[1])
 
 
 def _turns_example(processor: Any, question: str, choices: Sequence[str], chunks: Sequence[dict[str, str]],
                    image: Image.Image, end: bool) -> Example:
     """The `turns` form: the template's rendering of the whole conversation, each model turn labelled from
-    where its view ends through its <end_of_turn>; the sequence stops at the last turn's end, before it when
+    where its view ends through its turn's end token; the sequence stops at the last turn's end, before it when
     `end` is False or the last turn is a tool reply (a limit stopped the rollout, so no end token closes it)."""
-    end_id = processor.tokenizer.convert_tokens_to_ids("<end_of_turn>")
+    end_id = turn_end_id(processor)
     messages = turn_messages(question, choices, chunks, "turns")
-    full = processor.apply_chat_template(messages, add_generation_prompt=False, tokenize=True, return_dict=True,
-                                         return_tensors="pt", processor_kwargs={"images": [image.convert("RGB")]})
+    full = processor.apply_chat_template(template_messages(messages), add_generation_prompt=False, tokenize=True,
+                                         return_dict=True, return_tensors="pt",
+                                         processor_kwargs={"images": [image.convert("RGB")]})
     ids = full["input_ids"][0].tolist()
     labels = [IGNORE] * len(ids)
     prompt_len = encode_prompt(processor, messages[:2], image, continuing=False)["input_ids"].shape[1]
@@ -131,8 +172,8 @@ def _turns_example(processor: Any, question: str, choices: Sequence[str], chunks
         labels[len(view): close + 1] = ids[len(view): close + 1]
     last = max((j for j, t in enumerate(ids) if t == end_id), default=len(ids) - 1)
     stop_at = last + 1 if messages[-1]["role"] == "assistant" and end else last  # a limit's cut: no end token
-    types = full["token_type_ids"][0].tolist()
-    return Example(ids[:stop_at], labels[:stop_at], full["pixel_values"], types[:stop_at], prompt_len)
+    images, types = image_inputs(full)
+    return Example(ids[:stop_at], labels[:stop_at], images, {k: v[:stop_at] for k, v in types.items()}, prompt_len)
 
 
 def check_views(processor: Any, question: str, choices: Sequence[str], chunks: Sequence[dict[str, str]],
@@ -156,18 +197,28 @@ def check_views(processor: Any, question: str, choices: Sequence[str], chunks: S
     return True
 
 
+def stack_images(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """One batch of a per-sequence image input: concatenated on the first dimension, the others zero-padded to
+    the largest (Idefics3's crops per image vary; its model skips all-zero images)."""
+    shape = [max(t.shape[d] for t in tensors) for d in range(1, tensors[0].dim())]
+    padded = [torch.nn.functional.pad(t, [p for d in reversed(range(1, t.dim()))
+                                          for p in (0, shape[d - 1] - t.shape[d])]) for t in tensors]
+    return torch.cat(padded)
+
+
 def collate(batch: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-padded batch for teacher forcing (the image tokens sit in the prompt, before any padding)."""
     width = max(len(e.input_ids) for e in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
-    types = torch.zeros((len(batch), width), dtype=torch.long)
+    types = {key: torch.zeros((len(batch), width), dtype=torch.long) for key in batch[0].token_types}
     for i, e in enumerate(batch):
         n = len(e.input_ids)
         ids[i, :n] = torch.tensor(e.input_ids)
         labels[i, :n] = torch.tensor(e.labels)
         mask[i, :n] = 1
-        types[i, :n] = torch.tensor(e.token_type_ids)
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask,
-            "pixel_values": torch.cat([e.pixel_values for e in batch]), "token_type_ids": types}
+        for key, row in e.token_types.items():
+            types[key][i, :n] = torch.tensor(row)
+    images = {key: stack_images([e.images[key] for e in batch]) for key in batch[0].images}
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask, **images, **types}

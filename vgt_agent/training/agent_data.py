@@ -89,7 +89,7 @@ class AgentCollator:
         image = load_image(row["image_path"])  # upright RGB, as the ask loop saw it
         example = build_example(self.processor, row["question"], row["choices"], row["chunks"], image,
                                 row["newlines"], form=self.turn_form)
-        size = example.pixel_values.nbytes + 3 * 8 * len(example.input_ids)
+        size = sum(t.nbytes for t in example.images.values()) + 3 * 8 * len(example.input_ids)
         if self._cached_bytes + size <= self.cache_bytes:
             self._cache[key] = example
             self._cached_bytes += size

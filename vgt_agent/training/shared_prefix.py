@@ -14,7 +14,10 @@ loss path is skipped because its fused LM head also computes entropy and top-1 m
 vgt-tiny step. So agent SFT logs loss, grad norm and learning rate, not TRL's entropy/token accuracy.
 Measured on 16-row batches of world-oracle traces, 1 torch thread (`benchmarks/sft_step_speed.py`): 0.68 s a
 step, as fast as vgt-tiny's first hand-written loop (0.67 s), against 1.73 s for TRL's stock SFTTrainer.
-The prefix is read from each batch, so any collator's rows work (nothing shared: the full forward).
+The prefix is read from each batch, so any collator's rows work (nothing shared: the full forward). It ends
+before the image block (`image_start_id`: Gemma3's <start_of_image>, Idefics3's <fake_token_around_image>). A
+batch whose positions are computed from the whole sequence (Qwen-VL's 3-D rotary positions, signalled by
+`mm_token_type_ids`) runs the full forward: a cached prefix would shift them.
 """
 
 from __future__ import annotations
@@ -28,6 +31,18 @@ from trl import SFTTrainer
 from vgt_agent.tiny.examples import IGNORE
 
 IMAGE_START = "<start_of_image>"
+IMAGE_OPENERS = ("boi_token", "fake_image_token", "image_token")  # processor attributes, first found wins
+WHOLE_SEQUENCE_POSITIONS = ("mm_token_type_ids",)  # batch keys of models whose positions a prefix cache would shift
+
+
+def image_start_id(processor: Any) -> int | None:
+    """The token an image block opens with, from the processor's own attributes (None: unknown, no sharing)."""
+    tokenizer = getattr(processor, "tokenizer", processor)
+    for attr in IMAGE_OPENERS:
+        token = getattr(processor, attr, None)
+        if isinstance(token, str) and token in tokenizer.get_vocab():
+            return tokenizer.convert_tokens_to_ids(token)
+    return None
 
 
 def shared_prefix_len(input_ids: torch.Tensor, before: int, labels: torch.Tensor | None = None) -> int:
@@ -72,9 +87,10 @@ class SharedPrefixSFTTrainer(SFTTrainer):
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
         ids = inputs.get("input_ids")
-        if ids is not None and ids.shape[0] > 1 and "labels" in inputs:
-            tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
-            n = shared_prefix_len(ids, tokenizer.convert_tokens_to_ids(IMAGE_START), inputs["labels"])
+        before = image_start_id(self.processing_class)
+        if (ids is not None and ids.shape[0] > 1 and "labels" in inputs and before is not None
+                and not any(key in inputs for key in WHOLE_SEQUENCE_POSITIONS)):
+            n = shared_prefix_len(ids, before, inputs["labels"])
             if n > 1:
                 inputs = with_shared_prefix(model, inputs, n)
         return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,

@@ -1,0 +1,200 @@
+"""The VLM families people train (Qwen2.5-VL, Qwen3-VL, SmolVLM/Idefics3; Gemma3 is vgt-tiny's own) through the
+real CLI on tiny random checkpoints built in code (`tiny_families.py`: the family's real model, config and
+processor classes, its chat template and control tokens).
+
+A random model writes garbage, so what is asserted is the plumbing: the family's template renders the agent
+conversation (system, image + question, assistant turns, tool replies as user turns) and the agent training
+sequence labels exactly the model's turns through the family's own turn-end token; the family's coordinate
+convention is picked up from config.json; `vgt ask` runs and exits by its documented codes naming the model;
+`vgt train sft --variant agent` and one `vgt train rl` step train (finite loss, changed weights, a saved model
+that loads back); `vgt eval --agent` runs and stores its traces under the model's name.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+from tiny_families import FAMILIES
+from typer.testing import CliRunner
+
+from vgt_agent.backends import TransformersBackend
+from vgt_agent.backends.coord_boundary import ConventionBackend, with_convention
+from vgt_agent.backends.transformers_backend import template_messages
+from vgt_agent.backends.world_oracle import WorldOracleBackend
+from vgt_agent.cli.main import app
+from vgt_agent.grounders.shuffled_gold import ShuffledGoldGrounder
+from vgt_agent.prompts import AGENT_TEXT_TOOL, format_question
+from vgt_agent.store import TraceStore
+from vgt_agent.store.export import iter_export_rows
+from vgt_agent.tiny.agent_runs import run_split
+from vgt_agent.tiny.examples import IGNORE, build_example, check_views, turn_end_id, turn_messages
+from vgt_agent.training.agent_data import trace_turns
+from vgt_agent.training.coords import model_convention
+from vgt_agent.world.storage import load_split, make_split
+
+runner = CliRunner()
+
+# What each family's released template writes: the user and assistant turn openings, the image placeholder
+# before the processor expands it, the token closing a model turn, and the declared coordinate convention.
+EXPECTED: dict[str, dict[str, str]] = {
+    "qwen2_5_vl": {"user": "<|im_start|>user\n", "assistant": "<|im_start|>assistant\n",
+                   "image": "<|vision_start|><|image_pad|><|vision_end|>", "end": "<|im_end|>",
+                   "coords": "qwen2.5-vl-pixels"},
+    "qwen3_vl": {"user": "<|im_start|>user\n", "assistant": "<|im_start|>assistant\n",
+                 "image": "<|vision_start|><|image_pad|><|vision_end|>", "end": "<|im_end|>", "coords": "norm1000"},
+    "idefics3": {"user": "User:", "assistant": "Assistant:", "image": "<image>", "end": "<end_of_utterance>",
+                 "coords": "norm1000"},
+}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A world split and a store of agent traces (the world-oracle teacher through the ask graph, a synth run)."""
+    root = tmp_path_factory.mktemp("families")
+    make_split(root / "world-tally", "world-tally", n=4)
+    samples = list(load_split(root / "world-tally"))
+    db = root / "traces.db"
+    oracle = WorldOracleBackend()
+    with TraceStore.open(db) as store:
+        run_id = store.start_run("synth", backend=oracle.name, model=oracle.model, grounder="gold-shuffled")
+        list(run_split(oracle, samples, grounder_for=ShuffledGoldGrounder, store=store, run_id=run_id))
+        store.end_run(run_id)
+    with TraceStore.open(db, create=False, readonly=True) as store:
+        rows = [r for r in iter_export_rows(store) if sum(m["role"] == "tool" for m in r["messages"] or []) >= 1]
+    assert rows
+    return {"root": root, "split": root / "world-tally", "samples": samples, "db": db, "trace": rows[0]}
+
+
+@pytest.fixture(scope="module", params=sorted(FAMILIES))
+def family(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    name = request.param
+    return name, FAMILIES[name](tmp_path_factory.mktemp(name) / "model")
+
+
+def test_the_family_template_renders_the_agent_conversation(family, world) -> None:
+    name, model_dir = family
+    expected = EXPECTED[name]
+    backend = TransformersBackend.from_pretrained(model_dir)
+    processor = backend.processor
+    assert json.loads((model_dir / "config.json").read_text())["model_type"] == name
+    row = world["trace"]
+    chunks = trace_turns(row)
+    messages = turn_messages(row["question"], row["choices"], chunks)
+    text = processor.apply_chat_template(template_messages(messages), add_generation_prompt=False, tokenize=False)
+    question = format_question(row["question"], tuple(row["choices"] or ()))
+    # system, then the user turn with the image placeholder before the question, then the turns in order
+    cursor = text.index(AGENT_TEXT_TOOL)
+    cursor = text.index(expected["user"], cursor)
+    cursor = text.index(expected["image"], cursor)
+    cursor = text.index(question, cursor)
+    assert text.count(AGENT_TEXT_TOOL) == 1
+    for chunk in chunks:
+        opening = expected["assistant"] if chunk["role"] == "assistant" else expected["user"]
+        body = chunk["content"].strip()
+        at = text.index(body, cursor)
+        assert text.rindex(opening, cursor, at) > text.rindex(expected["end"], 0, at)  # in its own turn
+        cursor = at + len(body)
+    assert any(c["role"] == "tool" for c in chunks)
+
+    # the training sequence: the model's turns (and each one's end token) are the labels, nothing else
+    tok = processor.tokenizer
+    end = turn_end_id(processor)
+    assert tok.convert_ids_to_tokens(end) == expected["end"]
+    with Image.open(row["image_path"]) as im:
+        image = im.convert("RGB")
+    example = build_example(processor, row["question"], row["choices"], chunks, image)
+    trained = [t for t in example.labels if t != IGNORE]
+    model_turns = [c["content"].strip() for c in chunks if c["role"] == "assistant"]
+    assert trained.count(end) == len(model_turns) and example.input_ids[-1] == end
+    runs, current = [], []
+    for t in trained:
+        current.append(t)
+        if t == end:
+            runs.append(tok.decode(current[:-1]).strip())
+            current = []
+    assert runs == model_turns
+    assert check_views(processor, row["question"], row["choices"], chunks, image)
+    assert example.images and example.images["pixel_values"].numel() > 0
+
+
+def test_the_family_convention_is_picked_up(family) -> None:
+    name, model_dir = family
+    assert model_convention(str(model_dir)).name == EXPECTED[name]["coords"]
+    backend = with_convention(TransformersBackend.from_pretrained(model_dir))
+    shown = backend.convention.name if isinstance(backend, ConventionBackend) else "norm1000"
+    assert shown == EXPECTED[name]["coords"]
+
+
+def _weights(directory: Path) -> dict[str, torch.Tensor]:
+    return load_file(directory / "model.safetensors")
+
+
+def test_ask_train_and_eval_through_the_cli(family, world, tmp_path: Path) -> None:
+    name, model_dir = family
+    expected = EXPECTED[name]
+    sample = world["samples"][0]
+    db = tmp_path / "t.db"
+    model = str(model_dir)
+
+    # vgt ask: runs end to end, exit 0 with an answer / 1 without, the result names backend, model, convention
+    ask = runner.invoke(app, ["ask", sample.image_path, sample.question, "--backend", "transformers", "--model", model,
+                              "--grounder", "world", "--max-tokens", "24", "--max-turns", "2", "--json",
+                              "--db", str(db)])
+    assert ask.exit_code in (0, 1), ask.output + ask.stderr
+    result = json.loads(ask.stdout)
+    assert ask.exit_code == (0 if result["status"] == "answered" else 1)
+    assert (result["backend"], result["model"], result["coords"]) == ("transformers", model, expected["coords"])
+    with TraceStore.open(db, create=False, readonly=True) as store:
+        run = store.run(result["run_id"])
+        assert run["model"] == model and run["config"]["coords"] == expected["coords"]
+        trace = store.trace(result["trace_id"])
+        assert trace["model"] == model and trace["backend"] == "transformers"
+
+    # vgt train sft --variant agent: two steps on the synth traces, in the family's convention
+    sft_out = tmp_path / "sft"
+    sft = runner.invoke(app, ["train", "sft", "--model", model, "--variant", "agent", "--db", str(world["db"]),
+                              "--output-dir", str(sft_out), "--max-steps", "2", "--batch-size", "2",
+                              "--eval-fraction", "0", "--logging-steps", "1", "--lr", "1e-3", "--json"])
+    assert sft.exit_code == 0, sft.output + sft.stderr
+    metrics = json.loads(sft.stdout)
+    assert metrics["steps"] == 2 and math.isfinite(metrics["first_loss"]) and math.isfinite(metrics["last_loss"])
+    before, after = _weights(model_dir), _weights(sft_out)
+    assert before.keys() == after.keys() and any(not torch.equal(before[k], after[k]) for k in before)
+    with TraceStore.open(world["db"], create=False, readonly=True) as store:
+        assert store.run(metrics["run_id"])["config"]["coords"] == expected["coords"]
+    reloaded = TransformersBackend.from_pretrained(sft_out)
+    assert type(reloaded._model).__name__ == type(TransformersBackend.from_pretrained(model_dir)._model).__name__
+
+    # vgt train rl: one GRPO step (agent rollouts for 0..1000 families; Qwen2.5-VL's pixels: the point variant)
+    variant = "agent" if expected["coords"] == "norm1000" else "point"
+    rl_out = tmp_path / "rl"
+    rl = runner.invoke(app, ["train", "rl", "--model", str(sft_out), "--variant", variant, "--db", str(world["db"]),
+                             "--output-dir", str(rl_out), "--max-steps", "1", "--batch-size", "2",
+                             "--num-generations", "2", "--max-completion-length", "16", "--logging-steps", "1",
+                             "--save-steps", "100", "--limit", "2", "--json"])
+    assert rl.exit_code == 0, rl.output + rl.stderr
+    rl_metrics = json.loads(rl.stdout)
+    assert rl_metrics["steps"] == 1 and math.isfinite(rl_metrics["train_loss"])
+    assert (rl_out / "model.safetensors").is_file()
+    TransformersBackend.from_pretrained(rl_out)
+
+    # vgt eval --agent: the trained model on the world split, traces stored under its name
+    ev = runner.invoke(app, ["eval", "--benchmark", str(world["split"]), "--model", str(rl_out), "--backend",
+                             "transformers", "--agent", "--mode", "point", "--grounder", "world", "--samples", "1",
+                             "--limit", "2", "--max-tokens", "16", "--db", str(db), "--json"])
+    assert ev.exit_code == 0, ev.output + ev.stderr
+    out = json.loads(ev.stdout)
+    assert out["backend"] == "transformers" and out["benchmarks"]["world-tally"]["generations"] == 2
+    with TraceStore.open(db, create=False, readonly=True) as store:
+        run = store.run(out["run_id"])
+        assert run["kind"] == "eval" and run["status"] == "done" and run["model"] == str(rl_out)
+        assert run["config"]["coords"] == expected["coords"]
+        traces = list(store.traces(run=out["run_id"]))
+        assert len(traces) == 2 and {t["model"] for t in traces} == {str(rl_out)}
