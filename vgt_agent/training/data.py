@@ -223,5 +223,6 @@ def rl_dataset(rows: list[dict[str, Any]]):
         "image": datasets.Image(),
         "gold_answer": text, "answer_type": text, "choices": datasets.Sequence(text), "variant": text,
         "references": text, "sample_id": text, "image_hash": text, "dataset": text,
+        "width": datasets.Value("int32"), "height": datasets.Value("int32"),  # the frame of convention rewards
     })
     return datasets.Dataset.from_dict({k: [r[k] for r in rows] for k in features}, features=features)
