@@ -34,7 +34,7 @@ from vgt_agent.prompts import AGENT_TEXT_TOOL, format_question
 from vgt_agent.store import TraceStore
 from vgt_agent.store.export import iter_export_rows
 from vgt_agent.tiny.agent_runs import run_split
-from vgt_agent.tiny.examples import IGNORE, build_example, check_views, turn_end_id, turn_messages
+from vgt_agent.tiny.examples import IGNORE, build_example, check_views, collate, turn_end_id, turn_messages
 from vgt_agent.training.agent_data import trace_turns
 from vgt_agent.training.coords import model_convention
 from vgt_agent.world.storage import load_split, make_split
@@ -52,6 +52,12 @@ EXPECTED: dict[str, dict[str, str]] = {
     "idefics3": {"user": "User:", "assistant": "Assistant:", "image": "<image>", "end": "<end_of_utterance>",
                  "coords": "norm1000"},
 }
+# The inputs each family's forward reads beside input_ids/attention_mask/labels, as the agent collator batches them.
+BATCH_KEYS = {
+    "qwen2_5_vl": {"pixel_values", "image_grid_thw", "mm_token_type_ids"},
+    "qwen3_vl": {"pixel_values", "image_grid_thw", "mm_token_type_ids"},
+    "idefics3": {"pixel_values", "pixel_attention_mask"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +74,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         store.end_run(run_id)
     with TraceStore.open(db, create=False, readonly=True) as store:
         rows = [r for r in iter_export_rows(store) if sum(m["role"] == "tool" for m in r["messages"] or []) >= 1]
-    assert rows
-    return {"root": root, "split": root / "world-tally", "samples": samples, "db": db, "trace": rows[0]}
+    assert len({r["image_path"] for r in rows}) >= 2
+    return {"root": root, "split": root / "world-tally", "samples": samples, "db": db, "trace": rows[0], "rows": rows}
 
 
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
@@ -121,7 +127,27 @@ def test_the_family_template_renders_the_agent_conversation(family, world) -> No
             current = []
     assert runs == model_turns
     assert check_views(processor, row["question"], row["choices"], chunks, image)
-    assert example.images and example.images["pixel_values"].numel() > 0
+
+    # a padded batch of two traces (different images, lengths) gives each row the loss it has alone
+    other = next(r for r in world["rows"] if r["image_path"] != row["image_path"])
+    with Image.open(other["image_path"]) as im:
+        second = build_example(processor, other["question"], other["choices"], trace_turns(other), im.convert("RGB"))
+    pad = tok.pad_token_id
+    batch = collate([example, second], pad)
+    assert set(batch) == {"input_ids", "labels", "attention_mask"} | BATCH_KEYS[name]
+    model = backend._model
+
+    def row_losses(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        with torch.no_grad():
+            logits = model(**{k: v for k, v in inputs.items() if k != "labels"}).logits[:, :-1].float()
+        labels = inputs["labels"][:, 1:]
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=IGNORE,
+                                                reduction="none")
+        return nll.sum(1) / (labels != IGNORE).sum(1)
+
+    alone = torch.cat([row_losses(collate([e], pad)) for e in (example, second)])
+    together = row_losses(batch)
+    assert torch.isfinite(together).all() and torch.allclose(together, alone, rtol=1e-4, atol=1e-4)
 
 
 def test_the_family_convention_is_picked_up(family) -> None:
