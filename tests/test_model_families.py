@@ -198,13 +198,21 @@ def test_ask_train_and_eval_through_the_cli(family, world, tmp_path: Path) -> No
     reloaded = TransformersBackend.from_pretrained(sft_out)
     assert type(reloaded._model).__name__ == type(TransformersBackend.from_pretrained(model_dir)._model).__name__
 
-    # vgt train rl: one GRPO step (agent rollouts for 0..1000 families; Qwen2.5-VL's pixels: the point variant)
-    variant = "agent" if expected["coords"] == "norm1000" else "point"
+    # vgt train rl: one GRPO step (agent rollouts for 0..1000 families; Qwen2.5-VL's pixels: the point variant,
+    # its agent RL refused as a usage error before anything loads or is written)
     rl_out = tmp_path / "rl"
-    rl = runner.invoke(app, ["train", "rl", "--model", str(sft_out), "--variant", variant, "--db", str(world["db"]),
-                             "--output-dir", str(rl_out), "--max-steps", "1", "--batch-size", "2",
-                             "--num-generations", "2", "--max-completion-length", "16", "--logging-steps", "1",
-                             "--save-steps", "100", "--limit", "2", "--json"])
+
+    def train_rl(variant: str, *extra: str):
+        return runner.invoke(app, ["train", "rl", "--model", str(sft_out), "--variant", variant, "--db",
+                                   str(world["db"]), "--output-dir", str(rl_out), "--max-steps", "1", "--batch-size",
+                                   "2", "--num-generations", "2", "--max-completion-length", "16", "--logging-steps",
+                                   "1", "--save-steps", "100", "--limit", "2", "--json", *extra])
+
+    if expected["coords"] != "norm1000":
+        refused = train_rl("agent")
+        assert refused.exit_code == 2 and "agent RL rolls out the ask loop in 0..1000" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1 and not rl_out.exists()
+    rl = train_rl("agent" if expected["coords"] == "norm1000" else "point")
     assert rl.exit_code == 0, rl.output + rl.stderr
     rl_metrics = json.loads(rl.stdout)
     assert rl_metrics["steps"] == 1 and math.isfinite(rl_metrics["train_loss"])

@@ -134,11 +134,12 @@ def train_rl(store: TraceStore, job: RLJob, *, logger: RunLogger | None = None) 
     # agent: the tool-call count is logged beside the rewards (weight 0), like the reward components
     args = grpo_config(job, reward_weights(job.variant, job.weights) + ([0.0] if agent else []))
     rollout = AgentRollout(grounder_source(job.grounder, rows, samples, job.seed)) if agent else None
-    checkpoint = last_checkpoint(job.output_dir) if job.resume else None
-    model, processor = load_model(starting_weights(job.model, checkpoint, job.lora is not None), bf16=bool(args.bf16))
     convention = model_convention(job.model, job.coords)
     if agent and convention.name != "norm1000":
-        raise ValueError(f"agent RL rolls out the ask loop in 0..1000; a {convention.name} model is not supported yet")
+        raise ConfigError(f"agent RL rolls out the ask loop in 0..1000; a {convention.name} model is not supported "
+                          "yet (train it with --variant point or box)")
+    checkpoint = last_checkpoint(job.output_dir) if job.resume else None
+    model, processor = load_model(starting_weights(job.model, checkpoint, job.lora is not None), bf16=bool(args.bf16))
     funcs = canonical_rewards(reward_functions(job.variant, job.weights, eos_token_ids=eos_token_ids(model, processor),
                                                router=job.router, max_groundings=job.max_groundings), convention)
     funcs += [tool_calls] if agent else []
