@@ -37,6 +37,12 @@ from vgt_agent.tiny.agent_runs import run_split
 from vgt_agent.tiny.examples import IGNORE, build_example, check_views, collate, turn_end_id, turn_messages
 from vgt_agent.training.agent_data import trace_turns
 from vgt_agent.training.coords import model_convention
+from vgt_agent.training.shared_prefix import (
+    WHOLE_SEQUENCE_POSITIONS,
+    image_start_id,
+    shared_prefix_len,
+    with_shared_prefix,
+)
 from vgt_agent.world.storage import load_split, make_split
 
 runner = CliRunner()
@@ -148,6 +154,16 @@ def test_the_family_template_renders_the_agent_conversation(family, world) -> No
     alone = torch.cat([row_losses(collate([e], pad)) for e in (example, second)])
     together = row_losses(batch)
     assert torch.isfinite(together).all() and torch.allclose(together, alone, rtol=1e-4, atol=1e-4)
+
+    # agent SFT runs the batch's shared prompt prefix once where the family's positions allow it: the same loss
+    if any(key in batch for key in WHOLE_SEQUENCE_POSITIONS):
+        assert name.startswith("qwen")  # 3-D rotary positions: the full forward
+    else:
+        n = shared_prefix_len(batch["input_ids"], image_start_id(processor), batch["labels"])
+        assert n > 100 and AGENT_TEXT_TOOL.split()[-1] in tok.decode(batch["input_ids"][0, :n])
+        with torch.no_grad():
+            shared, full = model(**with_shared_prefix(model, batch, n)).loss, model(**batch).loss
+        assert torch.allclose(shared, full, atol=1e-5)
 
 
 def test_the_family_convention_is_picked_up(family) -> None:
