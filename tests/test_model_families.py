@@ -57,12 +57,15 @@ EXPECTED: dict[str, dict[str, str]] = {
                  "image": "<|vision_start|><|image_pad|><|vision_end|>", "end": "<|im_end|>", "coords": "norm1000"},
     "idefics3": {"user": "User:", "assistant": "Assistant:", "image": "<image>", "end": "<end_of_utterance>",
                  "coords": "norm1000"},
+    "smolvlm": {"user": "User:", "assistant": "Assistant:", "image": "<image>", "end": "<end_of_utterance>",
+                "coords": "norm1000"},
 }
 # The inputs each family's forward reads beside input_ids/attention_mask/labels, as the agent collator batches them.
 BATCH_KEYS = {
     "qwen2_5_vl": {"pixel_values", "image_grid_thw", "mm_token_type_ids"},
     "qwen3_vl": {"pixel_values", "image_grid_thw", "mm_token_type_ids"},
     "idefics3": {"pixel_values", "pixel_attention_mask"},
+    "smolvlm": {"pixel_values", "pixel_attention_mask"},
 }
 
 
@@ -87,6 +90,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
 def family(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     name = request.param
+    if name == "smolvlm":
+        pytest.importorskip("num2words", reason="transformers' SmolVLMProcessor imports num2words")
     return name, FAMILIES[name](tmp_path_factory.mktemp(name) / "model")
 
 

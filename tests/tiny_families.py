@@ -219,8 +219,44 @@ def save_tiny_smolvlm(directory: str | Path, seed: int = 0) -> Path:
                  ids("<|im_start|>"))
 
 
+def save_tiny_smolvlm2(directory: str | Path, seed: int = 0) -> Path:
+    """SmolVLMForConditionalGeneration + SmolVLMProcessor, as SmolVLM2 ships it (model_type smolvlm): the same
+    wiring as `save_tiny_smolvlm`, plus its video processor and `<video>` token (its processor needs num2words)."""
+    from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMImageProcessor, SmolVLMProcessor
+    from transformers.models.smolvlm.video_processing_smolvlm import SmolVLMVideoProcessor
+
+    tokenizer = family_tokenizer((*SMOLVLM_SPECIALS, "<video>"), bos_token="<|im_start|>",
+                                 eos_token="<end_of_utterance>", pad_token="<|im_end|>")
+    ids = tokenizer.convert_tokens_to_ids
+    image_size, patch = 64, 16
+    config = SmolVLMConfig(
+        text_config={"model_type": "llama", "vocab_size": len(tokenizer), "hidden_size": 64,
+                     "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+                     "num_key_value_heads": 2, "max_position_embeddings": 4096, "bos_token_id": ids("<|im_start|>"),
+                     "eos_token_id": ids("<end_of_utterance>"), "pad_token_id": ids("<|im_end|>")},
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "image_size": image_size, "patch_size": patch},
+        image_token_id=ids("<image>"), scale_factor=2, pad_token_id=ids("<|im_end|>"),
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = SmolVLMForConditionalGeneration(config)
+    image_processor = SmolVLMImageProcessor(size={"longest_edge": image_size},
+                                            max_image_size={"longest_edge": image_size}, do_image_splitting=False,
+                                            image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    video_processor = SmolVLMVideoProcessor(size={"longest_edge": image_size},
+                                            max_image_size={"longest_edge": image_size})
+    template = SMOLVLM_TEMPLATE.replace("{{ '<image>' }}{% endif %}",
+                                        "{{ '<image>' }}{% elif line['type'] == 'video' %}{{ '<video>' }}{% endif %}")
+    processor = SmolVLMProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor,
+                                 image_seq_len=(image_size // patch) ** 2 // 4, chat_template=template)
+    return _save(model, processor, Path(directory), [ids("<end_of_utterance>")], ids("<|im_end|>"),
+                 ids("<|im_start|>"))
+
+
 FAMILIES = {
     "qwen2_5_vl": save_tiny_qwen2_5_vl,
     "qwen3_vl": save_tiny_qwen3_vl,
     "idefics3": save_tiny_smolvlm,
+    "smolvlm": save_tiny_smolvlm2,
 }
