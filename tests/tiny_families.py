@@ -3,14 +3,15 @@
 Each builder wires the family's real transformers classes by hand: its `*Config` shrunk to a few thousand
 parameters, its real processor and image processor, and a `tokenizers` tokenizer carrying the family's
 control tokens (`<|im_start|>`, `<|vision_start|>`, `<|image_pad|>`, `<image>`, `<fake_token_around_image>`,
-...) and chat template as released, so `AutoProcessor` / `AutoModelForImageTextToText` load the saved
-directory exactly as they load the full-size model. Words are single tokens (vgt-tiny's word list, via
+...) and its released chat template (`released_template`), so `AutoProcessor` / `AutoModelForImageTextToText`
+load the saved directory exactly as they load the full-size model. Words are single tokens (vgt-tiny's word list, via
 `vgt_agent.tiny.build`), anything else falls back to bytes, so every string round-trips.
 """
 
 from __future__ import annotations
 
 import string
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -19,59 +20,12 @@ from transformers import PreTrainedTokenizerFast
 
 from vgt_agent.tiny.build import _SPLIT_PATTERN, DEFAULT_WORDS, SPACE, SYNTAX_TOKENS
 
-# Qwen2-VL / Qwen2.5-VL's released chat template (a default system turn when the conversation has none).
-QWEN2_5_VL_TEMPLATE = (
-    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
-    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
-    "{% else %}{% for content in message['content'] %}"
-    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
-    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value }}: "
-    "{% endif %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif content['type'] == 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}"
-    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
-    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
 
-# Qwen3-VL-Instruct's released chat template, without its tool-call branches (vgt's in-text protocol sends
-# none): no default system turn, an image is <|vision_start|><|image_pad|><|vision_end|>, tool results would
-# be user turns.
-QWEN3_VL_TEMPLATE = (
-    "{%- if messages[0].role == 'system' -%}"
-    "{%- if messages[0].content is string -%}{{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}"
-    "{%- else -%}{{- '<|im_start|>system\\n' -}}{%- for content in messages[0].content -%}"
-    "{%- if 'text' in content -%}{{- content.text -}}{%- endif -%}{%- endfor -%}{{- '<|im_end|>\\n' -}}"
-    "{%- endif -%}{%- endif -%}"
-    "{%- set image_count = namespace(value=0) -%}"
-    "{%- for message in messages -%}"
-    "{%- if message.role == 'system' and loop.first -%}"
-    "{%- elif message.role in ['user', 'assistant', 'system'] -%}"
-    "{{- '<|im_start|>' + message.role + '\\n' -}}"
-    "{%- if message.content is string -%}{{- message.content -}}"
-    "{%- else -%}{%- for content in message.content -%}"
-    "{%- if content.type == 'image' or 'image' in content or 'image_url' in content -%}"
-    "{%- set image_count.value = image_count.value + 1 -%}"
-    "{%- if add_vision_id -%}{{- 'Picture ' + image_count.value|string + ': ' -}}{%- endif -%}"
-    "{{- '<|vision_start|><|image_pad|><|vision_end|>' -}}"
-    "{%- elif 'text' in content -%}{{- content.text -}}{%- endif -%}"
-    "{%- endfor -%}{%- endif -%}"
-    "{{- '<|im_end|>\\n' -}}"
-    "{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
-)
+def released_template(name: str) -> str:
+    """A family's chat template exactly as its checkpoints ship it: TRL keeps byte-identical copies (to recognise
+    a model and swap in its training template), so the tiny model's template is the released one."""
+    return (resources.files("trl") / "chat_templates" / f"{name}.jinja").read_text(encoding="utf-8")
 
-# SmolVLM-Instruct's (Idefics3) released chat template: "User:<image>question<end_of_utterance>\nAssistant: ...".
-# It reads content only as a list of parts (a plain string renders empty).
-SMOLVLM_TEMPLATE = (
-    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}"
-    "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
-    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
-    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
-    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
-)
 
 QWEN_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                  "<|image_pad|>", "<|video_pad|>")
@@ -146,7 +100,7 @@ def save_tiny_qwen2_5_vl(directory: str | Path, seed: int = 0) -> Path:
                                             temporal_patch_size=2)
     video_processor = Qwen2VLVideoProcessor(patch_size=14, merge_size=2, temporal_patch_size=2)
     processor = Qwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
-                                    video_processor=video_processor, chat_template=QWEN2_5_VL_TEMPLATE)
+                                    video_processor=video_processor, chat_template=released_template("qwen2_5_vl"))
     return _save(model, processor, Path(directory), [ids("<|im_end|>"), ids("<|endoftext|>")], ids("<|endoftext|>"))
 
 
@@ -184,7 +138,7 @@ def save_tiny_qwen3_vl(directory: str | Path, seed: int = 0) -> Path:
                                             temporal_patch_size=2, image_mean=[0.5] * 3, image_std=[0.5] * 3)
     video_processor = Qwen3VLVideoProcessor(patch_size=16, merge_size=2, temporal_patch_size=2)
     processor = Qwen3VLProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor,
-                                 chat_template=QWEN3_VL_TEMPLATE)
+                                 chat_template=released_template("qwen3_vl"))
     return _save(model, processor, Path(directory), [ids("<|im_end|>"), ids("<|endoftext|>")], ids("<|endoftext|>"))
 
 
@@ -214,7 +168,8 @@ def save_tiny_smolvlm(directory: str | Path, seed: int = 0) -> Path:
                                              max_image_size={"longest_edge": image_size}, do_image_splitting=False,
                                              image_mean=[0.5] * 3, image_std=[0.5] * 3)
     processor = Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer,
-                                  image_seq_len=(image_size // patch) ** 2 // 4, chat_template=SMOLVLM_TEMPLATE)
+                                  image_seq_len=(image_size // patch) ** 2 // 4,
+                                  chat_template=released_template("smolvlm"))
     return _save(model, processor, Path(directory), [ids("<end_of_utterance>")], ids("<|im_end|>"),
                  ids("<|im_start|>"))
 
@@ -246,10 +201,9 @@ def save_tiny_smolvlm2(directory: str | Path, seed: int = 0) -> Path:
                                             image_mean=[0.5] * 3, image_std=[0.5] * 3)
     video_processor = SmolVLMVideoProcessor(size={"longest_edge": image_size},
                                             max_image_size={"longest_edge": image_size})
-    template = SMOLVLM_TEMPLATE.replace("{{ '<image>' }}{% endif %}",
-                                        "{{ '<image>' }}{% elif line['type'] == 'video' %}{{ '<video>' }}{% endif %}")
     processor = SmolVLMProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor,
-                                 image_seq_len=(image_size // patch) ** 2 // 4, chat_template=template)
+                                 image_seq_len=(image_size // patch) ** 2 // 4,
+                                 chat_template=released_template("smolvlm"))
     return _save(model, processor, Path(directory), [ids("<end_of_utterance>")], ids("<|im_end|>"),
                  ids("<|im_start|>"))
 
