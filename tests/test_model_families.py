@@ -23,6 +23,7 @@ from PIL import Image
 from safetensors.torch import load_file
 from tiny_families import FAMILIES
 from typer.testing import CliRunner
+from world_traces import store_world_traces
 
 from vgt_agent.backends import TransformersBackend
 from vgt_agent.backends.coord_boundary import ConventionBackend, with_convention
@@ -253,3 +254,24 @@ def test_ask_train_and_eval_through_the_cli(family, world, tmp_path: Path) -> No
         assert run["config"]["coords"] == expected["coords"]
         traces = list(store.traces(run=out["run_id"]))
         assert len(traces) == 2 and {t["model"] for t in traces} == {str(rl_out)}
+
+
+def test_chat_row_sft_on_the_released_template(family, world, tmp_path: Path) -> None:
+    """`vgt train sft --variant point` (TRL's conversational VLM rows, loss on the assistant turn only) trains
+    each family: TRL recognises the released template and swaps in its generation-marked training copy."""
+    name, model_dir = family
+    db = tmp_path / "point.db"
+    with TraceStore.open(db) as store:
+        store_world_traces(store, world["samples"], variants=("point",))
+    out = tmp_path / "sft-point"
+    sft = runner.invoke(app, ["train", "sft", "--model", str(model_dir), "--variant", "point", "--db", str(db),
+                              "--output-dir", str(out), "--max-steps", "1", "--batch-size", "2", "--eval-fraction",
+                              "0", "--logging-steps", "1", "--json"])
+    assert sft.exit_code == 0, sft.output + sft.stderr
+    metrics = json.loads(sft.stdout)
+    assert metrics["steps"] == 1 and math.isfinite(metrics["first_loss"]) and metrics["train_examples"] == 4
+    with TraceStore.open(db, create=False, readonly=True) as store:
+        run = store.run(metrics["run_id"])
+    assert run["model"] == str(model_dir) and run["config"]["coords"] == EXPECTED[name]["coords"]
+    assert run["config"]["trl"]["assistant_only_loss"] is True
+    TransformersBackend.from_pretrained(out)
