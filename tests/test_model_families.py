@@ -51,6 +51,8 @@ runner = CliRunner()
 # What each family's released template writes: the user and assistant turn openings, the image placeholder
 # before the processor expands it, the token closing a model turn, and the declared coordinate convention.
 EXPECTED: dict[str, dict[str, str]] = {
+    "gemma3": {"user": "<start_of_turn>user\n", "assistant": "<start_of_turn>model\n", "image": "<start_of_image>",
+               "end": "<end_of_turn>", "coords": "norm1000"},
     "qwen2_5_vl": {"user": "<|im_start|>user\n", "assistant": "<|im_start|>assistant\n",
                    "image": "<|vision_start|><|image_pad|><|vision_end|>", "end": "<|im_end|>",
                    "coords": "qwen2.5-vl-pixels"},
@@ -63,6 +65,7 @@ EXPECTED: dict[str, dict[str, str]] = {
 }
 # The inputs each family's forward reads beside input_ids/attention_mask/labels, as the agent collator batches them.
 BATCH_KEYS = {
+    "gemma3": {"pixel_values", "token_type_ids"},
     "qwen2_5_vl": {"pixel_values", "image_grid_thw", "mm_token_type_ids"},
     "qwen3_vl": {"pixel_values", "image_grid_thw", "mm_token_type_ids"},
     "idefics3": {"pixel_values", "pixel_attention_mask"},
@@ -107,17 +110,21 @@ def test_the_family_template_renders_the_agent_conversation(family, world) -> No
     messages = turn_messages(row["question"], row["choices"], chunks)
     text = processor.apply_chat_template(template_messages(messages), add_generation_prompt=False, tokenize=False)
     question = format_question(row["question"], tuple(row["choices"] or ()))
-    # system, then the user turn with the image placeholder before the question, then the turns in order
-    cursor = text.index(AGENT_TEXT_TOOL)
-    cursor = text.index(expected["user"], cursor)
+    def in_turn(at: int, opening: str) -> bool:  # the last turn opened before `at` is `opening`'s, still open
+        others = [text.rfind(o, 0, at) for o in (expected["user"], expected["assistant"]) if o != opening]
+        return text.rindex(opening, 0, at) > max(text.rfind(expected["end"], 0, at), *others)
+
+    # the system prompt (Gemma3 folds it into the first user turn), then the image placeholder and the question
+    # in the user turn, then the model's turns and the tool replies (user turns) in order
+    cursor = text.index(AGENT_TEXT_TOOL) + len(AGENT_TEXT_TOOL)
     cursor = text.index(expected["image"], cursor)
+    assert in_turn(cursor, expected["user"])
     cursor = text.index(question, cursor)
     assert text.count(AGENT_TEXT_TOOL) == 1
     for chunk in chunks:
-        opening = expected["assistant"] if chunk["role"] == "assistant" else expected["user"]
         body = chunk["content"].strip()
         at = text.index(body, cursor)
-        assert text.rindex(opening, cursor, at) > text.rindex(expected["end"], 0, at)  # in its own turn
+        assert in_turn(at, expected["assistant"] if chunk["role"] == "assistant" else expected["user"])
         cursor = at + len(body)
     assert any(c["role"] == "tool" for c in chunks)
 

@@ -18,7 +18,7 @@ import torch
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from vgt_agent.tiny.build import _SPLIT_PATTERN, DEFAULT_WORDS, SPACE, SYNTAX_TOKENS
+from vgt_agent.tiny.build import _SPLIT_PATTERN, DEFAULT_WORDS, SPACE, SYNTAX_TOKENS, save_tiny_gemma3
 
 
 def released_template(name: str) -> str:
@@ -209,6 +209,7 @@ def save_tiny_smolvlm2(directory: str | Path, seed: int = 0) -> Path:
 
 
 FAMILIES = {
+    "gemma3": save_tiny_gemma3,  # vgt-tiny's own builder
     "qwen2_5_vl": save_tiny_qwen2_5_vl,
     "qwen3_vl": save_tiny_qwen3_vl,
     "idefics3": save_tiny_smolvlm,
