@@ -180,11 +180,21 @@ def test_the_family_template_renders_the_agent_conversation(family, world) -> No
 
 
 def test_the_family_convention_is_picked_up(family) -> None:
+    """The declared convention, from config.json (training) and the loaded model (the backend boundary); a pixel
+    convention's frame is exactly the image size the model's own processor resizes to (its image_grid_thw)."""
     name, model_dir = family
-    assert model_convention(str(model_dir)).name == EXPECTED[name]["coords"]
-    backend = with_convention(TransformersBackend.from_pretrained(model_dir))
-    shown = backend.convention.name if isinstance(backend, ConventionBackend) else "norm1000"
-    assert shown == EXPECTED[name]["coords"]
+    trained = model_convention(str(model_dir))
+    inner = TransformersBackend.from_pretrained(model_dir)
+    backend = with_convention(inner)
+    served = backend.convention if isinstance(backend, ConventionBackend) else trained
+    assert trained.name == served.name == EXPECTED[name]["coords"]
+    assert (backend is inner) == (trained.name == "norm1000")
+    if trained.extent is None:
+        patch = inner.processor.image_processor.patch_size
+        for width, height in ((448, 448), (640, 200), (37, 301)):
+            grid = inner.processor.image_processor(images=[Image.new("RGB", (width, height))])["image_grid_thw"][0]
+            resized = (int(grid[2]) * patch, int(grid[1]) * patch)
+            assert trained.frame(width, height) == served.frame(width, height) == resized
 
 
 def _weights(directory: Path) -> dict[str, torch.Tensor]:

@@ -19,6 +19,7 @@ from vgt_agent.geometry.conventions import (
     CANONICAL,
     Convention,
     convention_for,
+    fitted,
     from_canonical_text,
     to_canonical_text,
 )
@@ -68,6 +69,10 @@ def model_type(backend: VLMBackend) -> str | None:
 
 def with_convention(backend: VLMBackend, coords: str | None = None) -> VLMBackend:
     """The backend in its model's convention: `coords` (a `--coords` name) if given, else the family's
-    declared one (in-process models), else canonical, which returns the backend itself."""
+    declared one (in-process models), else canonical, which returns the backend itself. A pixel convention
+    takes its frame from the in-process model's own image processor (`conventions.fitted`)."""
     convention = convention_for(model_type(backend), coords)
-    return backend if convention == CANONICAL else ConventionBackend(backend, convention)
+    if convention == CANONICAL:
+        return backend
+    image_processor = getattr(getattr(backend, "processor", None), "image_processor", None)
+    return ConventionBackend(backend, fitted(convention, image_processor.to_dict() if image_processor else None))

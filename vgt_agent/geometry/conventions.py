@@ -14,10 +14,12 @@ range is left as written, so the parser still reports it instead of a clamp hidi
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from vgt_agent.format.syntax import PAPER_SYNTAX, Syntax
 from vgt_agent.geometry.coords import (
@@ -131,6 +133,19 @@ FAMILY_CONVENTIONS: dict[str, str] = {
     "idefics3": "norm1000",  # SmolVLM: no native grounding, vgt's protocol
     "smolvlm": "norm1000",
 }
+
+
+def fitted(convention: Convention, image_processor: Mapping[str, Any] | None) -> Convention:
+    """The convention in the frame the model's own image processor resizes to. Qwen2.5-VL's pixels follow its
+    processor config (`patch_size` x `merge_size`, min/max pixels), which fine-tunes often lower to save memory;
+    fixed ranges, and a model whose processor is not known, keep the released frame."""
+    if convention.extent is not None or not image_processor:
+        return convention
+    size = image_processor.get("size") or {}
+    factor = int(image_processor.get("patch_size") or 14) * int(image_processor.get("merge_size") or 2)
+    min_pixels = image_processor.get("min_pixels") or size.get("shortest_edge") or convention.min_pixels
+    max_pixels = image_processor.get("max_pixels") or size.get("longest_edge") or convention.max_pixels
+    return dataclasses.replace(convention, factor=factor, min_pixels=int(min_pixels), max_pixels=int(max_pixels))
 
 
 def get_convention(name: str) -> Convention:

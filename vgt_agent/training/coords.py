@@ -13,12 +13,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from vgt_agent.geometry.conventions import CANONICAL, Convention, convention_for, to_canonical_text
+from vgt_agent.geometry.conventions import CANONICAL, Convention, convention_for, fitted, to_canonical_text
 
 
 def model_convention(model: str, coords: str | None = None) -> Convention:
     """`coords` if given, else the convention of the model directory's family (`config.json` model_type);
-    canonical when the config cannot be read (a hub id not in the cache yet: loading it will say why)."""
+    canonical when the config cannot be read (a hub id not in the cache yet: loading it will say why). A pixel
+    convention's frame is the model's own image processor's (`conventions.fitted`)."""
     model_type = None
     config = Path(model) / "config.json"
     if config.is_file():
@@ -30,7 +31,18 @@ def model_convention(model: str, coords: str | None = None) -> Convention:
             model_type = AutoConfig.from_pretrained(model).model_type
         except (OSError, ValueError):
             model_type = None
-    return convention_for(model_type, coords)
+    convention = convention_for(model_type, coords)
+    return convention if convention.extent is not None else fitted(convention, image_processor_config(model))
+
+
+def image_processor_config(model: str) -> dict[str, Any] | None:
+    """The model's image processor settings (None when they cannot be read): the frame of a pixel convention."""
+    try:
+        from transformers import AutoImageProcessor
+
+        return AutoImageProcessor.from_pretrained(model).to_dict()
+    except (OSError, ValueError):
+        return None
 
 
 def canonical_rewards(funcs: Sequence[Callable[..., Any]], convention: Convention) -> list[Callable[..., Any]]:
