@@ -292,3 +292,16 @@ def test_chat_row_sft_on_the_released_template(family, world, tmp_path: Path) ->
     assert run["model"] == str(model_dir) and run["config"]["coords"] == EXPECTED[name]["coords"]
     assert run["config"]["trl"]["assistant_only_loss"] is True
     TransformersBackend.from_pretrained(out)
+
+    # LoRA on the language model's projections (the family's own module names), merged into a loadable model
+    lora_out = tmp_path / "sft-lora"
+    lora = runner.invoke(app, ["train", "sft", "--model", str(model_dir), "--variant", "point", "--db", str(db),
+                               "--output-dir", str(lora_out), "--max-steps", "1", "--batch-size", "2",
+                               "--eval-fraction", "0", "--lora", "--lora-r", "4", "--lr", "1e-2", "--json"])
+    assert lora.exit_code == 0, lora.output + lora.stderr
+    adapter = load_file(lora_out / "adapter" / "adapter_model.safetensors")
+    assert adapter and all(".vision" not in k and ".visual." not in k for k in adapter)
+    before, after = _weights(model_dir), _weights(lora_out)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.endswith("proj.weight") and "vision" not in k and "visual" not in k for k in changed)
+    TransformersBackend.from_pretrained(lora_out)

@@ -14,8 +14,9 @@ from typing import Any
 
 TINY = "tiny"
 PROVENANCE = "vgt_train.json"
-# Gemma3's language-model projections; the vision tower stays frozen under LoRA.
-LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+# The language model's projections (`language_model`: Gemma3, Qwen-VL; `text_model`: Idefics3/SmolVLM); the vision
+# tower stays frozen under LoRA.
+LORA_TARGETS = r".*(language_model|text_model).*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
 
 class ModelError(ValueError):
