@@ -1,4 +1,5 @@
-"""A backend running the VLM in-process with transformers (Gemma3 family first).
+"""A backend running the VLM in-process with transformers: any `AutoModelForImageTextToText` family with a chat
+template (Gemma3, Qwen2.5-VL, Qwen3-VL, SmolVLM/Idefics3 are tested on tiny checkpoints).
 
 Used where no vLLM server exists: CPU tests with the tiny Gemma3, local debugging, and small evaluations.
 It has no function calling (`supports_function_calling = False`): Gemma3 has no native tool-call format,
@@ -52,7 +53,8 @@ def _offline() -> bool:
 
 
 def eos_token_ids(model: Any, processor: Any) -> list[int]:
-    """Every id that ends a rollout: the tokenizer's EOS and the generation config's (Gemma3: <end_of_turn>)."""
+    """Every id that ends a rollout: the tokenizer's EOS and the generation config's (Gemma3: <end_of_turn>,
+    Qwen: <|im_end|>)."""
     ids = model.generation_config.eos_token_id
     ids = [ids] if isinstance(ids, int) else list(ids or [])
     tokenizer = getattr(processor, "tokenizer", processor)
@@ -153,7 +155,7 @@ class TransformersBackend:
         tools: list[dict] | None = None,
         stream: StreamCallback | None = None,
     ) -> Generation:
-        """Greedy when temperature is 0; stops at EOS/<end_of_turn>, a stop string, or max_tokens."""
+        """Greedy when temperature is 0; stops at an end token (EOS, the turn's end), a stop string, or max_tokens."""
         if tools:
             raise BackendError(
                 "the transformers backend has no function calling; use the in-text <ground> protocol"

@@ -10,7 +10,7 @@ back, and so on until `\\boxed{}` or a limit. TRL then trains on one token seque
     prompt_ids      the backend's first view: system, image, question, generation prompt
     completion_ids  model turns and tool replies as the template renders the conversation (`turns`), or
                     the replies without their trailing "\\n" inside one continued turn (`continuation`);
-                    <end_of_turn> closes the last model turn when the model wrote its end, not when a limit
+                    the turn's end token closes the last model turn when the model wrote it, not when a limit
                     stopped it (so TRL and r_trunc count the rollout as truncated)
     env_mask        1 on model tokens, 0 on tool-reply and template tokens (TRL leaves those out of the loss)
     logprobs        None: without vLLM TRL computes the old log-probs itself when it needs them and uses
