@@ -155,7 +155,7 @@ def test_gradient_and_mid_tone_backgrounds() -> None:
     assert _score(grounder, image, gold)[2] == 4
 
 
-PHOTOS = ["coffee", "astronaut", "chelsea", "coins", "rocket"]
+PHOTOS = ["coffee", "astronaut", "chelsea", "coins", "rocket", "clock", "cell", "microaneurysms"]  # the last: grey
 
 
 def _photo(name: str) -> Image.Image:

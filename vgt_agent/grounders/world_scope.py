@@ -6,7 +6,9 @@ averaged out, that leaves three signatures a photo breaks:
 - its strong edges are the outlines of coloured objects; a photo has edges in its grey parts too (texture,
   detail, text, a grey-scale picture);
 - its coloured regions are flat; a photo's are shaded (a cup, a face, fur);
-- its colours are the named ones or greys; a photo has others (teal, pink, skin, sky).
+- its colours are the named ones or greys; a photo has others (teal, pink, skin, sky);
+- its background is light to mid grey and nearly even (a gradient, faint texture); a grey-scale photo's is
+  dark (a night sky, a micrograph) or spans many tones (a clock face).
 Each measure is checked against a bound with a wide margin on both sides (world splits, JPEG at quality
 60, other generators' scenes on one side, scikit-image's sample photos on the other).
 """
@@ -29,6 +31,8 @@ MAX_GREY_EDGES = 0.2  # fraction of pixels: edges farther than 2 px from any nam
 MAX_EDGES = 0.40  # fraction of pixels on any edge
 MAX_SHADING = 5.0  # RGB standard deviation within flat named regions
 MAX_OTHER_COLOURS = 0.03  # fraction of pixels that are coloured but no named colour
+MIN_BACKGROUND = 100.0  # the 10th percentile of the background's grey level (0..255)
+MAX_BACKGROUND_RANGE = 60.0  # its 2nd to 98th percentile grey levels around a fitted plane (gradients are even)
 _CACHE_SIZE = 32
 _cache: OrderedDict[str, str | None] = OrderedDict()
 _lock = threading.Lock()
@@ -66,12 +70,28 @@ def scene_measures(rgb: np.ndarray) -> dict[str, float]:
     near_named = ndimage.binary_dilation(named, iterations=2)
     lab = rgb_to_oklab(small)
     coloured = np.hypot(lab[..., 1], lab[..., 2]) >= MIN_CHROMA
+    ground = ~near_named & ~edge
+    grey = small.astype(np.float32).mean(-1)
+    dark, spread_ = (float(np.percentile(grey[ground], 10)), _uneven(grey, ground)) if ground.any() else (255.0, 0.0)
     return {
         "edges": float(edge.mean()),
         "grey_edges": float((edge & ~near_named).mean()),
         "other_colours": float((coloured & ~named).mean()),
         "shading": _shading(wide, named & ~edge),
+        "background": dark,
+        "background_range": spread_,
     }
+
+
+def _uneven(grey: np.ndarray, ground: np.ndarray) -> float:
+    """2nd to 98th percentile of the background's grey levels around the plane fitted to them: a linear
+    gradient is even (0), texture adds its amplitude, a photo's shading adds its tones."""
+    ys, xs = np.nonzero(ground)
+    values = grey[ys, xs]
+    design = np.stack([xs, ys, np.ones_like(xs)], axis=1).astype(np.float32)
+    coef, *_ = np.linalg.lstsq(design, values, rcond=None)
+    low, high = np.percentile(values - design @ coef, (2, 98))
+    return float(high - low)
 
 
 def _shading(pixels: np.ndarray, flat: np.ndarray) -> float:
@@ -101,6 +121,10 @@ def scope_of_pixels(rgb: np.ndarray) -> str | None:
     if m["other_colours"] > MAX_OTHER_COLOURS:
         named = f"{', '.join(NAMES[:-1])} and {NAMES[-1]}"
         problems.append(f"{m['other_colours']:.0%} of it has colours other than {named} or greys")
+    if m["background"] < MIN_BACKGROUND:
+        problems.append("its background is dark, not the light-to-mid grey of a shapes scene")
+    elif m["background_range"] > MAX_BACKGROUND_RANGE:
+        problems.append("its background spans many grey tones, not one even grey")
     if m["edges"] > MAX_EDGES and not problems:
         problems.append(f"{m['edges']:.0%} of it is edges")
     if not problems:
