@@ -1,13 +1,14 @@
-"""The VLM families people train (Qwen2.5-VL, Qwen3-VL, SmolVLM/Idefics3; Gemma3 is vgt-tiny's own) through the
-real CLI on tiny random checkpoints built in code (`tiny_families.py`: the family's real model, config and
-processor classes, its chat template and control tokens).
+"""The VLM families people train (Gemma3, Qwen2.5-VL, Qwen3-VL, SmolVLM/Idefics3, SmolVLM2) through the real CLI
+on tiny random checkpoints built in code (`tiny_families.py`: the family's real model, config and processor
+classes, its released chat template and control tokens).
 
 A random model writes garbage, so what is asserted is the plumbing: the family's template renders the agent
 conversation (system, image + question, assistant turns, tool replies as user turns) and the agent training
 sequence labels exactly the model's turns through the family's own turn-end token; the family's coordinate
 convention is picked up from config.json; `vgt ask` runs and exits by its documented codes naming the model;
-`vgt train sft --variant agent` and one `vgt train rl` step train (finite loss, changed weights, a saved model
-that loads back); `vgt eval --agent` runs and stores its traces under the model's name.
+`vgt synth --via agent` runs it as the teacher; `vgt train sft --variant agent` and one `vgt train rl` step
+train (finite loss, changed weights, a saved model that loads back); `vgt eval --agent` runs and stores its
+traces under the model's name.
 """
 
 from __future__ import annotations
@@ -221,6 +222,16 @@ def test_ask_train_and_eval_through_the_cli(family, world, tmp_path: Path) -> No
         assert run["model"] == model and run["config"]["coords"] == expected["coords"]
         trace = store.trace(result["trace_id"])
         assert trace["model"] == model and trace["backend"] == "transformers"
+
+    # vgt synth --via agent with the model as teacher: runs, and its traces name the model
+    synth = runner.invoke(app, ["synth", "--dataset", str(world["split"]), "--teacher", "model", "--backend",
+                                "transformers", "--model", model, "--via", "agent", "--limit", "1", "--max-tokens",
+                                "16", "--db", str(db), "--json"])
+    assert synth.exit_code == 0, synth.output + synth.stderr
+    synth_run = json.loads(synth.stdout)["run_id"]
+    with TraceStore.open(db, create=False, readonly=True) as store:
+        assert store.run(synth_run)["model"] == model
+        assert {t["model"] for t in store.traces(run=synth_run)} == {model}
 
     # vgt train sft --variant agent: two steps on the synth traces, in the family's convention
     sft_out = tmp_path / "sft"
