@@ -102,8 +102,9 @@ def main() -> None:
             path = Path(tmp) / f"scene{i}.png"
             image.save(path)
             for kind, question, gold in questions(rng, drawn, min(image.size)):
-                run = runner.invoke(app, ["ask", str(path), question, "--gold", gold, "--json",
-                                          "--db", str(Path(tmp) / "t.db"), *model])
+                answer_type = {"exist": "yes_no", "relation": "yes_no", "attribute": "text"}.get(kind, "count")
+                run = runner.invoke(app, ["ask", str(path), question, "--gold", gold, "--answer-type", answer_type,
+                                          "--json", "--db", str(Path(tmp) / "t.db"), *model])
                 try:
                     body = json.loads(run.stdout)
                 except json.JSONDecodeError:

@@ -98,6 +98,16 @@ def test_long_question_fails_fast_naming_the_limit(sample, tmp_path: Path) -> No
     assert not db.exists() and elapsed < 10
 
 
+def test_a_gold_answer_of_another_type_is_bad_input(sample, tmp_path: Path) -> None:
+    """`vgt ask IMG "What shape is the red object?" --gold square` (the answer type defaults to count) was a
+    failed run with exit 1 after the model ran: now exit 2, one line naming --answer-type, nothing written."""
+    db = tmp_path / "t.db"
+    result = runner.invoke(app, ["ask", sample.image_path, "What shape is the red object?", "--gold", "square",
+                                 "--db", str(db)])
+    assert result.exit_code == 2, result.output
+    assert "--answer-type" in _one_error_line(result.stderr) and not db.exists()
+
+
 def test_question_over_the_models_context_is_refused_before_the_model_runs(sample, tmp_path: Path) -> None:
     """`vgt ask IMG "How many green circles? xxx...(3 KB)"` on the shipped vgt-tiny (2048-token context):
     under the character bound but more tokens than the model reads: exit 2 naming the model's limit."""

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.panel import Panel
 
+from vgt_agent.answers import normalise_answer
 from vgt_agent.backends import BackendError, OpenAIBackend, VLMBackend, make_backend
 from vgt_agent.backends.coord_boundary import with_convention
 from vgt_agent.backends.openai_backend import INTERACTIVE_TIMEOUT_S
@@ -97,6 +98,9 @@ def ask(
             usage_error(f"{flag} must be one of {', '.join(allowed)}, not {value!r}")
     if save is not None and (problem := picture_path_problem(save)):
         usage_error(problem)  # before the run, so bad input writes nothing
+    if gold is not None and normalise_answer(gold, answer_type) is None:
+        usage_error(f"--gold {gold!r} is not a {answer_type} answer; pass --answer-type (count | yes_no | choice | "
+                    "text)")
     coords_or_exit(coords)
     try:
         pixels = load_image(image)
