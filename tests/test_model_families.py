@@ -24,18 +24,15 @@ from PIL import Image
 from safetensors.torch import load_file
 from tiny_families import FAMILIES
 from typer.testing import CliRunner
-from world_traces import store_world_traces
+from world_traces import store_oracle_agent_traces, store_world_traces
 
 from vgt_agent.backends import TransformersBackend
 from vgt_agent.backends.coord_boundary import ConventionBackend, with_convention
 from vgt_agent.backends.transformers_backend import template_messages
-from vgt_agent.backends.world_oracle import WorldOracleBackend
 from vgt_agent.cli.main import app
-from vgt_agent.grounders.shuffled_gold import ShuffledGoldGrounder
 from vgt_agent.prompts import AGENT_TEXT_TOOL, format_question
 from vgt_agent.store import TraceStore
 from vgt_agent.store.export import iter_export_rows
-from vgt_agent.tiny.agent_runs import run_split
 from vgt_agent.tiny.examples import IGNORE, build_example, check_views, collate, turn_end_id, turn_messages
 from vgt_agent.training.agent_data import trace_turns
 from vgt_agent.training.coords import model_convention
@@ -81,11 +78,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     make_split(root / "world-tally", "world-tally", n=4)
     samples = list(load_split(root / "world-tally"))
     db = root / "traces.db"
-    oracle = WorldOracleBackend()
-    with TraceStore.open(db) as store:
-        run_id = store.start_run("synth", backend=oracle.name, model=oracle.model, grounder="gold-shuffled")
-        list(run_split(oracle, samples, grounder_for=ShuffledGoldGrounder, store=store, run_id=run_id))
-        store.end_run(run_id)
+    store_oracle_agent_traces(db, samples)
     with TraceStore.open(db, create=False, readonly=True) as store:
         rows = [r for r in iter_export_rows(store) if sum(m["role"] == "tool" for m in r["messages"] or []) >= 1]
     assert len({r["image_path"] for r in rows}) >= 2

@@ -16,14 +16,12 @@ from typing import Any
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
+from world_traces import store_oracle_agent_traces
 
 from vgt_agent.backends import TransformersBackend
-from vgt_agent.backends.world_oracle import WorldOracleBackend
 from vgt_agent.cli.main import app
-from vgt_agent.grounders.shuffled_gold import ShuffledGoldGrounder
 from vgt_agent.store import TraceStore
 from vgt_agent.store.export import iter_export_rows
-from vgt_agent.tiny.agent_runs import run_split
 from vgt_agent.tiny.examples import IGNORE, build_example, encode_prompt, prompt_messages, turn_messages
 from vgt_agent.tiny.recipe import build_policy, save_policy
 from vgt_agent.training.agent_data import AgentCollator, trace_turns
@@ -41,11 +39,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     make_split(root / "world-train", "world-train", n=8)
     samples = list(load_split(root / "world-train"))
     db = root / "traces.db"
-    oracle = WorldOracleBackend()
-    with TraceStore.open(db) as store:
-        run_id = store.start_run("synth", backend=oracle.name, model=oracle.model, grounder="gold-shuffled")
-        results = list(run_split(oracle, samples, grounder_for=ShuffledGoldGrounder, store=store, run_id=run_id))
-        store.end_run(run_id)
+    results = store_oracle_agent_traces(db, samples)
     assert sum(r.correct for r in results) >= 7 and all(r.state["tool_calls"] >= 1 for r in results)
     model, processor = build_policy()
     return {"db": db, "model_dir": save_policy(model, processor, root / "policy"), "processor": processor}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import string
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
@@ -142,6 +143,31 @@ def save_tiny_qwen3_vl(directory: str | Path, seed: int = 0) -> Path:
     return _save(model, processor, Path(directory), [ids("<|im_end|>"), ids("<|endoftext|>")], ids("<|endoftext|>"))
 
 
+SMOLVLM_IMAGE = (64, 16)  # image side, patch: (64 // 16)^2 / 4 = 4 image tokens after the x2 pixel shuffle
+
+
+def _smolvlm_config(tokenizer: Any) -> dict[str, Any]:
+    """The config arguments Idefics3 (SmolVLM) and SmolVLM2 share: a 2-layer Llama, a 1-layer SigLIP."""
+    ids = tokenizer.convert_tokens_to_ids
+    image_size, patch = SMOLVLM_IMAGE
+    return {
+        "text_config": {"model_type": "llama", "vocab_size": len(tokenizer), "hidden_size": 64,
+                        "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+                        "num_key_value_heads": 2, "max_position_embeddings": 4096,
+                        "bos_token_id": ids("<|im_start|>"), "eos_token_id": ids("<end_of_utterance>"),
+                        "pad_token_id": ids("<|im_end|>")},
+        "vision_config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                          "num_attention_heads": 2, "image_size": image_size, "patch_size": patch},
+        "image_token_id": ids("<image>"), "scale_factor": 2, "pad_token_id": ids("<|im_end|>"),
+    }
+
+
+def _smolvlm_image_args() -> dict[str, Any]:
+    side = SMOLVLM_IMAGE[0]
+    return {"size": {"longest_edge": side}, "max_image_size": {"longest_edge": side}, "do_image_splitting": False,
+            "image_mean": [0.5] * 3, "image_std": [0.5] * 3}
+
+
 def save_tiny_smolvlm(directory: str | Path, seed: int = 0) -> Path:
     """Idefics3ForConditionalGeneration + Idefics3Processor, as SmolVLM-Instruct ships it (model_type idefics3):
     a 64 px SigLIP tower, pixel shuffle x2, no image splitting, so an image is <fake_token_around_image>
@@ -151,22 +177,12 @@ def save_tiny_smolvlm(directory: str | Path, seed: int = 0) -> Path:
     tokenizer = family_tokenizer(SMOLVLM_SPECIALS, bos_token="<|im_start|>", eos_token="<end_of_utterance>",
                                  pad_token="<|im_end|>")
     ids = tokenizer.convert_tokens_to_ids
-    image_size, patch = 64, 16
-    config = Idefics3Config(
-        text_config={"model_type": "llama", "vocab_size": len(tokenizer), "hidden_size": 64,
-                     "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-                     "num_key_value_heads": 2, "max_position_embeddings": 4096, "bos_token_id": ids("<|im_start|>"),
-                     "eos_token_id": ids("<end_of_utterance>"), "pad_token_id": ids("<|im_end|>")},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-                       "image_size": image_size, "patch_size": patch},
-        image_token_id=ids("<image>"), scale_factor=2, pad_token_id=ids("<|im_end|>"),
-    )
+    image_size, patch = SMOLVLM_IMAGE
+    config = Idefics3Config(**_smolvlm_config(tokenizer))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Idefics3ForConditionalGeneration(config)
-    image_processor = Idefics3ImageProcessor(size={"longest_edge": image_size},
-                                             max_image_size={"longest_edge": image_size}, do_image_splitting=False,
-                                             image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    image_processor = Idefics3ImageProcessor(**_smolvlm_image_args())
     processor = Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer,
                                   image_seq_len=(image_size // patch) ** 2 // 4,
                                   chat_template=released_template("smolvlm"))
@@ -183,22 +199,12 @@ def save_tiny_smolvlm2(directory: str | Path, seed: int = 0) -> Path:
     tokenizer = family_tokenizer((*SMOLVLM_SPECIALS, "<video>"), bos_token="<|im_start|>",
                                  eos_token="<end_of_utterance>", pad_token="<|im_end|>")
     ids = tokenizer.convert_tokens_to_ids
-    image_size, patch = 64, 16
-    config = SmolVLMConfig(
-        text_config={"model_type": "llama", "vocab_size": len(tokenizer), "hidden_size": 64,
-                     "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-                     "num_key_value_heads": 2, "max_position_embeddings": 4096, "bos_token_id": ids("<|im_start|>"),
-                     "eos_token_id": ids("<end_of_utterance>"), "pad_token_id": ids("<|im_end|>")},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-                       "image_size": image_size, "patch_size": patch},
-        image_token_id=ids("<image>"), scale_factor=2, pad_token_id=ids("<|im_end|>"),
-    )
+    image_size, patch = SMOLVLM_IMAGE
+    config = SmolVLMConfig(**_smolvlm_config(tokenizer))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = SmolVLMForConditionalGeneration(config)
-    image_processor = SmolVLMImageProcessor(size={"longest_edge": image_size},
-                                            max_image_size={"longest_edge": image_size}, do_image_splitting=False,
-                                            image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    image_processor = SmolVLMImageProcessor(**_smolvlm_image_args())
     video_processor = SmolVLMVideoProcessor(size={"longest_edge": image_size},
                                             max_image_size={"longest_edge": image_size})
     processor = SmolVLMProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor,

@@ -75,3 +75,18 @@ def random_masks(rng: np.random.Generator, n: int, size: int = 64) -> np.ndarray
         cy, cx = rng.uniform(10, size - 10, 2)
         masks[k] = (rr - cy) ** 2 + (cc - cx) ** 2 <= 16
     return masks
+
+
+def store_oracle_agent_traces(db: Path, samples: list[Sample]) -> list:
+    """A synth run of agent traces in `db`: the world-oracle playing the model in the ask graph, with the world
+    grounder's masks read from the scene graph and shuffled; returns each sample's `RunResult`."""
+    from vgt_agent.backends.world_oracle import WorldOracleBackend
+    from vgt_agent.grounders.shuffled_gold import ShuffledGoldGrounder
+    from vgt_agent.tiny.agent_runs import run_split
+
+    oracle = WorldOracleBackend()
+    with TraceStore.open(db) as store:
+        run_id = store.start_run("synth", backend=oracle.name, model=oracle.model, grounder="gold-shuffled")
+        results = list(run_split(oracle, samples, grounder_for=ShuffledGoldGrounder, store=store, run_id=run_id))
+        store.end_run(run_id)
+    return results
