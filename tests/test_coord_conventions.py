@@ -12,6 +12,7 @@ from transformers import Qwen2VLImageProcessor
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize as hf_smart_resize
 
 from vgt_agent.format import parse
+from vgt_agent.format.coord_text import from_canonical_text, to_canonical_text
 from vgt_agent.geometry.conventions import (
     CANONICAL,
     CONVENTIONS,
@@ -19,10 +20,8 @@ from vgt_agent.geometry.conventions import (
     QWEN_MIN_PIXELS,
     ConventionError,
     convention_for,
-    from_canonical_text,
     get_convention,
     smart_resize,
-    to_canonical_text,
 )
 from vgt_agent.grounding_scores import ReferenceObject, sample_grounding_score
 from vgt_agent.training.references import references_json

@@ -184,7 +184,8 @@ def test_agent_variant_trains_the_tool_calling_trace(tmp_path: Path) -> None:
 def test_a_qwen_pixel_model_is_taught_and_rewarded_in_its_own_convention(world, tmp_path: Path) -> None:
     """SFT targets written in Qwen2.5-VL's resized-image pixels; its GRPO completions read back to 0..1000 before
     the rewards score them (a family declared by config.json, or --coords)."""
-    from vgt_agent.geometry.conventions import CANONICAL, get_convention, to_canonical_text
+    from vgt_agent.format.coord_text import to_canonical_text
+    from vgt_agent.geometry.conventions import CANONICAL, get_convention
     from vgt_agent.training.coords import canonical_rewards, model_convention
 
     store, samples = world

@@ -15,14 +15,8 @@ from typing import Any
 from PIL import Image
 
 from vgt_agent.backends.base import Generation, Message, StreamCallback, VLMBackend
-from vgt_agent.geometry.conventions import (
-    CANONICAL,
-    Convention,
-    convention_for,
-    fitted,
-    from_canonical_text,
-    to_canonical_text,
-)
+from vgt_agent.format.coord_text import from_canonical_text, to_canonical_text
+from vgt_agent.geometry.conventions import CANONICAL, Convention, convention_for, fitted
 
 
 class ConventionBackend:

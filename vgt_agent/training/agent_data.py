@@ -21,7 +21,8 @@ from typing import Any
 import torch
 
 from vgt_agent.backends.turns import DEFAULT_TURN_FORM, TurnForm, check_turn_form
-from vgt_agent.geometry.conventions import CANONICAL, Convention, from_canonical_text
+from vgt_agent.format.coord_text import from_canonical_text
+from vgt_agent.geometry.conventions import CANONICAL, Convention
 from vgt_agent.images import load_image
 from vgt_agent.store.export import trace_columns
 from vgt_agent.tiny.examples import Example, build_example, collate, sample_newlines

@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from vgt_agent.geometry.conventions import CANONICAL, Convention, convention_for, fitted, to_canonical_text
+from vgt_agent.format.coord_text import to_canonical_text
+from vgt_agent.geometry.conventions import CANONICAL, Convention, convention_for, fitted
 
 
 def model_convention(model: str, coords: str | None = None) -> Convention:

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from vgt_agent.datasets.sample import Sample
-from vgt_agent.geometry.conventions import CANONICAL, Convention, from_canonical_text
+from vgt_agent.format.coord_text import from_canonical_text
+from vgt_agent.geometry.conventions import CANONICAL, Convention
 from vgt_agent.home import vgt_home
 from vgt_agent.prompts import AGENT, AGENT_TEXT_TOOL, VARIANT_PROMPTS, format_question
 from vgt_agent.store import ImageRecord, SampleRecord, TraceStore
