@@ -47,10 +47,10 @@ from rich.console import Console
 from rich.table import Table
 
 from vgt_agent.backends import OpenAIBackend
-from vgt_agent.graphs.synth import SynthSettings
 from vgt_agent.store import TraceStore
 from vgt_agent.synthesis.batch import BatchRunner
 from vgt_agent.synthesis.extract import SceneExtractor
+from vgt_agent.synthesis.graph import SynthSettings
 from vgt_agent.synthesis.pipeline import GrounderPool, SynthPipeline
 from vgt_agent.synthesis.teacher import BackendTeacher
 from vgt_agent.synthesis.workers import SampleWorkers

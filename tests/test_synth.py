@@ -30,7 +30,6 @@ from vgt_agent import geometry
 from vgt_agent.backends import OpenAIBackend
 from vgt_agent.cli.main import app
 from vgt_agent.format import parse, strip_groundings
-from vgt_agent.graphs.synth import SynthSettings
 from vgt_agent.grounders.base import GroundingResult
 from vgt_agent.grounders.world import WorldGrounder
 from vgt_agent.store import TraceStore
@@ -38,6 +37,7 @@ from vgt_agent.synthesis.align import align, find_mentions
 from vgt_agent.synthesis.batch import BatchRunner
 from vgt_agent.synthesis.extract import SceneExtractor, parse_objects
 from vgt_agent.synthesis.filters import drift, drifted, malformed, repetitive
+from vgt_agent.synthesis.graph import SynthSettings
 from vgt_agent.synthesis.grounding_agent import GroundingAgent
 from vgt_agent.synthesis.objects import Grounded, MaskInfo, NeededObject
 from vgt_agent.synthesis.oracle import ORACLE_BACKEND, ORACLE_MODEL, WorldOracleTeacher

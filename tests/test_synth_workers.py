@@ -18,10 +18,10 @@ from store_probe import committed_samples
 from typer.testing import CliRunner
 
 from vgt_agent.cli.main import app
-from vgt_agent.graphs.synth import SynthSettings
 from vgt_agent.store import TraceStore
 from vgt_agent.synthesis.batch import BatchRunner
 from vgt_agent.synthesis.extract import SceneExtractor
+from vgt_agent.synthesis.graph import SynthSettings
 from vgt_agent.synthesis.oracle import WorldOracleTeacher
 from vgt_agent.synthesis.pipeline import GrounderPool, SynthPipeline
 from vgt_agent.synthesis.workers import SampleWorkers, WorkerError

@@ -30,9 +30,9 @@ from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.datasets import DatasetUnavailable, load_samples
 from vgt_agent.graphs.ask import AskLimits
-from vgt_agent.graphs.synth import SynthSettings
 from vgt_agent.grounders.factory import GROUNDERS, PER_SAMPLE
 from vgt_agent.synthesis.batch import STAGES, BatchStats
+from vgt_agent.synthesis.graph import SynthSettings
 from vgt_agent.synthesis.oracle import WorldOracleTeacher
 from vgt_agent.synthesis.ray_engine import RaySettings
 from vgt_agent.synthesis.run import OnOutcome, PipelineSpec, build_pipeline, run_config, run_name, run_synth

@@ -18,11 +18,11 @@ from PIL import Image
 from vgt_agent.backends.base import VLMBackend
 from vgt_agent.datasets.sample import Sample
 from vgt_agent.devices import Placement
-from vgt_agent.graphs.synth import SynthContext, SynthSettings
 from vgt_agent.grounders.base import Grounder, GroundingResult
 from vgt_agent.grounders.factory import PER_SAMPLE, make_grounder
 from vgt_agent.store import ImageRecord, SampleRecord, TraceRecord
 from vgt_agent.synthesis.extract import Extractor
+from vgt_agent.synthesis.graph import SynthContext, SynthSettings
 from vgt_agent.synthesis.grounding_agent import GroundingAgent, GroundingPolicy
 from vgt_agent.synthesis.teacher import Teacher
 from vgt_agent.synthesis.vlm_policy import VLMPolicy

@@ -23,7 +23,7 @@ from vgt_agent.store import GroundingRecord, MaskRecord, TraceRecord
 from vgt_agent.synthesis.objects import Candidate, Grounded, Verdict
 
 if TYPE_CHECKING:
-    from vgt_agent.graphs.synth import SynthContext, SynthState
+    from vgt_agent.synthesis.graph import SynthContext, SynthState
 
 
 def _conversation(question: str, text: str) -> list[dict[str, Any]]:

@@ -23,11 +23,11 @@ from vgt_agent.backends.world_oracle import NAME as ORACLE
 from vgt_agent.backends.world_oracle import WorldOracleBackend
 from vgt_agent.datasets.sample import Sample
 from vgt_agent.devices import Placement, resolve_placement
-from vgt_agent.graphs.synth import SynthSettings
 from vgt_agent.store import TraceStore
 from vgt_agent.store.records import short_hash
 from vgt_agent.synthesis.batch import BatchRunner, BatchStats
 from vgt_agent.synthesis.extract import LLMExtractor, SceneExtractor
+from vgt_agent.synthesis.graph import SynthSettings
 from vgt_agent.synthesis.oracle import WorldOracleTeacher
 from vgt_agent.synthesis.pipeline import GrounderPool, SynthPipeline
 from vgt_agent.synthesis.prompts import EXTRACT_SCHEMA

@@ -12,9 +12,9 @@ from typing import Any
 
 from vgt_agent.backends.base import BackendError
 from vgt_agent.datasets.sample import Sample
-from vgt_agent.graphs.synth import run_synth
 from vgt_agent.store import ImageRecord, SampleRecord, TraceRecord
 from vgt_agent.store.records import short_hash
+from vgt_agent.synthesis.graph import run_synth
 from vgt_agent.synthesis.pipeline import SynthPipeline
 
 Commit = Callable[[str, list[TraceRecord]], None]  # (store sample id, one sample's records) -> committed

@@ -32,8 +32,8 @@ from rich.console import Console
 from vgt_agent.backends.world_oracle import NAME as ORACLE
 from vgt_agent.datasets import load_samples
 from vgt_agent.graphs.ask import AskLimits
-from vgt_agent.graphs.synth import SynthSettings
 from vgt_agent.store import TraceStore
+from vgt_agent.synthesis.graph import SynthSettings
 from vgt_agent.synthesis.run import PipelineSpec, build_pipeline, run_config, run_name, run_synth
 from vgt_agent.tiny.agent_runs import EVAL_SPLITS, ensure_split
 from vgt_agent.tiny.evaluate import markdown, scores, summary, table

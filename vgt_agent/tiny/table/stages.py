@@ -145,10 +145,10 @@ def synthesize(cfg: TableConfig, paths: Paths, train_dir: Path, report: Report) 
     """`vgt synth --via distill --teacher world-oracle` on world-train: point, box and plain variants; returns
     how many samples were kept (the run resumes, skipping finished samples, like the CLI's)."""
     from vgt_agent.datasets import load_samples
-    from vgt_agent.graphs.synth import SynthSettings
     from vgt_agent.store import TraceStore
     from vgt_agent.synthesis.batch import BatchRunner, BatchStats
     from vgt_agent.synthesis.extract import SceneExtractor
+    from vgt_agent.synthesis.graph import SynthSettings
     from vgt_agent.synthesis.oracle import WorldOracleTeacher
     from vgt_agent.synthesis.pipeline import GrounderPool, SynthPipeline
     from vgt_agent.synthesis.writer import StoreWriter
