@@ -19,6 +19,7 @@ from vgt_agent.backends.world_oracle import WorldOracleBackend
 from vgt_agent.geometry.conventions import get_convention, smart_resize
 from vgt_agent.graphs.ask import AskContext, AskLimits, run_ask
 from vgt_agent.grounders.world import WorldGrounder
+from vgt_agent.prompts import COORDINATES, coordinates_sentence
 from vgt_agent.store import ImageRecord, SampleRecord
 from vgt_agent.world.storage import load_split, make_split
 
@@ -29,11 +30,14 @@ class Recording:
     """Passes requests through and keeps the messages the model was shown."""
 
     def __init__(self, inner: WorldOracleBackend) -> None:
-        self.inner, self.shown = inner, []
+        self.inner, self.shown, self.systems = inner, [], []
         self.name, self.model, self.supports_function_calling = inner.name, inner.model, False
 
     def generate(self, messages, images=(), **kwargs):
         self.shown.append([m["content"] for m in messages if isinstance(m.get("content"), str)])
+        self.systems.extend(part["text"] if isinstance(part, dict) else part for m in messages
+                            if m["role"] == "system" for part in (m["content"] if isinstance(m["content"], list)
+                                                                   else [m["content"]]))
         return self.inner.generate(messages, images, **kwargs)
 
 
@@ -73,6 +77,9 @@ def test_a_model_in_another_convention_sees_only_it_and_the_graph_stores_canonic
         assert max(shown) <= max(frame_w, frame_h) and max(shown) > 0
         if name == "qwen2.5-vl-pixels":
             assert (frame_h, frame_w) == smart_resize(height, width)
+        # the system prompt speaks of the model's convention, not of 0..1000
+        assert seen.systems and all(COORDINATES not in s and coordinates_sentence(convention) in s
+                                    for s in seen.systems)
         # what the graph kept: canonical 0..1000, the unconverted run's points within the rounding
         tolerance = 2  # a resized pixel is at most ~2 of 1000 on these sizes
         a, b = _model_points(converted), _model_points(plain)

@@ -206,6 +206,14 @@ def test_a_qwen_pixel_model_is_taught_and_rewarded_in_its_own_convention(world, 
             assert all(abs(p - q) <= 3 for c, w in zip(g_c.coords, g_w.coords, strict=True)
                        for p, q in zip(c, w, strict=True))  # round trip within the resize rounding
     assert changed  # world images are 448 px: Qwen sees them at 448, so 0..1000 and pixels differ
+    # the system prompt speaks of the model's convention, in SFT rows and in RL prompts
+    from vgt_agent.prompts import COORDINATES, coordinates_sentence
+
+    for messages, expected in ((shown["messages"][0], coordinates_sentence(qwen)), (plain["messages"][0], COORDINATES)):
+        system = _text(next(m for m in messages if m["role"] == "system"))
+        assert expected in system and (expected == COORDINATES or COORDINATES not in system)
+    prompts = data.rl_dataset(data.rl_rows_from_store(store, "point"), qwen)["prompt"]
+    assert all(coordinates_sentence(qwen) in _text(p[0]) and COORDINATES not in _text(p[0]) for p in prompts)
     # rewards: a completion in Qwen pixels scores as the canonical one does, and keeps the function's name
     rl_rows = data.rl_rows_from_store(store, "point")
     row = next(r for r in rl_rows if decode_references(r["references"]))

@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vgt_agent.geometry.conventions import Convention
+
 COORDINATES = (
     "Coordinates are integers from 0 to 1000 relative to the image: [0, 0] is the top-left corner and "
     "[1000, 1000] the bottom-right."
 )
+
+
+def coordinates_sentence(convention: Convention) -> str:
+    """What a prompt says of coordinates to a model of `convention`: `COORDINATES` for canonical 0..1000."""
+    if convention.extent is None:
+        return ("Coordinates are integer pixels of the image as you see it: [0, 0] is the top-left corner, x grows "
+                "to the right and y downwards.")
+    high = f"{convention.extent:g}"
+    kind = "integers" if convention.decimals == 0 else "numbers"
+    digits = "" if convention.decimals == 0 else f" (up to {convention.decimals} decimal{'s' if convention.decimals > 1 else ''})"
+    return (f"Coordinates are {kind} from 0 to {high}{digits} relative to the image: [0, 0] is the top-left corner and "
+            f"[{high}, {high}] the bottom-right.")
+
+
+def in_convention(prompt: str, convention: Convention) -> str:
+    """`prompt` with its coordinates sentence said in `convention` (unchanged for canonical 0..1000)."""
+    return prompt.replace(COORDINATES, coordinates_sentence(convention))
+
+
 ANSWER = "Finish with the final answer alone inside \\boxed{}."
 
 AGENT = "agent"  # the variant of agent traces (the ask graph's turns), whose system prompt is AGENT_TEXT_TOOL

@@ -1,8 +1,9 @@
 """A model's coordinate convention applied at the backend boundary, so the rest of vgt sees only 0..1000.
 
 Every `<obj>` coordinate in the messages a model is sent (tool replies, earlier turns, demonstrations) is
-rewritten from canonical 0..1000 into the model's convention (`geometry/conventions.py`), and every one in
-its reply back into 0..1000 before the agent parses, verifies, scores or stores it. The image whose frame
+rewritten from canonical 0..1000 into the model's convention (`geometry/conventions.py`), the system
+prompt's sentence on coordinates says that convention (`prompts.in_convention`), and every coordinate in
+its reply goes back into 0..1000 before the agent parses, verifies, scores or stores it. The image whose frame
 the coordinates live in is the request's first image. A canonical model gets its backend back unwrapped.
 """
 
@@ -17,6 +18,7 @@ from PIL import Image
 from vgt_agent.backends.base import Generation, Message, StreamCallback, VLMBackend
 from vgt_agent.format.coord_text import from_canonical_text, to_canonical_text
 from vgt_agent.geometry.conventions import CANONICAL, Convention, convention_for, fitted
+from vgt_agent.prompts import in_convention
 
 
 class ConventionBackend:
@@ -37,7 +39,8 @@ class ConventionBackend:
             return self.inner.generate(messages, images, max_tokens=max_tokens, temperature=temperature, stop=stop,
                                        tools=tools, stream=stream)
         width, height = images[0].size
-        shown = [_convert_message(m, lambda t: from_canonical_text(t, self.convention, width, height))
+        shown = [_convert_message(m, lambda t: from_canonical_text(in_convention(t, self.convention),
+                                                                   self.convention, width, height))
                  for m in messages]
         gen = self.inner.generate(shown, images, max_tokens=max_tokens, temperature=temperature, stop=stop,
                                   tools=tools, stream=stream)

@@ -22,7 +22,7 @@ from vgt_agent.datasets.sample import Sample
 from vgt_agent.format.coord_text import from_canonical_text
 from vgt_agent.geometry.conventions import CANONICAL, Convention
 from vgt_agent.home import vgt_home
-from vgt_agent.prompts import AGENT, AGENT_TEXT_TOOL, VARIANT_PROMPTS, format_question
+from vgt_agent.prompts import AGENT, AGENT_TEXT_TOOL, VARIANT_PROMPTS, format_question, in_convention
 from vgt_agent.store import ImageRecord, SampleRecord, TraceStore
 from vgt_agent.store.export import conversation, to_sft_dataset
 from vgt_agent.training.references import references_json, specs_from_gold, specs_from_masks
@@ -87,7 +87,7 @@ def sft_dataset(store: TraceStore, variant: str, *, run: str | None = None, data
 
         return agent_dataset(rows, seed, convention)
     target = direct_completion if variant == "direct" else (lambda r: r["completion"])
-    return to_sft_dataset(store, system_prompt=SYSTEM_PROMPTS[variant], rows=rows, question=user_text,
+    return to_sft_dataset(store, system_prompt=in_convention(SYSTEM_PROMPTS[variant], convention), rows=rows, question=user_text,
                           completion=lambda r: from_canonical_text(target(r), convention, r["width"], r["height"]))
 
 
@@ -212,12 +212,16 @@ def rl_rows_from_samples(samples: Iterable[Sample], variant: str) -> list[dict[s
     return rows
 
 
-def rl_dataset(rows: list[dict[str, Any]]):
-    """A `datasets.Dataset` for GRPOTrainer: conversational `prompt` + `image`, and the reward columns."""
+def rl_dataset(rows: list[dict[str, Any]], convention: Convention = CANONICAL):
+    """A `datasets.Dataset` for GRPOTrainer: conversational `prompt` + `image`, and the reward columns. The
+    system prompts speak of coordinates in the trained model's `convention`."""
     import datasets
 
     if not rows:
         raise DataError("no RL prompts: no sample with a gold answer matched")
+    if convention != CANONICAL:
+        rows = [{**r, "prompt": [{**m, "content": [{**p, "text": in_convention(p["text"], convention)}
+                                                   if p.get("text") else p for p in m["content"]]} for m in r["prompt"]]} for r in rows]
     text = datasets.Value("string")
     features = datasets.Features({
         "prompt": [{"role": text, "content": [{"type": text, "text": text}]}],

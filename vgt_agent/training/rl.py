@@ -130,11 +130,11 @@ def train_rl(store: TraceStore, job: RLJob, *, logger: RunLogger | None = None) 
     check_variant(job.variant)
     agent = job.variant == AGENT
     rows, samples = rl_rows(store, job)
-    train_ds, eval_ds = split_by_image(rl_dataset(rows), job.eval_fraction, job.seed)
+    convention = model_convention(job.model, job.coords)
+    train_ds, eval_ds = split_by_image(rl_dataset(rows, convention), job.eval_fraction, job.seed)
     # agent: the tool-call count is logged beside the rewards (weight 0), like the reward components
     args = grpo_config(job, reward_weights(job.variant, job.weights) + ([0.0] if agent else []))
     rollout = AgentRollout(grounder_source(job.grounder, rows, samples, job.seed)) if agent else None
-    convention = model_convention(job.model, job.coords)
     if agent and convention.name != "norm1000":
         raise ConfigError(f"agent RL rolls out the ask loop in 0..1000; a {convention.name} model is not supported "
                           "yet (train it with --variant point or box)")
