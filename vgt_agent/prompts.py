@@ -20,7 +20,8 @@ def coordinates_sentence(convention: Convention) -> str:
                 "to the right and y downwards.")
     high = f"{convention.extent:g}"
     kind = "integers" if convention.decimals == 0 else "numbers"
-    digits = "" if convention.decimals == 0 else f" (up to {convention.decimals} decimal{'s' if convention.decimals > 1 else ''})"
+    places = convention.decimals
+    digits = "" if places == 0 else f" (up to {places} decimal{'s' if places > 1 else ''})"
     return (f"Coordinates are {kind} from 0 to {high}{digits} relative to the image: [0, 0] is the top-left corner and "
             f"[{high}, {high}] the bottom-right.")
 

@@ -4,7 +4,8 @@
   stop strings server- or client-side, the turn form the server allows, function calling, streaming,
   bounded retries and timeouts, one-line errors.
 - `TransformersBackend`: the model in-process (tiny Gemma3 in tests, local checkpoints); in-text protocol
-  only. Imported lazily, so using the OpenAI backend never loads torch or transformers.
+  only. Both are imported lazily: using the OpenAI backend never loads torch or transformers, and importing the
+  interface (`base`) loads neither openai nor torch.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from vgt_agent.backends.base import BackendError, Generation, Message, ToolCall, VLMBackend
-from vgt_agent.backends.openai_backend import OpenAIBackend
 
 if TYPE_CHECKING:
+    from vgt_agent.backends.openai_backend import OpenAIBackend
     from vgt_agent.backends.transformers_backend import TransformersBackend
 
 __all__ = [
@@ -30,6 +31,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "OpenAIBackend":
+        from vgt_agent.backends.openai_backend import OpenAIBackend
+
+        return OpenAIBackend
     if name == "TransformersBackend":
         from vgt_agent.backends.transformers_backend import TransformersBackend
 
@@ -43,6 +48,8 @@ def make_backend(kind: str, model: str | None = None, *, timeout_s: float | None
     else $VGT_TIMEOUT, else the batch default) or "transformers" (model = a local directory or a cached hub id;
     no network, so no timeout)."""
     if kind == "openai":
+        from vgt_agent.backends.openai_backend import OpenAIBackend
+
         return OpenAIBackend(model=model, timeout_s=timeout_s, **options)
     if kind == "transformers":
         if not model:

@@ -1,9 +1,25 @@
 """Dataset adapters: a name -> a loader of Samples (embedded world, local files, Hugging Face datasets)."""
 
-from vgt_agent.datasets.hub import DatasetUnavailable
-from vgt_agent.datasets.registry import DATASETS, get_dataset, list_datasets, load_samples, select
-from vgt_agent.datasets.sample import AnswerType, GoldObject, Sample
-from vgt_agent.datasets.spec import DatasetSpec
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+# Loaded on first use, so importing `vgt_agent.datasets.sample` (the store's records do) does not load every
+# adapter and, through them, the answers, format and image-decoding modules.
+_LAZY = {
+    "DatasetUnavailable": "vgt_agent.datasets.hub",
+    **dict.fromkeys(("DATASETS", "get_dataset", "list_datasets", "load_samples", "select"),
+                    "vgt_agent.datasets.registry"),
+    **dict.fromkeys(("AnswerType", "GoldObject", "Sample"), "vgt_agent.datasets.sample"),
+    "DatasetSpec": "vgt_agent.datasets.spec",
+}
+
+if TYPE_CHECKING:
+    from vgt_agent.datasets.hub import DatasetUnavailable
+    from vgt_agent.datasets.registry import DATASETS, get_dataset, list_datasets, load_samples, select
+    from vgt_agent.datasets.sample import AnswerType, GoldObject, Sample
+    from vgt_agent.datasets.spec import DatasetSpec
 
 __all__ = [
     "DATASETS",
@@ -17,3 +33,11 @@ __all__ = [
     "load_samples",
     "select",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,6 +18,11 @@ Layout: `coords` (normalisation), `masks` (boxes, points, containment, mask IoU,
 union-of-boxes IoU), `matching` (points to masks).
 """
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from vgt_agent.geometry.boxes import box_iou, box_iou_matrix, union_box_iou, union_box_ious
 from vgt_agent.geometry.coords import (
     NORM,
@@ -32,20 +37,31 @@ from vgt_agent.geometry.coords import (
     pixel_from_norm_point,
     pixel_from_norm_points,
 )
-from vgt_agent.geometry.masks import (
-    box_to_mask,
-    decode_rle,
-    encode_rle,
-    mask_iou,
-    mask_iou_matrix,
-    mask_to_box,
-    mask_to_point,
-    masks_to_boxes,
-    point_in_mask,
-    points_in_masks,
-    rle_area,
-)
-from vgt_agent.geometry.matching import PointMatch, match_points_to_masks, matched_point_count
+
+# masks (scipy, pycocotools) and matching (scipy) load on first use, so the coordinate helpers that format,
+# store and the CLI need stay a light import.
+_LAZY = {
+    **dict.fromkeys(("box_to_mask", "decode_rle", "encode_rle", "mask_iou", "mask_iou_matrix", "mask_to_box",
+                     "mask_to_point", "masks_to_boxes", "point_in_mask", "points_in_masks", "rle_area"),
+                    "vgt_agent.geometry.masks"),
+    **dict.fromkeys(("PointMatch", "match_points_to_masks", "matched_point_count"), "vgt_agent.geometry.matching"),
+}
+
+if TYPE_CHECKING:
+    from vgt_agent.geometry.masks import (
+        box_to_mask,
+        decode_rle,
+        encode_rle,
+        mask_iou,
+        mask_iou_matrix,
+        mask_to_box,
+        mask_to_point,
+        masks_to_boxes,
+        point_in_mask,
+        points_in_masks,
+        rle_area,
+    )
+    from vgt_agent.geometry.matching import PointMatch, match_points_to_masks, matched_point_count
 
 __all__ = [
     "NORM", "Box", "NormBox", "PointMatch", "box_iou", "box_iou_matrix", "box_to_mask", "decode_rle", "encode_rle",
@@ -54,3 +70,11 @@ __all__ = [
     "norm_from_pixel_points", "pixel_from_norm_box", "pixel_from_norm_boxes", "pixel_from_norm_point",
     "pixel_from_norm_points", "point_in_mask", "points_in_masks", "rle_area", "union_box_iou", "union_box_ious",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

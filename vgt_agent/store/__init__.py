@@ -1,7 +1,29 @@
 """The SQLite trace store (sqlite-utils): runs, images, samples, traces, groundings, masks."""
 
-from vgt_agent.store.records import GroundingRecord, ImageRecord, MaskRecord, SampleRecord, TraceRecord
-from vgt_agent.store.trace_store import StoreDamaged, StoreError, StoreLocked, TraceStore
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+# Loaded on first use, so importing one store module (`locks`, `schema`) or the package does not load
+# sqlite-utils, PIL and the records' dependencies up front.
+_LAZY = {
+    **dict.fromkeys(("GroundingRecord", "ImageRecord", "MaskRecord", "SampleRecord", "TraceRecord"),
+                    "vgt_agent.store.records"),
+    **dict.fromkeys(("StoreDamaged", "StoreError", "StoreLocked", "TraceStore"), "vgt_agent.store.trace_store"),
+}
+
+if TYPE_CHECKING:
+    from vgt_agent.store.records import GroundingRecord, ImageRecord, MaskRecord, SampleRecord, TraceRecord
+    from vgt_agent.store.trace_store import StoreDamaged, StoreError, StoreLocked, TraceStore
 
 __all__ = ["GroundingRecord", "ImageRecord", "MaskRecord", "SampleRecord", "StoreDamaged", "StoreError", "StoreLocked",
            "TraceRecord", "TraceStore"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

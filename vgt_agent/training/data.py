@@ -87,7 +87,8 @@ def sft_dataset(store: TraceStore, variant: str, *, run: str | None = None, data
 
         return agent_dataset(rows, seed, convention)
     target = direct_completion if variant == "direct" else (lambda r: r["completion"])
-    return to_sft_dataset(store, system_prompt=in_convention(SYSTEM_PROMPTS[variant], convention), rows=rows, question=user_text,
+    system = in_convention(SYSTEM_PROMPTS[variant], convention)
+    return to_sft_dataset(store, system_prompt=system, rows=rows, question=user_text,
                           completion=lambda r: from_canonical_text(target(r), convention, r["width"], r["height"]))
 
 
@@ -220,8 +221,11 @@ def rl_dataset(rows: list[dict[str, Any]], convention: Convention = CANONICAL):
     if not rows:
         raise DataError("no RL prompts: no sample with a gold answer matched")
     if convention != CANONICAL:
-        rows = [{**r, "prompt": [{**m, "content": [{**p, "text": in_convention(p["text"], convention)}
-                                                   if p.get("text") else p for p in m["content"]]} for m in r["prompt"]]} for r in rows]
+        def said(message: dict[str, Any]) -> dict[str, Any]:
+            return {**message, "content": [{**p, "text": in_convention(p["text"], convention)} if p.get("text")
+                                           else p for p in message["content"]]}
+
+        rows = [{**r, "prompt": [said(m) for m in r["prompt"]]} for r in rows]
     text = datasets.Value("string")
     features = datasets.Features({
         "prompt": [{"role": text, "content": [{"type": text, "text": text}]}],
