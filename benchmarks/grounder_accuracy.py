@@ -30,8 +30,8 @@ from rich.table import Table  # noqa: E402
 from scipy.optimize import linear_sum_assignment  # noqa: E402
 
 from vgt_agent import geometry  # noqa: E402
-from vgt_agent.datasets.sample import Sample  # noqa: E402
 from vgt_agent.grounders.world import WorldGrounder  # noqa: E402
+from vgt_agent.sample import Sample  # noqa: E402
 from vgt_agent.world.splits import SPLITS  # noqa: E402
 from vgt_agent.world.storage import load_split, make_split  # noqa: E402
 

@@ -1,7 +1,7 @@
 """Where a vgt-tiny policy goes wrong, without generating: teacher-forced accuracy on held-out teacher traces.
 
 For each benchmark split, the teacher (`world-oracle`) writes its traces through the ask graph, and the policy
-reads each trace as one training sequence (`tiny/examples.build_example`): every model-written token is
+reads each trace as one training sequence (`training/agent_examples.build_example`): every model-written token is
 predicted from the teacher's own prefix. Three numbers per split: the share of model tokens predicted right;
 the answer token (the one after the last `\\boxed{`) right; whole traces right token for token. A split whose
 answer token is at chance while its tokens are mostly right has a decision the policy did not learn.
@@ -27,8 +27,8 @@ from vgt_agent.backends.world_oracle import NAME as ORACLE
 from vgt_agent.cli.main import app
 from vgt_agent.store import TraceStore
 from vgt_agent.tiny.agent_runs import BENCHMARKS
-from vgt_agent.tiny.examples import IGNORE, build_example, collate
 from vgt_agent.training.agent_data import trace_turns
+from vgt_agent.training.agent_examples import IGNORE, build_example, collate
 from vgt_agent.training.data import trace_rows
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from openai_stub_server import StubReply
 
 from vgt_agent.backends.openai_backend import image_data_url
-from vgt_agent.datasets.sample import Sample
+from vgt_agent.sample import Sample
 from vgt_agent.synthesis.oracle import oracle_trace
 from vgt_agent.synthesis.world_scene import WorldScene
 

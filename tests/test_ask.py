@@ -134,7 +134,7 @@ def test_server_dying_midway_logs_the_trace_with_its_error(counting_samples, tmp
 
 def test_tiny_gemma3_transformers_backend_runs_the_loop(counting_samples, tmp_path: Path) -> None:
     from vgt_agent.backends import TransformersBackend
-    from vgt_agent.tiny.build import build_tiny_gemma3
+    from vgt_agent.backends.tiny_gemma3 import build_tiny_gemma3
 
     model, processor = build_tiny_gemma3()
     backend = TransformersBackend(model, processor, model_name="tiny-random-gemma3")
@@ -207,8 +207,8 @@ def test_cli_bad_input_exit_2_nothing_written(case: str, counting_samples, tmp_p
 @pytest.mark.slow
 def test_cli_ask_with_saved_tiny_gemma3_and_tiny_sam3_checkpoints(counting_samples, tmp_path: Path) -> None:
     """The real loading paths: a Gemma3 directory through the transformers backend, SAM3 from a directory."""
+    from vgt_agent.backends.tiny_gemma3 import save_tiny_gemma3
     from vgt_agent.grounders.sam3_tiny import build_tiny_sam3
-    from vgt_agent.tiny.build import save_tiny_gemma3
 
     gemma = save_tiny_gemma3(tmp_path / "gemma")
     sam_model, sam_processor = build_tiny_sam3()

@@ -340,8 +340,8 @@ def test_openai_backend_import_does_not_load_torch():
 
 @pytest.fixture(scope="module")
 def tiny_backend():
+    from vgt_agent.backends.tiny_gemma3 import build_tiny_gemma3
     from vgt_agent.backends.transformers_backend import TransformersBackend
-    from vgt_agent.tiny import build_tiny_gemma3
 
     model, processor = build_tiny_gemma3()
     return TransformersBackend(model, processor, model_name="tiny-gemma3")

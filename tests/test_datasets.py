@@ -17,7 +17,6 @@ from PIL import Image
 from vgt_agent.datasets import (
     DATASETS,
     DatasetUnavailable,
-    Sample,
     get_dataset,
     list_datasets,
     load_samples,
@@ -27,6 +26,7 @@ from vgt_agent.datasets import hub as hub_mod
 from vgt_agent.datasets.counting import map_pixmo_count
 from vgt_agent.datasets.spatial import caption_question, map_multihopspatial, split_inline_options
 from vgt_agent.datasets.spec import RowContext, SkipRow
+from vgt_agent.sample import Sample
 
 FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 HUB_NAMES = [s.name for s in list_datasets() if s.source == "hub"]

@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 from world_traces import thought, world_samples
 
 from vgt_agent.backends.base import BackendError, Generation
+from vgt_agent.backends.tiny_gemma3 import save_tiny_gemma3
 from vgt_agent.cli.common import console
 from vgt_agent.cli.main import app
 from vgt_agent.store import TraceStore
-from vgt_agent.tiny import save_tiny_gemma3
 from vgt_agent.training.eval import EvalSpec, default_label, load_benchmarks, run_eval
 
 runner = CliRunner()

@@ -13,9 +13,9 @@ from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
 from vgt_agent import geometry
-from vgt_agent.datasets.sample import GoldObject
-from vgt_agent.grounders import GoldGrounder, WorldGrounder, parse_concept, shapefit
-from vgt_agent.grounders.concepts import describe
+from vgt_agent.grounders import GoldGrounder, WorldGrounder, shapefit
+from vgt_agent.sample import GoldObject
+from vgt_agent.world.concepts import describe, parse_concept
 from vgt_agent.world.palette import COLOURS, SIZES
 from vgt_agent.world.storage import load_split, make_split
 

@@ -33,8 +33,8 @@ from vgt_agent.cli.main import app
 from vgt_agent.prompts import AGENT_TEXT_TOOL, format_question
 from vgt_agent.store import TraceStore
 from vgt_agent.store.export import iter_export_rows
-from vgt_agent.tiny.examples import IGNORE, build_example, check_views, collate, turn_end_id, turn_messages
 from vgt_agent.training.agent_data import trace_turns
+from vgt_agent.training.agent_examples import IGNORE, build_example, check_views, collate, turn_end_id, turn_messages
 from vgt_agent.training.coords import model_convention
 from vgt_agent.training.shared_prefix import (
     WHOLE_SEQUENCE_POSITIONS,

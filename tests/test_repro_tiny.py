@@ -17,7 +17,7 @@ from vgt_agent.backends import TransformersBackend
 from vgt_agent.cli.main import app
 from vgt_agent.store import TraceStore
 from vgt_agent.tiny.agent_runs import BENCHMARKS, EVAL_SPLITS
-from vgt_agent.tiny.examples import prompt_messages
+from vgt_agent.training.agent_examples import prompt_messages
 from vgt_agent.training.model import read_provenance
 
 runner = CliRunner()

@@ -79,7 +79,7 @@ def test_sft_lora_merges_into_a_loadable_model(db: Path, tmp_path: Path) -> None
 def test_loss_is_on_the_assistant_turn_only(db: Path, tmp_path: Path) -> None:
     from trl import SFTTrainer
 
-    from vgt_agent.tiny import build_tiny_gemma3
+    from vgt_agent.backends.tiny_gemma3 import build_tiny_gemma3
 
     model, processor = build_tiny_gemma3()
     with TraceStore.open(db, create=False, readonly=True) as store:

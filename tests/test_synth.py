@@ -413,7 +413,7 @@ def _text_turns(trace: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def test_agent_path_with_the_world_oracle_keeps_verified_tool_calling_traces(train_dir: Path, tmp_path: Path) -> None:
-    from vgt_agent.graphs.ask import completion_text
+    from vgt_agent.graphs.ask import chunks_text
 
     db = tmp_path / "t.db"
     out = summary_of(synth("--dataset", str(train_dir), "--via", "agent", "--teacher", "world-oracle", "--db",
@@ -436,7 +436,7 @@ def test_agent_path_with_the_world_oracle_keeps_verified_tool_calling_traces(tra
         assert agent["parent_id"] == candidate["id"] and agent["answer"] == candidate["answer"]
         turns = _text_turns(agent)
         assert agent["messages"][0] == {"role": "user", "content": agent["question"]}
-        assert agent["completion"] == completion_text([{"content": c} for _, c in turns])
+        assert agent["completion"] == chunks_text([{"content": c} for _, c in turns])
         thought = parse(agent["completion"])
         assert thought.is_valid and thought.tool_requests and thought.answer == agent["answer"]
         requests = [r.phrase for r in thought.tool_requests]
@@ -456,7 +456,7 @@ def test_agent_path_with_the_world_oracle_keeps_verified_tool_calling_traces(tra
 
 @pytest.mark.slow
 def test_agent_path_with_tiny_gemma3_transformers_backend(tally_dir: Path, tmp_path: Path) -> None:
-    from vgt_agent.tiny.build import save_tiny_gemma3
+    from vgt_agent.backends.tiny_gemma3 import save_tiny_gemma3
 
     model_dir = save_tiny_gemma3(tmp_path / "tiny-gemma3")
     db = tmp_path / "t.db"

@@ -12,7 +12,7 @@ from transformers import (
     Gemma3Processor,
 )
 
-from vgt_agent.tiny import SYNTAX_TOKENS, build_tiny_gemma3, build_tiny_tokenizer
+from vgt_agent.backends.tiny_gemma3 import SYNTAX_TOKENS, build_tiny_gemma3, build_tiny_tokenizer
 
 
 @pytest.fixture(scope="module")

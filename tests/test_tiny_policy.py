@@ -15,8 +15,8 @@ from vgt_agent.cli.main import app
 from vgt_agent.grounders.shuffled_gold import ShuffledGoldGrounder
 from vgt_agent.store import TraceStore
 from vgt_agent.tiny.agent_runs import BENCHMARKS, run_split
-from vgt_agent.tiny.examples import IGNORE, build_example, check_views
 from vgt_agent.tiny.recipe import NAME, WEIGHTS_DIR, build_policy, shipped_weights
+from vgt_agent.training.agent_examples import IGNORE, build_example, check_views
 from vgt_agent.world.generate import make_sample
 from vgt_agent.world.storage import load_split, make_split
 

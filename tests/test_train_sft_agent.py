@@ -22,9 +22,9 @@ from vgt_agent.backends import TransformersBackend
 from vgt_agent.cli.main import app
 from vgt_agent.store import TraceStore
 from vgt_agent.store.export import iter_export_rows
-from vgt_agent.tiny.examples import IGNORE, build_example, encode_prompt, prompt_messages, turn_messages
 from vgt_agent.tiny.recipe import build_policy, save_policy
 from vgt_agent.training.agent_data import AgentCollator, trace_turns
+from vgt_agent.training.agent_examples import IGNORE, build_example, encode_prompt, prompt_messages, turn_messages
 from vgt_agent.training.model import read_provenance
 
 runner = CliRunner()

@@ -145,7 +145,7 @@ def test_agent_variant_trains_the_tool_calling_trace(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from vgt_agent.cli.main import app
-    from vgt_agent.graphs.ask import completion_text
+    from vgt_agent.graphs.ask import chunks_text
     from vgt_agent.world.storage import make_split
 
     split = tmp_path / "train"
@@ -171,7 +171,7 @@ def test_agent_variant_trains_the_tool_calling_trace(tmp_path: Path) -> None:
             assert (row["question"], row["choices"], row["image_path"]) == (t["question"], t["choices"] or [],
                                                                             t["image_path"])
             assert row["chunks"] == [m for m in t["messages"] if m["role"] != "user"]
-            assert completion_text(row["chunks"]) == t["completion"] and "<ground>" in t["completion"]
+            assert chunks_text(row["chunks"]) == t["completion"] and "<ground>" in t["completion"]
             assert len(row["newlines"]) == sum(c["role"] == "tool" for c in row["chunks"])
         # which replies keep their "\n" is fixed per (seed, trace): the same rows on resume, others per seed
         assert data.sft_dataset(store, "agent")["newlines"] == ds["newlines"]

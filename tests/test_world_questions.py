@@ -18,15 +18,15 @@ from PIL import Image, ImageDraw
 
 from vgt_agent.answers import check_answer
 from vgt_agent.backends.world_oracle import WorldOracleBackend, next_chunk, read_question
-from vgt_agent.datasets.sample import Sample
 from vgt_agent.graphs.ask import AskContext, AskLimits, run_ask
-from vgt_agent.grounders.concepts import parse_concept
 from vgt_agent.grounders.shuffled_gold import ShuffledGoldGrounder
 from vgt_agent.prompts import format_question
+from vgt_agent.sample import Sample
 from vgt_agent.store import ImageRecord, SampleRecord
 from vgt_agent.synthesis.extract import SceneExtractor
 from vgt_agent.synthesis.oracle import WorldOracleTeacher
 from vgt_agent.world import phrasing
+from vgt_agent.world.concepts import parse_concept
 from vgt_agent.world.families import FAMILIES
 from vgt_agent.world.generate import make_question
 from vgt_agent.world.palette import COLOURS, SHAPES

@@ -5,7 +5,7 @@ parameters, its real processor and image processor, and a `tokenizers` tokenizer
 control tokens (`<|im_start|>`, `<|vision_start|>`, `<|image_pad|>`, `<image>`, `<fake_token_around_image>`,
 ...) and its released chat template (`released_template`), so `AutoProcessor` / `AutoModelForImageTextToText`
 load the saved directory exactly as they load the full-size model. Words are single tokens (vgt-tiny's word list, via
-`vgt_agent.tiny.build`), anything else falls back to bytes, so every string round-trips.
+`vgt_agent.backends.tiny_gemma3`), anything else falls back to bytes, so every string round-trips.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from vgt_agent.tiny.build import _SPLIT_PATTERN, DEFAULT_WORDS, SPACE, SYNTAX_TOKENS, save_tiny_gemma3
+from vgt_agent.backends.tiny_gemma3 import _SPLIT_PATTERN, DEFAULT_WORDS, SPACE, SYNTAX_TOKENS, save_tiny_gemma3
 
 
 def released_template(name: str) -> str:

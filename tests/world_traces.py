@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vgt_agent.datasets.sample import Sample
 from vgt_agent.format import render_grounding, strip_groundings
 from vgt_agent.geometry import decode_rle, mask_to_box, mask_to_point, norm_from_pixel_box, norm_from_pixel_point
+from vgt_agent.sample import Sample
 from vgt_agent.store import GroundingRecord, ImageRecord, SampleRecord, TraceRecord, TraceStore
 from vgt_agent.training.references import specs_from_gold
 from vgt_agent.world.storage import load_split, make_split

@@ -13,15 +13,13 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, get_args
 
 from vgt_agent.format import find_boxed, tag_spans
 
-if TYPE_CHECKING:  # imported lazily: the dataset adapters import this module
-    from vgt_agent.datasets.sample import AnswerType
-
+AnswerType = Literal["count", "yes_no", "choice", "text"]
+ANSWER_TYPES: tuple[str, ...] = get_args(AnswerType)
 Source = Literal["boxed", "fallback", "none"]
-ANSWER_TYPES: tuple[str, ...] = ("count", "yes_no", "choice", "text")
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -54,6 +52,7 @@ _UNIT_WORDS = (
     "seventeen eighteen nineteen"
 )
 _TENS_WORDS = "twenty thirty forty fifty sixty seventy eighty ninety"
+NUMBER_WORDS: tuple[str, ...] = (*_UNIT_WORDS.split(), "twenty")  # 0..20 spelt out, the index is the value
 _UNITS = {w: i for i, w in enumerate(_UNIT_WORDS.split())}
 _TENS = {w: 10 * i for i, w in enumerate(_TENS_WORDS.split(), 2)}
 _SCALES = {"hundred": 100, "thousand": 1000, "dozen": 12}

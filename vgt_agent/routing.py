@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import TYPE_CHECKING, Protocol
 
+from vgt_agent.answers import NUMBER_WORDS
 from vgt_agent.format import Grounding
 from vgt_agent.prompts import ROUTER_INSTRUCTIONS
 
@@ -26,9 +27,7 @@ if TYPE_CHECKING:
     from vgt_agent.backends.base import VLMBackend
 
 _ARTICLES = {"a", "an", "the", "this", "that", "these", "those", "all", "each", "every", "some", "any"}
-_NUMBER_WORDS = {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
-                 "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
-                 "twenty", "both", "several", "many", "few"}
+_NUMBER_WORDS = {*NUMBER_WORDS, "both", "several", "many", "few"}
 _WORD = re.compile(r"[a-z0-9]+")
 
 

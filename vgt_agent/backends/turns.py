@@ -11,7 +11,7 @@ Two forms of the same trace (model turns and the grounder's `<obj>` replies, in 
   continues. Needs `continue_final_message` (vLLM's extension, or the in-process backend); kept for models
   trained on it (the shipped vgt-tiny, whose weights say so in `training_info.json`).
 
-The ask graph, the in-process backend, the SFT and RL token builders (`tiny/examples.py`) and evaluation all
+The ask graph, the in-process backend, the SFT and RL token builders (`training/agent_examples.py`) and evaluation all
 call `agent_messages`, so a policy sees the same structure wherever it runs.
 """
 

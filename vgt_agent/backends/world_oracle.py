@@ -28,7 +28,8 @@ writes the reasoning over the returned coordinates and the answer:
     the same word in the table (an induction step), never a comparison of two words.
 
 Its answers can be wrong (a grounder miss, L1 instead of L2 distance); synthesis keeps only verified
-correct traces. It is labelled `world-oracle` as backend and as model everywhere it appears.
+correct traces. It is labelled `world-oracle` as backend and as model everywhere it appears (the distill
+teacher of `synthesis/oracle.py`, which reads the scene graph, shares the backend name with model `scene-graph-v1`).
 """
 
 from __future__ import annotations

@@ -7,34 +7,24 @@ from pathlib import Path
 import typer
 from rich.panel import Panel
 
-from vgt_agent.answers import normalise_answer
+from vgt_agent.answers import ANSWER_TYPES, normalise_answer
 from vgt_agent.backends import BackendError, OpenAIBackend, VLMBackend, make_backend
 from vgt_agent.backends.coord_boundary import with_convention
 from vgt_agent.backends.openai_backend import INTERACTIVE_TIMEOUT_S
 from vgt_agent.cli.ask_outcome import Outcome, refusal, run_outcome
-from vgt_agent.cli.common import (
-    command_line,
-    console,
-    interrupted,
-    plain_text,
-    print_json,
-    quiet_loading,
-    safe_text,
-    usage_error,
-    work_failed,
-)
+from vgt_agent.cli.common import command_line, console, interrupted, print_json, quiet_loading, usage_error, work_failed
 from vgt_agent.cli.coords_option import CoordsOption, convention_name, coords_or_exit
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.cli.thought_view import highlight_thought
 from vgt_agent.cli.trace_png import picture_path_problem, write_trace_png
-from vgt_agent.datasets.sample import Sample
-from vgt_agent.graphs.ask import AskContext, AskLimits, completion_text, run_ask
+from vgt_agent.graphs.ask import AskContext, AskLimits, chunks_text, run_ask
 from vgt_agent.grounders.factory import GROUNDERS, make_grounder
 from vgt_agent.images import load_image
+from vgt_agent.sample import Sample
 from vgt_agent.store import ImageRecord, SampleRecord, TraceRecord, TraceStore
+from vgt_agent.terminal import plain_text, safe_text
 
-ANSWER_TYPES = ("count", "yes_no", "choice", "text")
 MAX_QUESTION_CHARS = 4000
 
 
@@ -167,7 +157,7 @@ def ask(
         "status": outcome.status, "reason": outcome.reason, "stop_reason": outcome.stop_reason,
         "trace_id": state["trace_id"], "run_id": run_id,
         "answer": state.get("answer") if outcome.status == "answered" else None, "gold": sample.gold_answer,
-        "correct": state.get("correct"), "thought": completion_text(state.get("chunks", [])),
+        "correct": state.get("correct"), "thought": chunks_text(state.get("chunks", [])),
         "groundings": state.get("groundings", []), "verified_fraction": state.get("verified_fraction"),
         "error": state.get("error"), "backend": vlm.name,
         "model": model_name, "grounder": ground_tool.name, "turns": state.get("turns", 0),

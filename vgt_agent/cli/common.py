@@ -1,4 +1,5 @@
-"""What every command shares: the exit-code contract, safe terminal text, redacted command lines, JSON output.
+"""What every command shares: the exit-code contract, redacted command lines, JSON output (safe terminal text
+is `vgt_agent/terminal.py`).
 
 Exit codes, the same for every `vgt` command:
 
@@ -20,9 +21,8 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
-from vgt_agent.backends.base import redact_url
+from vgt_agent.terminal import plain_text
 
 console = Console()
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -35,36 +35,15 @@ EXIT_CODES = {
     EXIT_INTERRUPTED: "interrupted (Ctrl-C or SIGTERM; the run ends `interrupted`)",
 }
 
-# C0 and C1 control characters (ESC, CSI, BEL, CR, backspace, ...) except tab and newline, DEL, and lone
-# surrogates (bytes that were not UTF-8 where the text came from).
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _JSON_UNSAFE = re.compile(r"[\x7f-\x9f\ud800-\udfff]")  # json.dumps escapes C0 itself, not these
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")  # a URL inside free text (a command line, a message)
-
-
-def _visible(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    if code < 0x20:
-        return chr(0x2400 + code)  # Unicode's control pictures: ESC shows as ␛, CR as ␍, BEL as ␇
-    return "\u2421" if code == 0x7F else "\ufffd"
-
-
-def plain_text(text: object) -> str:
-    """Text from a model or a store, safe to write to a terminal as is: each control character (escape
-    sequences, carriage returns, bells) and lone surrogate becomes one visible character, so offsets into
-    the text (grounding spans) still hold."""
-    return _CONTROL.sub(_visible, str(text))
-
-
-def safe_text(text: object) -> str:
-    """`plain_text` escaped for Rich markup: `[/]` or `[green]` from a model prints as those characters.
-    Every printer that puts model or store text inside a markup string goes through this."""
-    return escape(plain_text(text))
 
 
 def redact_credentials(text: str) -> str:
     """Every URL in `text` redacted as the backends show one (`user:key@` and secret query values -> `***`),
     so no key reaches the terminal, a log or the store."""
+    from vgt_agent.backends.base import redact_url
+
     return _URL.sub(lambda m: redact_url(m.group()), text)
 
 

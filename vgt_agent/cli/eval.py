@@ -10,24 +10,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from vgt_agent.backends.coord_boundary import with_convention
-from vgt_agent.cli.common import (
-    command_line,
-    console,
-    interrupted,
-    print_json,
-    quiet_loading,
-    safe_text,
-    usage_error,
-    work_failed,
-)
+from vgt_agent.cli.common import command_line, console, interrupted, print_json, quiet_loading, usage_error, work_failed
 from vgt_agent.cli.coords_option import CoordsOption, convention_name, coords_or_exit
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.grounders.factory import GROUNDERS
+from vgt_agent.terminal import safe_text
 
 app = typer.Typer(help="Evaluate a model on benchmarks (Acc over N samples, pass@N, grounding); report tables.")
-
-MODES = ("direct", "think", "point", "box")
 
 
 @app.callback(invoke_without_command=True)
@@ -61,7 +51,15 @@ def evaluate(
     """Evaluate a model: per benchmark, Acc over N samples, pass@N and grounding scores, logged as a run."""
     if ctx.invoked_subcommand is not None:
         return
-    from vgt_agent.training.eval import EvalError, EvalSpec, default_label, load_benchmarks, run_config, run_eval
+    from vgt_agent.training.eval import (
+        MODES,
+        EvalError,
+        EvalSpec,
+        default_label,
+        load_benchmarks,
+        run_config,
+        run_eval,
+    )
     from vgt_agent.training.model import read_provenance
 
     if not benchmark:

@@ -21,12 +21,12 @@ from vgt_agent.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     err_console,
-    plain_text,
     quiet_loading,
     undecodable,
 )
 from vgt_agent.store.locks import LOCK_TIMEOUT_ENV
 from vgt_agent.store.trace_store import StoreLocked
+from vgt_agent.terminal import plain_text
 
 app = typer.Typer(
     name="vgt",

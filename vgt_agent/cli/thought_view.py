@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from vgt_agent.cli.common import plain_text
 from vgt_agent.draw import phrase_colours
 from vgt_agent.format import find_boxed, parse
+from vgt_agent.terminal import plain_text
 
 
 def highlight_thought(text: str) -> Text:

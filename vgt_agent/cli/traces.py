@@ -13,7 +13,7 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from vgt_agent.cli.common import console, print_json, safe_text, usage_error, work_failed
+from vgt_agent.cli.common import console, print_json, usage_error, work_failed
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.cli.thought_view import highlight_thought
 from vgt_agent.cli.trace_png import write_trace_png
@@ -22,6 +22,7 @@ from vgt_agent.store import StoreDamaged, StoreError, StoreLocked, TraceStore
 from vgt_agent.store.check import check_store
 from vgt_agent.store.export import to_sft_dataset, write_jsonl
 from vgt_agent.store.trace_store import damaged, is_damage
+from vgt_agent.terminal import safe_text
 
 app = typer.Typer(help="Browse, inspect, summarise, check, export and merge stored traces.", no_args_is_help=True)
 

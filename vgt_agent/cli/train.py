@@ -11,12 +11,13 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from vgt_agent.cli.common import command_line, console, interrupted, print_json, safe_text, usage_error, work_failed
+from vgt_agent.cli.common import command_line, console, interrupted, print_json, usage_error, work_failed
 from vgt_agent.cli.coords_option import CoordsOption, coords_or_exit
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.home import default_db_path, vgt_home
 from vgt_agent.store import TraceStore
+from vgt_agent.terminal import safe_text
 from vgt_agent.training.config import ConfigError, load_yaml
 from vgt_agent.training.data import VARIANTS, DataError
 from vgt_agent.training.model import LoraSpec, ModelError
@@ -204,13 +205,13 @@ def rl(
     json_out: bool = JsonOption,
 ) -> None:
     """GRPO with R = N(r_ans + 0.1 r_think + 0.1 r_gfmt + r_trunc) + 0.5 N(r_ground), each part logged."""
-    from vgt_agent.training.agent_prompts import GROUNDERS
+    from vgt_agent.training.agent_prompts import ROLLOUT_GROUNDERS
     from vgt_agent.training.rewards import RewardWeights
     from vgt_agent.training.rl import RLJob, train_rl
 
     _check_variant(variant, VARIANTS)
-    if grounder not in GROUNDERS:
-        usage_error(f"--grounder must be one of {', '.join(GROUNDERS)}, not {grounder!r}")
+    if grounder not in ROLLOUT_GROUNDERS:
+        usage_error(f"--grounder must be one of {', '.join(ROLLOUT_GROUNDERS)}, not {grounder!r}")
     if vllm_mode not in (None, "server", "colocate"):
         usage_error(f"--vllm-mode must be server or colocate, not {vllm_mode!r}")
     yaml_args = _yaml(config)

@@ -13,8 +13,9 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from vgt_agent.cli.common import console, err_console, print_json, safe_text, usage_error, work_failed
+from vgt_agent.cli.common import console, err_console, print_json, usage_error, work_failed
 from vgt_agent.draw import Mark, annotate
+from vgt_agent.terminal import safe_text
 from vgt_agent.world.splits import SPLITS
 from vgt_agent.world.storage import check_target, make_split, read_info, read_rows
 from vgt_agent.world.style import SIDE_RANGE, STYLES

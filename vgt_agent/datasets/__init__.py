@@ -5,29 +5,24 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-# Loaded on first use, so importing `vgt_agent.datasets.sample` (the store's records do) does not load every
-# adapter and, through them, the answers, format and image-decoding modules.
+# Loaded on first use, so importing one adapter module does not load every adapter and, through them, the
+# answers, format and image-decoding modules.
 _LAZY = {
     "DatasetUnavailable": "vgt_agent.datasets.hub",
     **dict.fromkeys(("DATASETS", "get_dataset", "list_datasets", "load_samples", "select"),
                     "vgt_agent.datasets.registry"),
-    **dict.fromkeys(("AnswerType", "GoldObject", "Sample"), "vgt_agent.datasets.sample"),
     "DatasetSpec": "vgt_agent.datasets.spec",
 }
 
 if TYPE_CHECKING:
     from vgt_agent.datasets.hub import DatasetUnavailable
     from vgt_agent.datasets.registry import DATASETS, get_dataset, list_datasets, load_samples, select
-    from vgt_agent.datasets.sample import AnswerType, GoldObject, Sample
     from vgt_agent.datasets.spec import DatasetSpec
 
 __all__ = [
     "DATASETS",
-    "AnswerType",
     "DatasetSpec",
     "DatasetUnavailable",
-    "GoldObject",
-    "Sample",
     "get_dataset",
     "list_datasets",
     "load_samples",

@@ -14,8 +14,8 @@ from urllib.parse import urlparse
 
 from vgt_agent.answers import normalise_count
 from vgt_agent.datasets.images import decode_image, external_image_path, first_image
-from vgt_agent.datasets.sample import GoldObject, Sample
 from vgt_agent.datasets.spec import RowContext, SkipRow
+from vgt_agent.sample import GoldObject, Sample
 
 # The Cauldron appends answer-style instructions to some prompts; they are not part of the question.
 _INSTRUCTION_LINE = re.compile(

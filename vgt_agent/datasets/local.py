@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vgt_agent.answers import ANSWER_TYPES, normalise_answer, normalise_count, normalise_yes_no
-from vgt_agent.datasets.sample import GoldObject, Sample
+from vgt_agent.sample import GoldObject, Sample
 
 METADATA = "metadata.jsonl"
 _IMAGE_COLUMNS = ("image", "image_path", "file_name")

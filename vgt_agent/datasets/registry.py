@@ -23,9 +23,9 @@ from vgt_agent.datasets.hub import (
 )
 from vgt_agent.datasets.images import image_dir
 from vgt_agent.datasets.local import read_local
-from vgt_agent.datasets.sample import Sample
 from vgt_agent.datasets.spec import DatasetSpec, Kind, RowContext, SkipRow
 from vgt_agent.datasets.world import ensure_split, is_world_dir, read_world, world_split_name
+from vgt_agent.sample import Sample
 
 _VSR_FILES = {"train": ("train.jsonl",), "validation": ("dev.jsonl",), "test": ("test.jsonl",)}
 

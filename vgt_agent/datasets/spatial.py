@@ -13,8 +13,8 @@ from typing import Any
 
 from vgt_agent.answers import LETTERS, normalise_choice
 from vgt_agent.datasets.images import decode_image, external_image_path
-from vgt_agent.datasets.sample import GoldObject, Sample
 from vgt_agent.datasets.spec import RowContext, SkipRow
+from vgt_agent.sample import GoldObject, Sample
 
 _CAPTION = re.compile(r"^(?P<subj>.+?)\s+(?P<verb>is|are)\s+(?P<rest>.+?)[.!]?$", re.I | re.S)
 

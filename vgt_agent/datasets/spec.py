@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from vgt_agent.datasets.sample import Sample
+from vgt_agent.sample import Sample
 
 Kind = Literal["counting", "spatial", "mixed"]
 Source = Literal["hub", "github", "world", "local"]

@@ -3,7 +3,7 @@
 Generation is deterministic (a sample is a pure function of split seed, index and style), so a cached folder
 is as good as a fresh one as long as it was written by the same generator version in the split's style; a
 stale cache is rebuilt. The `-varied` twins of the benchmarks load the same way as the canonical splits.
-The world modules are imported lazily because they themselves import `vgt_agent.datasets.sample`.
+The world modules are imported on first use, so loading the adapters does not load the scene generator.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from vgt_agent.datasets.sample import Sample
 from vgt_agent.home import vgt_home
+from vgt_agent.sample import Sample
 
 
 def world_cache_dir(split: str) -> Path:

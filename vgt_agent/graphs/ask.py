@@ -109,7 +109,7 @@ class AskState(TypedDict, total=False):
     server_modes: dict[str, str]  # {"stop": ..., "turns": ...} as the backend served this run
 
 
-def completion_text(chunks: list[dict[str, Any]]) -> str:
+def chunks_text(chunks: list[dict[str, Any]]) -> str:
     """The whole thought: model text and tool results in order, as the model sees it."""
     return "".join(c["content"] for c in chunks)
 
@@ -251,7 +251,7 @@ def answer(state: AskState, runtime: Runtime[AskContext]) -> dict[str, Any]:
     else:
         extracted = extract_answer(text)
         update = {"answer": extracted.text, "answer_source": extracted.source}
-    thought = parse(completion_text(state.get("chunks", [])))
+    thought = parse(chunks_text(state.get("chunks", [])))
     update["problems"] = [p.code for p in thought.problems]
     return update
 
@@ -270,7 +270,7 @@ def verify(state: AskState, runtime: Runtime[AskContext]) -> dict[str, Any]:
     """Score each grounding the model wrote itself against the grounder's instances for its phrase."""
     ctx = runtime.context
     chunks = state.get("chunks", [])
-    thought = parse(completion_text(chunks))
+    thought = parse(chunks_text(chunks))
     tool_spans = _tool_spans(chunks)
     records, verified = [], []
     height, width = ctx.image.size[1], ctx.image.size[0]
@@ -312,7 +312,7 @@ def log(state: AskState, runtime: Runtime[AskContext]) -> dict[str, Any]:
     trace = TraceRecord(
         run_id=ctx.run_id, sample=ctx.sample, variant=ctx.variant, attempt=ctx.attempt, status=status,
         messages=[{"role": c["role"], "content": c["content"]} for c in chunks],
-        completion=completion_text(chunks), answer=state.get("answer"), answer_source=state.get("answer_source"),
+        completion=chunks_text(chunks), answer=state.get("answer"), answer_source=state.get("answer_source"),
         correct=state.get("correct"), verified_fraction=state.get("verified_fraction"), reason=reason,
         error=error, backend=ctx.backend.name, model=ctx.backend.model, grounder=ctx.grounder.name,
         timings=timings, groundings=groundings, masks=masks,

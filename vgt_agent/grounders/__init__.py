@@ -12,14 +12,9 @@ _LAZY = {
     "WorldGrounder": "vgt_agent.grounders.world",
     "GoldGrounder": "vgt_agent.grounders.gold",
     "ShuffledGoldGrounder": "vgt_agent.grounders.shuffled_gold",
-    "Concept": "vgt_agent.grounders.concepts",
-    "parse_concept": "vgt_agent.grounders.concepts",
 }
 
-__all__ = [
-    "Concept", "GoldGrounder", "Grounder", "GroundingResult", "Instance", "ShuffledGoldGrounder", "WorldGrounder",
-    "parse_concept",
-]
+__all__ = ["GoldGrounder", "Grounder", "GroundingResult", "Instance", "ShuffledGoldGrounder", "WorldGrounder"]
 
 
 def __getattr__(name: str) -> Any:

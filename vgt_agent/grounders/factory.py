@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from vgt_agent.datasets.sample import Sample
 from vgt_agent.devices import Placement
 from vgt_agent.grounders.base import Grounder
+from vgt_agent.sample import Sample
 
 GROUNDERS = ("world", "sam3", "gold", "gold-shuffled")
 PER_SAMPLE = ("gold", "gold-shuffled")  # built for one sample (its scene graph), never shared across samples

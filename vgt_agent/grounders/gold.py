@@ -16,9 +16,9 @@ import numpy as np
 from PIL import Image
 
 from vgt_agent import geometry
-from vgt_agent.datasets.sample import GoldObject, Sample
 from vgt_agent.grounders.base import GroundingResult, Instance
-from vgt_agent.grounders.concepts import Concept, describe, parse_concept
+from vgt_agent.sample import GoldObject, Sample
+from vgt_agent.world.concepts import Concept, describe, parse_concept
 
 SIZE_RANK = {"small": 0, "medium": 1, "large": 2}
 _Found = tuple[np.ndarray, geometry.Box, tuple[int, int], int]  # an entry's mask, box, point and area

@@ -14,9 +14,9 @@ from dataclasses import replace
 
 from PIL import Image
 
-from vgt_agent.datasets.sample import Sample
 from vgt_agent.grounders.base import GroundingResult
 from vgt_agent.grounders.gold import GoldGrounder
+from vgt_agent.sample import Sample
 
 
 class ShuffledGoldGrounder:

@@ -24,10 +24,10 @@ from scipy import ndimage
 
 from vgt_agent import geometry
 from vgt_agent.grounders.base import GroundingResult, Instance
-from vgt_agent.grounders.concepts import Concept, describe, parse_concept
 from vgt_agent.grounders.shapefit import Fit, _dilate, _erode, evidence, fit_shapes, size_of, size_radii
 from vgt_agent.grounders.world_scope import image_scope
 from vgt_agent.world.colours import NAMES, name_pixels
+from vgt_agent.world.concepts import Concept, describe, parse_concept
 
 SIZE_RANK = {"small": 0, "medium": 1, "large": 2}
 _EIGHT = np.ones((3, 3), dtype=bool)

@@ -14,8 +14,8 @@ from typing import Any
 
 from PIL import Image
 
-from vgt_agent.datasets.sample import Sample
 from vgt_agent.images import upright_size
+from vgt_agent.sample import Sample
 
 
 def short_hash(*parts: object) -> str:

@@ -14,8 +14,8 @@ import re
 from typing import Any, Protocol
 
 from vgt_agent.backends.base import VLMBackend
-from vgt_agent.datasets.sample import Sample
 from vgt_agent.prompts import format_question
+from vgt_agent.sample import Sample
 from vgt_agent.synthesis.objects import ROLES, Candidate, NeededObject
 from vgt_agent.synthesis.prompts import EXTRACT_SCHEMA, EXTRACT_SYSTEM
 from vgt_agent.synthesis.world_scene import WorldScene

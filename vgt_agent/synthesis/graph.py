@@ -27,10 +27,10 @@ from langgraph.runtime import Runtime
 from PIL import Image
 
 from vgt_agent.backends.base import BackendError, Generation, VLMBackend
-from vgt_agent.datasets.sample import Sample
 from vgt_agent.format import strip_groundings
-from vgt_agent.graphs.ask import AskContext, AskLimits, completion_text, run_ask
+from vgt_agent.graphs.ask import AskContext, AskLimits, chunks_text, run_ask
 from vgt_agent.grounders.base import Grounder
+from vgt_agent.sample import Sample
 from vgt_agent.store import SampleRecord, TraceRecord
 from vgt_agent.synthesis.agent_path import agent_verdict, rewrite_agent_trace
 from vgt_agent.synthesis.align import align
@@ -246,7 +246,7 @@ def agent(state: SynthState, runtime: Runtime[SynthContext]) -> dict[str, Any]:
     variants = []
     if not reason:
         if s.agent_protocol == "text":  # the tool-calling trace itself, as the ask loop shows it to the model
-            variants.append({"candidate": 0, "variant": "agent", "text": completion_text(result["chunks"])})
+            variants.append({"candidate": 0, "variant": "agent", "text": chunks_text(result["chunks"])})
         variants += [{"candidate": 0, "variant": s.agent_kind, "text": rewritten},
                      {"candidate": 0, "variant": "plain", "text": plain}]
     return {"agent": {**keep, "rewritten": rewritten, "reason": reason}, "variants": variants,

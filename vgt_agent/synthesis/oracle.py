@@ -5,6 +5,12 @@ It stands in for an LLM teacher on the embedded world, where no model weights ex
 words it with one of several templates. The K candidates of a sample differ in template and wording
 (deterministic per sample and candidate), not in correctness: verification still checks every answer
 against gold. Every record it produces says backend "world-oracle", model "scene-graph-v1".
+
+The ask-loop oracle (`backends/world_oracle.py`, vgt-tiny's teacher) records the same backend name with model
+"world-oracle"; it reads only the question and the tool replies, this one reads the scene graph. The model
+field tells the two apart. The backend name stays: `--teacher world-oracle` picks this teacher for `vgt synth
+--via distill` and that one for `--via agent`, and renaming it would change the rows every distill run stores
+(the table in miniature's among them, `tiny/table/stages.py`).
 """
 
 from __future__ import annotations
@@ -16,16 +22,15 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from vgt_agent.datasets.sample import Sample
-from vgt_agent.grounders.concepts import parse_concept
+from vgt_agent.answers import NUMBER_WORDS
+from vgt_agent.sample import Sample
 from vgt_agent.synthesis.objects import Candidate
 from vgt_agent.synthesis.world_scene import SceneObject, WorldScene
+from vgt_agent.world.concepts import parse_concept
 from vgt_agent.world.phrasing import article
 
 ORACLE_BACKEND = "world-oracle"
 ORACLE_MODEL = "scene-graph-v1"
-NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
-                "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty")
 RELATION_PHRASES = {"left": "to the left of", "right": "to the right of", "above": "above", "below": "below"}
 ORDER_SPANS = {(0, False): "from left to right", (0, True): "from right to left", (1, False): "from top to bottom",
                (1, True): "from bottom to top"}

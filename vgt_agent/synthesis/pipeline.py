@@ -16,10 +16,10 @@ from typing import Literal
 from PIL import Image
 
 from vgt_agent.backends.base import VLMBackend
-from vgt_agent.datasets.sample import Sample
 from vgt_agent.devices import Placement
 from vgt_agent.grounders.base import Grounder, GroundingResult
 from vgt_agent.grounders.factory import PER_SAMPLE, make_grounder
+from vgt_agent.sample import Sample
 from vgt_agent.store import ImageRecord, SampleRecord, TraceRecord
 from vgt_agent.synthesis.extract import Extractor
 from vgt_agent.synthesis.graph import SynthContext, SynthSettings

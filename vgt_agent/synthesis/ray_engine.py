@@ -28,7 +28,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from vgt_agent.datasets.sample import Sample
+from vgt_agent.sample import Sample
 from vgt_agent.store import TraceRecord
 from vgt_agent.synthesis.pipeline import SynthPipeline
 from vgt_agent.synthesis.sample_run import run_sample

@@ -7,7 +7,7 @@ candidate row's meta keeps the extracted objects, the grounding agent's transcri
 the list of variants written, so a reader can check the sample is complete.
 
 `--via agent` writes the raw ask run as the candidate and, when kept: "agent" (the tool-calling trace,
-completion exactly as `graphs/ask.py completion_text` gives it, messages = the question then the model turns
+completion exactly as `graphs/ask.py chunks_text` gives it, messages = the question then the model turns
 and tool replies; in-text protocol only), the self-grounded rewrite under its kind ("point" or "box"), and
 "plain".
 """
@@ -18,7 +18,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from vgt_agent.format import parse
-from vgt_agent.graphs.ask import completion_text
+from vgt_agent.graphs.ask import chunks_text
 from vgt_agent.store import GroundingRecord, MaskRecord, TraceRecord
 from vgt_agent.synthesis.objects import Candidate, Grounded, Verdict
 
@@ -133,7 +133,7 @@ def agent_records(ctx: SynthContext, state: SynthState, timings: dict[str, float
     meta.update(protocol=ctx.settings.agent_protocol, kind=ctx.settings.agent_kind, variants=written)
     candidate = TraceRecord(
         ctx.run_id, ctx.record, "candidate", status, 0, [{"role": c["role"], "content": c["content"]} for c in chunks],
-        completion_text(chunks), a.get("answer"), a.get("answer_source"), a.get("correct"),
+        chunks_text(chunks), a.get("answer"), a.get("answer_source"), a.get("correct"),
         a.get("verified_fraction"), None if status == "ok" else reason, error, vlm.name, vlm.model, grounder,
         {**timings, "model_s": a.get("model_s") or 0.0, "tool_s": a.get("tool_s") or 0.0}, groundings, masks,
         meta=meta)

@@ -21,8 +21,8 @@ from vgt_agent.backends.base import VLMBackend
 from vgt_agent.backends.coord_boundary import with_convention
 from vgt_agent.backends.world_oracle import NAME as ORACLE
 from vgt_agent.backends.world_oracle import WorldOracleBackend
-from vgt_agent.datasets.sample import Sample
 from vgt_agent.devices import Placement, resolve_placement
+from vgt_agent.sample import Sample
 from vgt_agent.store import TraceStore
 from vgt_agent.store.records import short_hash
 from vgt_agent.synthesis.batch import BatchRunner, BatchStats

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vgt_agent.backends.base import BackendError
-from vgt_agent.datasets.sample import Sample
+from vgt_agent.sample import Sample
 from vgt_agent.store import ImageRecord, SampleRecord, TraceRecord
 from vgt_agent.store.records import short_hash
 from vgt_agent.synthesis.graph import run_synth

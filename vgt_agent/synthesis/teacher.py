@@ -12,8 +12,8 @@ from typing import Protocol
 from PIL import Image
 
 from vgt_agent.backends.base import Message, VLMBackend
-from vgt_agent.datasets.sample import Sample
 from vgt_agent.prompts import image_question_messages
+from vgt_agent.sample import Sample
 from vgt_agent.synthesis.objects import Candidate
 from vgt_agent.synthesis.prompts import DISTILL_SYSTEM
 

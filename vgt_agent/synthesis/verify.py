@@ -7,8 +7,8 @@ kept here would also score as correct in evaluation.
 from __future__ import annotations
 
 from vgt_agent.answers import check_answer
-from vgt_agent.datasets.sample import Sample
 from vgt_agent.format import parse
+from vgt_agent.sample import Sample
 from vgt_agent.synthesis.filters import repetitive
 from vgt_agent.synthesis.objects import Candidate, Verdict
 

@@ -13,7 +13,10 @@ from __future__ import annotations
 from PIL import Image
 
 from vgt_agent.geometry import mask_iou
-from vgt_agent.grounders.concepts import (
+from vgt_agent.synthesis.grounding_agent import Action, AgentView, MaskCandidate
+from vgt_agent.synthesis.objects import NeededObject
+from vgt_agent.synthesis.world_scene import SceneObject, WorldScene
+from vgt_agent.world.concepts import (
     COLOUR_WORDS,
     NEGATIONS,
     SHAPE_WORDS,
@@ -21,9 +24,6 @@ from vgt_agent.grounders.concepts import (
     parse_concept,
     tokenize,
 )
-from vgt_agent.synthesis.grounding_agent import Action, AgentView, MaskCandidate
-from vgt_agent.synthesis.objects import NeededObject
-from vgt_agent.synthesis.world_scene import SceneObject, WorldScene
 
 ACCEPT_IOU = 0.8  # a mask must match its object this well to be accepted (a fragment is not the object)
 CONFIDENT_SCORE = 0.9

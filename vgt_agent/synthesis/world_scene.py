@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from vgt_agent import geometry
-from vgt_agent.datasets.sample import Sample
-from vgt_agent.grounders.concepts import parse_concept
+from vgt_agent.sample import Sample
 from vgt_agent.world import phrasing
+from vgt_agent.world.concepts import parse_concept
 from vgt_agent.world.relations import clear_relation, closer, dominant_relation, larger
 
 ORDINALS = {"": 0, "first": 0, "second": 1, "third": 2, "fourth": 3}

@@ -14,19 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from vgt_agent.backends.base import VLMBackend
-from vgt_agent.datasets.sample import Sample
 from vgt_agent.graphs.ask import AskContext, AskLimits, run_ask
 from vgt_agent.grounders.base import Grounder
 from vgt_agent.grounders.world import WorldGrounder
+from vgt_agent.sample import Sample
 from vgt_agent.store import ImageRecord, SampleRecord, TraceStore
+from vgt_agent.world.splits import BENCHMARKS, COUNTING_BENCHMARKS, SPATIAL_BENCHMARKS
 from vgt_agent.world.storage import is_split_dir, load_split, make_split
 
-SPATIAL = ("world-vsr", "world-embspatial", "world-spatialmqa", "world-multihop")
-COUNTING = ("world-tally", "world-countqa")
-BENCHMARKS = COUNTING + SPATIAL  # the paper's six, in the canonical style
 EXISTENCE, ATTRIBUTE, PHRASED = ("world-exist",), ("world-attribute",), ("world-phrased",)
-GROUPS = {"counting": COUNTING, "spatial": SPATIAL, "existence": EXISTENCE, "attribute": ATTRIBUTE,
-          "phrased": PHRASED}
+GROUPS = {"counting": COUNTING_BENCHMARKS, "spatial": SPATIAL_BENCHMARKS, "existence": EXISTENCE,
+          "attribute": ATTRIBUTE, "phrased": PHRASED}
 # What vgt-tiny is measured on: every family in the varied style (the targets), the six in the canonical one.
 EVAL_SPLITS = (*(f"{s}-varied" for s in BENCHMARKS + EXISTENCE + ATTRIBUTE + PHRASED), *BENCHMARKS)
 

@@ -311,7 +311,8 @@ def drill(rng: random.Random, family: str | None = None) -> Drill:
 
 
 def drill_example(processor: Any, d: Drill, image: Any, rng: random.Random) -> Any:
-    """The drill as an agent SFT sequence (`tiny/examples.build_example`: model turns trained, replies read)."""
-    from vgt_agent.tiny.examples import build_example, sample_newlines
+    """The drill as an agent SFT sequence (`training/agent_examples.build_example`: model turns trained,
+    replies read)."""
+    from vgt_agent.training.agent_examples import build_example, sample_newlines
 
     return build_example(processor, d.question, d.choices, d.chunks, image, sample_newlines(d.chunks, rng))

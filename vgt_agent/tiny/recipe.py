@@ -37,7 +37,7 @@ TRAIN_SAMPLES = 8000  # world-train samples for the teacher: SFT's 600 x 16 sequ
 
 def build_policy(seed: int = 0):
     """A fresh, randomly initialised vgt-tiny and its processor (tokenizer from the world's vocabulary)."""
-    from vgt_agent.tiny.build import build_tiny_gemma3  # torch + transformers: only when a model is built
+    from vgt_agent.backends.tiny_gemma3 import build_tiny_gemma3  # torch + transformers: only when a model is built
     from vgt_agent.tiny.vocab import world_vocabulary
 
     return build_tiny_gemma3(world_vocabulary(), seed=seed, **ARCH)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 
-from vgt_agent.grounders.concepts import COLOUR_WORDS, EXTREME_WORDS, GENERIC_NOUNS, SHAPE_WORDS, SIZE_WORDS
+from vgt_agent.backends.tiny_gemma3 import DEFAULT_WORDS
 from vgt_agent.prompts import AGENT_FUNCTION_TOOL, AGENT_TEXT_TOOL
-from vgt_agent.tiny.build import DEFAULT_WORDS
+from vgt_agent.world.concepts import COLOUR_WORDS, EXTREME_WORDS, GENERIC_NOUNS, SHAPE_WORDS, SIZE_WORDS
 from vgt_agent.world.palette import COLOURS, SHAPES, SIZES
 from vgt_agent.world.phrasing import GRAMMAR_WORDS
 

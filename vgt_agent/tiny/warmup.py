@@ -14,7 +14,7 @@ the other spatial families, which 12k traces show each ~1,500 times: stage 2 dri
   `<obj> <word>s | [x, y]; ... </obj>` with 1-`short_points` random points; the target is the world-oracle's
   own count listing of it (`count_listing`). Until the first digit after `[` is `copy_target` right.
 - stage 2, drills (`tiny/drills.py`): whole agent traces of every world question family over random tool
-  replies, the oracle's own turns, built as the agent SFT set builds a trace (`tiny/examples.py`), with a
+  replies, the oracle's own turns, built as the agent SFT set builds a trace (`training/agent_examples.py`), with a
   blank picture, each family drawn as often as its held-out drills are still wrong (`family_weights`). Until
   every family's held-out drills are `drill_target` right token for token (teacher-forced: then greedy
   decoding writes the same trace), or `max_steps`, or the `minutes` budget.
@@ -82,7 +82,7 @@ def encode(tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> dict[str, torch.
     """Right-padded ids, mask and labels (target tokens only), each row opening with <bos>."""
     import torch
 
-    from vgt_agent.tiny.examples import IGNORE
+    from vgt_agent.training.agent_examples import IGNORE
 
     rows = []
     for context, target in pairs:
@@ -106,7 +106,7 @@ def drill_batch(processor: Any, rng: random.Random, n: int, family: str | None =
     batch."""
     from PIL import Image
 
-    from vgt_agent.tiny.examples import collate
+    from vgt_agent.training.agent_examples import collate
 
     names = [family] * n if family else rng.choices(tuple(FAMILIES), [(weights or {}).get(f, 1.0) for f in FAMILIES],
                                                      k=n)
@@ -135,7 +135,7 @@ def _predicted(model: Any, batch: dict[str, torch.Tensor], image_start: int
     """Teacher-forced: (prediction, label, is-trained) per position (of the rows after a shared prefix)."""
     import torch
 
-    from vgt_agent.tiny.examples import IGNORE
+    from vgt_agent.training.agent_examples import IGNORE
 
     with torch.no_grad():
         out = forward(model, batch, image_start)

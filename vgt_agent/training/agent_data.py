@@ -2,7 +2,7 @@
 
 Why not a chat row: the policy writes only its own turns (the grounder writes the `<obj>` replies), and each
 turn must be trained in the exact view the backend gives it, in the turn form the policy will be served in
-(`backends/turns.py`: `turns` by default). `tiny.examples.build_example` makes the sequence that reproduces
+(`backends/turns.py`: `turns` by default). `agent_examples.build_example` makes the sequence that reproduces
 every turn's view (model turns labelled; prompt, tool replies and template tokens -100). This module
 feeds it to TRL's SFTTrainer: a dataset of trace rows (question, options, image path, the turns, which replies
 keep their trailing "\\n") and a collator that builds and pads the sequences per batch, the way TRL's own VLM
@@ -25,7 +25,7 @@ from vgt_agent.format.coord_text import from_canonical_text
 from vgt_agent.geometry.conventions import CANONICAL, Convention
 from vgt_agent.images import load_image
 from vgt_agent.store.export import trace_columns
-from vgt_agent.tiny.examples import Example, build_example, collate, sample_newlines
+from vgt_agent.training.agent_examples import Example, build_example, collate, sample_newlines
 from vgt_agent.training.data import DataError
 
 TURN_ROLES = ("assistant", "tool")

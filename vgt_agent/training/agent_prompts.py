@@ -21,13 +21,13 @@ from typing import Any, Protocol
 
 from PIL import Image
 
-from vgt_agent.datasets.sample import GoldObject, Sample
 from vgt_agent.grounders.base import Grounder
 from vgt_agent.images import to_rgb
+from vgt_agent.sample import GoldObject, Sample
 from vgt_agent.store import SampleRecord
 from vgt_agent.training.data import DataError
 
-GROUNDERS = ("world", "gold-shuffled", "gold")  # gold: the same as gold-shuffled (a rollout never
+ROLLOUT_GROUNDERS = ("world", "gold-shuffled", "gold")  # gold: the same as gold-shuffled (a rollout never
 # sees instances in reading order, as synth and eval name the shuffled one)
 
 
@@ -124,4 +124,4 @@ def grounder_source(name: str, rows: Iterable[Mapping[str, Any]], samples: Itera
         return WorldSource()
     if name in ("gold-shuffled", "gold"):
         return GoldSource(rows, samples, seed)
-    raise DataError(f"unknown grounder {name!r}; expected one of {', '.join(GROUNDERS)}")
+    raise DataError(f"unknown grounder {name!r}; expected one of {', '.join(ROLLOUT_GROUNDERS)}")

@@ -5,7 +5,7 @@ Each prompt TRL hands over (one per generation: its sampler repeats a prompt `nu
 generation settings (temperature, top-p/k, ...) through `TransformersBackend` in the rollout's turn form
 (`backends/turns.py`; `turns` unless told otherwise), writes until `</ground>`, the grounder's reply comes
 back, and so on until `\\boxed{}` or a limit. TRL then trains on one token sequence per rollout, built by
-`tiny/examples.build_example` in the same form (the documented per-turn views of the ask loop):
+`training/agent_examples.build_example` in the same form (the documented per-turn views of the ask loop):
 
     prompt_ids      the backend's first view: system, image, question, generation prompt
     completion_ids  model turns and tool replies as the template renders the conversation (`turns`), or
@@ -37,7 +37,7 @@ from vgt_agent.graphs.ask import AskContext, AskLimits, AskState, run_ask
 from vgt_agent.images import to_rgb
 from vgt_agent.prompts import AGENT_TEXT_TOOL
 from vgt_agent.store import ImageRecord, SampleRecord
-from vgt_agent.tiny.examples import IGNORE, build_example
+from vgt_agent.training.agent_examples import IGNORE, build_example
 from vgt_agent.training.agent_prompts import GrounderSource, image_digest, prompt_view
 
 

@@ -18,11 +18,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from vgt_agent.datasets.sample import Sample
 from vgt_agent.format.coord_text import from_canonical_text
 from vgt_agent.geometry.conventions import CANONICAL, Convention
 from vgt_agent.home import vgt_home
 from vgt_agent.prompts import AGENT, AGENT_TEXT_TOOL, VARIANT_PROMPTS, format_question, in_convention
+from vgt_agent.sample import Sample
 from vgt_agent.store import ImageRecord, SampleRecord, TraceStore
 from vgt_agent.store.export import conversation, to_sft_dataset
 from vgt_agent.training.references import references_json, specs_from_gold, specs_from_masks

@@ -19,13 +19,13 @@ import numpy as np
 
 from vgt_agent.answers import check_answer
 from vgt_agent.backends.base import BackendError, VLMBackend
-from vgt_agent.datasets.sample import Sample
 from vgt_agent.devices import Placement
 from vgt_agent.format import parse
 from vgt_agent.grounding_scores import ReferenceObject, reference_matches
 from vgt_agent.images import load_image
 from vgt_agent.prompts import VARIANT_PROMPTS, image_question_messages
 from vgt_agent.routing import Router
+from vgt_agent.sample import Sample
 from vgt_agent.store import GroundingRecord, SampleRecord, TraceRecord, TraceStore
 from vgt_agent.training.data import image_record
 from vgt_agent.training.references import decode_references, references_json, specs_from_gold

@@ -55,7 +55,7 @@ def load_model(name: str, *, bf16: bool = False) -> tuple[Any, Any]:
     if name == TINY:
         import torch
 
-        from vgt_agent.tiny import build_tiny_gemma3
+        from vgt_agent.backends.tiny_gemma3 import build_tiny_gemma3
 
         model, processor = build_tiny_gemma3()
         return (model.to(torch.bfloat16) if bf16 else model), processor

@@ -20,8 +20,8 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 from rich.table import Table
 
-from vgt_agent.cli.common import safe_text
 from vgt_agent.store import TraceStore
+from vgt_agent.terminal import safe_text
 
 PAPER_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("tallybench", "TallyBench", "counting"), ("countqa", "CountQA", "counting"),

@@ -28,7 +28,7 @@ import torch
 from transformers import Trainer
 from trl import SFTTrainer
 
-from vgt_agent.tiny.examples import IGNORE
+from vgt_agent.training.agent_examples import IGNORE
 
 IMAGE_START = "<start_of_image>"
 IMAGE_OPENERS = ("boi_token", "fake_image_token", "image_token")  # processor attributes, first found wins

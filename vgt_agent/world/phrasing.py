@@ -3,7 +3,7 @@
 The generator fills a template; the rule teacher, the scene reader and the scope check read a question back
 by matching the same templates after `normalise` (lower case, single spaces, no trailing punctuation), so
 "How many circles?", "how many circles" and "  HOW many  circles ?" read alike. A slot that names objects
-must parse as a concept of the world (`grounders.concepts`), which is what keeps "the shape to the left of
+must parse as a concept of the world (`world.concepts`), which is what keeps "the shape to the left of
 the red square" from being read as one object's name.
 """
 
@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vgt_agent.grounders.concepts import COLOUR_WORDS, parse_concept, tokenize
+from vgt_agent.answers import NUMBER_WORDS
+from vgt_agent.world.concepts import COLOUR_WORDS, parse_concept, tokenize
 
 # Surface phrases of each relation word; the first is the one the original families use.
 RELATION_PHRASES: dict[str, tuple[str, ...]] = {
@@ -83,8 +84,7 @@ _KTH = re.compile(
 _OPTIONS = re.compile(r"\s*options:\s*(.*?)\.?\s*answer with the letter\.?\s*$", re.I | re.S)
 _OBJECT_SLOTS = ("np", "x", "y", "z", "b")
 # A number inside an object slot ("are there 3 red circles") asks something no template answers.
-_NUMBER_WORDS = frozenset(
-    ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"])
+_NUMBER_WORDS = frozenset(NUMBER_WORDS[1:13])  # one .. twelve
 
 
 NOUNS = ("shape", "object", "thing", "one")  # what {noun} stands for

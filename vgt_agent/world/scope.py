@@ -1,13 +1,14 @@
 """Whether a question is one the shapes world can answer, and if not, why, in one line.
 
 The embedded policy and the world grounder know only the world's objects (the concept vocabulary of
-`grounders.concepts`) and its question forms (`world.phrasing`); asked about cups or cats they would still
+`world.concepts`) and its question forms (`world.phrasing`); asked about cups or cats they would still
 produce a number. This check lets a caller refuse instead, naming the words the world does not know.
 """
 
 from __future__ import annotations
 
-from vgt_agent.grounders.concepts import (
+from vgt_agent.world import phrasing
+from vgt_agent.world.concepts import (
     COLOUR_WORDS,
     CONNECTIVES,
     EXTREME_WORDS,
@@ -18,7 +19,6 @@ from vgt_agent.grounders.concepts import (
     SIZE_WORDS,
     tokenize,
 )
-from vgt_agent.world import phrasing
 from vgt_agent.world.palette import COLOURS, SHAPES, SIZES
 
 KNOWN_WORDS: frozenset[str] = frozenset(

@@ -105,6 +105,9 @@ def varied_twin(spec: SplitSpec) -> SplitSpec:
 
 _TWINS = tuple(varied_twin(s) for s in _SPLITS if s.style == "canonical")
 SPLITS: dict[str, SplitSpec] = {s.name: s for s in (*_SPLITS, *_TWINS)}
+COUNTING_BENCHMARKS = ("world-tally", "world-countqa")
+SPATIAL_BENCHMARKS = ("world-vsr", "world-embspatial", "world-spatialmqa", "world-multihop")
+BENCHMARKS = COUNTING_BENCHMARKS + SPATIAL_BENCHMARKS  # the paper's six, in the canonical style
 
 
 def get_split(name: str) -> SplitSpec:

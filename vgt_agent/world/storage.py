@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from vgt_agent.datasets.sample import GoldObject, Sample
+from vgt_agent.sample import GoldObject, Sample
 from vgt_agent.world.generate import GENERATOR_VERSION, make_sample, resolve_split
 from vgt_agent.world.splits import SplitSpec
 from vgt_agent.world.style import SIDE_RANGE, encode_image

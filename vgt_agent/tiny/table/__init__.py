@@ -43,7 +43,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from vgt_agent.tiny.stage_view import bind_console, quiet
 from vgt_agent.tiny.table.config import (
-    BENCHMARKS,
     COSTS,
     SIZES,
     STEM,
@@ -67,6 +66,7 @@ from vgt_agent.tiny.table.stages import (
     trained,
 )
 from vgt_agent.tiny.table.workers import run_jobs
+from vgt_agent.world.splits import BENCHMARKS
 
 __all__ = ["BENCHMARKS", "COSTS", "SIZES", "Job", "ModelConfig", "Paths", "TableConfig", "TableError", "applicable",
            "config_for", "estimate", "jobs", "run"]

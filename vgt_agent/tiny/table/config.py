@@ -1,15 +1,13 @@
-"""The table's sizes: what runs (modes, stages, the six splits), how big (`TableConfig`, `SIZES`) and how long
-one unit of each job takes (`COSTS`, what `graph.estimate` adds up)."""
+"""The table's sizes: what runs (modes, stages; the six splits are `world/splits.py BENCHMARKS`), how big
+(`TableConfig`, `SIZES`) and how long one unit of each job takes (`COSTS`, what `graph.estimate` adds up)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-MODES = ("direct", "think", "box", "point")  # the paper's (and report.py's) row order
-COUNTING = ("world-tally", "world-countqa")
-SPATIAL = ("world-vsr", "world-embspatial", "world-spatialmqa", "world-multihop")
-BENCHMARKS = COUNTING + SPATIAL
+# The eval modes (`training/eval.py MODES`) in the paper's (and report.py's) row order.
+MODES = ("direct", "think", "box", "point")
 STAGES = ("sft", "rl", "rlg")
 STAGE_TITLES = {"sft": "SFT", "rl": "RL, answer reward", "rlg": "RL, answer + grounding reward"}
 GROUNDED = ("point", "box")

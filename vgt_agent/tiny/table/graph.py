@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vgt_agent.tiny.table.config import BENCHMARKS, COSTS, GROUNDED, MODES, STAGES, TableConfig
+from vgt_agent.tiny.table.config import COSTS, GROUNDED, MODES, STAGES, TableConfig
+from vgt_agent.world.splits import BENCHMARKS
 
 
 @dataclass(frozen=True)

@@ -11,17 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from vgt_agent.tiny.table.config import (
-    BENCHMARKS,
-    COUNTING,
     GROUNDED,
     MODES,
-    SPATIAL,
     STAGE_TITLES,
     STAGES,
     TableConfig,
 )
 from vgt_agent.tiny.table.graph import Job, applicable, jobs
 from vgt_agent.tiny.table.stages import Paths, StageLog, eval_done, eval_run_id
+from vgt_agent.world.splits import BENCHMARKS, COUNTING_BENCHMARKS, SPATIAL_BENCHMARKS
 
 
 @dataclass
@@ -128,7 +126,7 @@ def row_label(mode: str, stage: str) -> str:
 
 def results_table(rows: list[Row], base: Baselines, k: int) -> str:
     """Markdown in report.py's layout: configurations x (counting, spatial) splits, Acc / pass@k, averages."""
-    head = ["configuration", *COUNTING, "**counting avg**", *SPATIAL, "**spatial avg**"]
+    head = ["configuration", *COUNTING_BENCHMARKS, "**counting avg**", *SPATIAL_BENCHMARKS, "**spatial avg**"]
     lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
 
     def best(values: list[float | None]) -> float | None:
@@ -136,7 +134,7 @@ def results_table(rows: list[Row], base: Baselines, k: int) -> str:
         return max(present) if present else None
 
     columns: list[tuple[str, Callable[[Row], tuple[float | None, float | None]]]] = []
-    for group in (COUNTING, SPATIAL):
+    for group in (COUNTING_BENCHMARKS, SPATIAL_BENCHMARKS):
         for b in group:
             columns.append((b, lambda r, b=b: r.cells.get(b, (None, None))))
         columns.append(("avg", lambda r, g=group: (r.avg(g), r.avg_pass(g))))
@@ -144,7 +142,7 @@ def results_table(rows: list[Row], base: Baselines, k: int) -> str:
 
     def ref_row(name: str, per: dict[str, float | None]) -> str:
         cells = []
-        for group in (COUNTING, SPATIAL):
+        for group in (COUNTING_BENCHMARKS, SPATIAL_BENCHMARKS):
             cells += [_pct(per[b]) for b in group]
             vals = [per[b] for b in group]
             cells.append("–" if None in vals else f"*{_pct(_mean(vals))}*")  # type: ignore[arg-type]
@@ -215,7 +213,7 @@ def findings(rows: list[Row], base: Baselines, cfg: TableConfig) -> list[str]:
     if not rows:
         return ["No configuration finished its evaluation."]
     q = base.questions
-    groups = {"counting": COUNTING, "spatial": SPATIAL}
+    groups = {"counting": COUNTING_BENCHMARKS, "spatial": SPATIAL_BENCHMARKS}
     by = {(r.mode, r.stage): r for r in rows}
     out = []
 
@@ -311,7 +309,7 @@ def findings(rows: list[Row], base: Baselines, cfg: TableConfig) -> list[str]:
                        + ", ".join(parts) + ".")
     pb = [(stage, by.get(("point", stage)), by.get(("box", stage))) for stage in STAGES]
     pb_parts = [f"{STAGE_TITLES[s].split(',')[0] if s != 'rlg' else 'RL + r_ground'} {called(d)}"
-                for s, p, b in pb if p is not None and (d := gap(p, b, COUNTING)) is not None]
+                for s, p, b in pb if p is not None and (d := gap(p, b, COUNTING_BENCHMARKS)) is not None]
     if pb_parts:
         out.append("**Points against boxes on counting** (point minus box): " + ", ".join(pb_parts)
                    + ". (The paper: points win on counting.)")
@@ -425,7 +423,7 @@ def write_report(cfg: TableConfig, paths: Paths, out_dir: Path, stages: StageLog
     result = {"markdown": str(md), "png": str(png), "table": report_json(report),
               "baselines": asdict(base), "findings": findings(rows, base, cfg),
               "rows": [{"label": r.label, "mode": r.mode, "stage": r.stage,
-                        "counting": r.avg(COUNTING), "spatial": r.avg(SPATIAL),
+                        "counting": r.avg(COUNTING_BENCHMARKS), "spatial": r.avg(SPATIAL_BENCHMARKS),
                         "grounding": r.diag("grounding"), "completion_tokens": r.diag("mean_completion_tokens")}
                        for r in rows]}
     return result

@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from vgt_agent.tiny.table.config import BENCHMARKS, STEM, TableConfig, TableError
+from vgt_agent.tiny.table.config import STEM, TableConfig, TableError
 from vgt_agent.tiny.table.graph import Job
+from vgt_agent.world.splits import BENCHMARKS
 
 Report = Callable[[int, int, str], None]  # (done, total, info) of the running stage
 
@@ -198,9 +199,9 @@ def vocabulary(cfg: TableConfig, paths: Paths) -> tuple[str, ...]:
     """Every word the policy reads or writes as one token: the default words, the four system prompts,
     and the questions, options and thoughts of the synthesised traces (sorted, so the same data gives the
     same token ids)."""
+    from vgt_agent.backends.tiny_gemma3 import DEFAULT_WORDS
     from vgt_agent.prompts import VARIANT_PROMPTS, format_question
     from vgt_agent.store import TraceStore
-    from vgt_agent.tiny.build import DEFAULT_WORDS
 
     words: list[str] = list(DEFAULT_WORDS)
     for prompt in VARIANT_PROMPTS.values():
@@ -216,7 +217,7 @@ def vocabulary(cfg: TableConfig, paths: Paths) -> tuple[str, ...]:
 
 def init_model(cfg: TableConfig, paths: Paths) -> dict[str, Any]:
     """The random tiny Gemma3 every mode's SFT starts from."""
-    from vgt_agent.tiny.build import build_tiny_gemma3
+    from vgt_agent.backends.tiny_gemma3 import build_tiny_gemma3
 
     model, processor = build_tiny_gemma3(vocabulary(cfg, paths), seed=cfg.seed, **asdict(cfg.model))
     tmp = paths.init.with_name("init.tmp")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from vgt_agent.images import load_image, to_rgb
 
-AnswerType = Literal["count", "yes_no", "choice", "text"]
+if TYPE_CHECKING:  # an annotation only: importing a Sample need not load the answer parsers
+    from vgt_agent.answers import AnswerType
 
 
 @dataclass(frozen=True)
