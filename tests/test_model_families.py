@@ -309,3 +309,26 @@ def test_chat_row_sft_on_the_released_template(family, world, tmp_path: Path) ->
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.endswith("proj.weight") and "vision" not in k and "visual" not in k for k in changed)
     TransformersBackend.from_pretrained(lora_out)
+
+
+def test_the_agent_sft_sequence_states_the_models_own_coordinates(family, world) -> None:
+    """The system prompt of each agent training sequence (built by the SFT collator) says the coordinates in
+    the family's convention: Qwen2.5-VL's pixels, 0..1000 for the others."""
+    from vgt_agent.prompts import COORDINATES, coordinates_sentence, in_convention
+    from vgt_agent.training.agent_data import AgentCollator
+    from vgt_agent.training.agent_examples import encode_prompt
+
+    name, model_dir = family
+    convention = model_convention(str(model_dir))
+    processor = TransformersBackend.from_pretrained(model_dir).processor
+    system = in_convention(AGENT_TEXT_TOOL, convention)
+    row = world["trace"]
+    collator = AgentCollator(processor, system=system)
+    example = collator.example({**row, "chunks": trace_turns(row), "newlines": [], "trace_id": row["id"]})
+    messages = turn_messages(row["question"], row["choices"], [], "turns", system)
+    with Image.open(row["image_path"]) as im:
+        prompt = encode_prompt(processor, messages, im.convert("RGB"), continuing=False)["input_ids"][0].tolist()
+    assert example.input_ids[: len(prompt)] == prompt
+    text = processor.apply_chat_template(template_messages(messages), add_generation_prompt=True, tokenize=False)
+    said = coordinates_sentence(convention)
+    assert said in text and (name != "qwen2_5_vl" or (COORDINATES not in text and "pixels" in said))

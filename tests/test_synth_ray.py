@@ -88,6 +88,28 @@ def test_ray_engine_stores_what_the_local_engine_stores_and_resumes(ray_address:
     assert json.loads(config)["engine"] == "ray"
 
 
+def test_several_servers_are_spread_over_the_actors(ray_address: str, split_dir: Path, tmp_path: Path) -> None:
+    """`--base-url A,B` with two actors: each server answers a share of the teacher calls, and the store holds
+    what a local run against one server stores."""
+    from openai_stub_server import StubOpenAIServer
+    from synth_models import OracleTeacher
+
+    from vgt_agent.world.storage import load_split
+
+    samples = list(load_split(split_dir))
+    args = ["--dataset", str(split_dir), "--limit", "12", "--teacher", "model", "--model", "stub-vlm", "--json"]
+    with StubOpenAIServer(OracleTeacher(samples)) as a, StubOpenAIServer(OracleTeacher(samples)) as b:
+        on_ray = synth(*args, "--db", str(tmp_path / "ray.db"), "--engine", "ray", "--ray-actors", "2",
+                       "--base-url", f"{a.base_url},{b.base_url}")
+        assert on_ray.exit_code == 0, on_ray.output
+        spread = (len(a.requests), len(b.requests))
+        local = synth(*args, "--db", str(tmp_path / "local.db"), "--base-url", a.base_url)
+        assert local.exit_code == 0, local.output
+    assert min(spread) > 0 and sum(spread) >= 12, spread  # both servers answered teacher calls
+    assert json.loads(on_ray.stdout)["kept"] == json.loads(local.stdout)["kept"] == 12
+    assert stored(tmp_path / "local.db") == stored(tmp_path / "ray.db")
+
+
 def test_a_killed_actor_loses_and_duplicates_nothing(ray_address: str, split_dir: Path, tmp_path: Path) -> None:
     """SIGKILL one actor mid-run: Ray restarts it and runs its samples in flight again; each sample is
     committed once, by the driver."""

@@ -13,6 +13,7 @@ mask the grounder returned (tight box and distance-transform point come from `ge
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -20,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from vgt_agent.geometry import encode_rle, mask_iou
-from vgt_agent.grounders.base import Grounder, Instance
+from vgt_agent.grounders.base import Grounder, GroundingResult, Instance
 from vgt_agent.synthesis.objects import Grounded, MaskInfo, NeededObject
 
 TOOLS = ("segment_phrase", "examine_each_mask", "select_masks_and_return", "report_no_mask")
@@ -87,8 +88,20 @@ class GroundingAgent:
 
     def __init__(self, grounder: Grounder, policy: GroundingPolicy, *, max_steps: int = 12) -> None:
         self.grounder = grounder
+        self._prefetched: dict[str, GroundingResult] = {}
         self.policy = policy
         self.max_steps = max_steps
+
+    def prefetch(self, image: Image.Image, objects: Sequence[NeededObject]) -> None:
+        """Ground the phrase the policy will try first for each object in one call, when the grounder takes
+        several phrases at once (`ground_many`: SAM3 runs them in one batched forward over one vision pass).
+        The first `segment_phrase` on such a phrase uses its result; the results equal one-at-a-time calls."""
+        ground_many = getattr(self.grounder, "ground_many", None)
+        first = getattr(self.policy, "first_phrase", None)
+        phrases = [" ".join(((first(o) if first else o.name) or "").split()) for o in objects]
+        todo = [p for p in dict.fromkeys(phrases) if p and p not in self._prefetched]
+        if ground_many is not None and todo:
+            self._prefetched.update(zip(todo, ground_many(image, todo), strict=True))
 
     def run(self, image: Image.Image, obj: NeededObject) -> Grounded:
         view = AgentView(obj, image.size[0], image.size[1])
@@ -121,7 +134,9 @@ class GroundingAgent:
         if phrase.lower() in (p.lower() for p in view.phrases):
             return f"The phrase {phrase!r} was already used; choose a different phrase."
         view.phrases.append(phrase)
-        result = self.grounder.ground(image, phrase)
+        result = self._prefetched.pop(phrase, None)
+        if result is None:
+            result = self.grounder.ground(image, phrase)
         next_id = max((c.id for c in view.candidates), default=0) + 1
         batch = [MaskCandidate(next_id + i, phrase, inst) for i, inst in enumerate(result.instances)]
         view.candidates += batch

@@ -28,12 +28,14 @@ from vgt_agent.store.records import short_hash
 from vgt_agent.synthesis.batch import BatchRunner, BatchStats
 from vgt_agent.synthesis.extract import LLMExtractor, SceneExtractor
 from vgt_agent.synthesis.graph import SynthSettings
+from vgt_agent.synthesis.options import check_engine, check_spec
 from vgt_agent.synthesis.oracle import WorldOracleTeacher
 from vgt_agent.synthesis.pipeline import GrounderPool, SynthPipeline
-from vgt_agent.synthesis.prompts import EXTRACT_SCHEMA
 from vgt_agent.synthesis.ray_engine import RaySampleWorkers, RaySettings
 from vgt_agent.synthesis.teacher import BackendTeacher
+from vgt_agent.synthesis.teacher_prompts import EXTRACT_SCHEMA
 from vgt_agent.synthesis.workers import SampleWorkers
+from vgt_agent.synthesis.world_scene import is_world_sample
 from vgt_agent.synthesis.writer import StoreWriter
 
 OnOutcome = Callable[[BatchStats, dict[str, Any]], None]
@@ -163,7 +165,10 @@ def run_synth(store: TraceStore, spec: PipelineSpec, pipeline: SynthPipeline, sa
     failed, or more than `max_error_share` of them, ends `failed`: its kept traces stay, but the run did not
     do its work. With `ray`, the samples run on Ray actors (`ray_engine`), spread over `base_urls` when
     several model servers are given; otherwise here, or in `workers` processes. KeyboardInterrupt marks the
-    run interrupted and propagates; workers that cannot start raise WorkerError before the store is touched."""
+    run interrupted and propagates; workers that cannot start raise WorkerError before the store is touched.
+    Options that cannot run together raise SynthOptionError first (`options.py`)."""
+    check_engine("ray" if ray is not None else "local", workers=workers, base_urls=base_urls)
+    check_spec(spec, world=all(is_world_sample(s) for s in samples), workers=workers)
     run_id = run_id_for(name)
     with contextlib.ExitStack() as stack:
         pool = None

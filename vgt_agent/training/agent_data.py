@@ -24,6 +24,7 @@ from vgt_agent.backends.turns import DEFAULT_TURN_FORM, TurnForm, check_turn_for
 from vgt_agent.format.coord_text import from_canonical_text
 from vgt_agent.geometry.conventions import CANONICAL, Convention
 from vgt_agent.images import load_image
+from vgt_agent.prompts import AGENT_TEXT_TOOL
 from vgt_agent.store.export import trace_columns
 from vgt_agent.training.agent_examples import Example, build_example, collate, sample_newlines
 from vgt_agent.training.data import DataError
@@ -71,11 +72,13 @@ def agent_dataset(rows: list[dict[str, Any]], seed: int = 0, convention: Convent
 class AgentCollator:
     """SFTTrainer's `data_collator` for agent rows: each row's training sequence, right-padded into a batch
     (`input_ids`, `labels`, `attention_mask`, `pixel_values`, `token_type_ids`). Built sequences are kept
-    (by trace and newlines) while they take less than `cache_bytes`; `turn_form` is the form they are built in."""
+    (by trace and newlines) while they take less than `cache_bytes`; `turn_form` is the form they are built in,
+    `system` the system prompt they start with."""
 
-    def __init__(self, processor: Any, cache_bytes: int = CACHE_BYTES, turn_form: TurnForm = DEFAULT_TURN_FORM
-                 ) -> None:
+    def __init__(self, processor: Any, cache_bytes: int = CACHE_BYTES, turn_form: TurnForm = DEFAULT_TURN_FORM,
+                 system: str = AGENT_TEXT_TOOL) -> None:
         self.processor = processor
+        self.system = system  # the agent's system prompt, in the trained model's coordinate convention
         self.turn_form = check_turn_form(turn_form)
         tok = processor.tokenizer
         self.pad_id: int = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
@@ -89,7 +92,7 @@ class AgentCollator:
             return self._cache[key]
         image = load_image(row["image_path"])  # upright RGB, as the ask loop saw it
         example = build_example(self.processor, row["question"], row["choices"], row["chunks"], image,
-                                row["newlines"], form=self.turn_form)
+                                row["newlines"], form=self.turn_form, system=self.system)
         size = sum(t.nbytes for t in example.images.values()) + 3 * 8 * len(example.input_ids)
         if self._cached_bytes + size <= self.cache_bytes:
             self._cache[key] = example

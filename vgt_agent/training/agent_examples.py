@@ -92,16 +92,18 @@ def sample_newlines(chunks: Sequence[dict[str, str]], rng: random.Random, p: flo
     return [rng.random() < p for c in chunks if c["role"] == "tool"]
 
 
-def prompt_messages(question: str, choices: Sequence[str], prefill: str | None = None) -> list[dict[str, Any]]:
+def prompt_messages(question: str, choices: Sequence[str], prefill: str | None = None,
+                    system: str = AGENT_TEXT_TOOL) -> list[dict[str, Any]]:
     """The agent's first view (system, user with image + question), optionally with a continuation prefill."""
     chunks = [{"role": "assistant", "content": prefill}] if prefill else []
-    return turn_messages(question, choices, chunks, "continuation")
+    return turn_messages(question, choices, chunks, "continuation", system)
 
 
 def turn_messages(question: str, choices: Sequence[str], chunks: Sequence[dict[str, str]],
-                  form: TurnForm = DEFAULT_TURN_FORM) -> list[dict[str, Any]]:
-    """What graphs/ask.py sends after `chunks` (the agent's system prompt), in the given turn form."""
-    return agent_messages(AGENT_TEXT_TOOL, question, choices, chunks, form)
+                  form: TurnForm = DEFAULT_TURN_FORM, system: str = AGENT_TEXT_TOOL) -> list[dict[str, Any]]:
+    """What graphs/ask.py sends after `chunks`, in the given turn form; `system` is the agent's system prompt
+    (said in the model's coordinate convention: `prompts.in_convention`)."""
+    return agent_messages(system, question, choices, chunks, form)
 
 
 def encode_prompt(processor: Any, messages: list[dict[str, Any]], image: Image.Image, continuing: bool) -> Any:
@@ -115,15 +117,15 @@ def encode_prompt(processor: Any, messages: list[dict[str, Any]], image: Image.I
 
 def build_example(processor: Any, question: str, choices: Sequence[str], chunks: Sequence[dict[str, str]],
                   image: Image.Image, newlines: Sequence[bool] = (), end: bool = True,
-                  form: TurnForm = DEFAULT_TURN_FORM) -> Example:
+                  form: TurnForm = DEFAULT_TURN_FORM, system: str = AGENT_TEXT_TOOL) -> Example:
     """One training sequence for a whole agent trace (model turns trained, the rest masked) in `form`;
     `end` closes it with the turn's end token (a finished trace; an RL rollout cut short by a limit has no end
     token, which is how GRPO tells it was truncated). `newlines[j]` (continuation form only) keeps the
     trailing whitespace of the j-th tool reply."""
     if check_turn_form(form) == "turns":
-        return _turns_example(processor, question, choices, chunks, image, end)
+        return _turns_example(processor, question, choices, chunks, image, end, system)
     tok = processor.tokenizer
-    prompt = encode_prompt(processor, prompt_messages(question, choices), image, continuing=False)
+    prompt = encode_prompt(processor, prompt_messages(question, choices, system=system), image, continuing=False)
     ids = prompt["input_ids"][0].tolist()
     labels = [IGNORE] * len(ids)
     images, types = image_inputs(prompt)
@@ -149,12 +151,12 @@ def build_example(processor: Any, question: str, choices: Sequence[str], chunks:
 
 
 def _turns_example(processor: Any, question: str, choices: Sequence[str], chunks: Sequence[dict[str, str]],
-                   image: Image.Image, end: bool) -> Example:
+                   image: Image.Image, end: bool, system: str = AGENT_TEXT_TOOL) -> Example:
     """The `turns` form: the template's rendering of the whole conversation, each model turn labelled from
     where its view ends through its turn's end token; the sequence stops at the last turn's end, before it when
     `end` is False or the last turn is a tool reply (a limit stopped the rollout, so no end token closes it)."""
     end_id = turn_end_id(processor)
-    messages = turn_messages(question, choices, chunks, "turns")
+    messages = turn_messages(question, choices, chunks, "turns", system)
     full = processor.apply_chat_template(template_messages(messages), add_generation_prompt=False, tokenize=True,
                                          return_dict=True, return_tensors="pt",
                                          processor_kwargs={"images": [image.convert("RGB")]})

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vgt_agent.devices import Placement, trainer_placement
-from vgt_agent.prompts import AGENT
+from vgt_agent.prompts import AGENT, AGENT_TEXT_TOOL, in_convention
 from vgt_agent.store import TraceStore
 from vgt_agent.training.agent_data import AgentCollator
 from vgt_agent.training.config import ConfigError, build_args, loggable
@@ -119,7 +119,8 @@ def train_sft(store: TraceStore, job: SFTJob, *, logger: RunLogger | None = None
     if job.variant == AGENT:
         from vgt_agent.training.shared_prefix import SharedPrefixSFTTrainer
 
-        trainer_cls, collator = SharedPrefixSFTTrainer, AgentCollator(processor)
+        collator = AgentCollator(processor, system=in_convention(AGENT_TEXT_TOOL, convention))
+        trainer_cls = SharedPrefixSFTTrainer
         if args.train_sampling_strategy in LENGTH_SAMPLERS:
             train_ds, eval_ds = (with_lengths(ds, collator) for ds in (train_ds, eval_ds))
     logger = logger or RunLogger()
