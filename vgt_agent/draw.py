@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-from scipy import ndimage
 
 # Distinct mark colours, cycled per phrase; the first ones are the farthest from the world's object colours.
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -254,6 +253,8 @@ def _mask_box(mask: np.ndarray) -> Rect:
 
 def _outline_mask(pixels: np.ndarray, mask: np.ndarray, colour: Colour, style: Style, dashed: bool) -> None:
     """Draw a ring just outside the mask (a dark halo, then the colour), leaving the object's pixels as they are."""
+    from scipy import ndimage  # here, not at the top: importing the drawing module (the CLI) needs no scipy
+
     m = np.asarray(mask, dtype=bool)
     if m.shape != pixels.shape[:2] or not m.any():
         return

@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.panel import Panel
 
-from vgt_agent.answers import ANSWER_TYPES, normalise_answer
-from vgt_agent.backends import BackendError, OpenAIBackend, VLMBackend, make_backend
-from vgt_agent.backends.coord_boundary import with_convention
-from vgt_agent.backends.openai_backend import INTERACTIVE_TIMEOUT_S
-from vgt_agent.cli.ask_outcome import Outcome, refusal, run_outcome
 from vgt_agent.cli.common import command_line, console, interrupted, print_json, quiet_loading, usage_error, work_failed
 from vgt_agent.cli.coords_option import CoordsOption, convention_name, coords_or_exit
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
-from vgt_agent.cli.thought_view import highlight_thought
-from vgt_agent.cli.trace_png import picture_path_problem, write_trace_png
-from vgt_agent.graphs.ask import AskContext, AskLimits, chunks_text, run_ask
-from vgt_agent.grounders.factory import GROUNDERS, make_grounder
-from vgt_agent.images import load_image
-from vgt_agent.sample import Sample
-from vgt_agent.store import ImageRecord, SampleRecord, TraceRecord, TraceStore
+from vgt_agent.grounders.factory import GROUNDERS
 from vgt_agent.terminal import plain_text, safe_text
+
+if TYPE_CHECKING:  # the agent, its backends and the store load when a question is asked, not for `--help`
+    from vgt_agent.backends import VLMBackend
+    from vgt_agent.cli.ask_outcome import Outcome
+    from vgt_agent.graphs.ask import AskLimits
+    from vgt_agent.sample import Sample
+    from vgt_agent.store import SampleRecord, TraceStore
 
 MAX_QUESTION_CHARS = 4000
 
@@ -75,6 +72,17 @@ def ask(
 
     Exit 0 with an answer; 1 when there is none (the run stopped first), the question or image is outside
     what the embedded world models understand (refused), or the model failed; 2 for bad input."""
+    from vgt_agent.answers import ANSWER_TYPES, normalise_answer
+    from vgt_agent.backends import BackendError, make_backend
+    from vgt_agent.backends.coord_boundary import with_convention
+    from vgt_agent.cli.ask_outcome import run_outcome
+    from vgt_agent.graphs.ask import AskLimits, chunks_text
+    from vgt_agent.grounders.factory import make_grounder
+    from vgt_agent.images import load_image
+    from vgt_agent.store import ImageRecord, SampleRecord
+
+    if save is not None:  # the picture's drawing modules load only when a picture is asked for
+        from vgt_agent.cli.trace_png import picture_path_problem, write_trace_png
     question = question.strip()
     if not question:
         usage_error("the question is empty")
@@ -125,7 +133,7 @@ def ask(
         quiet_loading(transformers_now=True)
     try:
         ground_tool = make_grounder(grounder, sample=world, sam3_checkpoint=sam3_checkpoint, placement=placement)
-        vlm = make_backend(backend, model, timeout_s=timeout or INTERACTIVE_TIMEOUT_S, **options)
+        vlm = make_backend(backend, model, timeout_s=timeout or _interactive_timeout(backend), **options)
         if protocol == "function" and not vlm.supports_function_calling:
             usage_error(f"the {backend} backend has no function calling; use --protocol text")
     except (ValueError, FileNotFoundError, BackendError) as e:
@@ -176,11 +184,24 @@ def ask(
         work_failed(f"{outcome.status.replace('_', ' ')}: {outcome.reason}")
 
 
+def _interactive_timeout(backend: str) -> float | None:
+    """A server's per-request timeout when a person is waiting; an in-process model takes none (and so the
+    openai client is not imported for it)."""
+    if backend != "openai":
+        return None
+    from vgt_agent.backends.openai_backend import INTERACTIVE_TIMEOUT_S
+
+    return INTERACTIVE_TIMEOUT_S
+
+
 def _reach(vlm: VLMBackend, model: str | None) -> str:
     """The model's name; for a server, asked for it (or pinged) before anything is written. A server that does
     not answer is work that failed (exit 1), named by its URL."""
+    from vgt_agent.backends import BackendError
+
+    openai_backend = sys.modules.get("vgt_agent.backends.openai_backend")  # not loaded: vlm is no OpenAIBackend
     try:
-        if isinstance(vlm, OpenAIBackend) and model:
+        if openai_backend is not None and isinstance(vlm, openai_backend.OpenAIBackend) and model:
             vlm.ping()
         return vlm.model
     except BackendError as e:
@@ -203,6 +224,7 @@ def _check_context(vlm: VLMBackend, question: str, max_tokens: int) -> None:
 
 def _out_of_scope(pixels, question: str, *, tiny: bool, world_grounder: bool) -> Outcome | None:
     """A refusal when the image is no shapes scene or the question names things the shapes world lacks."""
+    from vgt_agent.cli.ask_outcome import refusal
     from vgt_agent.grounders.world_scope import image_scope
     from vgt_agent.world.scope import question_scope
 
@@ -213,6 +235,8 @@ def _out_of_scope(pixels, question: str, *, tiny: bool, world_grounder: bool) ->
 def _store_refusal(store: TraceStore, run_id: str, sample: SampleRecord, outcome: Outcome, vlm: VLMBackend,
                    model_name: str, grounder_name: str, meta: dict) -> str:
     """The refused question as a trace with no answer, and its run ended `refused`."""
+    from vgt_agent.store import TraceRecord
+
     trace_id = store.put_trace(TraceRecord(run_id=run_id, sample=sample, variant="agent", status="refused",
                                            reason=outcome.reason, backend=vlm.name, model=model_name,
                                            grounder=grounder_name, meta=meta))
@@ -225,6 +249,9 @@ def _run(store: TraceStore, run_id: str, pixels, sample: SampleRecord, vlm: VLMB
          protocol: str, limits: AskLimits, json_out: bool) -> tuple[dict, dict | None]:
     """The agent loop, streamed to a terminal; the run ends with the outcome's status (`interrupted` on
     Ctrl-C or SIGTERM, exit 130)."""
+    from vgt_agent.cli.ask_outcome import run_outcome
+    from vgt_agent.graphs.ask import AskContext, run_ask
+
     streaming = not json_out and console.is_terminal
 
     def on_event(event: str, payload: object) -> None:
@@ -253,6 +280,10 @@ def _run(store: TraceStore, run_id: str, pixels, sample: SampleRecord, vlm: VLMB
 
 def _print_result(r: dict, streamed: bool) -> None:
     """The human view: the thought, the answer (or why there is none), what produced it."""
+    from rich.panel import Panel
+
+    from vgt_agent.cli.thought_view import highlight_thought
+
     if streamed:
         console.print()
     console.print(Panel(highlight_thought(r["thought"]), title="grounded thought", title_align="left"))

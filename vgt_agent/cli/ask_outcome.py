@@ -4,9 +4,10 @@ failed. The human view, `--json` and the store's run status all read it from her
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from vgt_agent.graphs.ask import AskLimits
+if TYPE_CHECKING:
+    from vgt_agent.graphs.ask import AskLimits
 
 Status = Literal["answered", "no_answer", "refused", "failed"]
 

@@ -9,7 +9,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from vgt_agent.backends.coord_boundary import with_convention
 from vgt_agent.cli.common import command_line, console, interrupted, print_json, quiet_loading, usage_error, work_failed
 from vgt_agent.cli.coords_option import CoordsOption, convention_name, coords_or_exit
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
@@ -51,6 +50,7 @@ def evaluate(
     """Evaluate a model: per benchmark, Acc over N samples, pass@N and grounding scores, logged as a run."""
     if ctx.invoked_subcommand is not None:
         return
+    from vgt_agent.backends.coord_boundary import with_convention
     from vgt_agent.training.eval import (
         MODES,
         EvalError,
@@ -135,7 +135,7 @@ def _pct(value: float | None) -> str:
 
 
 def _backend(kind: str, model: str | None, base_url: str | None, placement=None, timeout: float | None = None):
-    from vgt_agent.backends import BackendError, OpenAIBackend, make_backend
+    from vgt_agent.backends import BackendError, make_backend
 
     options: dict = {"base_url": base_url} if kind == "openai" and base_url else {}
     options["timeout_s"] = timeout
@@ -148,7 +148,8 @@ def _backend(kind: str, model: str | None, base_url: str | None, placement=None,
     except BackendError as e:
         usage_error(str(e))
     try:  # a server is asked for its model (or pinged) before anything is written: no answer is exit 1
-        if isinstance(vlm, OpenAIBackend) and model:
+        openai_backend = sys.modules.get("vgt_agent.backends.openai_backend")  # not loaded: no OpenAIBackend
+        if openai_backend is not None and isinstance(vlm, openai_backend.OpenAIBackend) and model:
             vlm.ping()
         _ = vlm.model
     except BackendError as e:

@@ -16,28 +16,21 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from vgt_agent.backends import BackendError
-from vgt_agent.backends.world_oracle import NAME as ORACLE
 from vgt_agent.cli.common import command_line, console, err_console, print_json, usage_error, work_failed
 from vgt_agent.cli.coords_option import CoordsOption, coords_or_exit
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
-from vgt_agent.datasets import DatasetUnavailable, load_samples
-from vgt_agent.graphs.ask import AskLimits
-from vgt_agent.grounders.factory import GROUNDERS, PER_SAMPLE
-from vgt_agent.synthesis.batch import STAGES, BatchStats
-from vgt_agent.synthesis.graph import SynthSettings
-from vgt_agent.synthesis.oracle import WorldOracleTeacher
-from vgt_agent.synthesis.ray_engine import RaySettings
-from vgt_agent.synthesis.run import OnOutcome, PipelineSpec, build_pipeline, run_config, run_name, run_synth
-from vgt_agent.synthesis.workers import WorkerError
-from vgt_agent.synthesis.world_scene import is_world_sample
+from vgt_agent.grounders.factory import GROUNDERS
+
+if TYPE_CHECKING:  # the synthesis pipeline (LangGraph, the world, the backends) loads when `vgt synth` runs
+    from vgt_agent.synthesis.batch import BatchStats
+    from vgt_agent.synthesis.run import OnOutcome
 
 EXIT_INTERRUPTED = 130
 
@@ -119,6 +112,18 @@ def synth(
     json_out: bool = JsonOption,
 ) -> None:
     """Synthesise verified, grounded reasoning traces for a dataset into the trace store."""
+    from vgt_agent.backends import BackendError
+    from vgt_agent.backends.world_oracle import NAME as ORACLE
+    from vgt_agent.datasets import DatasetUnavailable, load_samples
+    from vgt_agent.graphs.ask import AskLimits
+    from vgt_agent.grounders.factory import PER_SAMPLE
+    from vgt_agent.synthesis.graph import SynthSettings
+    from vgt_agent.synthesis.oracle import WorldOracleTeacher
+    from vgt_agent.synthesis.ray_engine import RaySettings
+    from vgt_agent.synthesis.run import PipelineSpec, build_pipeline, run_config, run_name, run_synth
+    from vgt_agent.synthesis.workers import WorkerError
+    from vgt_agent.synthesis.world_scene import is_world_sample
+
     teacher = ORACLE if teacher == f"{ORACLE}/hundreds" else teacher  # alias: how docs/vgt-tiny.md names it
     coords_or_exit(coords)
     for value, allowed, flag in (
@@ -247,6 +252,8 @@ def _progress(show: bool) -> Iterator[OnOutcome | None]:
 
 
 def _print_summary(s: dict[str, Any]) -> None:
+    from vgt_agent.synthesis.batch import STAGES
+
     where = f" · device {s['device']}" if s.get("device") else ""
     table = Table(title=f"vgt synth · {s['run']} · {s['status']}{where}", show_header=True)
     table.add_column("outcome")

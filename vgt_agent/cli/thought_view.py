@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from vgt_agent.draw import phrase_colours
-from vgt_agent.format import find_boxed, parse
 from vgt_agent.terminal import plain_text
 
 
@@ -15,6 +13,9 @@ def highlight_thought(text: str) -> Text:
     The text is shown as text: Rich markup in it (`[/]`, `[green]`) prints literally, and control characters
     (terminal escape sequences, carriage returns) print as visible symbols of the same length, so the spans
     parsed from the original text still line up."""
+    from vgt_agent.draw import phrase_colours
+    from vgt_agent.format import find_boxed, parse
+
     out = Text(plain_text(text))
     thought = parse(text)
     for g, (r, gr, b) in zip(thought.groundings, phrase_colours([g.phrase for g in thought.groundings]),

@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.panel import Panel
@@ -16,12 +17,11 @@ from rich.table import Table
 from vgt_agent.cli.common import console, print_json, usage_error, work_failed
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.cli.thought_view import highlight_thought
-from vgt_agent.cli.trace_png import write_trace_png
 from vgt_agent.home import default_db_path
-from vgt_agent.store import StoreDamaged, StoreError, StoreLocked, TraceStore
-from vgt_agent.store.check import check_store
-from vgt_agent.store.export import to_sft_dataset, write_jsonl
-from vgt_agent.store.trace_store import damaged, is_damage
+from vgt_agent.store.errors import StoreDamaged, StoreError, StoreLocked
+
+if TYPE_CHECKING:  # each command loads the store modules it uses, so `--help` loads none
+    from vgt_agent.store import TraceStore
 from vgt_agent.terminal import safe_text
 
 app = typer.Typer(help="Browse, inspect, summarise, check, export and merge stored traces.", no_args_is_help=True)
@@ -49,6 +49,8 @@ def _reading(db: Path | None, *, verify: bool = False) -> Iterator[TraceStore]:
     """The store opened read-only for a read command. A damaged store is one line and exit 1, never a
     traceback or a partial answer: a store up to QUICK_CHECK_MAX_BYTES (any size with `verify`) is checked
     page by page first, and an SQLite error met while reading ends the command the same way."""
+    from vgt_agent.store.trace_store import damaged, is_damage
+
     store = open_store(db, create=False)
     with store:
         try:
@@ -109,6 +111,8 @@ def show(
     if row is None:
         usage_error(f"no trace with id {trace_id!r} (ids are listed by `vgt traces list`)")
     if png is not None:
+        from vgt_agent.cli.trace_png import write_trace_png
+
         write_trace_png(row, png)
     if json_out:
         print_json(row)
@@ -182,6 +186,8 @@ def runs(db: Path = DbOption, kind: str = typer.Option(None, "--kind", help="ask
 def check(db: Path = DbOption, json_out: bool = JsonOption) -> None:
     """Check a store without writing to it: SQLite's integrity check of every page, vgt's schema, and vgt's
     invariants (no orphaned or stale rows). Exit 1 listing what is wrong."""
+    from vgt_agent.store.check import check_store
+
     path = db or default_db_path()
     try:
         report = check_store(path)
@@ -263,6 +269,8 @@ def export(
 
     The export is written beside OUT and renamed into place when complete: an existing file is replaced only
     with --force, a non-empty directory only when it is an earlier export and --force is given."""
+    from vgt_agent.store.export import to_sft_dataset, write_jsonl
+
     if fmt not in ("jsonl", "hf"):
         usage_error(f"--format must be jsonl or hf, not {fmt!r}")
     filters = _filters(run, dataset, variant, kind, correct, status)
@@ -300,6 +308,9 @@ def merge(
     """Merge trace stores into one. A trace already there with the same content is skipped; one whose id is
     there with different content (two shards that answered the same sample differently) replaces it whole,
     children included, and is counted as a conflict: the stores read as if written into one, in order."""
+    from vgt_agent.store import TraceStore
+    from vgt_agent.store.trace_store import damaged, is_damage
+
     opened = []
     for src in sources:
         if src.resolve() == out.resolve():

@@ -6,7 +6,7 @@ import contextlib
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -16,11 +16,11 @@ from vgt_agent.cli.coords_option import CoordsOption, coords_or_exit
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.home import default_db_path, vgt_home
-from vgt_agent.store import TraceStore
 from vgt_agent.terminal import safe_text
-from vgt_agent.training.config import ConfigError, load_yaml
-from vgt_agent.training.data import VARIANTS, DataError
 from vgt_agent.training.model import LoraSpec, ModelError
+
+if TYPE_CHECKING:  # the store and the training data modules load when a training runs, not for `--help`
+    from vgt_agent.store import TraceStore
 
 app = typer.Typer(help="Train a VLM on stored traces: SFT, then GRPO with grounding rewards.", no_args_is_help=True)
 
@@ -51,7 +51,9 @@ SaveStepsOpt = typer.Option(None, "--save-steps", min=1, help="checkpoint every 
 LogStepsOpt = typer.Option(None, "--logging-steps", min=1)
 
 
-def _check_variant(variant: str, allowed: tuple[str, ...] = VARIANTS) -> None:
+def _check_variant(variant: str, allowed: tuple[str, ...] | None = None) -> None:
+    if allowed is None:  # every variant
+        from vgt_agent.training.data import VARIANTS as allowed
     if variant not in allowed:
         usage_error(f"--variant must be one of {', '.join(allowed)}, not {variant!r}")
 
@@ -74,6 +76,8 @@ def _writable_store(db: Path | None, *, must_exist: bool) -> TraceStore:
 
 
 def _yaml(config: Path | None) -> dict[str, Any]:
+    from vgt_agent.training.config import ConfigError, load_yaml
+
     try:
         return load_yaml(config)
     except ConfigError as e:
@@ -92,6 +96,9 @@ def _run(train: Any, store: TraceStore, job: Any, *, quiet_stdout: bool) -> dict
 
     With `quiet_stdout` (--json) the trainers' log lines go to stderr, so stdout holds only the result.
     """
+    from vgt_agent.training.config import ConfigError
+    from vgt_agent.training.data import DataError
+
     try:
         with contextlib.redirect_stdout(sys.stderr) if quiet_stdout else contextlib.nullcontext():
             return train(store, job)
@@ -209,7 +216,7 @@ def rl(
     from vgt_agent.training.rewards import RewardWeights
     from vgt_agent.training.rl import RLJob, train_rl
 
-    _check_variant(variant, VARIANTS)
+    _check_variant(variant)
     if grounder not in ROLLOUT_GROUNDERS:
         usage_error(f"--grounder must be one of {', '.join(ROLLOUT_GROUNDERS)}, not {grounder!r}")
     if vllm_mode not in (None, "server", "colocate"):
@@ -246,7 +253,7 @@ def _router(name: str, model: str | None, base_url: str | None) -> Any:
     if name != "vlm":
         usage_error(f"--router must be text or vlm, not {name!r}")
     from vgt_agent.backends import BackendError, make_backend
-    from vgt_agent.routing import VLMRouter
+    from vgt_agent.reference_routing import VLMRouter
 
     try:
         return VLMRouter(make_backend("openai", model, **({"base_url": base_url} if base_url else {})))

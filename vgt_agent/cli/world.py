@@ -5,25 +5,25 @@ from __future__ import annotations
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from PIL import Image
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from vgt_agent.cli.common import console, err_console, print_json, usage_error, work_failed
-from vgt_agent.draw import Mark, annotate
 from vgt_agent.terminal import safe_text
-from vgt_agent.world.splits import SPLITS
-from vgt_agent.world.storage import check_target, make_split, read_info, read_rows
-from vgt_agent.world.style import SIDE_RANGE, STYLES
+
+if TYPE_CHECKING:  # the world's generator and the drawing modules load in the commands that use them
+    from vgt_agent.draw import Mark
 
 app = typer.Typer(help="The embedded shapes world: make splits, show samples.", no_args_is_help=True)
 
 
 def _summary(out: Path, info: dict[str, Any], seconds: float) -> dict[str, Any]:
+    from vgt_agent.world.storage import read_rows
+
     families: Counter[str] = Counter()
     answers: Counter[str] = Counter()
     files: Counter[str] = Counter()
@@ -57,6 +57,10 @@ def make(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Generate a split as an imagefolder: images/, metadata.jsonl, info.json."""
+    from vgt_agent.world.splits import SPLITS
+    from vgt_agent.world.storage import check_target, make_split
+    from vgt_agent.world.style import STYLES
+
     if split not in SPLITS:
         usage_error(f"unknown split {split!r}; known splits: {', '.join(SPLITS)}")
     if n is not None and n < 1:
@@ -107,6 +111,9 @@ def make(
 @app.command()
 def splits(as_json: bool = typer.Option(False, "--json", help="Print the registry as JSON.")) -> None:
     """List the named splits."""
+    from vgt_agent.world.splits import SPLITS
+    from vgt_agent.world.style import SIDE_RANGE
+
     rows = [
         {
             "name": s.name, "families": list(s.families), "n": s.n, "seed": s.seed,
@@ -137,6 +144,8 @@ def splits(as_json: bool = typer.Option(False, "--json", help="Print the registr
 
 
 def _row(split_dir: Path, index: int) -> dict[str, Any]:
+    from vgt_agent.world.storage import read_info, read_rows
+
     try:
         info = read_info(split_dir)
     except (FileNotFoundError, ValueError) as e:
@@ -150,6 +159,8 @@ def _row(split_dir: Path, index: int) -> dict[str, Any]:
 
 
 def _marks(row: dict[str, Any]) -> list[Mark]:
+    from vgt_agent.draw import Mark
+
     return [
         Mark(label=f"{g['role']}: {g['name']}", points=[(g["point"][0] + 0.5, g["point"][1] + 0.5)],
              boxes=[tuple(float(v) for v in g["box"])])  # type: ignore[list-item]
@@ -167,6 +178,10 @@ def show(
     """Show one sample: question, answer, gold objects and the scene graph."""
     row = _row(split_dir, index)
     if png is not None:
+        from PIL import Image
+
+        from vgt_agent.draw import annotate
+
         try:
             with Image.open(split_dir / row["file_name"]) as im:
                 annotate(im, _marks(row)).save(png)

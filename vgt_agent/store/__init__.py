@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING, Any
 _LAZY = {
     **dict.fromkeys(("GroundingRecord", "ImageRecord", "MaskRecord", "SampleRecord", "TraceRecord"),
                     "vgt_agent.store.records"),
-    **dict.fromkeys(("StoreDamaged", "StoreError", "StoreLocked", "TraceStore"), "vgt_agent.store.trace_store"),
+    **dict.fromkeys(("StoreDamaged", "StoreError", "StoreLocked"), "vgt_agent.store.errors"),
+    "TraceStore": "vgt_agent.store.trace_store",
 }
 
 if TYPE_CHECKING:
+    from vgt_agent.store.errors import StoreDamaged, StoreError, StoreLocked
     from vgt_agent.store.records import GroundingRecord, ImageRecord, MaskRecord, SampleRecord, TraceRecord
-    from vgt_agent.store.trace_store import StoreDamaged, StoreError, StoreLocked, TraceStore
+    from vgt_agent.store.trace_store import TraceStore
 
 __all__ = ["GroundingRecord", "ImageRecord", "MaskRecord", "SampleRecord", "StoreDamaged", "StoreError", "StoreLocked",
            "TraceRecord", "TraceStore"]

@@ -10,10 +10,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from vgt_agent.store.locks import lock_timeout_s
 from vgt_agent.store.schema import MIGRATIONS, SCHEMA_VERSION, TABLES
+from vgt_agent.store.sqlite_lib import sqlite_utils
 from vgt_agent.store.trace_store import StoreError, check_file, connect_readonly
 
 MAX_INTEGRITY_LINES = 100  # SQLite stops listing after this many damaged spots

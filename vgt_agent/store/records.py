@@ -10,12 +10,10 @@ import hashlib
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PIL import Image
-
-from vgt_agent.images import upright_size
-from vgt_agent.sample import Sample
+if TYPE_CHECKING:  # image decoding (PIL, numpy) loads when an image is recorded, not for reading the store
+    from vgt_agent.sample import Sample
 
 
 def short_hash(*parts: object) -> str:
@@ -38,6 +36,10 @@ class ImageRecord:
         """Hash the file's bytes and record the size of the image as `images.load_image` decodes it (upright,
         so an EXIF-rotated photo records the size the model sees and its points are read in); raises
         ValueError when it is not a readable image."""
+        from PIL import Image
+
+        from vgt_agent.images import upright_size
+
         p = Path(path)
         try:
             data = p.read_bytes()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import sqlite_utils
+from vgt_agent.store.sqlite_lib import sqlite_utils
 
 SCHEMA_VERSION = 1
 TABLES = ("vgt_meta", "runs", "images", "samples", "traces", "groundings", "masks")

@@ -22,27 +22,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
+from vgt_agent.store.errors import StoreDamaged, StoreError, StoreLocked
 from vgt_agent.store.locks import lock_holder, lock_timeout_s
 from vgt_agent.store.records import ImageRecord, SampleRecord, TraceRecord
 from vgt_agent.store.schema import MIGRATIONS, SCHEMA_VERSION
+from vgt_agent.store.sqlite_lib import sqlite_utils
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 MERGE_BATCH = 500  # traces per merge transaction: short enough that other writers' waits stay bounded
 _OPEN_FILES: Counter[tuple[int, int]] = Counter()  # (device, inode) of the store files this process has open
-
-
-class StoreError(Exception):
-    """A store that cannot be used as asked: missing, not SQLite, not vgt's, or too new. One-line message."""
-
-
-class StoreDamaged(StoreError):
-    """The store's file is damaged (SQLite found a malformed page); `vgt traces check` says where."""
-
-
-class StoreLocked(StoreError):
-    """Another writer held the store's write lock for longer than the lock timeout."""
 
 
 _DAMAGE_MARKS = ("malformed", "not a database", "corrupt", "disk i/o error")
@@ -162,7 +150,9 @@ class TraceStore:
             conn.close()
             what = "is an SQLite database but not a vgt trace store" if version == 0 else "needs a schema migration"
             raise StoreError(f"{path} {what}")
-        db = sqlite_utils.Database(conn)
+        # no sqlite-utils plugins: vgt's connections take no third-party SQL functions, and finding the
+        # plugins (an entry-point scan of every installed package) is ~25 ms of every command that opens a store
+        db = sqlite_utils.Database(conn, execute_plugins=False)
         store = cls(db, path, timeout)
         if not readonly:
             try:

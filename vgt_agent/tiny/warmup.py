@@ -30,9 +30,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vgt_agent.backends.world_oracle import count_listing
-from vgt_agent.format import render_tool_result
-from vgt_agent.tiny.drills import FAMILIES, drill, drill_example
 from vgt_agent.world.palette import BACKGROUNDS
 
 if TYPE_CHECKING:
@@ -72,6 +69,9 @@ def _filler(rng: random.Random, words: Sequence[str], cfg: WarmupConfig) -> str:
 def copy_example(rng: random.Random, words: Sequence[str], cfg: WarmupConfig) -> tuple[str, str]:
     """(context, target): filler words and a tool reply listing 1-`short_points` random points; the target
     lists them as the oracle does."""
+    from vgt_agent.backends.world_oracle import count_listing  # these load with a warm-up, not with its config
+    from vgt_agent.format import render_tool_result
+
     phrase = rng.choice(words) + "s"
     points = _points(rng, rng.randint(1, cfg.short_points))
     reply = render_tool_result(phrase, "point", points)
@@ -106,6 +106,7 @@ def drill_batch(processor: Any, rng: random.Random, n: int, family: str | None =
     batch."""
     from PIL import Image
 
+    from vgt_agent.tiny.drills import FAMILIES, drill, drill_example
     from vgt_agent.training.agent_examples import collate
 
     names = [family] * n if family else rng.choices(tuple(FAMILIES), [(weights or {}).get(f, 1.0) for f in FAMILIES],
@@ -181,6 +182,7 @@ def warm_up(model: Any, processor: Any, words: Sequence[str], cfg: WarmupConfig 
     last loss, the held-out accuracies, the last drill weights and seconds."""
     import torch
 
+    from vgt_agent.tiny.drills import FAMILIES
     from vgt_agent.training.shared_prefix import IMAGE_START
 
     tokenizer = processor.tokenizer

@@ -15,7 +15,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage
 
 from vgt_agent import geometry
 from vgt_agent.world import style
@@ -172,6 +171,8 @@ def _occlude(
 ) -> dict[int, np.ndarray] | None:
     """New visible masks of the objects a new mask would cover, or None if one would become too hidden
     or split into pieces."""
+    from scipy import ndimage  # here, not at the top: importing the world (the CLI, the store) needs no scipy
+
     updated: dict[int, np.ndarray] = {}
     for o in objects:
         win = _overlap(o, mask, x0, y0)

@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 from PIL import Image, ImageDraw
-from scipy import ndimage
 
 # Inner/outer radius ratios: thick enough that a small ring or star stays a solid, readable shape.
 STAR_INNER = 0.45
@@ -41,6 +40,8 @@ def _star(cx: float, cy: float, r: float, start_deg: float) -> list[tuple[float,
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
     """Drop stray pixels that touch the shape only diagonally (thin star tips), so it is 4-connected."""
+    from scipy import ndimage  # here, not at the top: importing the world (the CLI) needs no scipy
+
     labels, n = ndimage.label(mask)
     if n <= 1:
         return mask

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 STYLES: tuple[str, ...] = ("canonical", "varied")
 COVERAGE_THRESHOLD = 0.5  # an anti-aliased pixel belongs to an object's mask when its shape covers >= half of it
@@ -200,6 +199,8 @@ def _texture(bd: Backdrop, width: int, height: int) -> np.ndarray | None:
     if bd.texture == "grain":
         return _grain(rng, height, width, bd.amplitude)
     if bd.texture == "paper":
+        from scipy import ndimage  # here, not at the top: importing the world (the CLI) needs no scipy
+
         # Soft blotches (noise on a coarse grid, smoothed and upsampled) plus a fine grain.
         gh, gw = max(2, height // bd.period + 2), max(2, width // bd.period + 2)
         coarse = ndimage.gaussian_filter(rng.normal(0.0, 1.0, size=(gh, gw)), 1.0).astype(np.float32)
