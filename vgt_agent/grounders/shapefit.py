@@ -14,7 +14,7 @@ upright orientation.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -49,6 +49,10 @@ RADIUS_STEP = 0.04
 OCCLUDED_RADIUS_STEP = 0.15
 # Every this-many-th point scores the coarse grid of a partly hidden region (the refinement scores all).
 COARSE_STRIDE = 5
+# A coarse grid of at least this many centres is pruned (branch and bound) before a straight-edged template is
+# scored at every tilt; the first batch scored is the best-bounded 1/PRUNE_FIRST_SHARE of the centres.
+PRUNE_MIN_CENTERS = 12
+PRUNE_FIRST_SHARE = 8
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,7 @@ class Template:
     p2: tuple[float, float] | None = None
     inner: float = 0.0
 
-    @property
+    @cached_property
     def area(self) -> float:
         """Area at unit radius."""
         if self.p2 is None:
@@ -80,6 +84,28 @@ class Template:
         dx, dy = x2 - 1.0, y2
         skew = self.period / 2 - math.atan2(-dx, dy)
         return y2 / math.hypot(dx, dy), skew if abs(skew) > 1e-12 else 0.0
+
+    @cached_property
+    def cos_bounds(self) -> tuple[float, float]:
+        """Least and greatest cos(angle to the edge normal) `costs` can see, whatever the point and tilt
+        (straight-edged templates): the angle spans the half period either side of the normal, shifted by the
+        skew for stars. A point's projection rho * cos(...) lies between rho times these, for any tilt."""
+        _, skew = self.edge
+        lo, hi = (-skew, self.period / 2 - skew) if skew else (-self.period / 2, self.period / 2)
+        low, high = min(math.cos(lo), math.cos(hi)), 1.0 if lo <= 0.0 <= hi else max(math.cos(lo), math.cos(hi))
+        return low - 1e-6, high + 1e-6  # float32's cos is within an ulp or two of these
+
+    def bounds(self, rho: np.ndarray, radii: np.ndarray, sign: np.ndarray) -> np.ndarray:
+        """(C, R) lower bounds of `costs` over every tilt (straight-edged templates): each point's projection
+        taken at the end of its possible range that violates the least. T times cheaper than `costs`."""
+        apothem, _ = self.edge
+        low, high = self.cos_bounds
+        y = rho * (sign * np.where(sign < 0, np.float32(low), np.float32(high))).astype(np.float32)  # (C, N)
+        edge = sign[None, :] * (np.asarray(radii, dtype=np.float32) * np.float32(apothem)
+                                + np.float32(RASTER_BIAS))[:, None]  # (R, N)
+        viol = edge[None, :, :] - y[:, None, :]  # (C, R, N)
+        np.maximum(viol, 0.0, out=viol)
+        return np.einsum("crn,crn->cr", viol, viol)
 
     def costs(
         self, rho: np.ndarray, angle: np.ndarray | None, tilts: np.ndarray, radii: np.ndarray, sign: np.ndarray
@@ -193,11 +219,13 @@ def evidence(
     full interior would make the cost grow with the square of the object's size.
     """
     shift = np.array([origin[1] + 0.5, origin[0] + 0.5], dtype=np.float32)
-    rows, cols = np.nonzero(region)
+    # Area and centroid from the row and column counts: integer sums, exact, so the same means as np.nonzero's.
+    per_row, per_col = np.count_nonzero(region, axis=1), np.count_nonzero(region, axis=0)
+    area = int(per_row.sum())
     eroded = _erode(region)
     outline = region & ~eroded
-    rows_on = np.arange(region.shape[0]) % spacing == 0
-    lattice = eroded & np.logical_and.outer(rows_on, np.arange(region.shape[1]) % spacing == 0)
+    lattice = np.zeros_like(region)
+    lattice[::spacing, ::spacing] = eroded[::spacing, ::spacing]
     inside = np.argwhere(outline | lattice)[:, ::-1] + shift
     edge = np.argwhere(outline)[:, ::-1] + shift
     known = region | occluder
@@ -208,8 +236,9 @@ def evidence(
         inside=inside.astype(np.float32),
         outline=edge.astype(np.float32),
         outside=outside.astype(np.float32),
-        area=int(rows.size),
-        centroid=(float(cols.mean() + shift[0]), float(rows.mean() + shift[1])),
+        area=area,
+        centroid=(float(np.float64(int(per_col @ np.arange(len(per_col))) / area) + shift[0]),
+                  float(np.float64(int(per_row @ np.arange(len(per_row))) / area) + shift[1])),
         occluded=int(np.count_nonzero(touching)) > 1,
     )
 
@@ -254,6 +283,13 @@ class _Polar:
     def angle(self) -> np.ndarray:
         return np.arctan2(self.dy, self.dx)
 
+    def take(self, index: np.ndarray) -> _Polar:
+        """The same points seen from the centres `index` only (every value as the whole would give it)."""
+        sub = _Polar(self.centers[index], self.rho[index], self.dx[index], self.dy[index], self.sign, self.stride)
+        if "angle" in self.__dict__:
+            sub.__dict__["angle"] = self.angle[index]
+        return sub
+
 
 def _polar(centers: np.ndarray, ev: Evidence, stride: int = 1) -> _Polar:
     stride *= ev.base_stride
@@ -267,21 +303,59 @@ def _costs(tpl: Template, radii: np.ndarray, polar: _Polar, tilts: np.ndarray, e
     """(C, T, R) cost of the template at every centre, tilt and radius."""
     cost = tpl.costs(polar.rho, polar.angle if tpl.period else None, tilts, radii, polar.sign)
     cost *= polar.stride / (2 * math.pi * radii)
-    return cost + np.array([_hidden_penalty(tpl, r, ev) for r in radii])
+    return cost + _hidden_penalty(tpl, radii, ev)
 
 
-def _hidden_penalty(tpl: Template, radius: float, ev: Evidence) -> float:
-    """Cost of claiming part of the object is hidden: small (Occam: of two templates that both explain
-    the pixels, the one needing less hidden area wins, e.g. a triangle lying on top of a circle is not a
-    hexagon hidden under it), and large past what the world allows."""
-    visible = ev.area / (tpl.area * (radius + RASTER_BIAS) ** 2)
-    return HIDDEN_COST * abs(1.0 - visible) + 4.0 * max(0.0, MIN_VISIBLE - visible)
+def _hidden_penalty(tpl: Template, radii: np.ndarray, ev: Evidence) -> np.ndarray:
+    """Cost of claiming part of the object is hidden, per radius: small (Occam: of two templates that both
+    explain the pixels, the one needing less hidden area wins, e.g. a triangle lying on top of a circle is
+    not a hexagon hidden under it), and large past what the world allows."""
+    # float_power is C's pow, as a scalar's ** 2 is (an array's ** 2 multiplies: an ulp off now and then).
+    visible = ev.area / (tpl.area * np.float_power(np.asarray(radii, dtype=np.float64) + RASTER_BIAS, 2.0))
+    return HIDDEN_COST * np.abs(1.0 - visible) + 4.0 * np.maximum(0.0, MIN_VISIBLE - visible)
+
+
+def _pruned_costs(
+    tpl: Template, radii: np.ndarray, polar: _Polar, tilts: np.ndarray, ev: Evidence, count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The costs `_costs` gives at the centres that can hold one of the `count` cheapest hypotheses: branch
+    and bound on a tilt-free lower bound per centre (`Template.bounds`). The centres whose bound is least
+    are scored first; every other centre whose bound is above the `count`-th cheapest cost found is
+    skipped, since none of its hypotheses can be cheaper. Returns the scored centres' indices (ascending)
+    and their (C', T, R) costs, each exactly as `_costs` gives it over all centres."""
+    bound = tpl.bounds(polar.rho, radii, polar.sign)
+    bound *= polar.stride / (2 * math.pi * radii)
+    per_centre = (bound + _hidden_penalty(tpl, radii, ev)).min(axis=1)
+    order = np.argsort(per_centre, kind="stable")
+    first = np.sort(order[: max(count, math.ceil(len(order) / PRUNE_FIRST_SHARE))])
+    cost = _costs(tpl, radii, polar.take(first), tilts, ev)
+    flat = cost.ravel()
+    worst_kept = float(np.partition(flat, count - 1)[count - 1]) if flat.size >= count else math.inf
+    rest = order[len(first):]
+    rest = np.sort(rest[per_centre[rest] <= worst_kept + 1e-4 * abs(worst_kept) + 1e-6])
+    if not rest.size:
+        return first, cost
+    index = np.concatenate([first, rest])
+    cost = np.concatenate([cost, _costs(tpl, radii, polar.take(rest), tilts, ev)])
+    ascending = np.argsort(index, kind="stable")
+    return index[ascending], cost[ascending]
+
+
+def _cheapest(cost: np.ndarray, count: int) -> list[int]:
+    """Flat indices of the `count` least values, least first (ties: the first in order)."""
+    flat = cost.ravel()
+    first = int(np.argmin(flat))
+    if count == 1 or flat.size == 1:
+        return [first]
+    rest = flat.copy()
+    rest[first] = np.inf
+    return [first, int(np.argmin(rest))]
 
 
 def _grid(cx: float, cy: float, half: float, step: float) -> np.ndarray:
     offsets = np.arange(-half, half + 1e-6, step)
-    gx, gy = np.meshgrid(cx + offsets, cy + offsets)
-    return np.stack([gx.ravel(), gy.ravel()], axis=1)
+    xs, ys = cx + offsets, cy + offsets  # x fastest, as a meshgrid raveled
+    return np.stack([np.tile(xs, len(ys)), np.repeat(ys, len(xs))], axis=1)
 
 
 # The 3 x 3 neighbourhood in `_grid` order (x fastest), for refinement steps.
@@ -311,36 +385,56 @@ def _coarse_centers(radius: float, ev: Evidence) -> tuple[_Polar | None, float]:
     centers = _grid(cx, cy, 0.55 * radius, step)
     # The template must reach every region pixel: prune centres too far from the farthest ones.
     rim = ev.outline[:: max(1, len(ev.outline) // 64)]  # the farthest region pixels lie on its outline
-    far = np.hypot(*(rim[None, :, :] - centers[:, None, :]).transpose(2, 0, 1)).max(axis=1)
-    centers = centers[far <= radius + RASTER_BIAS + PIXEL_SLACK + step]
+    reach = radius + RASTER_BIAS + PIXEL_SLACK + step
+    d = rim[None, :, :] - centers[:, None, :]
+    # Squared distances settle all but the centres within rounding of the reach, which hypot settles as ever.
+    far2 = np.einsum("ckx,ckx->ck", d, d).max(axis=1)
+    keep = far2 <= reach * reach
+    unsure = np.flatnonzero(np.abs(far2 - reach * reach) <= 1e-9 * reach * reach)
+    if unsure.size:
+        keep[unsure] = np.hypot(d[unsure, :, 0], d[unsure, :, 1]).max(axis=1) <= reach
+    centers = centers[keep]
     return (_polar(centers, ev, stride=COARSE_STRIDE) if len(centers) else None), step
 
 
-def _coarse(tpl: Template, radii: np.ndarray, ev: Evidence, polar: _Polar | None, step: float) -> list[_Start]:
-    """Best (centre, tilt, radius) on the coarse grid: one start, or two when occlusion allows several minima."""
+def _coarse(
+    tpl: Template, radii: np.ndarray, ev: Evidence, polar: _Polar | None, step: float, count: int | None = None
+) -> list[_Start]:
+    """Best (centre, tilt, radius) on the coarse grid: one start, or two (`count`, by default two when
+    occlusion allows several minima)."""
     if polar is None or not radii.size:
         return []
+    count = (2 if ev.occluded else 1) if count is None else count
     tilts = np.arange(0.0, tpl.period, math.radians(COARSE_TILT_DEG)) if tpl.period else np.zeros(1)
-    cost = _costs(tpl, radii, polar, tilts, ev)
+    if tpl.period and len(polar.centers) >= PRUNE_MIN_CENTERS:
+        index, cost = _pruned_costs(tpl, radii, polar, tilts, ev, count)
+    else:
+        index, cost = np.arange(len(polar.centers)), _costs(tpl, radii, polar, tilts, ev)
     starts = []
-    for flat in np.argsort(cost, axis=None)[: 2 if ev.occluded else 1]:
+    for flat in _cheapest(cost, count):
         ci, ti, ri = np.unravel_index(flat, cost.shape)
-        starts.append(_Start(tpl, float(radii[ri]), polar.centers[ci], float(tilts[ti]), float(cost[ci, ti, ri]),
-                             step))
+        starts.append(_Start(tpl, float(radii[ri]), polar.centers[index[ci]], float(tilts[ti]),
+                             float(cost[ci, ti, ri]), step))
     return starts
 
 
-def _refine(start: _Start, ev: Evidence) -> Fit:
-    """The start refined: for a whole region one fine pass over tilt and radius at its centroid; for a partly
-    hidden one, centre, tilt and radius steps halved around it until sub-pixel, sub-degree."""
+# The fine pass over a whole region's tilt (about its coarse one) and radius (relative).
+_FINE_TILTS = np.linspace(-math.radians(COARSE_TILT_DEG) / 2, math.radians(COARSE_TILT_DEG) / 2, 9)
+_FINE_SCALES = 1 + np.linspace(-RADIUS_STEP, RADIUS_STEP, 9)
+
+
+def _refine(start: _Start, ev: Evidence, centroid: _Polar | None = None) -> Fit:
+    """The start refined: for a whole region one fine pass over tilt and radius at its centroid (seen as
+    `centroid` when given); for a partly hidden one, centre, tilt and radius steps halved around it until
+    sub-pixel, sub-degree."""
     tpl = start.tpl
     c, t, r = start.center, start.tilt, start.radius
     s, ts, rs = start.step, math.radians(COARSE_TILT_DEG) if tpl.period else 0.0, RADIUS_STEP * start.radius
     value = start.cost
     if not ev.occluded:  # a whole region's centroid is its shape's centre: one pass over tilt and radius
-        local_t = t + np.linspace(-ts / 2, ts / 2, 9) if tpl.period else np.zeros(1)
-        local_r = r * (1 + np.linspace(-RADIUS_STEP, RADIUS_STEP, 9))
-        local = _costs(tpl, local_r, _polar(c[None, :], ev), local_t, ev)
+        local_t = t + _FINE_TILTS if tpl.period else np.zeros(1)
+        local_r = r * _FINE_SCALES
+        local = _costs(tpl, local_r, centroid or _polar(c[None, :], ev), local_t, ev)
         _, j, k = np.unravel_index(int(np.argmin(local)), local.shape)
         return Fit(tpl.shape, (float(c[0]), float(c[1])), float(local_t[j]), float(local_r[k]), float(local[0, j, k]))
     while s > 0.25 or ts > math.radians(1.0) or rs > 0.3:
@@ -367,7 +461,16 @@ def candidate_radii(tpl: Template, ev: Evidence, extent: float, bounds: tuple[fl
     if high < low:
         return np.zeros(0)
     count = 1 + math.ceil(math.log(high / low) / math.log(1 + OCCLUDED_RADIUS_STEP)) if high > low else 1
-    return np.geomspace(low, high, count)
+    return _geomspace(low, high, count)
+
+
+def _geomspace(low: float, high: float, count: int) -> np.ndarray:
+    """`np.geomspace(low, high, count)` for positive floats, value for value, without its generality's cost."""
+    result = np.power(10.0, np.linspace(np.log10(np.float64(low)), np.log10(np.float64(high)), count))
+    result[0] = low
+    if count > 1:
+        result[-1] = high
+    return result
 
 
 def fit_shapes(ev: Evidence, extent: float, bounds: tuple[float, float]) -> list[Fit]:
@@ -378,18 +481,16 @@ def fit_shapes(ev: Evidence, extent: float, bounds: tuple[float, float]) -> list
     an upper bound that is already far behind.
     """
     radii = {name: candidate_radii(tpl, ev, extent, bounds) for name, tpl in TEMPLATES.items()}
+    if not any(r.size for r in radii.values()):
+        return []
     starts: list[_Start] = []
-    shared = None  # without occlusion every template is tried at the centroid alone
+    centroid = _polar(np.array([ev.centroid]), ev)  # every template is tried there, nothing hidden
     for name, tpl in TEMPLATES.items():
         if not radii[name].size:
             continue
         if ev.occluded:  # a grid sized for this template's radii, plus "nothing is hidden after all"
             starts += _coarse(tpl, radii[name], ev, *_coarse_centers(float(radii[name].max()), ev))
-            centroid = _polar(np.array([ev.centroid]), ev)
-            starts += _coarse(tpl, radii[name][:1], replace(ev, occluded=False), centroid, 0.5)
-        else:
-            shared = shared or _coarse_centers(float(radii[name].max()), ev)
-            starts += _coarse(tpl, radii[name], ev, *shared)
+        starts += _coarse(tpl, radii[name][:1], ev, centroid, 0.5, count=1)  # a whole region's only radius
     if not starts:
         return []
     starts.sort(key=lambda st: st.cost)
@@ -406,7 +507,7 @@ def fit_shapes(ev: Evidence, extent: float, bounds: tuple[float, float]) -> list
         wanted = (st.cost <= bar and shape in contenders) or (shape in runner_up and close)
         if wanted and refined.get(shape, 0) < MAX_REFINED_STARTS:
             refined[shape] = refined.get(shape, 0) + 1
-            fit = _refine(st, ev)
+            fit = _refine(st, ev, None if ev.occluded else centroid)
         else:
             fit = Fit(st.tpl.shape, (float(st.center[0]), float(st.center[1])), st.tilt, st.radius, st.cost)
         if st.tpl.shape not in best or fit.cost < best[st.tpl.shape].cost:

@@ -258,7 +258,7 @@ class WorldGrounder:
             shape_name, size, score = "shape", size_of(math.sqrt(ev.area / math.pi), side), 0.01
         # The tight box is the component's; the point depends only on the pixels in it (mask_to_point crops
         # to the box itself), so both come from the small crop rather than the full image.
-        col, row = geometry.mask_to_point(c.pixels)
+        col, row = _inner_point(c.pixels)
         return Region(
             colour=c.colour, shape=shape_name, size=size, score=score, mask=full,
             box=(float(c0), float(r0), float(c0 + bw), float(r0 + bh)), point=(col + c0, row + r0),
@@ -320,6 +320,22 @@ def settle_edges(
     rows, cols = np.flatnonzero(settled.any(axis=1)), np.flatnonzero(settled.any(axis=0))
     crop = settled[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     return crop, (top + int(rows[0]), left + int(cols[0]))
+
+
+def _inner_point(pixels: np.ndarray) -> tuple[int, int]:
+    """`geometry.mask_to_point` of a component's crop (col, row within it), the same pixel by the same rule,
+    without re-finding the box: the crop holds the component's tight box, and any empty rows or columns around
+    it are background, as mask_to_point's crop border is."""
+    dist = ndimage.distance_transform_edt(np.pad(pixels, 1))[1:-1, 1:-1]
+    maxima = np.argwhere(dist == dist.max())
+    if len(maxima) == 1:
+        return int(maxima[0, 1]), int(maxima[0, 0])
+    if len(maxima) * max(pixels.shape) > 2**30:  # past where the exact int64 tie-break is safe
+        return geometry.mask_to_point(pixels)
+    coords = maxima.astype(np.int64)
+    offsets = len(maxima) * coords - coords.sum(axis=0)  # n * (offset from the maxima's centroid)
+    row, col = maxima[int(np.argmin((offsets**2).sum(axis=1)))]
+    return int(col), int(row)
 
 
 def _scope(seen: _Segmentation, image: Image.Image) -> str | None:
