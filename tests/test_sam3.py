@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -477,9 +478,10 @@ def test_synthesis_prefetches_a_samples_phrases_in_one_pass_with_the_same_outcom
     assert fetched_passes < plain_passes  # the first phrases shared one vision pass
 
 
-def test_synth_with_sam3_stores_the_same_at_any_concurrency(tiny, tmp_path):
+def test_synth_with_sam3_stores_the_same_at_any_concurrency(tiny, tmp_path, monkeypatch):
     """`vgt synth --grounder sam3`: samples in flight share the one SAM3's batches (and each sample prefetches
-    its phrases); what is stored equals the one-sample-at-a-time run."""
+    its phrases); what is stored equals the one-sample-at-a-time run. The tiny SAM3 is random, so its
+    thresholds are lowered for it to find (random) instances that the traces then carry."""
     import sqlite3
 
     from typer.testing import CliRunner
@@ -491,6 +493,24 @@ def test_synth_with_sam3_stores_the_same_at_any_concurrency(tiny, tmp_path):
     model.save_pretrained(tmp_path / "sam3")
     processor.save_pretrained(tmp_path / "sam3")
     make_split(tmp_path / "tally", "world-tally", n=4, seed=8)
+    import vgt_agent.synthesis.pipeline as pipeline
+
+    built = []
+
+    def low_threshold_sam3(name, **kwargs):
+        assert name == "sam3"
+        grounder = Sam3Grounder(tmp_path / "sam3", score_threshold=0.0, mask_threshold=0.0, cache_size=0)
+        batches, inner = [], grounder.ground_batch
+
+        def ground_batch(jobs):
+            batches.append(len(jobs))
+            return inner(jobs)
+
+        grounder.ground_batch = ground_batch
+        built.append(batches)
+        return grounder
+
+    monkeypatch.setattr(pipeline, "make_grounder", low_threshold_sam3)
 
     def stored(concurrency: int) -> list[tuple]:
         db = tmp_path / f"c{concurrency}.db"
@@ -500,12 +520,20 @@ def test_synth_with_sam3_stores_the_same_at_any_concurrency(tiny, tmp_path):
         assert result.exit_code in (0, 1), result.output  # random SAM3 masks reject most traces: that is fine
         conn = sqlite3.connect(db)
         try:
-            return conn.execute("select t.sample_id, t.variant, t.attempt, t.status, t.reason, t.completion, "
-                                "t.grounder, m.concept, m.rle, m.selected from traces t left join masks m "
+            rows = conn.execute("select t.sample_id, t.variant, t.attempt, t.status, t.reason, t.completion, "
+                                "t.grounder, t.meta, m.concept, m.rle from traces t left join masks m "
                                 "on m.trace_id = t.id order by 1, 2, 3, m.idx").fetchall()
         finally:
             conn.close()
+        out = []
+        for *head, meta, concept, rle in rows:  # the grounding agent's transcript, its timings aside
+            steps = [[{k: v for k, v in step.items() if k != "s"} for step in g["steps"]]
+                     for g in json.loads(meta).get("grounding", [])]
+            out.append((*head, steps, concept, rle))
+        return out
 
     one, four = stored(1), stored(4)
-    import shutil; shutil.copytree(tmp_path, "/tmp/sam3dbg", dirs_exist_ok=True)
-    assert one == four and any(row[8] for row in one)  # the same traces, with SAM3 masks in them
+    assert len(built) == 2  # one SAM3 per run, shared by its samples in flight
+    assert max(built[0]) == 1 and max(built[1]) > 1  # with 4 samples in flight, requests shared forwards
+    results = [step["result"] for row in one for steps in row[7] for step in steps if step["tool"] == "segment_phrase"]
+    assert one == four and any("mask(s) for" in r for r in results)  # the same SAM3 outcomes, step by step
