@@ -19,7 +19,7 @@ from rich.table import Table
 
 from vgt_agent.answers import check_answer, extract_answer
 from vgt_agent.format import parse
-from vgt_agent.routing import parse_router_reply
+from vgt_agent.reference_routing import parse_router_reply
 from vgt_agent.synthesis.extract import _FENCE
 from vgt_agent.synthesis.vlm_policy import parse_tool_call
 

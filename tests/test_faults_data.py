@@ -86,7 +86,7 @@ def test_a_boxed_count_past_the_int_digit_limit_is_read_not_raised() -> None:
 
 def test_router_reply_of_blank_lines_is_not_quadratic() -> None:
     """`parse_router_reply("\\n" * 100_000, 5, 5)` took minutes: `^\\W*` ran from every line start to the end."""
-    from vgt_agent.routing import parse_router_reply
+    from vgt_agent.reference_routing import parse_router_reply
 
     assert _seconds(lambda s: parse_router_reply(s, 5, 5), "\n" * 100_000, 2.0) < 2.0
     assert _seconds(lambda s: parse_router_reply(s, 5, 5), "-\n" * 50_000, 2.0) < 2.0

@@ -15,7 +15,7 @@ from vgt_agent.grounding_scores import (
     score_grounding,
     score_groundings,
 )
-from vgt_agent.routing import ReferenceName, TextRouter, first_per_reference, phrase_tokens
+from vgt_agent.reference_routing import ReferenceName, TextRouter, first_per_reference, phrase_tokens
 
 H = W = 100
 
@@ -118,7 +118,7 @@ def test_batched_scoring_equals_the_geometry_one_pair_at_a_time() -> None:
 
 def test_memoised_routing_equals_the_plain_loop() -> None:
     """TextRouter memoises each phrase's candidate references; the routes are those of the plain loop."""
-    from vgt_agent.routing import _content_tokens, _similarity
+    from vgt_agent.reference_routing import _content_tokens, _similarity
 
     def plain_route(g: Grounding, refs: list[ReferenceName], text: str, router: TextRouter) -> int | None:
         tokens, names = phrase_tokens(g.phrase), [phrase_tokens(r.name) for r in refs]

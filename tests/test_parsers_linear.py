@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from vgt_agent.answers import check_answer, extract_answer, normalise_choice, normalise_count
 from vgt_agent.format import parse, read_groundings, strip_groundings, tag_spans
-from vgt_agent.routing import _REPLY_LINE, parse_router_reply
+from vgt_agent.reference_routing import _REPLY_LINE, parse_router_reply
 from vgt_agent.synthesis.extract import _FENCE
 from vgt_agent.synthesis.vlm_policy import parse_tool_call
 
@@ -42,7 +42,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "format.parse": parse,
     "format.read_groundings": read_groundings,
     "format.strip_groundings": strip_groundings,
-    "routing.parse_router_reply": lambda s: parse_router_reply(s, 5, 5),
+    "reference_routing.parse_router_reply": lambda s: parse_router_reply(s, 5, 5),
     "extract fence": lambda s: _FENCE.sub("", s.strip()),
     "vlm_policy.parse_tool_call": parse_tool_call,
 }

@@ -21,7 +21,7 @@ from vgt_agent.geometry import (
     union_box_ious,
 )
 from vgt_agent.grounding_scores import batch_grounding_scores, sample_grounding_score
-from vgt_agent.routing import ReferenceName, TextRouter, VLMRouter, parse_router_reply
+from vgt_agent.reference_routing import ReferenceName, TextRouter, VLMRouter, parse_router_reply
 from vgt_agent.training.references import counted_name, decode_references, references_json, specs_from_gold
 from vgt_agent.training.rewards import (
     ANSWER_PROBLEMS,

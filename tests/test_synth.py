@@ -42,7 +42,7 @@ from vgt_agent.synthesis.grounding_agent import GroundingAgent
 from vgt_agent.synthesis.objects import Grounded, MaskInfo, NeededObject
 from vgt_agent.synthesis.oracle import ORACLE_BACKEND, ORACLE_MODEL, WorldOracleTeacher
 from vgt_agent.synthesis.pipeline import SynthPipeline
-from vgt_agent.synthesis.prompts import EXTRACT_SCHEMA
+from vgt_agent.synthesis.teacher_prompts import EXTRACT_SCHEMA
 from vgt_agent.synthesis.vlm_policy import VLMPolicy
 from vgt_agent.synthesis.world_scene import WorldScene
 from vgt_agent.synthesis.writer import StoreWriter

@@ -27,7 +27,7 @@ from vgt_agent.geometry import (
     union_box_iou,
     union_box_ious,
 )
-from vgt_agent.routing import ReferenceName, Router, TextRouter, first_per_reference
+from vgt_agent.reference_routing import ReferenceName, Router, TextRouter, first_per_reference
 
 # A point grounding is "verified" when every point lands on a distinct instance; a box when IoU >= this.
 BOX_VERIFIED_IOU = 0.5

@@ -237,7 +237,7 @@ class WorldGrounder:
         radii = size_radii(side)
         (r0, c0), (bh, bw) = c.corner, c.pixels.shape
         touching = _hidden(c.index, _window(colour_of, r0 - 1, c0 - 1, (bh + 2, bw + 2), fill=_OUTSIDE))
-        if (_dilate(np.pad(c.pixels, 1)) & touching).any():
+        if (_dilate(_pad1(c.pixels)) & touching).any():
             pad = math.ceil(0.6 * max(bh, bw)) + 3  # a hidden object may reach this far past what is seen
         else:
             pad = 3  # nothing hides any of it: the fit needs only the background around it
@@ -326,7 +326,7 @@ def _inner_point(pixels: np.ndarray) -> tuple[int, int]:
     """`geometry.mask_to_point` of a component's crop (col, row within it), the same pixel by the same rule,
     without re-finding the box: the crop holds the component's tight box, and any empty rows or columns around
     it are background, as mask_to_point's crop border is."""
-    dist = ndimage.distance_transform_edt(np.pad(pixels, 1))[1:-1, 1:-1]
+    dist = ndimage.distance_transform_edt(_pad1(pixels))[1:-1, 1:-1]
     maxima = np.argwhere(dist == dist.max())
     if len(maxima) == 1:
         return int(maxima[0, 1]), int(maxima[0, 0])
@@ -336,6 +336,13 @@ def _inner_point(pixels: np.ndarray) -> tuple[int, int]:
     offsets = len(maxima) * coords - coords.sum(axis=0)  # n * (offset from the maxima's centroid)
     row, col = maxima[int(np.argmin((offsets**2).sum(axis=1)))]
     return int(col), int(row)
+
+
+def _pad1(pixels: np.ndarray) -> np.ndarray:
+    """`np.pad(pixels, 1)` (a false border), without np.pad's per-call overhead."""
+    out = np.zeros((pixels.shape[0] + 2, pixels.shape[1] + 2), dtype=pixels.dtype)
+    out[1:-1, 1:-1] = pixels
+    return out
 
 
 def _scope(seen: _Segmentation, image: Image.Image) -> str | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from vgt_agent.format import Kind, fill_placeholders, parse, render_placeholder
 from vgt_agent.geometry import norm_from_pixel_box, norm_from_pixel_point
-from vgt_agent.routing import singular
+from vgt_agent.reference_routing import singular
 from vgt_agent.synthesis.objects import Grounded, MaskInfo, NeededObject
 
 KINDS: tuple[Kind, ...] = ("point", "box")

@@ -17,7 +17,7 @@ from vgt_agent.backends.base import VLMBackend
 from vgt_agent.prompts import format_question
 from vgt_agent.sample import Sample
 from vgt_agent.synthesis.objects import ROLES, Candidate, NeededObject
-from vgt_agent.synthesis.prompts import EXTRACT_SCHEMA, EXTRACT_SYSTEM
+from vgt_agent.synthesis.teacher_prompts import EXTRACT_SCHEMA, EXTRACT_SYSTEM
 from vgt_agent.synthesis.world_scene import WorldScene
 
 MAX_OBJECTS = 12

@@ -15,7 +15,7 @@ from vgt_agent.backends.base import Message, VLMBackend
 from vgt_agent.prompts import image_question_messages
 from vgt_agent.sample import Sample
 from vgt_agent.synthesis.objects import Candidate
-from vgt_agent.synthesis.prompts import DISTILL_SYSTEM
+from vgt_agent.synthesis.teacher_prompts import DISTILL_SYSTEM
 
 
 class Teacher(Protocol):

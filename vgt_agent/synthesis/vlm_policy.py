@@ -18,7 +18,7 @@ from vgt_agent.backends.base import Message, VLMBackend
 from vgt_agent.draw import Mark, annotate
 from vgt_agent.format import tag_spans
 from vgt_agent.synthesis.grounding_agent import Action, AgentView, MaskCandidate
-from vgt_agent.synthesis.prompts import AGENT_SYSTEM, EXAMINE_PROMPT, agent_request
+from vgt_agent.synthesis.teacher_prompts import AGENT_SYSTEM, EXAMINE_PROMPT, agent_request
 
 _VERDICT = re.compile(r"<verdict>\s*(yes|no)\s*</verdict>", re.IGNORECASE)
 CROP_PAD = 0.5  # crop = the candidate's box grown by this fraction on each side

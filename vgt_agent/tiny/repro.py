@@ -36,7 +36,7 @@ from vgt_agent.store import TraceStore
 from vgt_agent.synthesis.graph import SynthSettings
 from vgt_agent.synthesis.run import PipelineSpec, build_pipeline, run_config, run_name, run_synth
 from vgt_agent.tiny.agent_runs import EVAL_SPLITS, ensure_split
-from vgt_agent.tiny.evaluate import markdown, scores, summary, table
+from vgt_agent.tiny.eval_table import markdown, scores, summary, table
 from vgt_agent.tiny.recipe import (
     ARCH,
     NAME,

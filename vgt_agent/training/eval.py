@@ -24,7 +24,7 @@ from vgt_agent.format import parse
 from vgt_agent.grounding_scores import ReferenceObject, reference_matches
 from vgt_agent.images import load_image
 from vgt_agent.prompts import VARIANT_PROMPTS, image_question_messages
-from vgt_agent.routing import Router
+from vgt_agent.reference_routing import Router
 from vgt_agent.sample import Sample
 from vgt_agent.store import GroundingRecord, SampleRecord, TraceRecord, TraceStore
 from vgt_agent.training.data import image_record

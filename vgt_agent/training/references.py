@@ -19,7 +19,7 @@ import numpy as np
 
 from vgt_agent.geometry import box_to_mask, decode_rle, encode_rle
 from vgt_agent.grounding_scores import ReferenceObject
-from vgt_agent.routing import phrase_tokens
+from vgt_agent.reference_routing import phrase_tokens
 
 _SIZE_WORDS = {"small", "medium", "large", "tiny", "big", "huge"}
 _HOW_MANY = re.compile(r"how many\s+(.+?)(?:\s+(?:are there|can you see|do you see|are visible|in the image))?\s*\?",

@@ -34,7 +34,7 @@ from vgt_agent.answers import check_answer
 from vgt_agent.format import PAPER_SYNTAX, GroundedThought, Grounding, find_boxed, parse, read_groundings
 from vgt_agent.grounding_scores import batch_grounding_scores
 from vgt_agent.prompts import AGENT
-from vgt_agent.routing import Router
+from vgt_agent.reference_routing import Router
 from vgt_agent.training.references import decode_references
 
 Completion = str | Sequence[Mapping[str, Any]]

@@ -18,7 +18,7 @@ from typing import Any
 
 from vgt_agent.devices import Placement, trainer_placement
 from vgt_agent.prompts import AGENT
-from vgt_agent.routing import Router
+from vgt_agent.reference_routing import Router
 from vgt_agent.sample import Sample
 from vgt_agent.store import TraceStore
 from vgt_agent.training.agent_prompts import grounder_source

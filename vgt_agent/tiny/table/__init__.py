@@ -21,10 +21,10 @@ on two cores); a re-run with the same work dir skips every stage whose output ex
 interrupted eval from its stored generations.
 
 Sizes and time: `full` is sized for 90 minutes on 2 free cores; `config.COSTS` holds the measured seconds
-per unit of work and `graph.estimate()` schedules the jobs as `run_jobs` does (`vgt repro table` prints the
+per unit of work and `job_graph.estimate()` schedules the jobs as `run_jobs` does (`vgt repro table` prints the
 estimate at the start). The measurements and what a run shows are in docs/table-in-miniature.md.
 
-Modules, each depending only on those before it: `config` (sizes, costs), `graph` (the jobs and the estimate),
+Modules, each depending only on those before it: `config` (sizes, costs), `job_graph` (the jobs and the estimate),
 `stages` (work dir, data, synthesis, init, one job), `workers` (the job graph on worker processes), `report`
 (baselines, tables, findings, markdown and PNG); `run` here puts them together.
 """
@@ -51,7 +51,7 @@ from vgt_agent.tiny.table.config import (
     TableError,
     config_for,
 )
-from vgt_agent.tiny.table.graph import Job, applicable, estimate, jobs
+from vgt_agent.tiny.table.job_graph import Job, applicable, estimate, jobs
 from vgt_agent.tiny.table.report import write_report
 from vgt_agent.tiny.table.stages import (
     Paths,

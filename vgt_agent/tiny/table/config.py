@@ -1,5 +1,5 @@
 """The table's sizes: what runs (modes, stages; the six splits are `world/splits.py BENCHMARKS`), how big
-(`TableConfig`, `SIZES`) and how long one unit of each job takes (`COSTS`, what `graph.estimate` adds up)."""
+(`TableConfig`, `SIZES`) and how long one unit of each job takes (`COSTS`, what `job_graph.estimate` adds up)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from vgt_agent.tiny.table.config import (
     STAGES,
     TableConfig,
 )
-from vgt_agent.tiny.table.graph import Job, applicable, jobs
+from vgt_agent.tiny.table.job_graph import Job, applicable, jobs
 from vgt_agent.tiny.table.stages import Paths, StageLog, eval_done, eval_run_id
 from vgt_agent.world.splits import BENCHMARKS, COUNTING_BENCHMARKS, SPATIAL_BENCHMARKS
 

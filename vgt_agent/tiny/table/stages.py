@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vgt_agent.tiny.table.config import STEM, TableConfig, TableError
-from vgt_agent.tiny.table.graph import Job
+from vgt_agent.tiny.table.job_graph import Job
 from vgt_agent.world.splits import BENCHMARKS
 
 Report = Callable[[int, int, str], None]  # (done, total, info) of the running stage

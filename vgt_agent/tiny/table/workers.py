@@ -16,7 +16,7 @@ from rich.progress import Progress
 
 from vgt_agent.tiny.stage_view import quiet
 from vgt_agent.tiny.table.config import TableConfig
-from vgt_agent.tiny.table.graph import Job, priorities
+from vgt_agent.tiny.table.job_graph import Job, priorities
 from vgt_agent.tiny.table.stages import Paths, Report, StageLog, run_job
 
 _updates: Any = None  # a worker process's queue of progress reports to the parent
