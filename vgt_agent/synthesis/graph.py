@@ -139,6 +139,8 @@ def ground(state: SynthState, runtime: Runtime[SynthContext]) -> dict[str, Any]:
     ctx, start = runtime.context, time.perf_counter()
     cache: dict[tuple, Grounded] = {}
     grounded, rejections, dropped = {}, dict(state.get("rejections", {})), []
+    ctx.agent.prefetch(ctx.image, [NeededObject.from_dict(d) for items in state.get("objects", {}).values()
+                                   for d in items])
     for key, items in state.get("objects", {}).items():
         outcomes = []
         for obj in (NeededObject.from_dict(d) for d in items):

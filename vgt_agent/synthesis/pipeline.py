@@ -3,7 +3,8 @@
 Built once per run by the CLI (or a test), shared by all worker threads. What is not thread-safe is
 provided per thread or per sample: the WorldGrounder's segmentation cache is unsynchronised, so each
 thread gets its own; the gold grounders and the rule policy hold one sample's scene; a heavy model grounder
-(SAM3) is one instance behind a lock.
+(SAM3) is one instance that serves all threads in shared batches (`grounders/batching.py`), or one call at a
+time behind a lock when it cannot batch.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from PIL import Image
 from vgt_agent.backends.base import VLMBackend
 from vgt_agent.devices import Placement
 from vgt_agent.grounders.base import Grounder, GroundingResult
+from vgt_agent.grounders.batching import BatchingGrounder
 from vgt_agent.grounders.factory import PER_SAMPLE, make_grounder
 from vgt_agent.sample import Sample
 from vgt_agent.store import ImageRecord, SampleRecord, TraceRecord
@@ -53,7 +55,7 @@ class GrounderPool:
         self.sam3_checkpoint = sam3_checkpoint
         self.placement = placement  # where a model grounder (SAM3) runs; None: --device auto
         self._local = threading.local()
-        self._shared: _Locked | None = None
+        self._shared: BatchingGrounder | _Locked | None = None
         self._lock = threading.Lock()
 
     def for_sample(self, sample: Sample) -> Grounder:
@@ -65,8 +67,8 @@ class GrounderPool:
             return self._local.grounder
         with self._lock:
             if self._shared is None:
-                self._shared = _Locked(make_grounder(self.name, sam3_checkpoint=self.sam3_checkpoint,
-                                                           placement=self.placement))
+                model = make_grounder(self.name, sam3_checkpoint=self.sam3_checkpoint, placement=self.placement)
+                self._shared = BatchingGrounder(model) if hasattr(model, "ground_batch") else _Locked(model)
             return self._shared
 
 

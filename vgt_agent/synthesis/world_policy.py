@@ -66,6 +66,11 @@ class WorldRulePolicy:
         found = self.scene.matching(phrases[0]) if phrases else []
         return found if not obj.singular or len(found) == 1 else []
 
+    def first_phrase(self, obj: NeededObject) -> str | None:
+        """The phrase `act` segments first for `obj` (what `GroundingAgent.prefetch` grounds ahead)."""
+        phrases = grounder_phrases(obj)
+        return phrases[0] if phrases else None
+
     def act(self, image: Image.Image, view: AgentView) -> Action:
         obj = view.object
         phrases = grounder_phrases(obj)
