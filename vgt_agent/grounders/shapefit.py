@@ -444,8 +444,20 @@ def _centroid_starts(radii: dict[str, np.ndarray], ev: Evidence, polar: _Polar) 
     """Each template's one start at the centroid (`polar`, one centre) with its one radius: `_coarse` with
     one start there, the straight-edged templates' tilts scored together as rows of one array (each value as
     `Template.costs` computes it), which saves three quarters of the small array operations."""
-    starts = {name: _coarse(TEMPLATES[name], r, ev, polar, 0.5, count=1)
-              for name, r in radii.items() if not TEMPLATES[name].period}
+    starts: dict[str, list[_Start]] = {}
+    rho, sign = polar.rho[0], polar.sign
+    for name in (n for n in radii if not TEMPLATES[n].period):  # circle and ring: no tilt
+        tpl, r = TEMPLATES[name], radii[name]
+        r32 = np.float32(r[0])
+        margin = (r32 + np.float32(RASTER_BIAS)) - rho
+        if tpl.inner:
+            np.minimum(margin, rho - (np.float32(tpl.inner) * r32 + np.float32(RASTER_BIAS)), out=margin)
+        margin *= sign
+        np.maximum(margin, 0.0, out=margin)
+        cost = np.einsum("kn,kn->k", margin[None, :], margin[None, :])
+        cost *= polar.stride / (2 * math.pi * r)
+        cost = float((cost + _hidden_penalty(tpl, r, ev))[0])
+        starts[name] = [_Start(tpl, float(r[0]), polar.centers[0], 0.0, cost, 0.5)]
     names = tuple(name for name in radii if TEMPLATES[name].period)
     if not names:
         return starts
@@ -464,9 +476,11 @@ def _centroid_starts(radii: dict[str, np.ndarray], ev: Evidence, polar: _Polar) 
     viol = polar.sign[None, :] * (radius * apothems + np.float32(RASTER_BIAS))[:, None] - x
     np.maximum(viol, 0.0, out=viol)
     cost = np.einsum("kn,kn->k", viol, viol)
-    cost *= np.repeat(np.concatenate([polar.stride / (2 * math.pi * radii[name]) for name in names]), counts)
-    total = cost + np.repeat(np.concatenate([_hidden_penalty(TEMPLATES[name], radii[name], ev) for name in names]),
-                             counts)
+    chosen = np.array([radii[name][0] for name in names])
+    cost *= np.repeat(polar.stride / (2 * math.pi * chosen), counts)
+    visible = ev.area / (np.array([TEMPLATES[name].area for name in names])
+                         * np.float_power(chosen + RASTER_BIAS, 2.0))  # as `_hidden_penalty`, per template
+    total = cost + np.repeat(HIDDEN_COST * np.abs(1.0 - visible) + 4.0 * np.maximum(0.0, MIN_VISIBLE - visible), counts)
     for name, t, span in zip(names, tilts, spans, strict=True):
         row = total[span]
         ti = int(np.argmin(row))
