@@ -163,15 +163,15 @@ def test_cli_ask_with_gold_grounder_on_a_world_image(counting_samples, tmp_path:
     sample = counting_samples[-1]
     with StubOpenAIServer(counting_model) as server:
         result = runner.invoke(app, ["ask", sample.image_path, sample.question, "--base-url", server.base_url,
-                                     "--model", server.model, "--grounder", "gold", "--kind", "box",
+                                     "--model", server.model, "--grounder", "gold", "--grounding", "box",
                                      "--db", str(tmp_path / "t.db"), "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["grounder"] == "gold" and out["correct"] is True
 
 
-@pytest.mark.parametrize("case", ["missing", "corrupt", "not-image", "huge", "empty-question", "unknown-grounder",
-                                  "bad-kind", "gold-without-world"])  # an unreachable server: test_faults_cli
+@pytest.mark.parametrize("case", ["missing", "corrupt", "not-image", "huge", "empty-question",
+                                  "gold-without-world"])  # choices and an unreachable server: test_faults_cli
 def test_cli_bad_input_exit_2_nothing_written(case: str, counting_samples, tmp_path: Path) -> None:
     image, question = counting_samples[0].image_path, "How many red circles are there?"
     extra: list[str] = ["--base-url", "http://127.0.0.1:9/v1", "--model", "m"]
@@ -189,10 +189,6 @@ def test_cli_bad_input_exit_2_nothing_written(case: str, counting_samples, tmp_p
         Image.new("1", (9000, 8000)).save(image)  # 72 M pixels: refused before decoding
     elif case == "empty-question":
         question = "   "
-    elif case == "unknown-grounder":
-        extra += ["--grounder", "magic"]
-    elif case == "bad-kind":
-        extra += ["--kind", "polygon"]
     elif case == "gold-without-world":
         extra += ["--grounder", "gold"]
         question = "What colour is the sky?"

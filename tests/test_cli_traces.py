@@ -107,7 +107,7 @@ def test_merge(db: Path, tmp_path: Path) -> None:
     assert stats["totals"]["traces"] == 2
 
 
-@pytest.mark.parametrize("case", ["missing", "not-sqlite", "directory", "unknown-id", "bad-kind"])
+@pytest.mark.parametrize("case", ["missing", "not-sqlite", "directory", "unknown-id"])  # choices: test_faults_cli
 def test_bad_input_exits_2_with_one_line_and_leaves_file_untouched(case: str, db: Path, tmp_path: Path) -> None:
     args = ["traces", "list", "--db"]
     target = db
@@ -121,8 +121,6 @@ def test_bad_input_exits_2_with_one_line_and_leaves_file_untouched(case: str, db
     before = target.read_bytes() if target.is_file() else None
     if case == "unknown-id":
         args = ["traces", "show", "ffffffffff", "--db"]
-    if case == "bad-kind":
-        args = ["traces", "list", "--kind", "polygon", "--db"]
     result = runner.invoke(app, [*args, str(target)])
     assert result.exit_code == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -106,7 +106,7 @@ def test_eval_cli_with_a_tiny_model_and_the_report(world, tmp_path: Path) -> Non
     db = tmp_path / "t.db"
     benchmarks = f"{world['tally']},{world['vsr']}"
     base = ["eval", "--benchmark", benchmarks, "--model", str(world["model"]), "--samples", "2", "--db", str(db)]
-    point = runner.invoke(app, [*base, "--mode", "point", "--max-tokens", "16", "--json"])
+    point = runner.invoke(app, [*base, "--variant", "point", "--max-tokens", "16", "--json"])
     assert point.exit_code == 0, point.output + point.stderr
     result = json.loads(point.stdout)
     assert result["backend"] == "transformers" and result["label"] == "Base · Point"
@@ -116,9 +116,9 @@ def test_eval_cli_with_a_tiny_model_and_the_report(world, tmp_path: Path) -> Non
         run = store.run(result["run_id"])
         assert run["kind"] == "eval" and run["status"] == "done" and run["config"]["mode"] == "point"
         assert len(list(store.traces(run=result["run_id"]))) == 16
-    direct = runner.invoke(app, [*base, "--mode", "direct", "--max-tokens", "4"])
+    direct = runner.invoke(app, [*base, "--variant", "direct", "--max-tokens", "4"])
     assert direct.exit_code == 0, direct.output + direct.stderr
-    labelled = runner.invoke(app, [*base, "--mode", "box", "--max-tokens", "4", "--label", "Box · RL + r_ground",
+    labelled = runner.invoke(app, [*base, "--variant", "box", "--max-tokens", "4", "--label", "Box · RL + r_ground",
                                    "--samples", "1", "--limit", "2"])
     assert labelled.exit_code == 0 and "pass@1" in labelled.output
 
@@ -142,7 +142,8 @@ def test_eval_cli_with_a_tiny_model_and_the_report(world, tmp_path: Path) -> Non
 def test_eval_agent_mode(world, tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     result = runner.invoke(app, ["eval", "--benchmark", str(world["vsr"]), "--model", str(world["model"]),
-                                 "--agent", "--mode", "box", "--grounder", "world", "--samples", "1", "--limit", "2",
+                                 "--variant", "agent", "--grounding", "box", "--grounder", "world", "--samples", "1",
+                                 "--limit", "2",
                                  "--max-tokens", "12", "--db", str(db), "--json"])
     assert result.exit_code == 0, result.output + result.stderr
     out = json.loads(result.stdout)
@@ -166,9 +167,7 @@ def test_bad_input_exits_2_with_one_line(world, tmp_path: Path) -> None:
     cases = [
         (["eval", "--model", "m"], "--benchmark is required"),
         (["eval", "--benchmark", "no-such-benchmark"], "unknown dataset"),
-        (["eval", "--benchmark", vsr, "--mode", "sketch"], "--mode must be one of"),
-        (["eval", "--benchmark", vsr, "--agent", "--mode", "think"], "--agent needs --mode point or box"),
-        (["eval", "--benchmark", vsr, "--agent", "--grounder", "oracle"], "--grounder must be one of"),
+        (["eval", "--benchmark", vsr, "--variant", "plain", "--grounding", "box"], "--grounding is the form of"),
         (["eval", "--benchmark", vsr, "--backend", "transformers", "--model", str(tmp_path / "none")], "cannot load"),
         (["eval", "report"], "no trace store"),
     ]

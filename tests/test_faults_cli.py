@@ -210,13 +210,21 @@ def test_sigterm_during_eval_exits_130_and_says_how_to_resume(world: Path, tmp_p
     assert proc.returncode == 130, stderr
     with TraceStore.open(db, readonly=True) as store:
         (run_row,) = store.runs()
-    assert run_row["status"] == "interrupted" and f"--resume {run_row['id']}" in _one_error_line(stderr)
+    assert run_row["status"] == "interrupted" and f"--resume-run {run_row['id']}" in _one_error_line(stderr)
 
 
 BAD_INPUT = {
     "ask-unknown-option": ["ask", "IMG", "q", "--bogus"],
     "ask-missing-image": ["ask", "{tmp}/nope.png", "How many red circles?"],
     "ask-bad-grounder": ["ask", "IMG", "How many red circles?", "--grounder", "magic"],
+    "ask-bad-grounding": ["ask", "IMG", "How many red circles?", "--grounding", "polygon"],
+    "ask-bad-answer-type": ["ask", "IMG", "How many red circles?", "--gold", "3", "--answer-type", "number"],
+    "synth-bad-grounding": ["synth", "--dataset", "{tmp}", "--via", "agent", "--grounding", "polygon"],
+    "synth-bad-grounder": ["synth", "--dataset", "{tmp}", "--grounder", "magic"],
+    "synth-unknown-teacher": ["synth", "--dataset", "{tmp}", "--via", "agent", "--teacher", "world-oracle/digits"],
+    "synth-bad-engine": ["synth", "--dataset", "{tmp}", "--engine", "spark"],
+    "traces-list-bad-grounding": ["traces", "list", "--grounding", "polygon"],
+    "traces-list-bad-status": ["traces", "list", "--status", "maybe"],
     "synth-unknown-dataset": ["synth", "--dataset", "nope"],
     "traces-list-no-store": ["traces", "list"],
     "traces-show-unknown-id": ["traces", "show", "zzzz"],
@@ -229,10 +237,17 @@ BAD_INPUT = {
     "world-splits-unknown-option": ["world", "splits", "--bogus"],
     "train-sft-bad-variant": ["train", "sft", "--variant", "nope", "--model", "m"],
     "train-rl-bad-variant": ["train", "rl", "--variant", "nope", "--model", "m"],
+    "train-rl-bad-grounder": ["train", "rl", "--grounder", "sam3", "--model", "m"],
+    "train-rl-bad-router": ["train", "rl", "--router", "llm", "--model", "m"],
     "eval-unknown-benchmark": ["eval", "--benchmark", "nope"],
+    "eval-bad-variant": ["eval", "--benchmark", "nope", "--variant", "think"],
+    "eval-grounding-without-agent": ["eval", "--benchmark", "nope", "--variant", "point", "--grounding", "box"],
+    "world-make-bad-style": ["world", "make", "--out", "{tmp}/w", "--split", "world-tally", "--style", "sketchy"],
     "eval-report-no-store": ["eval", "report"],
     "repro-tiny-unknown-option": ["repro", "tiny", "--bogus"],
     "repro-table-unknown-option": ["repro", "table", "--bogus"],
+    "repro-table-bad-size": ["repro", "table", "--size", "huge"],
+    "repro-tiny-bad-teacher-grounder": ["repro", "tiny", "--teacher-grounder", "sam3"],
 }
 
 

@@ -264,7 +264,7 @@ def test_ask_train_and_eval_through_the_cli(family, world, tmp_path: Path) -> No
 
     # vgt eval --agent: the trained model on the world split, traces stored under its name
     ev = runner.invoke(app, ["eval", "--benchmark", str(world["split"]), "--model", str(rl_out), "--backend",
-                             "transformers", "--agent", "--mode", "point", "--grounder", "world", "--samples", "1",
+                             "transformers", "--variant", "agent", "--grounder", "world", "--samples", "1",
                              "--limit", "2", "--max-tokens", "16", "--db", str(db), "--json"])
     assert ev.exit_code == 0, ev.output + ev.stderr
     out = json.loads(ev.stdout)

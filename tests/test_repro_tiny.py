@@ -12,6 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 from typer.testing import CliRunner
+from vgt_cli import vgt
 
 from vgt_agent.backends import TransformersBackend
 from vgt_agent.cli.main import app
@@ -116,7 +117,7 @@ def test_help_shows_the_one_recipes_options() -> None:
 def test_bad_options_exit_2(tmp_path: Path) -> None:
     for args, message in ((["--reasoning", "digits"], "No such option"),
                           (["--steps2", "2"], "No such option"),
-                          (["--teacher-grounder", "sam3"], "--teacher-grounder must be world or gold-shuffled")):
-        result = runner.invoke(app, ["repro", "tiny", "--work-dir", str(tmp_path / "w"), *args])
+                          (["--teacher-grounder", "sam3"], "Invalid value for '--teacher-grounder'")):
+        result = vgt("repro", "tiny", "--work-dir", str(tmp_path / "w"), *args)
         assert result.exit_code == 2 and message in result.stderr
         assert not (tmp_path / "w").exists()

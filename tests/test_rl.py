@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
+from vgt_cli import vgt
 from world_traces import store_world_traces, world_samples
 
 from vgt_agent.backends import TransformersBackend
-from vgt_agent.cli.main import app
 from vgt_agent.store import TraceStore
 from vgt_agent.training.model import read_provenance
 from vgt_agent.training.sft import SFTJob, train_sft
@@ -46,7 +46,7 @@ def sft_model(world, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _rl(*args: str):
-    return runner.invoke(app, ["train", "rl", "--json", "--logging-steps", "1", "--save-steps", "100", *args])
+    return vgt("train", "rl", "--json", "--logging-steps", "1", "--save-steps", "100", *args)
 
 
 @pytest.mark.slow
@@ -137,8 +137,8 @@ def test_bad_input_exits_2_with_one_line(world, tmp_path: Path) -> None:
     cases = [
         (["--use-vllm"], "--use-vllm needs the vllm package" if importlib.util.find_spec("vllm") is None
          else "--use-vllm needs a CUDA GPU"),
-        (["--vllm-mode", "remote"], "--vllm-mode must be server or colocate"),
-        (["--router", "oracle"], "--router must be text or vlm"),
+        (["--vllm-mode", "remote"], "Invalid value for '--vllm-mode'"),
+        (["--router", "oracle"], "Invalid value for '--router'"),
         (["--config", str(reserved)], "set reward_weights with --w-answer"),
         (["--batch-size", "4", "--num-generations", "3"], "invalid GRPOConfig"),
         (["--samples-from", "no-such-dataset"], "unknown dataset"),

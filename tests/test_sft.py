@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
+from vgt_cli import vgt
 from world_traces import store_world_traces, world_samples
 
 from vgt_agent.backends import TransformersBackend
@@ -119,7 +120,7 @@ def test_bad_yaml_exits_2(db: Path, tmp_path: Path, yaml_text: str, message: str
 
 def test_bad_input_exits_2_with_one_line(db: Path, tmp_path: Path) -> None:
     cases = [
-        (["--variant", "agentic"], "--variant must be one of"),
+        (["--variant", "agentic"], "Invalid value for '--variant'"),
         (["--model", str(tmp_path / "no-such-model")], "cannot load model"),
         (["--run", "no-such-run"], "no verified point traces"),
         (["--resume"], "--resume needs --output-dir"),
@@ -128,7 +129,7 @@ def test_bad_input_exits_2_with_one_line(db: Path, tmp_path: Path) -> None:
         args = ["train", "sft", "--model", "tiny", "--db", str(db), *extra]
         if "--resume" not in extra:
             args += ["--output-dir", str(tmp_path / "never")]
-        result = runner.invoke(app, args)
+        result = vgt(*args)
         assert result.exit_code == 2, (extra, result.output, result.stderr)
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     missing = runner.invoke(app, ["train", "sft", "--model", "tiny", "--db", str(tmp_path / "none.db")])

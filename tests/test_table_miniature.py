@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 from rich.console import Console
 from typer.testing import CliRunner
+from vgt_cli import vgt
 
 from vgt_agent.cli.main import app
 from vgt_agent.store import TraceStore
@@ -136,8 +137,8 @@ def test_a_work_dir_of_another_size_is_refused_before_anything_is_written(tmp_pa
 
 
 def test_cli_bad_input_exits_2_and_repro_tiny_is_still_there(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["repro", "table", "--size", "huge", "--work-dir", str(tmp_path / "w")])
-    assert result.exit_code == 2 and "--size must be one of smoke, mid, full" in result.stderr
+    result = vgt("repro", "table", "--size", "huge", "--work-dir", str(tmp_path / "w"))
+    assert result.exit_code == 2 and "Invalid value for '--size'" in result.stderr
     assert not (tmp_path / "w").exists()
     (tmp_path / "file").write_text("x")
     result = runner.invoke(app, ["repro", "table", "--size", "smoke", "--out", str(tmp_path / "file")])

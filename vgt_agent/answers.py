@@ -13,12 +13,12 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal
 
 from vgt_agent.format import find_boxed, tag_spans
+from vgt_agent.vocabulary import ANSWER_TYPES, AnswerType
 
-AnswerType = Literal["count", "yes_no", "choice", "text"]
-ANSWER_TYPES: tuple[str, ...] = get_args(AnswerType)
+__all__ = ["ANSWER_TYPES", "AnswerType"]  # and the functions below
 Source = Literal["boxed", "fallback", "none"]
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from vgt_agent.vocabulary import AGENT
+
+__all__ = ["AGENT"]  # and the prompts below
+
 if TYPE_CHECKING:
     from vgt_agent.geometry.conventions import Convention
 
@@ -33,7 +37,7 @@ def in_convention(prompt: str, convention: Convention) -> str:
 
 ANSWER = "Finish with the final answer alone inside \\boxed{}."
 
-AGENT = "agent"  # the variant of agent traces (the ask graph's turns), whose system prompt is AGENT_TEXT_TOOL
+# AGENT (vocabulary.py) is the variant of agent traces (the ask graph's turns); its system prompt is this one
 AGENT_TEXT_TOOL = (
     "You answer questions about an image by reasoning step by step inside <think> ... </think>. "
     "When you need to find objects, write <ground> short noun phrase </ground> and stop; a grounding tool "

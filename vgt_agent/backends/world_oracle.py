@@ -43,10 +43,11 @@ from PIL import Image
 
 from vgt_agent.backends.base import BackendError, Generation, Message, StreamCallback
 from vgt_agent.format import parse, render_grounding
+from vgt_agent.vocabulary import ORACLE
 from vgt_agent.world import phrasing
 from vgt_agent.world.palette import COLOURS, SHAPES
 
-NAME = "world-oracle"
+NAME = ORACLE
 Point = tuple[int, int]
 
 _RESULT = re.compile(r"</ground>\s*(?:(<obj>.*?</obj>)|No (.*?) found\.)", re.S)

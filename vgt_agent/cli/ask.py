@@ -12,8 +12,8 @@ from vgt_agent.cli.common import command_line, console, interrupted, print_json,
 from vgt_agent.cli.coords_option import CoordsOption, convention_name, coords_or_exit
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
-from vgt_agent.grounders.factory import GROUNDERS
 from vgt_agent.terminal import plain_text, safe_text
+from vgt_agent.vocabulary import AnswerType, BackendName, GrounderName, Grounding, Protocol
 
 if TYPE_CHECKING:  # the agent, its backends and the store load when a question is asked, not for `--help`
     from vgt_agent.backends import VLMBackend
@@ -42,17 +42,20 @@ def world_sample_for(image_path: Path, question: str) -> Sample | None:
 def ask(
     image: Path = typer.Argument(..., help="The image to ask about."),
     question: str = typer.Argument(..., help="The question, e.g. 'How many red circles are there?'."),
-    backend: str = typer.Option(None, "--backend", help="openai (any OpenAI-compatible server) | transformers "
-                                "(default: openai when --model/--base-url is given, else the shipped vgt-tiny)"),
+    backend: BackendName | None = typer.Option(None, "--backend", help="openai (any OpenAI-compatible server) | "
+                                               "transformers (default: openai when --model/--base-url is given, "
+                                               "else the shipped vgt-tiny in process)"),
     model: str = typer.Option(None, "--model", envvar="VGT_MODEL", help="Model name (openai) or local path."),
     base_url: str = typer.Option(None, "--base-url", envvar="VGT_BASE_URL", help="OpenAI-compatible server URL."),
-    grounder: str = typer.Option("world", "--grounder", help="world | sam3 | gold"),
+    grounder: GrounderName = typer.Option("world", "--grounder", help="The grounding tool (gold and gold-shuffled: "
+                                          "a world image's own masks)."),
     sam3_checkpoint: str = typer.Option(None, "--sam3-checkpoint", envvar="VGT_SAM3",
                                         help="SAM3 checkpoint dir or cached hub id (default facebook/sam3)."),
-    kind: str = typer.Option("point", "--kind", help="Tool results as point or box groundings."),
-    protocol: str = typer.Option("text", "--protocol", help="text (<ground> tags) | function (tool calls)"),
+    grounding: Grounding = typer.Option("point", "--grounding", help="The tool replies as a point or a box per "
+                                        "instance."),
+    protocol: Protocol = typer.Option("text", "--protocol", help="text (<ground> tags) | function (tool calls)"),
     gold: str = typer.Option(None, "--gold", help="Gold answer, to check the model's (world images: automatic)."),
-    answer_type: str = typer.Option("count", "--answer-type", help="count | yes_no | choice | text (with --gold)"),
+    answer_type: AnswerType = typer.Option("count", "--answer-type", help="The kind of --gold answer."),
     max_turns: int = typer.Option(8, "--max-turns", min=1),
     max_tool_calls: int = typer.Option(8, "--max-tool-calls", min=0),
     max_tokens: int = typer.Option(1024, "--max-tokens", min=1),
@@ -72,7 +75,7 @@ def ask(
 
     Exit 0 with an answer; 1 when there is none (the run stopped first), the question or image is outside
     what the embedded world models understand (refused), or the model failed; 2 for bad input."""
-    from vgt_agent.answers import ANSWER_TYPES, normalise_answer
+    from vgt_agent.answers import normalise_answer
     from vgt_agent.backends import BackendError, make_backend
     from vgt_agent.backends.coord_boundary import with_convention
     from vgt_agent.cli.ask_outcome import run_outcome
@@ -89,11 +92,6 @@ def ask(
     if len(question) > max_question_chars:
         usage_error(f"the question is {len(question):,} characters; the limit is {max_question_chars:,} "
                     "(--max-question-chars)")
-    for value, allowed, flag in ((grounder, GROUNDERS, "--grounder"), (kind, ("point", "box"), "--kind"),
-                                 (protocol, ("text", "function"), "--protocol"),
-                                 (answer_type, ANSWER_TYPES, "--answer-type")):
-        if value not in allowed:
-            usage_error(f"{flag} must be one of {', '.join(allowed)}, not {value!r}")
     if save is not None and (problem := picture_path_problem(save)):
         usage_error(problem)  # before the run, so bad input writes nothing
     if gold is not None and normalise_answer(gold, answer_type) is None:
@@ -147,17 +145,17 @@ def ask(
 
     store = open_store(db, create=True)
     run_id = store.start_run("ask", command=command_line(), backend=vlm.name, model=model_name,
-                             grounder=ground_tool.name, config={"kind": kind, "protocol": protocol,
+                             grounder=ground_tool.name, config={"kind": grounding, "protocol": protocol,
                                                                 "coords": convention_name(vlm),
                                                                 **(placement.as_dict() if placement else {})})
     limits = AskLimits(max_turns, max_tool_calls, max_tokens, temperature)
     if refused is not None:
         trace_id = _store_refusal(store, run_id, sample, refused, vlm, model_name, ground_tool.name,
-                                  {"protocol": protocol, "kind": kind})
+                                  {"protocol": protocol, "kind": grounding})
         state: dict = {"trace_id": trace_id}
         row = None
     else:
-        state, row = _run(store, run_id, pixels, sample, vlm, ground_tool, kind, protocol, limits, json_out)
+        state, row = _run(store, run_id, pixels, sample, vlm, ground_tool, grounding, protocol, limits, json_out)
     outcome = refused or run_outcome(state, limits)
     if save is not None and row is not None:
         write_trace_png(row, save)

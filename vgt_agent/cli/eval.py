@@ -13,8 +13,8 @@ from vgt_agent.cli.common import command_line, console, interrupted, print_json,
 from vgt_agent.cli.coords_option import CoordsOption, convention_name, coords_or_exit
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
-from vgt_agent.grounders.factory import GROUNDERS
 from vgt_agent.terminal import safe_text
+from vgt_agent.vocabulary import BackendName, GrounderName, Grounding, Variant
 
 app = typer.Typer(help="Evaluate a model on benchmarks (Acc over N samples, pass@N, grounding); report tables.")
 
@@ -25,22 +25,25 @@ def evaluate(
     benchmark: str = typer.Option(None, "--benchmark", help="NAME[,NAME...]: registry names (world-tally, "
                                                            "tallybench, ...) or world split folders."),
     model: str = typer.Option(None, "--model", envvar="VGT_MODEL", help="Model name (openai) or local path."),
-    backend: str = typer.Option(None, "--backend", help="transformers | openai (default: transformers for an "
-                                                        "existing local --model, else openai)."),
+    backend: BackendName | None = typer.Option(None, "--backend", help="default: transformers for an existing "
+                                                                      "local --model, else openai."),
     base_url: str = typer.Option(None, "--base-url", envvar="VGT_BASE_URL", help="OpenAI-compatible server URL."),
-    mode: str = typer.Option("point", "--mode", help="direct | think | point | box"),
-    agent: bool = typer.Option(False, "--agent", help="The ask agent calls the grounder (mode point | box)."),
-    grounder: str = typer.Option("world", "--grounder", help="With --agent: world | sam3 | gold"),
+    variant: Variant = typer.Option("point", "--variant", help="The form of thought asked for: the answer alone, "
+                                    "plain thinking, thinking grounded with points or boxes the model writes, or the "
+                                    "agent (the ask graph calls --grounder)."),
+    grounding: Grounding | None = typer.Option(None, "--grounding", help="--variant agent: the tool replies as a "
+                                               "point or a box per instance [default: point]."),
+    grounder: GrounderName = typer.Option("world", "--grounder", help="--variant agent: the grounding tool."),
     sam3_checkpoint: str = typer.Option(None, "--sam3-checkpoint", envvar="VGT_SAM3"),
     samples: int = typer.Option(4, "--samples", min=1, help="Generations per question (paper: 4)."),
     temperature: float = typer.Option(1.0, "--temperature", min=0.0, help="Sampling temperature (paper: 1.0)."),
     limit: int = typer.Option(None, "--limit", min=1, help="At most this many questions per benchmark."),
     max_tokens: int = typer.Option(1024, "--max-tokens", min=1),
-    workers: int = typer.Option(1, "--workers", min=1, help="Concurrent requests (useful with a vLLM server)."),
+    concurrency: int = typer.Option(1, "--concurrency", min=1, help="Requests in flight (size it for the server)."),
     timeout: float = typer.Option(None, "--timeout", envvar="VGT_TIMEOUT", min=0.001,
                                   help="Seconds per server request (connect: at most 5) [default: 300]."),
     label: str = typer.Option(None, "--label", help="Row name in the report (default: from the model's training)."),
-    resume: str = typer.Option(None, "--resume", help="Continue an interrupted eval run (its id)."),
+    resume_run: str = typer.Option(None, "--resume-run", help="Continue this interrupted eval run (its id)."),
     coords: str = CoordsOption,
     device: str = DeviceOption,
     dtype: str = DtypeOption,
@@ -52,10 +55,10 @@ def evaluate(
         return
     from vgt_agent.backends.coord_boundary import with_convention
     from vgt_agent.training.eval import (
-        MODES,
         EvalError,
         EvalSpec,
         default_label,
+        eval_mode,
         load_benchmarks,
         run_config,
         run_eval,
@@ -64,14 +67,10 @@ def evaluate(
 
     if not benchmark:
         usage_error("--benchmark is required, e.g. --benchmark world-tally,world-vsr (or `vgt eval report`)")
-    if mode not in MODES:
-        usage_error(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
-    if agent and mode not in ("point", "box"):
-        usage_error("--agent needs --mode point or box (the kind of tool results)")
-    if agent and grounder not in GROUNDERS:
-        usage_error(f"--grounder must be one of {', '.join(GROUNDERS)}, not {grounder!r}")
-    if backend not in (None, "transformers", "openai"):
-        usage_error(f"--backend must be transformers or openai, not {backend!r}")
+    try:
+        mode, agent = eval_mode(variant, grounding)
+    except EvalError as e:
+        usage_error(str(e))
     coords_or_exit(coords)
     names = tuple(dict.fromkeys(n.strip() for n in benchmark.split(",") if n.strip()))
     kind = backend or ("transformers" if model and Path(model).is_dir() else "openai")
@@ -79,7 +78,7 @@ def evaluate(
     placement = placement_or_exit(device, dtype) if in_process else None
     spec = EvalSpec(benchmarks=names, mode=mode, samples=samples, temperature=temperature, limit=limit,
                     max_tokens=max_tokens, agent=agent, grounder=grounder, sam3_checkpoint=sam3_checkpoint,
-                    workers=workers, placement=placement)
+                    workers=concurrency, placement=placement)
     try:
         benches = load_benchmarks(names, limit)
     except EvalError as e:
@@ -88,10 +87,10 @@ def evaluate(
     provenance = read_provenance(model) if model and Path(model).exists() else None
     row, stage = default_label(mode, agent, provenance)
     store = open_store(db, create=True)
-    if resume and (store.run(resume) or {}).get("kind") != "eval":
-        usage_error(f"--resume {resume!r} is not an eval run in {store.path}")
+    if resume_run and (store.run(resume_run) or {}).get("kind") != "eval":
+        usage_error(f"--resume-run {resume_run!r} is not an eval run in {store.path}")
     config = {**run_config(spec, label or row, stage, provenance), "coords": convention_name(vlm)}
-    run_id = store.start_run("eval", run_id=resume, name=label or row, command=command_line(), backend=vlm.name,
+    run_id = store.start_run("eval", run_id=resume_run, name=label or row, command=command_line(), backend=vlm.name,
                              model=vlm.model, grounder=grounder if agent else None, config=config)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
@@ -107,19 +106,20 @@ def evaluate(
     except KeyboardInterrupt:
         store.end_run(run_id, status="interrupted")
         store.close()
-        interrupted(f"continue with --resume {run_id}")
+        interrupted(f"continue with --resume-run {run_id}")
     except Exception as e:  # noqa: BLE001 - the run is marked failed, the command ends with one line
         store.end_run(run_id, status="failed", error=str(e)[:500])
         work_failed(f"eval failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}")
     store.end_run(run_id, metrics=metrics)
     store.close()
     result = {"run_id": run_id, "label": config["label"], "backend": vlm.name, "model": vlm.model,
-              "grounder": grounder if agent else None, "device": placement.label if placement else None, "mode": mode,
-              "agent": agent, "samples": samples, "temperature": temperature, "coords": convention_name(vlm), **metrics}
+              "grounder": grounder if agent else None, "device": placement.label if placement else None,
+              "variant": variant, "mode": mode, "agent": agent, "samples": samples, "temperature": temperature,
+              "coords": convention_name(vlm), **metrics}
     if json_out:
         print_json(result)
         return
-    how = f"{mode}{f' agent · grounder {grounder}' if agent else ''}"
+    how = f"{variant}{f' · {mode} replies · grounder {grounder}' if agent else ''}"
     where = f" · device {placement.label}" if placement else ""
     table = Table(title=safe_text(f"{config['label']} · {vlm.name} · {vlm.model} · {how}{where} · run {run_id}"))
     for col in ("benchmark", "group", "questions", "acc", f"pass@{samples}", "grounding", "boxed", "truncated"):

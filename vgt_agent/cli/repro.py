@@ -4,12 +4,14 @@ the paper's self-grounding table in miniature (`vgt_agent/tiny/table/`)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
 from vgt_agent.cli.common import console, interrupted, usage_error, work_failed
 from vgt_agent.tiny.recipe import SFT_ARGS, SFT_MINUTES, TRAIN_SAMPLES, WARMUP_MINUTES
 from vgt_agent.tiny.warmup import WarmupConfig
+from vgt_agent.vocabulary import TableSize
 
 app = typer.Typer(help="Reproduce shipped artefacts from scratch.", no_args_is_help=True)
 
@@ -38,15 +40,14 @@ def tiny(
     threads: int = typer.Option(None, "--threads", min=1, help="torch threads (default: torch's choice)."),
     workers: int = typer.Option(None, "--workers", min=1, help="Processes for world make and synth (default: "
                                                                "the CPU count)."),
-    teacher_grounder: str = typer.Option("gold-shuffled", "--teacher-grounder", help="gold-shuffled (the world "
-                                         "grounder's masks from the scene graph, ~10x faster) | world."),
+    teacher_grounder: Literal["gold-shuffled", "world"] = typer.Option(
+        "gold-shuffled", "--teacher-grounder", help="gold-shuffled (the world grounder's masks from the scene graph, "
+                                                    "~10x faster) | world."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """world make -> vgt synth (world-oracle agent traces) -> warm-up -> vgt train sft -> vgt train rl (with
-    --rl-steps) -> vgt eval --agent on the world benchmark splits; each stage logged in the trace store as its
+    --rl-steps) -> vgt eval --variant agent on the world benchmark splits; each stage logged in the trace store as its
     command logs it."""
-    if teacher_grounder not in ("world", "gold-shuffled"):
-        usage_error(f"--teacher-grounder must be world or gold-shuffled, got {teacher_grounder!r}")
     if out.exists() and not out.is_dir():
         usage_error(f"--out {out} exists and is not a directory")
     import torch
@@ -76,21 +77,19 @@ def table(
                                                                              "and logs; a re-run resumes here."),
     out: Path = typer.Option(Path("docs"), "--out", help="Where table-in-miniature.md and .png go (smoke / mid "
                                                          "sizes: table-in-miniature-<size>.*)."),
-    size: str = typer.Option("full", "--size", help="smoke (seconds, a test) | mid (a few minutes) | full "
+    size: TableSize = typer.Option("full", "--size", help="smoke (seconds, a test) | mid (a few minutes) | full "
                                                     "(the committed table: <= 90 min on 2 cores)."),
-    workers: int = typer.Option(None, "--workers", min=1, help="Jobs in parallel, one torch thread each "
-                                                               "(default: the size's; full: 2)."),
+    jobs: int = typer.Option(None, "--jobs", min=1, help="Jobs in parallel, one torch thread each (default: the "
+                                                         "size's; full: 2)."),
 ) -> None:
     """The paper's table in miniature: direct / non-grounded / box / point thinking after SFT, RL and RL +
     grounding reward, evaluated on the six world splits; writes the markdown table and a bar chart."""
-    from vgt_agent.tiny.table import SIZES, TableError, config_for, run
+    from vgt_agent.tiny.table import TableError, config_for, run
 
-    if size not in SIZES:
-        usage_error(f"--size must be one of {', '.join(SIZES)}, not {size!r}")
     if out.exists() and not out.is_dir():
         usage_error(f"--out {out} exists and is not a directory")
     try:
-        run(config_for(size, workers=workers), work_dir, out, console)
+        run(config_for(size, workers=jobs), work_dir, out, console)
     except TableError as e:
         usage_error(str(e))
     except KeyboardInterrupt:

@@ -26,7 +26,8 @@ from vgt_agent.cli.common import command_line, console, err_console, print_json,
 from vgt_agent.cli.coords_option import CoordsOption, coords_or_exit
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
-from vgt_agent.grounders.factory import GROUNDERS
+from vgt_agent.vocabulary import BackendName, Engine, Extractor, GrounderName, Grounding, GroundingPolicy, Protocol, Via
+from vgt_agent.vocabulary import Teacher as TeacherName
 
 if TYPE_CHECKING:  # the synthesis pipeline (LangGraph, the world, the backends) loads when `vgt synth` runs
     from vgt_agent.synthesis.batch import BatchStats
@@ -48,23 +49,19 @@ def parse_shard(spec: str | None) -> tuple[int, int] | None:
     return i, n
 
 
-def _choice(value: str | None, allowed: tuple[str, ...], flag: str) -> None:
-    if value is not None and value not in allowed:
-        usage_error(f"{flag} must be one of {', '.join(allowed)}, not {value!r}")
-
-
 def synth(
     dataset: str = typer.Option(..., "--dataset", help="Dataset name (e.g. world-train, tallyqa) or a world split / "
                                                        "local JSONL path."),
     split: str = typer.Option(None, "--split", help="Split (default: the dataset's)."),
     path: Path = typer.Option(None, "--path", help="Local copy of the dataset's files."),
-    via: str = typer.Option("distill", "--via", help="distill (teacher -> verify -> extract -> ground -> align) | "
+    via: Via = typer.Option("distill", "--via", help="distill (teacher -> verify -> extract -> ground -> align) | "
                                                      "agent (the ask agent's verified traces)"),
     db: Path = DbOption,
-    teacher: str = typer.Option(None, "--teacher", help="world-oracle (world data only; default there for distill; "
-                                                        "with --via agent it plays the model in the ask agent, "
-                                                        "vgt-tiny's teacher) | model (the --backend model)."),
-    backend: str = typer.Option("openai", "--backend", help="openai (any OpenAI-compatible server) | transformers"),
+    teacher: TeacherName | None = typer.Option(
+        None, "--teacher", help="world-oracle (world data only; default there for distill; with --via agent it plays "
+                                "the model in the ask agent, vgt-tiny's teacher) | model (the --backend model)."),
+    backend: BackendName = typer.Option("openai", "--backend", help="openai (any OpenAI-compatible server) | "
+                                                                   "transformers (in process)"),
     model: str = typer.Option(None, "--model", envvar="VGT_MODEL", help="Model name (openai) or local path."),
     base_url: str = typer.Option(None, "--base-url", envvar="VGT_BASE_URL",
                                  help="OpenAI-compatible server URL; with --engine ray, several comma-separated "
@@ -73,16 +70,18 @@ def synth(
     keep: int = typer.Option(1, "--keep", min=1, help="Verified candidates per sample taken on to grounding."),
     temperature: float = typer.Option(1.0, "--temperature", min=0.0, help="Teacher sampling temperature."),
     max_tokens: int = typer.Option(1024, "--max-tokens", min=1, help="Teacher / agent completion budget."),
-    extract: str = typer.Option(None, "--extract", help="scene (world data; default there) | llm (JSON schema)"),
-    grounder: str = typer.Option("world", "--grounder", help="world | sam3 | gold | gold-shuffled (world data: "
-                                                             "the gold masks, in a per-sample shuffled order like "
-                                                             "the world grounder's; same coordinates, ~10x faster)"),
+    extract: Extractor | None = typer.Option(None, "--extract", help="scene (world data; default there) | llm "
+                                                                     "(JSON schema)"),
+    grounder: GrounderName = typer.Option("world", "--grounder", help="gold-shuffled (world data): the gold masks "
+                                          "in a per-sample shuffled order like the world grounder's; same "
+                                          "coordinates, ~10x faster"),
     sam3_checkpoint: str = typer.Option(None, "--sam3-checkpoint", envvar="VGT_SAM3",
                                         help="SAM3 checkpoint dir or cached hub id (default facebook/sam3)."),
-    policy: str = typer.Option(None, "--policy", help="Who drives the grounding agent: rule (world data; default "
-                                                      "there) | vlm (the --backend model)."),
-    kind: str = typer.Option("point", "--kind", help="--via agent: tool results as point or box groundings."),
-    protocol: str = typer.Option("text", "--protocol", help="--via agent: text (<ground> tags) | function"),
+    policy: GroundingPolicy | None = typer.Option(None, "--policy", help="Who drives the grounding agent: rule "
+                                                  "(world data; default there) | vlm (the --backend model)."),
+    grounding: Grounding = typer.Option("point", "--grounding", help="--via agent: the tool replies as a point or a "
+                                                                    "box per instance."),
+    protocol: Protocol = typer.Option("text", "--protocol", help="--via agent: text (<ground> tags) | function"),
     max_turns: int = typer.Option(8, "--max-turns", min=1, help="--via agent: model turns per sample."),
     concurrency: int = typer.Option(32, "--concurrency", min=1, help="Samples in flight (size it for the server)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Processes that run the samples in flight (each on "
@@ -90,7 +89,7 @@ def synth(
                                                             "grounder; this process keeps the one store writer). "
                                                             "Raise it when the run is CPU-bound (e.g. --grounder "
                                                             "world at high concurrency); 1 runs everything here."),
-    engine: str = typer.Option("local", "--engine", help="local (threads here, or --workers processes) | ray (Ray "
+    engine: Engine = typer.Option("local", "--engine", help="local (threads here, or --workers processes) | ray (Ray "
                                                          "actors on a local instance or a cluster: --ray-address)"),
     ray_address: str = typer.Option(None, "--ray-address", help="--engine ray: auto (the cluster this machine is "
                                                                 "in) | ray://HOST:10001 (default: a local instance)."),
@@ -113,33 +112,23 @@ def synth(
 ) -> None:
     """Synthesise verified, grounded reasoning traces for a dataset into the trace store."""
     from vgt_agent.backends import BackendError
-    from vgt_agent.backends.world_oracle import NAME as ORACLE
     from vgt_agent.datasets import DatasetUnavailable, load_samples
     from vgt_agent.graphs.ask import AskLimits
-    from vgt_agent.grounders.factory import PER_SAMPLE
     from vgt_agent.synthesis.graph import SynthSettings
+    from vgt_agent.synthesis.options import SynthOptionError, check_engine, check_spec, resolve_roles
     from vgt_agent.synthesis.oracle import WorldOracleTeacher
     from vgt_agent.synthesis.ray_engine import RaySettings
     from vgt_agent.synthesis.run import PipelineSpec, build_pipeline, run_config, run_name, run_synth
     from vgt_agent.synthesis.workers import WorkerError
     from vgt_agent.synthesis.world_scene import is_world_sample
+    from vgt_agent.vocabulary import ORACLE
 
-    teacher = ORACLE if teacher == f"{ORACLE}/hundreds" else teacher  # alias: how docs/vgt-tiny.md names it
     coords_or_exit(coords)
-    for value, allowed, flag in (
-        (via, ("distill", "agent"), "--via"), (backend, ("openai", "transformers"), "--backend"),
-        (teacher, (ORACLE, "model"), "--teacher"), (extract, ("scene", "llm"), "--extract"),
-        (grounder, GROUNDERS, "--grounder"), (policy, ("rule", "vlm"), "--policy"), (kind, ("point", "box"), "--kind"),
-        (protocol, ("text", "function"), "--protocol"), (engine, ("local", "ray"), "--engine"),
-    ):
-        _choice(value, allowed, flag)
     base_urls = tuple(u.strip() for u in base_url.split(",") if u.strip()) if base_url else ()
-    if len(base_urls) > 1 and engine != "ray":
-        usage_error("several --base-url servers are spread over Ray actors: add --engine ray")
-    if engine == "ray" and workers > 1:
-        usage_error("--workers is the local engine's processes; with --engine ray use --ray-actors")
-    if engine != "ray" and (ray_address or ray_gpus):
-        usage_error("--ray-address / --ray-gpus-per-actor need --engine ray")
+    try:
+        check_engine(engine, workers=workers, base_urls=base_urls, ray_address=ray_address, ray_gpus=ray_gpus)
+    except SynthOptionError as e:
+        usage_error(str(e))
     ray_settings = None
     if engine == "ray":
         try:
@@ -157,30 +146,24 @@ def synth(
     except (ValueError, FileNotFoundError, DatasetUnavailable) as e:
         usage_error(str(e))
     world = all(is_world_sample(s) for s in samples)
-    teacher = teacher or (ORACLE if world and via == "distill" else "model")
+    try:
+        roles = resolve_roles(via, world=world, dataset=samples[0].dataset if samples else dataset, teacher=teacher,
+                              extract=extract, policy=policy)
+    except SynthOptionError as e:
+        usage_error(str(e))
+    teacher, extract, policy = roles.teacher, roles.extract, roles.policy
     oracle = teacher == ORACLE
-    extract = extract or ("scene" if world else "llm")
-    policy = policy or ("rule" if world else "vlm")
-    if not world and samples:
-        for value, what in ((oracle, f"--teacher {teacher}"),
-                            (extract == "scene", "--extract scene"), (policy == "rule", "--policy rule")):
-            if value and (via == "distill" or what == f"--teacher {teacher}"):
-                usage_error(f"{what} needs a world dataset (its scene graph); {samples[0].dataset} has none")
     spec = PipelineSpec(
-        settings=SynthSettings(via=via, k=k, keep=keep, agent_kind=kind, agent_protocol=protocol,
+        settings=SynthSettings(via=via, k=k, keep=keep, agent_kind=grounding, agent_protocol=protocol,
                                agent_limits=AskLimits(max_turns=max_turns, max_tool_calls=max_turns,
                                                       max_tokens=max_tokens, temperature=0.0)),
         grounder=grounder, sam3_checkpoint=sam3_checkpoint, teacher=teacher, extract=extract, policy=policy,
         backend=backend, model=model, base_url=base_url, max_attempts=max_attempts, temperature=temperature,
         max_tokens=max_tokens, coords=coords)
-    if spec.oracle_agent and protocol == "function":
-        usage_error(f"--teacher {teacher} speaks the in-text <ground> protocol only; use --protocol text")
-    if grounder in PER_SAMPLE and not world:
-        usage_error(f"--grounder {grounder} needs a world dataset (gold masks)")
-    if workers > 1 and grounder == "sam3":
-        usage_error("--workers > 1 would load SAM3 once per worker; run SAM3 with --workers 1")
-    if workers > 1 and spec.needs_model and backend == "transformers":
-        usage_error("--workers > 1 would load the model once per worker; serve it with an OpenAI-compatible server")
+    try:
+        check_spec(spec, world=world, workers=workers)
+    except SynthOptionError as e:
+        usage_error(str(e))
     if grounder == "sam3" or (spec.needs_model and backend == "transformers"):  # in-process models: place them
         placed = placement_or_exit(device, dtype)
         spec = dataclasses.replace(spec, device=placed.device, dtype=placed.dtype)

@@ -23,21 +23,21 @@ from vgt_agent.store.errors import StoreDamaged, StoreError, StoreLocked
 if TYPE_CHECKING:  # each command loads the store modules it uses, so `--help` loads none
     from vgt_agent.store import TraceStore
 from vgt_agent.terminal import safe_text
+from vgt_agent.vocabulary import Grounding, StoredVariant, TraceStatus
 
 app = typer.Typer(help="Browse, inspect, summarise, check, export and merge stored traces.", no_args_is_help=True)
 
 RunOpt = typer.Option(None, "--run", help="Run id or name.")
 DatasetOpt = typer.Option(None, "--dataset", help="Dataset name, e.g. world-tally.")
-VariantOpt = typer.Option(None, "--variant", help="agent | point | box | plain | direct | candidate ...")
-KindOpt = typer.Option(None, "--kind", help="Only traces with point or box groundings.")
+VariantOpt = typer.Option(None, "--variant", help="Only traces of this form of thought (candidate: synthesis's "
+                                                   "teacher candidates).")
+GroundingOpt = typer.Option(None, "--grounding", help="Only traces with point or box groundings.")
 CorrectOpt = typer.Option(None, "--correct/--incorrect", help="Only correct (or incorrect) answers.")
-StatusOpt = typer.Option(None, "--status", help="ok | rejected | error")
+StatusOpt = typer.Option(None, "--status", help="Only traces that ended so.")
 
 
-def _filters(run, dataset, variant, kind, correct, status) -> dict:
-    if kind not in (None, "point", "box"):
-        usage_error(f"--kind must be point or box, not {kind!r}")
-    return {"run": run, "dataset": dataset, "variant": variant, "kind": kind, "correct": correct,
+def _filters(run, dataset, variant, grounding, correct, status) -> dict:
+    return {"run": run, "dataset": dataset, "variant": variant, "kind": grounding, "correct": correct,
             "status": status}
 
 
@@ -69,15 +69,15 @@ def _mark(value: bool | None) -> str:
 
 @app.command("list")
 def list_traces(
-    db: Path = DbOption, run: str = RunOpt, dataset: str = DatasetOpt, variant: str = VariantOpt,
-    kind: str = KindOpt, correct: bool = CorrectOpt, status: str = StatusOpt,
+    db: Path = DbOption, run: str = RunOpt, dataset: str = DatasetOpt, variant: StoredVariant | None = VariantOpt,
+    grounding: Grounding | None = GroundingOpt, correct: bool = CorrectOpt, status: TraceStatus | None = StatusOpt,
     search: str = typer.Option(None, "--search", help="Substring of the question or completion."),
     limit: int = typer.Option(20, "--limit", min=1, help="How many rows."),
     json_out: bool = JsonOption,
 ) -> None:
     """List traces, newest first."""
     with _reading(db) as store:
-        rows = list(store.traces(**_filters(run, dataset, variant, kind, correct, status), search=search,
+        rows = list(store.traces(**_filters(run, dataset, variant, grounding, correct, status), search=search,
                                  limit=limit))
     if json_out:
         print_json(rows)
@@ -260,8 +260,8 @@ def _put_in_place(staging: Path, out: Path) -> None:
 def export(
     out: Path = typer.Option(..., "--out", "-o", help="JSONL file, or a directory for --format hf."),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl | hf (datasets.save_to_disk, TRL messages)"),
-    db: Path = DbOption, run: str = RunOpt, dataset: str = DatasetOpt, variant: str = VariantOpt,
-    kind: str = KindOpt, correct: bool = CorrectOpt, status: str = StatusOpt,
+    db: Path = DbOption, run: str = RunOpt, dataset: str = DatasetOpt, variant: StoredVariant | None = VariantOpt,
+    grounding: Grounding | None = GroundingOpt, correct: bool = CorrectOpt, status: TraceStatus | None = StatusOpt,
     force: bool = typer.Option(False, "--force", help="Replace an existing JSONL file or an earlier hf export."),
     json_out: bool = JsonOption,
 ) -> None:
@@ -273,7 +273,7 @@ def export(
 
     if fmt not in ("jsonl", "hf"):
         usage_error(f"--format must be jsonl or hf, not {fmt!r}")
-    filters = _filters(run, dataset, variant, kind, correct, status)
+    filters = _filters(run, dataset, variant, grounding, correct, status)
     staging = _export_staging(out, fmt, force)
     try:
         with _reading(db, verify=True) as store:

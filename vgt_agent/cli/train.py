@@ -6,7 +6,7 @@ import contextlib
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import typer
 from rich.table import Table
@@ -18,6 +18,7 @@ from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.home import default_db_path, vgt_home
 from vgt_agent.terminal import safe_text
 from vgt_agent.training.model import LoraSpec, ModelError
+from vgt_agent.vocabulary import RolloutGrounder, Variant
 
 if TYPE_CHECKING:  # the store and the training data modules load when a training runs, not for `--help`
     from vgt_agent.store import TraceStore
@@ -25,9 +26,11 @@ if TYPE_CHECKING:  # the store and the training data modules load when a trainin
 app = typer.Typer(help="Train a VLM on stored traces: SFT, then GRPO with grounding rewards.", no_args_is_help=True)
 
 ModelOpt = typer.Option(..., "--model", help="Local directory, Hugging Face id, or 'tiny' (random tiny Gemma3).")
-VariantOpt = typer.Option("point", "--variant", help="point | box | plain (non-grounded thinking) | direct | "
-                                                     "agent (the tool-calling policy: SFT on the traces of "
-                                                     "`vgt synth --via agent`; RL on rollouts of the ask loop)")
+VariantOpt = typer.Option("point", "--variant", help="The form of thought trained: the answer alone, plain "
+                                                     "(non-grounded) thinking, thinking grounded with points or "
+                                                     "boxes, or the agent (the tool-calling policy: SFT on the "
+                                                     "traces of `vgt synth --via agent`; RL on rollouts of the ask "
+                                                     "loop).")
 OutputOpt = typer.Option(None, "--output-dir", help="Where checkpoints and the final model go. "
                                                      "Default: $VGT_HOME/models/<stage>-<variant>-<time>.")
 RunOpt = typer.Option(None, "--run", help="Only traces of this run (id or name).")
@@ -49,13 +52,6 @@ BatchOpt = typer.Option(None, "--batch-size", min=1, help="per_device_train_batc
 AccumOpt = typer.Option(None, "--grad-accum", min=1, help="gradient_accumulation_steps")
 SaveStepsOpt = typer.Option(None, "--save-steps", min=1, help="checkpoint every N steps")
 LogStepsOpt = typer.Option(None, "--logging-steps", min=1)
-
-
-def _check_variant(variant: str, allowed: tuple[str, ...] | None = None) -> None:
-    if allowed is None:  # every variant
-        from vgt_agent.training.data import VARIANTS as allowed
-    if variant not in allowed:
-        usage_error(f"--variant must be one of {', '.join(allowed)}, not {variant!r}")
 
 
 def _output_dir(output_dir: Path | None, stage: str, variant: str, resume: bool) -> Path:
@@ -138,7 +134,7 @@ def _fmt(value: Any) -> str:
 
 @app.command("sft")
 def sft(
-    model: str = ModelOpt, variant: str = VariantOpt, db: Path = DbOption, run: str = RunOpt,
+    model: str = ModelOpt, variant: Variant = VariantOpt, db: Path = DbOption, run: str = RunOpt,
     dataset: str = DatasetOpt,
     all_traces: bool = typer.Option(False, "--all-traces", help="Also traces whose answer was wrong."),
     output_dir: Path = OutputOpt, config: Path = ConfigOpt, eval_fraction: float = EvalFractionOpt,
@@ -160,7 +156,6 @@ def sft(
     turn; for agent traces its own turns, never the tool's replies)."""
     from vgt_agent.training.sft import SFTJob, train_sft
 
-    _check_variant(variant)
     yaml_args = _yaml(config)
     job = SFTJob(model=model, variant=variant, output_dir=_output_dir(output_dir, "sft", variant, resume), run=run,
                  dataset=dataset, verified_only=not all_traces,
@@ -177,7 +172,7 @@ def sft(
 
 @app.command("rl")
 def rl(
-    model: str = ModelOpt, variant: str = VariantOpt, db: Path = DbOption, run: str = RunOpt,
+    model: str = ModelOpt, variant: Variant = VariantOpt, db: Path = DbOption, run: str = RunOpt,
     dataset: str = DatasetOpt,
     samples_from: str = typer.Option(None, "--samples-from", help="Take prompts straight from a dataset "
                                      "(registry name or world folder; gold masks as references) instead of the store."),
@@ -196,14 +191,15 @@ def rl(
     w_gfmt: float = typer.Option(0.1, "--w-gfmt", help="Weight of r_gfmt (valid tags) in R_base."),
     w_trunc: float = typer.Option(1.0, "--w-trunc", help="Weight of r_trunc (-1 if truncated) in R_base."),
     w_ground: float = typer.Option(0.5, "--w-ground", help="Weight of the normalised grounding part (0: logged only)."),
-    router: str = typer.Option("text", "--router", help="text (phrase + fuzzy match) | vlm"),
+    router: Literal["text", "vlm"] = typer.Option("text", "--router", help="text (phrase + fuzzy match) | vlm"),
     router_model: str = typer.Option(None, "--router-model", help="Model of the VLM router (OpenAI-compatible)."),
     router_base_url: str = typer.Option(None, "--router-base-url", help="Server of the VLM router."),
     max_groundings: int = typer.Option(32, "--max-groundings", min=1, help="Tags counted per rollout."),
     use_vllm: bool = typer.Option(None, "--use-vllm/--no-vllm", help="Generate rollouts with vLLM (GPU)."),
-    vllm_mode: str = typer.Option(None, "--vllm-mode", help="server (trl vllm-serve) | colocate"),
+    vllm_mode: Literal["server", "colocate"] | None = typer.Option(None, "--vllm-mode",
+                                                                  help="server (trl vllm-serve) | colocate"),
     vllm_server_url: str = typer.Option(None, "--vllm-server-url", help="e.g. http://localhost:8000"),
-    grounder: str = typer.Option("world", "--grounder", help="The tool of --variant agent rollouts: world "
+    grounder: RolloutGrounder = typer.Option("world", "--grounder", help="The tool of --variant agent rollouts: world "
                                  "(segments the pixels, as `vgt ask` does) | gold-shuffled (the sample's reference "
                                  "masks in a shuffled order; `gold` is the same)."),
     coords: str = CoordsOption,
@@ -212,15 +208,9 @@ def rl(
     json_out: bool = JsonOption,
 ) -> None:
     """GRPO with R = N(r_ans + 0.1 r_think + 0.1 r_gfmt + r_trunc) + 0.5 N(r_ground), each part logged."""
-    from vgt_agent.training.agent_prompts import ROLLOUT_GROUNDERS
     from vgt_agent.training.rewards import RewardWeights
     from vgt_agent.training.rl import RLJob, train_rl
 
-    _check_variant(variant)
-    if grounder not in ROLLOUT_GROUNDERS:
-        usage_error(f"--grounder must be one of {', '.join(ROLLOUT_GROUNDERS)}, not {grounder!r}")
-    if vllm_mode not in (None, "server", "colocate"):
-        usage_error(f"--vllm-mode must be server or colocate, not {vllm_mode!r}")
     yaml_args = _yaml(config)
     job = RLJob(model=model, variant=variant, output_dir=_output_dir(output_dir, "rl", variant, resume), run=run,
                 dataset=dataset, samples_from=samples_from, limit=limit,
@@ -250,8 +240,6 @@ def _router(name: str, model: str | None, base_url: str | None) -> Any:
     """None (the default text router) or a VLM router over an OpenAI-compatible server."""
     if name == "text":
         return None
-    if name != "vlm":
-        usage_error(f"--router must be text or vlm, not {name!r}")
     from vgt_agent.backends import BackendError, make_backend
     from vgt_agent.reference_routing import VLMRouter
 

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from vgt_agent.cli.common import console, err_console, print_json, usage_error, work_failed
 from vgt_agent.terminal import safe_text
+from vgt_agent.vocabulary import WorldStyle
 
 if TYPE_CHECKING:  # the world's generator and the drawing modules load in the commands that use them
     from vgt_agent.draw import Mark
@@ -50,8 +51,8 @@ def make(
     size: int | None = typer.Option(
         None, "--size", help="Square image side in pixels (default 448; varied style: drawn per sample, 256-1024).",
     ),
-    style: str | None = typer.Option(
-        None, "--style", help="canonical | varied (default: the split's own, see `vgt world splits`).",
+    style: WorldStyle | None = typer.Option(
+        None, "--style", help="How scenes are drawn (default: the split's own, see `vgt world splits`).",
     ),
     workers: int = typer.Option(1, "--workers", min=1, help="Processes rendering samples (same output)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
@@ -59,7 +60,6 @@ def make(
     """Generate a split as an imagefolder: images/, metadata.jsonl, info.json."""
     from vgt_agent.world.splits import SPLITS
     from vgt_agent.world.storage import check_target, make_split
-    from vgt_agent.world.style import STYLES
 
     if split not in SPLITS:
         usage_error(f"unknown split {split!r}; known splits: {', '.join(SPLITS)}")
@@ -69,8 +69,6 @@ def make(
         usage_error(f"--seed must be >= 0, got {seed}")
     if size is not None and size < 64:
         usage_error(f"--size must be >= 64, got {size}")
-    if style is not None and style not in STYLES:
-        usage_error(f"unknown --style {style!r}; known styles: {', '.join(STYLES)}")
     try:
         check_target(out)
     except FileExistsError as e:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from vgt_agent.devices import Placement
 from vgt_agent.grounders.base import Grounder
 from vgt_agent.sample import Sample
+from vgt_agent.vocabulary import GROUNDERS, PER_SAMPLE
 
-GROUNDERS = ("world", "sam3", "gold", "gold-shuffled")
-PER_SAMPLE = ("gold", "gold-shuffled")  # built for one sample (its scene graph), never shared across samples
+__all__ = ["GROUNDERS", "PER_SAMPLE", "make_grounder"]
 
 
 def make_grounder(name: str, *, sample: Sample | None = None, sam3_checkpoint: str | None = None,

@@ -12,17 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from vgt_agent.backends.world_oracle import NAME as ORACLE
-from vgt_agent.grounders.factory import PER_SAMPLE
+from vgt_agent.vocabulary import ENGINES, ORACLE, PER_SAMPLE
 
 if TYPE_CHECKING:
     from vgt_agent.synthesis.run import PipelineSpec
 
-VIAS = ("distill", "agent")
-TEACHERS = (ORACLE, "model")
-EXTRACTORS = ("scene", "llm")
-POLICIES = ("rule", "vlm")
-ENGINES = ("local", "ray")
 
 
 class SynthOptionError(ValueError):

@@ -3,7 +3,7 @@
 `ensure_split` makes a split with `vgt world make`'s code when missing (`vgt repro tiny`'s first stage);
 `run_split` runs the ask graph over samples outside any command, which is how the tests check that the
 world-oracle teacher is right through the very graph and grounder the student is later evaluated with
-(`vgt repro tiny` itself goes through `vgt synth --via agent` and `vgt eval --agent`).
+(`vgt repro tiny` itself goes through `vgt synth --via agent` and `vgt eval --variant agent`).
 """
 
 from __future__ import annotations

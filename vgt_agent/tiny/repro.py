@@ -12,7 +12,7 @@ with the equivalent command line (`vgt traces runs` shows how to redo any stage 
 4. `vgt train sft --variant agent`: it learns the kept traces turn by turn (`recipe.SFT_ARGS` in its
    wall-time budget `SFT_MINUTES`);
 5. `vgt train rl --variant agent` when `rl.steps` > 0: GRPO over ask-loop rollouts on world-train prompts;
-6. `vgt eval --agent`: the trained policy through the ask graph + WorldGrounder, greedy, per benchmark split.
+6. `vgt eval --variant agent`: the trained policy through the ask graph + WorldGrounder, greedy, per benchmark split.
 The last training stage writes the model to `out_dir`, where the report JSON goes too; the whole run is
 one `repro` run in the store.
 """
@@ -244,7 +244,7 @@ def reinforce(cfg: ReproConfig, store: TraceStore, model_dir: Path, out: Path, t
 
 def evaluate(cfg: ReproConfig, store: TraceStore, model_dir: Path,
              stages: StageProgress) -> tuple[str, str, list[Any]]:
-    """`vgt eval --agent` (one greedy run per question, WorldGrounder): (run id, label, the benchmarks)."""
+    """`vgt eval --variant agent` (one greedy run per question, WorldGrounder): (run id, label, the benchmarks)."""
     from vgt_agent.backends.transformers_backend import TransformersBackend
     from vgt_agent.training.eval import EvalSpec, default_label, load_benchmarks, run_config, run_eval
     from vgt_agent.training.model import read_provenance
@@ -256,7 +256,7 @@ def evaluate(cfg: ReproConfig, store: TraceStore, model_dir: Path,
     benches = load_benchmarks(names, n)
     provenance = read_provenance(model_dir)
     label, stage = default_label(spec.mode, True, provenance)
-    command = (f"vgt eval --benchmark {','.join(names)} --model {model_dir} --agent --mode point --grounder world "
+    command = (f"vgt eval --benchmark {','.join(names)} --model {model_dir} --variant agent --grounder world "
                f"--samples 1 --temperature 0 --limit {n} --max-tokens {EVAL_MAX_TOKENS} --db {store.path}")
     with stages.stage("eval") as bar:
         backend = TransformersBackend.from_pretrained(model_dir, model_name=NAME)

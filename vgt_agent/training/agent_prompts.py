@@ -26,9 +26,10 @@ from vgt_agent.images import to_rgb
 from vgt_agent.sample import GoldObject, Sample
 from vgt_agent.store import SampleRecord
 from vgt_agent.training.data import DataError
+from vgt_agent.vocabulary import ROLLOUT_GROUNDERS
 
-ROLLOUT_GROUNDERS = ("world", "gold-shuffled", "gold")  # gold: the same as gold-shuffled (a rollout never
-# sees instances in reading order, as synth and eval name the shuffled one)
+# ROLLOUT_GROUNDERS: gold is the same as gold-shuffled (a rollout never sees instances in reading order, as
+# synth and eval name the shuffled one)
 
 
 def _parts(message: Mapping[str, Any]) -> list[dict[str, Any]]:

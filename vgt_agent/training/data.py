@@ -26,8 +26,8 @@ from vgt_agent.sample import Sample
 from vgt_agent.store import ImageRecord, SampleRecord, TraceStore
 from vgt_agent.store.export import conversation, to_sft_dataset
 from vgt_agent.training.references import references_json, specs_from_gold, specs_from_masks
+from vgt_agent.vocabulary import VARIANTS
 
-VARIANTS = ("point", "box", "plain", "direct", AGENT)
 SYSTEM_PROMPTS: dict[str, str] = {**VARIANT_PROMPTS, AGENT: AGENT_TEXT_TOOL}
 """System prompt per SFT variant: `agent` is what `graphs/ask.py` sends with the in-text tool protocol."""
 

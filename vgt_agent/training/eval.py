@@ -29,6 +29,7 @@ from vgt_agent.sample import Sample
 from vgt_agent.store import GroundingRecord, SampleRecord, TraceRecord, TraceStore
 from vgt_agent.training.data import image_record
 from vgt_agent.training.references import decode_references, references_json, specs_from_gold
+from vgt_agent.vocabulary import AGENT, VARIANTS
 
 MODES = ("direct", "think", "point", "box")
 MODE_VARIANT = {"direct": "direct", "think": "plain", "point": "point", "box": "box"}
@@ -39,6 +40,19 @@ Progress = Callable[[str, int, int], None]  # (benchmark, done, total)
 
 class EvalError(ValueError):
     """An eval that cannot start as asked (one line, for the CLI's exit 2)."""
+
+
+def eval_mode(variant: str, grounding: str | None = None) -> tuple[str, bool]:
+    """(mode, agent) of an eval of `variant` (`vocabulary.VARIANTS`): the agent's mode is its tool replies'
+    `grounding` (point by default); the other variants write their own groundings, so take none."""
+    if variant == AGENT:
+        return grounding or "point", True
+    if grounding is not None:
+        raise EvalError(f"--grounding is the form of the agent's tool replies; --variant {variant} writes its own")
+    modes = {v: m for m, v in MODE_VARIANT.items()}
+    if variant not in modes:
+        raise EvalError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
+    return modes[variant], False
 
 
 @dataclass(frozen=True)

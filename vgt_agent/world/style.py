@@ -20,7 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-STYLES: tuple[str, ...] = ("canonical", "varied")
+from vgt_agent.vocabulary import WORLD_STYLES
+
+STYLES: tuple[str, ...] = WORLD_STYLES
 COVERAGE_THRESHOLD = 0.5  # an anti-aliased pixel belongs to an object's mask when its shape covers >= half of it
 SUPERSAMPLE = 4  # anti-aliased shapes are rasterised at 4x and box-filtered down: 17 coverage levels
 
