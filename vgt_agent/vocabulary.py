@@ -46,3 +46,7 @@ ENGINES: tuple[str, ...] = get_args(Engine)
 WorldStyle = Literal["canonical", "varied"]  # how the embedded world draws its scenes
 WORLD_STYLES: tuple[str, ...] = get_args(WorldStyle)
 TableSize = Literal["smoke", "mid", "full"]  # `vgt repro table --size`
+
+CoordsName = Literal["norm1000", "unit", "percent", "qwen2.5-vl-pixels"]  # `--coords`: geometry/conventions.py
+COORDS: tuple[str, ...] = get_args(CoordsName)
+CANONICAL_COORDS = "norm1000"  # what vgt stores and scores

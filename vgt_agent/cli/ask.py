@@ -13,7 +13,7 @@ from vgt_agent.cli.coords_option import CoordsOption, convention_name, coords_or
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.terminal import plain_text, safe_text
-from vgt_agent.vocabulary import AnswerType, BackendName, GrounderName, Grounding, Protocol
+from vgt_agent.vocabulary import AnswerType, BackendName, CoordsName, GrounderName, Grounding, Protocol
 
 if TYPE_CHECKING:  # the agent, its backends and the store load when a question is asked, not for `--help`
     from vgt_agent.backends import VLMBackend
@@ -65,7 +65,7 @@ def ask(
     timeout: float = typer.Option(None, "--timeout", envvar="VGT_TIMEOUT", min=0.001,
                                   help="Seconds per server request (connect: at most 5) [default: 60]."),
     save: Path = typer.Option(None, "--save", help="Write the annotated picture (PNG) here."),
-    coords: str = CoordsOption,
+    coords: CoordsName | None = CoordsOption,
     device: str = DeviceOption,
     dtype: str = DtypeOption,
     db: Path = DbOption,

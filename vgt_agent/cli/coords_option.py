@@ -6,18 +6,20 @@ from __future__ import annotations
 import typer
 
 from vgt_agent.cli.common import usage_error
-from vgt_agent.geometry.conventions import CANONICAL, CONVENTIONS, ConventionError, get_convention
+from vgt_agent.vocabulary import CANONICAL_COORDS
 
 CoordsOption = typer.Option(
-    None, "--coords", envvar="VGT_COORDS", show_default=False,
-    help=f"The model's coordinate convention: {' | '.join(CONVENTIONS)} (default: its family's, e.g. "
-         "qwen2.5-vl-pixels for Qwen2.5-VL; norm1000 for a server). Stored and scored in 0..1000 either way.",
+    None, "--coords", envvar="VGT_COORDS", show_default=False, case_sensitive=False,
+    help="The model's coordinate convention (default: its family's, e.g. qwen2.5-vl-pixels for Qwen2.5-VL; "
+         "norm1000 for a server). Stored and scored in 0..1000 either way.",
 )
 
 
 def coords_or_exit(coords: str | None) -> None:
     """Exit 2 with one line for an unknown convention name, before anything runs."""
     if coords is not None:
+        from vgt_agent.geometry.conventions import ConventionError, get_convention
+
         try:
             get_convention(coords)
         except ConventionError as e:
@@ -26,4 +28,4 @@ def coords_or_exit(coords: str | None) -> None:
 
 def convention_name(backend: object) -> str:
     """The convention a (possibly wrapped) backend shows its model."""
-    return getattr(getattr(backend, "convention", None), "name", CANONICAL.name)
+    return getattr(getattr(backend, "convention", None), "name", CANONICAL_COORDS)

@@ -14,9 +14,9 @@ from vgt_agent.cli.coords_option import CoordsOption, convention_name, coords_or
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.terminal import safe_text
-from vgt_agent.vocabulary import BackendName, GrounderName, Grounding, Variant
+from vgt_agent.vocabulary import BackendName, CoordsName, GrounderName, Grounding, Variant
 
-app = typer.Typer(help="Evaluate a model on benchmarks (Acc over N samples, pass@N, grounding); report tables.")
+app = typer.Typer(rich_markup_mode=None, help="Evaluate a model on benchmarks (Acc over N samples, pass@N, grounding); report tables.")
 
 
 @app.callback(invoke_without_command=True)
@@ -44,7 +44,7 @@ def evaluate(
                                   help="Seconds per server request (connect: at most 5) [default: 300]."),
     label: str = typer.Option(None, "--label", help="Row name in the report (default: from the model's training)."),
     resume_run: str = typer.Option(None, "--resume-run", help="Continue this interrupted eval run (its id)."),
-    coords: str = CoordsOption,
+    coords: CoordsName | None = CoordsOption,
     device: str = DeviceOption,
     dtype: str = DtypeOption,
     db: Path = DbOption,

@@ -26,7 +26,17 @@ from vgt_agent.cli.common import command_line, console, err_console, print_json,
 from vgt_agent.cli.coords_option import CoordsOption, coords_or_exit
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
-from vgt_agent.vocabulary import BackendName, Engine, Extractor, GrounderName, Grounding, GroundingPolicy, Protocol, Via
+from vgt_agent.vocabulary import (
+    BackendName,
+    CoordsName,
+    Engine,
+    Extractor,
+    GrounderName,
+    Grounding,
+    GroundingPolicy,
+    Protocol,
+    Via,
+)
 from vgt_agent.vocabulary import Teacher as TeacherName
 
 if TYPE_CHECKING:  # the synthesis pipeline (LangGraph, the world, the backends) loads when `vgt synth` runs
@@ -105,7 +115,7 @@ def synth(
     max_error_share: float = typer.Option(0.5, "--max-error-share", min=0.0, max=1.0,
                                           help="The run fails (exit 1) when more than this share of the samples "
                                                "processed failed with an error (always when every one did)."),
-    coords: str = CoordsOption,
+    coords: CoordsName | None = CoordsOption,
     device: str = DeviceOption,
     dtype: str = DtypeOption,
     json_out: bool = JsonOption,

@@ -18,12 +18,12 @@ from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.home import default_db_path, vgt_home
 from vgt_agent.terminal import safe_text
 from vgt_agent.training.model import LoraSpec, ModelError
-from vgt_agent.vocabulary import RolloutGrounder, Variant
+from vgt_agent.vocabulary import CoordsName, RolloutGrounder, Variant
 
 if TYPE_CHECKING:  # the store and the training data modules load when a training runs, not for `--help`
     from vgt_agent.store import TraceStore
 
-app = typer.Typer(help="Train a VLM on stored traces: SFT, then GRPO with grounding rewards.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="Train a VLM on stored traces: SFT, then GRPO with grounding rewards.", no_args_is_help=True)
 
 ModelOpt = typer.Option(..., "--model", help="Local directory, Hugging Face id, or 'tiny' (random tiny Gemma3).")
 VariantOpt = typer.Option("point", "--variant", help="The form of thought trained: the answer alone, plain "
@@ -147,7 +147,7 @@ def sft(
     max_minutes: float = typer.Option(None, "--max-minutes", min=0.01, help="Wall-time budget: after 50 steps, "
                                       "fewer steps when the planned ones would not fit (the LR schedule re-fitted "
                                       "to end there)."),
-    coords: str = CoordsOption,
+    coords: CoordsName | None = CoordsOption,
     device: str = DeviceOption,
     dtype: str = DtypeOption,
     json_out: bool = JsonOption,
@@ -202,7 +202,7 @@ def rl(
     grounder: RolloutGrounder = typer.Option("world", "--grounder", help="The tool of --variant agent rollouts: world "
                                  "(segments the pixels, as `vgt ask` does) | gold-shuffled (the sample's reference "
                                  "masks in a shuffled order; `gold` is the same)."),
-    coords: str = CoordsOption,
+    coords: CoordsName | None = CoordsOption,
     device: str = DeviceOption,
     dtype: str = DtypeOption,
     json_out: bool = JsonOption,
