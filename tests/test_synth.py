@@ -383,7 +383,8 @@ def test_agent_path_rewrites_tool_calls_into_inline_groundings(tally_dir: Path, 
     db = tmp_path / "t.db"
     with StubOpenAIServer(counting_agent) as server:
         out = summary_of(synth("--dataset", str(tally_dir), "--via", "agent", "--protocol", protocol, "--grounding",
-                               "box", "--base-url", server.base_url, "--model", server.model, "--db", str(db), "--json"))
+                               "box", "--base-url", server.base_url, "--model", server.model, "--db", str(db),
+                               "--json"))
     assert out["kept"] == 5 and out["run"].endswith("/agent/openai:stub-vlm")
     traces = rows(db, out["run_id"])
     variants = {t["variant"] for t in traces}

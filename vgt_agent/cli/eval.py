@@ -16,7 +16,9 @@ from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.terminal import safe_text
 from vgt_agent.vocabulary import BackendName, CoordsName, GrounderName, Grounding, Variant
 
-app = typer.Typer(rich_markup_mode=None, help="Evaluate a model on benchmarks (Acc over N samples, pass@N, grounding); report tables.")
+app = typer.Typer(
+    rich_markup_mode=None,  # click's plain help, as the root app (cli/main.py)
+    help="Evaluate a model on benchmarks (Acc over N samples, pass@N, grounding); report tables.")
 
 
 @app.callback(invoke_without_command=True)

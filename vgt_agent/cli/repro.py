@@ -13,7 +13,9 @@ from vgt_agent.tiny.recipe import SFT_ARGS, SFT_MINUTES, TRAIN_SAMPLES, WARMUP_M
 from vgt_agent.tiny.warmup import WarmupConfig
 from vgt_agent.vocabulary import TableSize
 
-app = typer.Typer(rich_markup_mode=None, help="Reproduce shipped artefacts from scratch.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None,  # click's plain help, as the root app (cli/main.py)
+    help="Reproduce shipped artefacts from scratch.", no_args_is_help=True)
 
 
 @app.command("tiny")

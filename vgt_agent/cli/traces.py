@@ -25,7 +25,9 @@ if TYPE_CHECKING:  # each command loads the store modules it uses, so `--help` l
 from vgt_agent.terminal import safe_text
 from vgt_agent.vocabulary import Grounding, StoredVariant, TraceStatus
 
-app = typer.Typer(rich_markup_mode=None, help="Browse, inspect, summarise, check, export and merge stored traces.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None,  # click's plain help, as the root app (cli/main.py)
+    help="Browse, inspect, summarise, check, export and merge stored traces.", no_args_is_help=True)
 
 RunOpt = typer.Option(None, "--run", help="Run id or name.")
 DatasetOpt = typer.Option(None, "--dataset", help="Dataset name, e.g. world-tally.")

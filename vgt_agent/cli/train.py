@@ -23,7 +23,9 @@ from vgt_agent.vocabulary import CoordsName, RolloutGrounder, Variant
 if TYPE_CHECKING:  # the store and the training data modules load when a training runs, not for `--help`
     from vgt_agent.store import TraceStore
 
-app = typer.Typer(rich_markup_mode=None, help="Train a VLM on stored traces: SFT, then GRPO with grounding rewards.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None,  # click's plain help, as the root app (cli/main.py)
+    help="Train a VLM on stored traces: SFT, then GRPO with grounding rewards.", no_args_is_help=True)
 
 ModelOpt = typer.Option(..., "--model", help="Local directory, Hugging Face id, or 'tiny' (random tiny Gemma3).")
 VariantOpt = typer.Option("point", "--variant", help="The form of thought trained: the answer alone, plain "

@@ -19,7 +19,9 @@ from vgt_agent.vocabulary import WorldStyle
 if TYPE_CHECKING:  # the world's generator and the drawing modules load in the commands that use them
     from vgt_agent.draw import Mark
 
-app = typer.Typer(rich_markup_mode=None, help="The embedded shapes world: make splits, show samples.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None,  # click's plain help, as the root app (cli/main.py)
+    help="The embedded shapes world: make splits, show samples.", no_args_is_help=True)
 
 
 def _summary(out: Path, info: dict[str, Any], seconds: float) -> dict[str, Any]:
