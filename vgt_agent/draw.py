@@ -17,16 +17,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-# Distinct mark colours, cycled per phrase; the first ones are the farthest from the world's object colours.
-PALETTE: tuple[tuple[int, int, int], ...] = (
-    (240, 50, 230), (0, 128, 128), (70, 240, 240), (210, 245, 60), (170, 110, 40),
-    (230, 25, 75), (0, 130, 200), (60, 180, 75), (245, 130, 48), (145, 30, 180),
-)
+from vgt_agent.mark_colours import PALETTE, Colour, phrase_colours
+
+__all__ = ["PALETTE", "Colour", "phrase_colours"]  # and the drawing below
+
 VERIFIED_COLOUR = (20, 150, 20)
 REJECTED_COLOUR = (220, 20, 20)
 HALO = (25, 25, 25)
 TEXT_DARK = (25, 25, 25)
-Colour = tuple[int, int, int]
 Rect = tuple[float, float, float, float]
 
 
@@ -104,18 +102,6 @@ def font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow older than 10.1 has no sized default font
         return ImageFont.load_default()
-
-
-def phrase_colours(phrases: Sequence[str]) -> list[Colour]:
-    """One palette colour per distinct phrase (case and spacing ignored), in order of first appearance."""
-    seen: dict[str, Colour] = {}
-    out = []
-    for phrase in phrases:
-        key = " ".join(phrase.lower().split())
-        if key not in seen:
-            seen[key] = PALETTE[len(seen) % len(PALETTE)]
-        out.append(seen[key])
-    return out
 
 
 def text_colour_on(fill: Colour) -> Colour:

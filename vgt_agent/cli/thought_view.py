@@ -13,8 +13,8 @@ def highlight_thought(text: str) -> Text:
     The text is shown as text: Rich markup in it (`[/]`, `[green]`) prints literally, and control characters
     (terminal escape sequences, carriage returns) print as visible symbols of the same length, so the spans
     parsed from the original text still line up."""
-    from vgt_agent.draw import phrase_colours
     from vgt_agent.format import find_boxed, parse
+    from vgt_agent.mark_colours import phrase_colours
 
     out = Text(plain_text(text))
     thought = parse(text)

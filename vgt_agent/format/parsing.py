@@ -11,9 +11,7 @@ import operator
 import re
 from dataclasses import dataclass
 from itertools import accumulate, chain
-from typing import TypeAlias
-
-import numpy as np
+from typing import TYPE_CHECKING, TypeAlias
 
 from vgt_agent.format.syntax import KIND_OF_ARITY, PAPER_SYNTAX, Kind, ProblemCode, Syntax
 from vgt_agent.format.thought import (
@@ -30,6 +28,9 @@ from vgt_agent.format.thought import (
     trusted_grounding,
 )
 from vgt_agent.geometry import NORM
+
+if TYPE_CHECKING:  # numpy loads when numbers are read, not when a command imports the parser
+    pass
 
 _INTEGER = re.compile(r"[-+]?[0-9]+")
 # Unambiguous (the dot is mandatory before the fraction digits) so a long digit run cannot backtrack.
@@ -195,11 +196,22 @@ def _scan_plain_tags(text: str, syntax: Syntax) -> list[Segment] | None:
     return list(filter(None, chain(chain.from_iterable(zip(texts[:-1], groundings, strict=True)), texts[-1:])))
 
 
+FEW_TAGS = 8  # up to this many tags, numbers are checked in Python
+
+
 def _plain_numbers_ok(numbers: str, kinds: list[Kind]) -> bool:
     """Whether all numbers (whitespace-separated, one tag a line) are in range and every box is ordered: one
-    numpy read per completion (two when it mixes kinds) rather than an `int()` per number."""
+    numpy read per completion (two when it mixes kinds) rather than an `int()` per number; a completion of a
+    few tags is read in Python (no numpy import for one thought)."""
     if not kinds:
         return True
+    if len(kinds) <= FEW_TAGS:
+        lines = zip(numbers.split("\n"), kinds, strict=True)
+        box = [int(v) for line, kind in lines if kind == "box" for v in line.split()]  # x1 y1 x2 y2 ...
+        return (max(int(v) for v in numbers.split()) <= NORM
+                and all(box[j] < box[j + 2] and box[j + 1] < box[j + 3] for j in range(0, len(box), 4)))
+    import numpy as np
+
     values = np.fromstring(numbers, dtype=np.int64, sep=" ")
     if values.max() > NORM:
         return False

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeAlias
-
-import numpy as np
+from typing import TYPE_CHECKING, TypeAlias
 
 from vgt_agent import geometry
 from vgt_agent.format.parsing import parse
 from vgt_agent.format.syntax import PAPER_SYNTAX, Kind, Syntax
 from vgt_agent.format.thought import GroundedThought, Grounding, Placeholder, Segment, render_grounding, render_segment
+
+if TYPE_CHECKING:  # numpy loads when numbers are read, not when a command imports the parser
+    import numpy as np
 
 # --- rewriting ------------------------------------------------------------------------------------------
 
@@ -102,6 +103,8 @@ def box_trace_to_point_trace(
     most interior pixel (`geometry.mask_to_point`), taken at the pixel centre and normalised. Point
     groundings are left as they are.
     """
+    import numpy as np
+
     thought = _as_thought(source, syntax)
     boxes = [g for g in thought.groundings if g.kind == "box"]
     if len(masks) != len(boxes):

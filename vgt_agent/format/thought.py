@@ -10,12 +10,13 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any, TypeAlias
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from vgt_agent.format.syntax import ARITY, KIND_OF_ARITY, PAPER_SYNTAX, Kind, ProblemCode, Syntax
 from vgt_agent.geometry import NORM
+
+if TYPE_CHECKING:  # numpy loads when numbers are read, not when a command imports the parser
+    import numpy as np
 
 # A backslash escapes the next character (LaTeX `\{`), so escaped braces never count as grouping.
 _BRACE_OR_ESCAPE = re.compile(r"\\.|[{}]", re.DOTALL)
@@ -107,6 +108,8 @@ def lazy_grounding(phrase: str, kind: Kind, numbers: str, span: tuple[int, int])
 def stacked_coords(groundings: Sequence[Grounding]) -> tuple[np.ndarray, list[int]]:
     """The instances of groundings of one kind as one (total, arity) float array, and each one's count: what
     vectorised scoring needs, read in one numpy call when the parser left the coordinates unread."""
+    import numpy as np
+
     if not groundings:
         return np.zeros((0, 2)), []
     arity = ARITY[groundings[0].kind]

@@ -23,24 +23,15 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from vgt_agent.geometry.boxes import box_iou, box_iou_matrix, union_box_iou, union_box_ious
-from vgt_agent.geometry.coords import (
-    NORM,
-    Box,
-    NormBox,
-    norm_from_pixel_box,
-    norm_from_pixel_boxes,
-    norm_from_pixel_point,
-    norm_from_pixel_points,
-    pixel_from_norm_box,
-    pixel_from_norm_boxes,
-    pixel_from_norm_point,
-    pixel_from_norm_points,
-)
+from vgt_agent.geometry.norm import NORM
 
-# masks (scipy, pycocotools) and matching (scipy) load on first use, so the coordinate helpers that format,
-# store and the CLI need stay a light import.
+# Everything but NORM loads on first use (coords and boxes: numpy; masks: scipy, pycocotools; matching: scipy),
+# so `from vgt_agent.geometry import NORM` (the parser, the CLI) stays free of numpy.
 _LAZY = {
+    **dict.fromkeys(("Box", "NormBox", "norm_from_pixel_box", "norm_from_pixel_boxes", "norm_from_pixel_point",
+                     "norm_from_pixel_points", "pixel_from_norm_box", "pixel_from_norm_boxes",
+                     "pixel_from_norm_point", "pixel_from_norm_points"), "vgt_agent.geometry.coords"),
+    **dict.fromkeys(("box_iou", "box_iou_matrix", "union_box_iou", "union_box_ious"), "vgt_agent.geometry.boxes"),
     **dict.fromkeys(("box_to_mask", "decode_rle", "encode_rle", "mask_iou", "mask_iou_matrix", "mask_to_box",
                      "mask_to_point", "masks_to_boxes", "point_in_mask", "points_in_masks", "rle_area"),
                     "vgt_agent.geometry.masks"),
@@ -48,6 +39,19 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from vgt_agent.geometry.boxes import box_iou, box_iou_matrix, union_box_iou, union_box_ious
+    from vgt_agent.geometry.coords import (
+        Box,
+        NormBox,
+        norm_from_pixel_box,
+        norm_from_pixel_boxes,
+        norm_from_pixel_point,
+        norm_from_pixel_points,
+        pixel_from_norm_box,
+        pixel_from_norm_boxes,
+        pixel_from_norm_point,
+        pixel_from_norm_points,
+    )
     from vgt_agent.geometry.masks import (
         box_to_mask,
         decode_rle,

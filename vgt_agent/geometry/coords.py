@@ -7,7 +7,9 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-NORM = 1000
+from vgt_agent.geometry.norm import NORM
+
+__all__ = ["NORM"]  # and the functions below
 
 Box = tuple[float, float, float, float]
 NormBox = tuple[int, int, int, int]

@@ -7,8 +7,10 @@ transaction, and opening a newer one is refused (an older vgt must not write a l
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from vgt_agent.store.sqlite_lib import sqlite_utils
+if TYPE_CHECKING:  # a reading command never creates tables, so it never imports sqlite-utils
+    from vgt_agent.store.sqlite_lib import sqlite_utils
 
 SCHEMA_VERSION = 1
 TABLES = ("vgt_meta", "runs", "images", "samples", "traces", "groundings", "masks")

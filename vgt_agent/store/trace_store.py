@@ -20,13 +20,16 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vgt_agent.store.errors import StoreDamaged, StoreError, StoreLocked
 from vgt_agent.store.locks import lock_holder, lock_timeout_s
 from vgt_agent.store.records import ImageRecord, SampleRecord, TraceRecord
 from vgt_agent.store.schema import MIGRATIONS, SCHEMA_VERSION
-from vgt_agent.store.sqlite_lib import sqlite_utils
+
+if TYPE_CHECKING:
+    from vgt_agent.store.sqlite_lib import sqlite_utils
+from vgt_agent.store.read_db import ReadOnlyDatabase
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 MERGE_BATCH = 500  # traces per merge transaction: short enough that other writers' waits stay bounded
@@ -103,7 +106,7 @@ def connect_readonly(path: Path, timeout: float) -> sqlite3.Connection:
 class TraceStore:
     """A vgt trace store at `path`. Use `TraceStore.open(path, create=...)`."""
 
-    def __init__(self, db: sqlite_utils.Database, path: Path, lock_timeout: float | None = None):
+    def __init__(self, db: sqlite_utils.Database | ReadOnlyDatabase, path: Path, lock_timeout: float | None = None):
         self.db = db
         self.path = path
         self.lock_timeout = lock_timeout_s(lock_timeout)
@@ -150,26 +153,29 @@ class TraceStore:
             conn.close()
             what = "is an SQLite database but not a vgt trace store" if version == 0 else "needs a schema migration"
             raise StoreError(f"{path} {what}")
+        if readonly:  # reads need only queries: no sqlite-utils (~60 ms of every `vgt traces` listing)
+            return cls(ReadOnlyDatabase(conn), path, timeout)
+        from vgt_agent.store.sqlite_lib import sqlite_utils
+
         # no sqlite-utils plugins: vgt's connections take no third-party SQL functions, and finding the
         # plugins (an entry-point scan of every installed package) is ~25 ms of every command that opens a store
         db = sqlite_utils.Database(conn, execute_plugins=False)
         store = cls(db, path, timeout)
-        if not readonly:
-            try:
-                with db.ensure_autocommit_on():
-                    conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("PRAGMA foreign_keys=ON")
-                if version < SCHEMA_VERSION:
-                    store._migrate()
-            except StoreError:
-                store.close()
-                raise
-            except sqlite3.DatabaseError as e:
-                store.close()
-                if is_lock_wait(e):
-                    raise store._locked() from e
-                raise StoreError(f"cannot write trace store {path}: {e}") from e
+        try:
+            with db.ensure_autocommit_on():
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            if version < SCHEMA_VERSION:
+                store._migrate()
+        except StoreError:
+            store.close()
+            raise
+        except sqlite3.DatabaseError as e:
+            store.close()
+            if is_lock_wait(e):
+                raise store._locked() from e
+            raise StoreError(f"cannot write trace store {path}: {e}") from e
         return store
 
     def _locked(self) -> StoreLocked:
