@@ -13,6 +13,7 @@ upright orientation.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass, field
@@ -54,6 +55,11 @@ COARSE_STRIDE = 5
 # scored at every tilt; the first batch scored is the best-bounded 1/PRUNE_FIRST_SHARE of the centres.
 PRUNE_MIN_CENTERS = 12
 PRUNE_FIRST_SHARE = 8
+# A region touching another object whose best template at its centroid, nothing hidden, costs at most this is
+# taken as whole (the object on top of the one it touches): no search over hidden centres, tilts and radii.
+WHOLE_ENOUGH = 0.25
+# ... and every other template costs at least this much more there (a tiny region fits several alike).
+WHOLE_MARGIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -544,6 +550,11 @@ def _geomspace(low: float, high: float, count: int) -> np.ndarray:
     return result
 
 
+def _whole_enough(costs: list[float]) -> bool:
+    """Whether the templates' costs at the centroid (ascending) settle a touching region as whole."""
+    return costs[0] <= WHOLE_ENOUGH and (len(costs) == 1 or costs[1] >= costs[0] + WHOLE_MARGIN)
+
+
 def fit_shapes(ev: Evidence, extent: float, bounds: tuple[float, float]) -> list[Fit]:
     """Best fit per shape (over the radii the region could have, within `bounds`), cheapest first.
 
@@ -557,6 +568,9 @@ def fit_shapes(ev: Evidence, extent: float, bounds: tuple[float, float]) -> list
     starts: list[_Start] = []
     centroid = _polar(np.array([ev.centroid]), ev)  # every template is tried there, nothing hidden
     at_centroid = _centroid_starts({name: r[:1] for name, r in radii.items() if r.size}, ev, centroid)
+    if ev.occluded and _whole_enough(sorted(st[0].cost for st in at_centroid.values())):
+        # It lies on top of what it touches: its centroid is the centre, as for a region nothing touches.
+        ev = dataclasses.replace(ev, occluded=False)
     for name, tpl in TEMPLATES.items():
         if not radii[name].size:
             continue
