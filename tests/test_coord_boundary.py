@@ -98,13 +98,15 @@ def test_canonical_models_are_not_wrapped_and_coords_overrides():
 
 def test_ask_coords_unknown_is_exit_2_and_a_chosen_one_is_reported(samples, tmp_path):
     from typer.testing import CliRunner
+    from vgt_cli import vgt
 
     from vgt_agent.cli.main import app
 
     sample = samples[0]
     db = tmp_path / "t.db"
-    bad = CliRunner().invoke(app, ["ask", sample.image_path, sample.question, "--coords", "inches", "--db", str(db)])
-    assert bad.exit_code == 2 and "--coords must be one of" in bad.stderr and not db.exists()
+    bad = vgt("ask", sample.image_path, sample.question, "--coords", "inches", "--db", str(db))
+    assert bad.exit_code == 2 and "Invalid value for '--coords'" in bad.stderr and not db.exists()
+    assert len(bad.stderr.strip().splitlines()) == 1
     ok = CliRunner().invoke(app, ["ask", sample.image_path, sample.question, "--coords", "norm1000", "--json",
                                   "--max-tokens", "32", "--db", str(db)])
     assert ok.exit_code in (0, 1) and '"coords": "norm1000"' in ok.stdout

@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from vgt_agent.cli.main import app
 from vgt_agent.world.storage import make_split
 
+pytestmark = pytest.mark.slow  # a local Ray instance: ~60 s of the suite
 runner = CliRunner()
 VGT = [sys.executable, "-m", "vgt_agent.cli.main"]
 
@@ -141,7 +142,6 @@ def test_a_killed_actor_loses_and_duplicates_nothing(ray_address: str, split_dir
     assert committed_samples(db) == 60 and duplicates(db) == 0
 
 
-@pytest.mark.slow
 def test_a_killed_driver_loses_no_committed_sample_and_resumes_exactly(ray_address: str, split_dir: Path,
                                                                         tmp_path: Path) -> None:
     db = tmp_path / "t.db"
