@@ -20,10 +20,10 @@ union-of-boxes IoU), `matching` (points to masks).
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from vgt_agent.geometry.norm import NORM
+from vgt_agent.lazy import lazy_getattr
 
 # Everything but NORM loads on first use (coords and boxes: numpy; masks: scipy, pycocotools; matching: scipy),
 # so `from vgt_agent.geometry import NORM` (the parser, the CLI) stays free of numpy.
@@ -76,9 +76,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
+
+from vgt_agent.lazy import lazy_getattr
 
 # Loaded on first use, so importing one store module (`locks`, `schema`) or the package does not load
 # sqlite-utils, PIL and the records' dependencies up front.
@@ -23,9 +24,4 @@ __all__ = ["GroundingRecord", "ImageRecord", "MaskRecord", "SampleRecord", "Stor
            "TraceRecord", "TraceStore"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
