@@ -20,7 +20,7 @@ union-of-boxes IoU), `matching` (points to masks).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from vgt_agent.geometry.norm import NORM
 from vgt_agent.lazy import lazy_getattr
