@@ -55,6 +55,8 @@ COARSE_STRIDE = 5
 # scored at every tilt; the first batch scored is the best-bounded 1/PRUNE_FIRST_SHARE of the centres.
 PRUNE_MIN_CENTERS = 12
 PRUNE_FIRST_SHARE = 8
+# Every this-many-th point scores the tilt search of every template at the centroid.
+CENTROID_STRIDE = 3
 # A region touching another object whose best template at its centroid, nothing hidden, costs at most this is
 # taken as whole (the object on top of the one it touches): no search over hidden centres, tilts and radii.
 WHOLE_ENOUGH = 0.25
@@ -567,7 +569,10 @@ def fit_shapes(ev: Evidence, extent: float, bounds: tuple[float, float]) -> list
         return []
     starts: list[_Start] = []
     centroid = _polar(np.array([ev.centroid]), ev)  # every template is tried there, nothing hidden
-    at_centroid = _centroid_starts({name: r[:1] for name, r in radii.items() if r.size}, ev, centroid)
+    # A whole region's tilt search scores every CENTROID_STRIDE-th point (the fine pass about the tilt found
+    # scores all); a touching one's scores all, as its costs there decide whether it is whole.
+    sparse = centroid if ev.occluded or CENTROID_STRIDE == 1 else _polar(centroid.centers, ev, CENTROID_STRIDE)
+    at_centroid = _centroid_starts({name: r[:1] for name, r in radii.items() if r.size}, ev, sparse)
     if ev.occluded and _whole_enough(sorted(st[0].cost for st in at_centroid.values())):
         # It lies on top of what it touches: its centroid is the centre, as for a region nothing touches.
         ev = dataclasses.replace(ev, occluded=False)

@@ -17,6 +17,7 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from PIL import Image
@@ -56,13 +57,21 @@ class Region:
     score: float  # confidence in the shape (the colour is named with a margin)
     mask: np.ndarray  # (H, W) bool, the visible pixels
     box: geometry.Box
-    point: tuple[int, int]
     area: int
     fits: tuple[Fit, ...] = ()  # every shape hypothesis, best first, for inspection
 
     @property
     def label(self) -> str:
         return describe(self.colour, self.shape)
+
+    @cached_property
+    def point(self) -> tuple[int, int]:
+        """`geometry.mask_to_point` of the mask (col, row), measured when first read (a distance transform:
+        about a third of a whole region's cost, and `ground` reads it only for the regions a concept matches).
+        The tight box is the component's, so the crop to it holds every pixel of the mask."""
+        x0, y0, x1, y1 = (int(v) for v in self.box)
+        col, row = _inner_point(self.mask[y0:y1, x0:x1])
+        return col + x0, row + y0
 
     def instance(self) -> Instance:
         return Instance(mask=self.mask, box=self.box, point=self.point, score=self.score, label=self.label)
@@ -256,13 +265,9 @@ class WorldGrounder:
             shape_name, size = best.shape, size_of(best.radius, side)
         else:  # nothing fits (too big, too thin): keep it as an object of unknown shape, low confidence
             shape_name, size, score = "shape", size_of(math.sqrt(ev.area / math.pi), side), 0.01
-        # The tight box is the component's; the point depends only on the pixels in it (mask_to_point crops
-        # to the box itself), so both come from the small crop rather than the full image.
-        col, row = _inner_point(c.pixels)
         return Region(
             colour=c.colour, shape=shape_name, size=size, score=score, mask=full,
-            box=(float(c0), float(r0), float(c0 + bw), float(r0 + bh)), point=(col + c0, row + r0),
-            area=ev.area, fits=tuple(fits),
+            box=(float(c0), float(r0), float(c0 + bw), float(r0 + bh)), area=ev.area, fits=tuple(fits),
         )
 
 
