@@ -448,28 +448,45 @@ def _tilt_rows(names: tuple[str, ...]) -> tuple:
             np.concatenate(periods)[:, None], np.concatenate(apothems))
 
 
+@functools.cache
+def _round_rows(names: tuple[str, ...]) -> tuple:
+    """The circle and ring among these templates: their hole radii (0: none) as a column, and the ring's row."""
+    inner = np.array([TEMPLATES[name].inner for name in names], np.float32)[:, None]
+    holes = [k for k, name in enumerate(names) if TEMPLATES[name].inner]
+    return inner, holes
+
+
 def _centroid_starts(radii: dict[str, np.ndarray], ev: Evidence, polar: _Polar) -> dict[str, list[_Start]]:
     """Each template's one start at the centroid (`polar`, one centre) with its one radius: `_coarse` with
-    one start there, the straight-edged templates' tilts scored together as rows of one array (each value as
-    `Template.costs` computes it), which saves three quarters of the small array operations."""
+    one start there, the straight-edged templates' tilts scored together as rows of one array and the circle
+    and ring as two more (each value as `Template.costs` computes it), the radius scales and hidden-area
+    penalties of all templates as one vector: a few dozen small array operations rather than hundreds."""
+    names = tuple(radii)
+    chosen = np.array([radii[name][0] for name in names])
+    scale = polar.stride / (2 * math.pi * chosen)
+    visible = ev.area / (np.array([TEMPLATES[name].area for name in names])
+                         * np.float_power(chosen + RASTER_BIAS, 2.0))  # as `_hidden_penalty`, per template
+    penalty = HIDDEN_COST * np.abs(1.0 - visible) + 4.0 * np.maximum(0.0, MIN_VISIBLE - visible)
+    rho, sign, centre = polar.rho[0], polar.sign, polar.centers[0]
     starts: dict[str, list[_Start]] = {}
-    rho, sign = polar.rho[0], polar.sign
-    for name in (n for n in radii if not TEMPLATES[n].period):  # circle and ring: no tilt
-        tpl, r = TEMPLATES[name], radii[name]
-        r32 = np.float32(r[0])
-        margin = (r32 + np.float32(RASTER_BIAS)) - rho
-        if tpl.inner:
-            np.minimum(margin, rho - (np.float32(tpl.inner) * r32 + np.float32(RASTER_BIAS)), out=margin)
+    round_ = [k for k, name in enumerate(names) if not TEMPLATES[name].period]  # circle and ring: no tilt
+    if round_:
+        inner, holes = _round_rows(tuple(names[k] for k in round_))
+        r32 = chosen[round_].astype(np.float32)[:, None]
+        margin = (r32 + np.float32(RASTER_BIAS)) - rho[None, :]
+        for k in holes:
+            np.minimum(margin[k], rho - (inner[k] * r32[k] + np.float32(RASTER_BIAS)), out=margin[k])
         margin *= sign
         np.maximum(margin, 0.0, out=margin)
-        cost = np.einsum("kn,kn->k", margin[None, :], margin[None, :])
-        cost *= polar.stride / (2 * math.pi * r)
-        cost = float((cost + _hidden_penalty(tpl, r, ev))[0])
-        starts[name] = [_Start(tpl, float(r[0]), polar.centers[0], 0.0, cost, 0.5)]
-    names = tuple(name for name in radii if TEMPLATES[name].period)
-    if not names:
+        cost = np.einsum("kn,kn->k", margin, margin)
+        cost *= scale[round_]
+        total = cost + penalty[round_]
+        for j, k in enumerate(round_):
+            starts[names[k]] = [_Start(TEMPLATES[names[k]], float(chosen[k]), centre, 0.0, float(total[j]), 0.5)]
+    straight = [k for k, name in enumerate(names) if TEMPLATES[name].period]
+    if not straight:
         return starts
-    tilts, spans, star, inverse, turns, periods, apothems = _tilt_rows(names)
+    tilts, spans, star, inverse, turns, periods, apothems = _tilt_rows(tuple(names[k] for k in straight))
     counts = [span.stop - span.start for span in spans]
     x = polar.angle[0][None, :] * inverse - turns
     x -= np.rint(x)
@@ -479,22 +496,18 @@ def _centroid_starts(radii: dict[str, np.ndarray], ev: Evidence, polar: _Polar) 
         starred -= star[1]
     x *= periods
     np.cos(x, out=x)
-    x *= polar.rho[0] * polar.sign
-    radius = np.repeat(np.array([radii[name][0] for name in names], dtype=np.float32), counts)
-    viol = polar.sign[None, :] * (radius * apothems + np.float32(RASTER_BIAS))[:, None] - x
+    x *= rho * sign
+    radius = np.repeat(chosen[straight].astype(np.float32), counts)
+    viol = sign[None, :] * (radius * apothems + np.float32(RASTER_BIAS))[:, None] - x
     np.maximum(viol, 0.0, out=viol)
     cost = np.einsum("kn,kn->k", viol, viol)
-    chosen = np.array([radii[name][0] for name in names])
-    cost *= np.repeat(polar.stride / (2 * math.pi * chosen), counts)
-    visible = ev.area / (np.array([TEMPLATES[name].area for name in names])
-                         * np.float_power(chosen + RASTER_BIAS, 2.0))  # as `_hidden_penalty`, per template
-    total = cost + np.repeat(HIDDEN_COST * np.abs(1.0 - visible) + 4.0 * np.maximum(0.0, MIN_VISIBLE - visible), counts)
-    for name, t, span in zip(names, tilts, spans, strict=True):
+    cost *= np.repeat(scale[straight], counts)
+    total = cost + np.repeat(penalty[straight], counts)
+    for k, t, span in zip(straight, tilts, spans, strict=True):
         row = total[span]
         ti = int(np.argmin(row))
-        starts[name] = [_Start(TEMPLATES[name], float(radii[name][0]), polar.centers[0], float(t[ti]), float(row[ti]),
-                               0.5)]
-    return starts
+        starts[names[k]] = [_Start(TEMPLATES[names[k]], float(chosen[k]), centre, float(t[ti]), float(row[ti]), 0.5)]
+    return {name: starts[name] for name in names}
 
 
 # The fine pass over a whole region's tilt (about its coarse one) and radius (relative).

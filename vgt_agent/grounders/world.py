@@ -85,7 +85,8 @@ def _extent(points: np.ndarray) -> float:
     short of the true diameter)."""
     if len(points) < 2:
         return 0.0
-    return float(np.ptp(points @ _DIRECTIONS, axis=0).max())
+    widths = points @ _DIRECTIONS
+    return float((widths.max(axis=0) - widths.min(axis=0)).max())
 
 
 def confidence(fits: list[Fit]) -> float:
