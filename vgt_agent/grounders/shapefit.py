@@ -232,24 +232,26 @@ def evidence(
     per_row, per_col = np.count_nonzero(region, axis=1), np.count_nonzero(region, axis=0)
     area = int(per_row.sum())
     eroded = _erode(region)
-    outline = region & ~eroded
+    outline = region ^ eroded  # the eroded pixels are region pixels
     lattice = np.zeros_like(region)
     lattice[::spacing, ::spacing] = eroded[::spacing, ::spacing]
-    inside = np.argwhere(outline | lattice)[:, ::-1] + shift
-    edge = np.argwhere(outline)[:, ::-1] + shift
     known = region | occluder
-    near = _dilate(known)
-    outside = np.argwhere(near & ~known)[:, ::-1] + shift
-    touching = _dilate(occluder) & outline
+    # Touching: an occluder pixel next to two or more outline pixels' (none when no occluder pixel is near).
+    occluded = bool(occluder.any()) and int(np.count_nonzero(_dilate(occluder) & outline)) > 1
     return Evidence(
-        inside=inside.astype(np.float32),
-        outline=edge.astype(np.float32),
-        outside=outside.astype(np.float32),
+        inside=_points(outline | lattice, shift),
+        outline=_points(outline, shift),
+        outside=_points(_dilate(known) ^ known, shift),  # the known pixels are within their dilation
         area=area,
         centroid=(float(np.float64(int(per_col @ np.arange(len(per_col))) / area) + shift[0]),
                   float(np.float64(int(per_row @ np.arange(len(per_row))) / area) + shift[1])),
-        occluded=int(np.count_nonzero(touching)) > 1,
+        occluded=occluded,
     )
+
+
+def _points(mask: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """(N, 2) float32 x, y pixel centres of the mask's pixels (row-major order), shifted to the image."""
+    return (np.argwhere(mask)[:, ::-1] + shift).astype(np.float32)
 
 
 def _dilate(mask: np.ndarray) -> np.ndarray:

@@ -206,21 +206,23 @@ class WorldGrounder:
                 if window is None:
                     continue
                 pixels = labels[window] == number
-                if np.count_nonzero(pixels) < min_area or not _erode(pixels).any():  # specks and seams
+                area = np.count_nonzero(pixels)
+                if area < min_area or not _erode(pixels).any():  # specks and seams
                     continue
                 rows, cols = window
-                found.append((int(index), pixels, (top + rows.start, left + cols.start)))
+                found.append((int(index), pixels, (top + rows.start, left + cols.start), area))
         # Largest first, each settled edge claims its pixels: the rim a blend leaves around an object (an
         # orange disc's edge on grey reads yellow) goes to the object, and what is left of the rim is dropped.
-        found.sort(key=lambda f: -np.count_nonzero(f[1]))
+        found.sort(key=lambda f: -f[3])
         owner = np.full(names.shape, -1, dtype=np.int32)
-        for number, (_, pixels, corner) in enumerate(found):
+        for number, (_, pixels, corner, _) in enumerate(found):
             _paste_value(owner, pixels, corner, number)
         colour_of = names.copy()  # each pixel's object colour: its name, or the colour of the object it went to
         components = []
-        for number, (index, pixels, corner) in enumerate(found):
+        for number, (index, pixels, corner, area) in enumerate(found):
             still = _crop(owner, corner, pixels.shape) == number
-            if np.count_nonzero(still) < max(min_area, 0.5 * np.count_nonzero(pixels)) or not _erode(still).any():
+            kept = np.count_nonzero(still)  # still is within pixels: all of them, or what larger edges left
+            if kept < area and (kept < max(min_area, 0.5 * area) or not _erode(still).any()):
                 continue  # mostly claimed by a larger object's edge
             pixels, corner = settle_edges(rgb, names, owner, number, still, corner)
             if np.count_nonzero(pixels) >= min_area:
