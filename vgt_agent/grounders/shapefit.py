@@ -430,86 +430,83 @@ def _coarse(
 
 
 @functools.cache
-def _tilt_rows(names: tuple[str, ...]) -> tuple:
-    """The coarse tilt search of these straight-edged templates as rows, one per (template, tilt): each row's
-    tilt constants as `Template.costs` makes them, the templates' tilts and row spans, and the star's span."""
-    tilts, inverse, turns, periods, apothems, spans, star = [], [], [], [], [], [], None
-    for name in names:
-        tpl = TEMPLATES[name]
-        t = np.arange(0.0, tpl.period, math.radians(COARSE_TILT_DEG))
-        first = spans[-1].stop if spans else 0
-        spans.append(slice(first, first + len(t)))
-        tilts.append(t)
-        inverse.append(np.full(len(t), 1 / tpl.period, np.float32))
-        turns.append((t / tpl.period + 0.5).astype(np.float32))
-        periods.append(np.full(len(t), tpl.period, np.float32))
-        apothems.append(np.full(len(t), tpl.edge[0], np.float32))
+def _centroid_rows(names: tuple[str, ...]) -> tuple:
+    """The constants of `_centroid_starts` for these templates (in this order): their areas; the circle's and
+    ring's positions, hole radii (0: none) and which has a hole; the straight-edged ones' positions and their
+    coarse tilts as rows, one per (template, tilt), padded to the same count per template (padding rows cost
+    +inf): each row's tilt constants as `Template.costs` makes them, and the star's rows."""
+    areas = np.array([TEMPLATES[name].area for name in names])
+    round_ = [k for k, name in enumerate(names) if not TEMPLATES[name].period]
+    inner = np.array([TEMPLATES[names[k]].inner for k in round_], np.float32)[:, None]
+    holes = [j for j, k in enumerate(round_) if TEMPLATES[names[k]].inner]
+    straight = [k for k, name in enumerate(names) if TEMPLATES[name].period]
+    tilts = [np.arange(0.0, TEMPLATES[names[k]].period, math.radians(COARSE_TILT_DEG)) for k in straight]
+    width = max((len(t) for t in tilts), default=0)
+    padded = np.zeros((len(straight), width))
+    pad = np.full((len(straight), width), np.inf)
+    inverse, turns, periods, apothems, star = [], [], [], [], None
+    for j, (k, t) in enumerate(zip(straight, tilts, strict=True)):
+        tpl = TEMPLATES[names[k]]
+        padded[j, : len(t)], pad[j, : len(t)] = t, 0.0
+        inverse.append(np.full(width, 1 / tpl.period, np.float32))
+        turns.append((padded[j] / tpl.period + 0.5).astype(np.float32))
+        periods.append(np.full(width, tpl.period, np.float32))
+        apothems.append(np.full(width, tpl.edge[0], np.float32))
         if tpl.edge[1]:
-            star = (spans[-1], np.float32(tpl.edge[1] / tpl.period))
-    return (tilts, spans, star, np.concatenate(inverse)[:, None], np.concatenate(turns)[:, None],
-            np.concatenate(periods)[:, None], np.concatenate(apothems))
-
-
-@functools.cache
-def _round_rows(names: tuple[str, ...]) -> tuple:
-    """The circle and ring among these templates: their hole radii (0: none) as a column, and the ring's row."""
-    inner = np.array([TEMPLATES[name].inner for name in names], np.float32)[:, None]
-    holes = [k for k, name in enumerate(names) if TEMPLATES[name].inner]
-    return inner, holes
+            star = (slice(j * width, (j + 1) * width), np.float32(tpl.edge[1] / tpl.period))
+    of_row = np.repeat(np.array(straight, dtype=np.intp), width)  # each row's template position in `names`
+    rows = (np.concatenate(inverse)[:, None], np.concatenate(turns)[:, None], np.concatenate(periods)[:, None],
+            np.concatenate(apothems)) if straight else None
+    return areas, round_, inner, holes, straight, padded, pad.ravel(), width, star, of_row, rows
 
 
 def _centroid_starts(radii: dict[str, np.ndarray], ev: Evidence, polar: _Polar) -> dict[str, list[_Start]]:
     """Each template's one start at the centroid (`polar`, one centre) with its one radius: `_coarse` with
-    one start there, the straight-edged templates' tilts scored together as rows of one array and the circle
-    and ring as two more (each value as `Template.costs` computes it), the radius scales and hidden-area
-    penalties of all templates as one vector: a few dozen small array operations rather than hundreds."""
+    one start there, all templates in one pass: the straight-edged templates' tilts as rows of one array, the
+    circle and ring as two more (each value as `Template.costs` computes it), the radius scales and hidden-area
+    penalties as vectors: a few dozen small array operations rather than hundreds."""
     names = tuple(radii)
+    areas, round_, inner, holes, straight, padded, pad, width, star, of_row, rows = _centroid_rows(names)
     chosen = np.array([radii[name][0] for name in names])
     scale = polar.stride / (2 * math.pi * chosen)
-    visible = ev.area / (np.array([TEMPLATES[name].area for name in names])
-                         * np.float_power(chosen + RASTER_BIAS, 2.0))  # as `_hidden_penalty`, per template
+    visible = ev.area / (areas * np.float_power(chosen + RASTER_BIAS, 2.0))  # as `_hidden_penalty`, per template
     penalty = HIDDEN_COST * np.abs(1.0 - visible) + 4.0 * np.maximum(0.0, MIN_VISIBLE - visible)
     rho, sign, centre = polar.rho[0], polar.sign, polar.centers[0]
-    starts: dict[str, list[_Start]] = {}
-    round_ = [k for k, name in enumerate(names) if not TEMPLATES[name].period]  # circle and ring: no tilt
+    found: dict[str, tuple[float, float]] = {}  # name -> (tilt, cost)
     if round_:
-        inner, holes = _round_rows(tuple(names[k] for k in round_))
         r32 = chosen[round_].astype(np.float32)[:, None]
         margin = (r32 + np.float32(RASTER_BIAS)) - rho[None, :]
-        for k in holes:
-            np.minimum(margin[k], rho - (inner[k] * r32[k] + np.float32(RASTER_BIAS)), out=margin[k])
+        for j in holes:
+            np.minimum(margin[j], rho - (inner[j] * r32[j] + np.float32(RASTER_BIAS)), out=margin[j])
         margin *= sign
         np.maximum(margin, 0.0, out=margin)
         cost = np.einsum("kn,kn->k", margin, margin)
         cost *= scale[round_]
-        total = cost + penalty[round_]
-        for j, k in enumerate(round_):
-            starts[names[k]] = [_Start(TEMPLATES[names[k]], float(chosen[k]), centre, 0.0, float(total[j]), 0.5)]
-    straight = [k for k, name in enumerate(names) if TEMPLATES[name].period]
-    if not straight:
-        return starts
-    tilts, spans, star, inverse, turns, periods, apothems = _tilt_rows(tuple(names[k] for k in straight))
-    counts = [span.stop - span.start for span in spans]
-    x = polar.angle[0][None, :] * inverse - turns
-    x -= np.rint(x)
-    if star is not None:
-        starred = x[star[0]]
-        np.abs(starred, out=starred)
-        starred -= star[1]
-    x *= periods
-    np.cos(x, out=x)
-    x *= rho * sign
-    radius = np.repeat(chosen[straight].astype(np.float32), counts)
-    viol = sign[None, :] * (radius * apothems + np.float32(RASTER_BIAS))[:, None] - x
-    np.maximum(viol, 0.0, out=viol)
-    cost = np.einsum("kn,kn->k", viol, viol)
-    cost *= np.repeat(scale[straight], counts)
-    total = cost + np.repeat(penalty[straight], counts)
-    for k, t, span in zip(straight, tilts, spans, strict=True):
-        row = total[span]
-        ti = int(np.argmin(row))
-        starts[names[k]] = [_Start(TEMPLATES[names[k]], float(chosen[k]), centre, float(t[ti]), float(row[ti]), 0.5)]
-    return {name: starts[name] for name in names}
+        for k, value in zip(round_, (cost + penalty[round_]).tolist(), strict=True):
+            found[names[k]] = (0.0, value)
+    if straight:
+        inverse, turns, periods, apothems = rows
+        x = polar.angle[0][None, :] * inverse - turns
+        x -= np.rint(x)
+        if star is not None:
+            starred = x[star[0]]
+            np.abs(starred, out=starred)
+            starred -= star[1]
+        x *= periods
+        np.cos(x, out=x)
+        x *= rho * sign
+        radius = chosen.astype(np.float32)[of_row]
+        viol = sign[None, :] * (radius * apothems + np.float32(RASTER_BIAS))[:, None] - x
+        np.maximum(viol, 0.0, out=viol)
+        cost = np.einsum("kn,kn->k", viol, viol)
+        cost *= scale[of_row]
+        total = (cost + penalty[of_row] + pad).reshape(len(straight), width)
+        best = total.argmin(axis=1)
+        picked = np.arange(len(straight))
+        for k, tilt, value in zip(straight, padded[picked, best].tolist(), total[picked, best].tolist(), strict=True):
+            found[names[k]] = (tilt, value)
+    return {name: [_Start(TEMPLATES[name], float(chosen[k]), centre, *found[name], 0.5)]
+            for k, name in enumerate(names)}
 
 
 # The fine pass over a whole region's tilt (about its coarse one) and radius (relative).
