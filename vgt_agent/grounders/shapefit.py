@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -569,25 +570,37 @@ def _whole_enough(costs: list[float]) -> bool:
     return costs[0] <= WHOLE_ENOUGH and (len(costs) == 1 or costs[1] >= costs[0] + WHOLE_MARGIN)
 
 
-def fit_shapes(ev: Evidence, extent: float, bounds: tuple[float, float]) -> list[Fit]:
+def fit_shapes(
+    ev: Evidence, extent: float, bounds: tuple[float, float], wider: Callable[[], Evidence] | None = None
+) -> list[Fit]:
     """Best fit per shape (over the radii the region could have, within `bounds`), cheapest first.
 
     `extent` is the region's largest pixel-centre distance: a template must be at least that wide.
     Only shapes whose coarse cost is near the best one are refined; the others keep their coarse cost,
-    an upper bound that is already far behind.
+    an upper bound that is already far behind. `wider`, when given, makes the evidence of the same region
+    over a wider crop (as far as a hidden part may reach), which the search over hidden parts is scored on
+    when a region that touches another object turns out not to be whole.
     """
     radii = {name: candidate_radii(tpl, ev, extent, bounds) for name, tpl in TEMPLATES.items()}
     if not any(r.size for r in radii.values()):
         return []
     starts: list[_Start] = []
     centroid = _polar(np.array([ev.centroid]), ev)  # every template is tried there, nothing hidden
-    # A whole region's tilt search scores every CENTROID_STRIDE-th point (the fine pass about the tilt found
-    # scores all); a touching one's scores all, as its costs there decide whether it is whole.
-    sparse = centroid if ev.occluded or CENTROID_STRIDE == 1 else _polar(centroid.centers, ev, CENTROID_STRIDE)
-    at_centroid = _centroid_starts({name: r[:1] for name, r in radii.items() if r.size}, ev, sparse)
-    if ev.occluded and _whole_enough(sorted(st[0].cost for st in at_centroid.values())):
-        # It lies on top of what it touches: its centroid is the centre, as for a region nothing touches.
-        ev = dataclasses.replace(ev, occluded=False)
+    # The tilt search there scores every CENTROID_STRIDE-th point (the fine pass about the tilt found scores
+    # all); a touching region's is scored again on all points when it turns out partly hidden.
+    sparse = centroid if CENTROID_STRIDE == 1 else _polar(centroid.centers, ev, CENTROID_STRIDE)
+    first = {name: r[:1] for name, r in radii.items() if r.size}
+    at_centroid = _centroid_starts(first, ev, sparse)
+    if ev.occluded:
+        if _whole_enough(sorted(st[0].cost for st in at_centroid.values())):
+            # It lies on top of what it touches: its centroid is the centre, as for a region nothing touches.
+            ev = dataclasses.replace(ev, occluded=False)
+        else:
+            if wider is not None:
+                ev = wider()
+                centroid = _polar(np.array([ev.centroid]), ev)
+            if wider is not None or sparse is not centroid:
+                at_centroid = _centroid_starts(first, ev, centroid)
     for name, tpl in TEMPLATES.items():
         if not radii[name].size:
             continue

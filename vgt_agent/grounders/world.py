@@ -248,18 +248,19 @@ class WorldGrounder:
         side = min(shape)
         radii = size_radii(side)
         (r0, c0), (bh, bw) = c.corner, c.pixels.shape
-        touching = _hidden(c.index, _window(colour_of, r0 - 1, c0 - 1, (bh + 2, bw + 2), fill=_OUTSIDE))
-        if (_dilate(_pad1(c.pixels)) & touching).any():
-            pad = math.ceil(0.6 * max(bh, bw)) + 3  # a hidden object may reach this far past what is seen
-        else:
-            pad = 3  # nothing hides any of it: the fit needs only the background around it
-        region = np.zeros((bh + 2 * pad, bw + 2 * pad), dtype=bool)
-        region[pad:-pad, pad:-pad] = c.pixels
-        occluder = _hidden(c.index, _window(colour_of, r0 - pad, c0 - pad, region.shape, fill=_OUTSIDE))
         spacing = max(2, min(round(min(radii.values()) / 5), round(max(bh, bw) / 8)))
-        ev = evidence(region, occluder, (r0 - pad, c0 - pad), spacing=spacing)
+
+        def crop(pad: int):
+            region = np.zeros((bh + 2 * pad, bw + 2 * pad), dtype=bool)
+            region[pad:-pad, pad:-pad] = c.pixels
+            occluder = _hidden(c.index, _window(colour_of, r0 - pad, c0 - pad, region.shape, fill=_OUTSIDE))
+            return evidence(region, occluder, (r0 - pad, c0 - pad), spacing=spacing)
+
+        # The background around it is all a whole region's fit needs; a partly hidden one's may reach this far
+        # past what is seen (made only when the region touches another object and is not whole after all).
+        ev = crop(3)
         bounds = (max(2.0, RADIUS_BOUNDS[0] * side), RADIUS_BOUNDS[1] * side)
-        fits = fit_shapes(ev, _extent(ev.outline), bounds)
+        fits = fit_shapes(ev, _extent(ev.outline), bounds, lambda: crop(math.ceil(0.6 * max(bh, bw)) + 3))
         full = np.zeros(shape, dtype=bool)
         full[r0 : r0 + bh, c0 : c0 + bw] = c.pixels
         full.flags.writeable = False  # shared by the cache and every Instance handed out
