@@ -52,6 +52,9 @@ RADIUS_STEP = 0.04
 OCCLUDED_RADIUS_STEP = 0.15
 # Every this-many-th point scores the coarse grid of a partly hidden region (the refinement scores all).
 COARSE_STRIDE = 5
+# A partly hidden region's refinement stops halving its centre step here (px): the shape and size class
+# settle before, and each halving is a pass over 81 hypotheses.
+REFINE_MIN_STEP = 0.5
 # A coarse grid of at least this many centres is pruned (branch and bound) before a straight-edged template is
 # scored at every tilt; the first batch scored is the best-bounded 1/PRUNE_FIRST_SHARE of the centres.
 PRUNE_MIN_CENTERS = 12
@@ -518,7 +521,7 @@ _FINE_SCALES = 1 + np.linspace(-RADIUS_STEP, RADIUS_STEP, 9)
 def _refine(start: _Start, ev: Evidence, centroid: _Polar | None = None) -> Fit:
     """The start refined: for a whole region one fine pass over tilt and radius at its centroid (seen as
     `centroid` when given); for a partly hidden one, centre, tilt and radius steps halved around it until
-    sub-pixel, sub-degree."""
+    half a pixel (`REFINE_MIN_STEP`), under a degree and a third of a pixel."""
     tpl = start.tpl
     c, t, r = start.center, start.tilt, start.radius
     s, ts, rs = start.step, math.radians(COARSE_TILT_DEG) if tpl.period else 0.0, RADIUS_STEP * start.radius
@@ -529,8 +532,8 @@ def _refine(start: _Start, ev: Evidence, centroid: _Polar | None = None) -> Fit:
         local = _costs(tpl, local_r, centroid or _polar(c[None, :], ev), local_t, ev)
         _, j, k = np.unravel_index(int(np.argmin(local)), local.shape)
         return Fit(tpl.shape, (float(c[0]), float(c[1])), float(local_t[j]), float(local_r[k]), float(local[0, j, k]))
-    while s > 0.25 or ts > math.radians(1.0) or rs > 0.3:
-        s, ts, rs = max(s / 2, 0.25), ts / 2, rs / 2
+    while s > REFINE_MIN_STEP or ts > math.radians(1.0) or rs > 0.3:
+        s, ts, rs = max(s / 2, REFINE_MIN_STEP), ts / 2, rs / 2
         local_c = c + s * _NEIGHBOURS
         local_t = np.array([t - ts, t, t + ts]) if tpl.period else np.zeros(1)
         local_r = np.array([r - rs, r, r + rs])

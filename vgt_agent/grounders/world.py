@@ -241,8 +241,9 @@ class WorldGrounder:
     def _region(self, c: _Component, colour_of: np.ndarray) -> Region:
         """Fit shapes to one component and place its mask back into the full image.
 
-        The fit sees the component's box grown by the largest object's radius: the component's pixels, and
-        the pixels of other objects (and outside the image) as hidden, where an object may go on.
+        The fit sees the component's box grown by 3 px: the component's pixels, and the pixels of other
+        objects (and outside the image) as hidden. A component that touches another object and is not whole
+        after all is searched on its box grown by 60% of its size, as far as a hidden part may reach.
         """
         shape = colour_of.shape
         side = min(shape)
