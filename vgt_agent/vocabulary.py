@@ -37,7 +37,7 @@ ANSWER_TYPES: tuple[str, ...] = get_args(AnswerType)
 
 ORACLE = "world-oracle"  # the world's rule teacher, as `--teacher` names it
 Via = Literal["distill", "agent"]  # synthesis: distil a teacher's reasoning, or record the agent's runs
-Teacher = Literal["world-oracle", "model"]
+TeacherName = Literal["world-oracle", "model"]
 Extractor = Literal["scene", "llm"]
 GroundingPolicy = Literal["rule", "vlm"]
 Engine = Literal["local", "ray"]

@@ -27,6 +27,7 @@ from vgt_agent.cli.coords_option import CoordsOption, coords_or_exit
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.vocabulary import (
+    ORACLE,
     BackendName,
     CoordsName,
     Engine,
@@ -35,9 +36,9 @@ from vgt_agent.vocabulary import (
     Grounding,
     GroundingPolicy,
     Protocol,
+    TeacherName,
     Via,
 )
-from vgt_agent.vocabulary import Teacher as TeacherName
 
 if TYPE_CHECKING:  # the synthesis pipeline (LangGraph, the world, the backends) loads when `vgt synth` runs
     from vgt_agent.synthesis.batch import BatchStats
@@ -131,7 +132,6 @@ def synth(
     from vgt_agent.synthesis.run import PipelineSpec, build_pipeline, run_config, run_name, run_synth
     from vgt_agent.synthesis.workers import WorkerError
     from vgt_agent.synthesis.world_scene import is_world_sample
-    from vgt_agent.vocabulary import ORACLE
 
     coords_or_exit(coords)
     base_urls = tuple(u.strip() for u in base_url.split(",") if u.strip()) if base_url else ()
