@@ -15,12 +15,14 @@ runner = CliRunner()
 
 
 def test_the_vocabulary_is_what_the_library_implements(tmp_path) -> None:
+    from vgt_agent.geometry.conventions import CANONICAL, CONVENTIONS
     from vgt_agent.grounders.factory import make_grounder
     from vgt_agent.tiny.table import SIZES
     from vgt_agent.training.data import SYSTEM_PROMPTS
     from vgt_agent.training.eval import MODE_VARIANT, eval_mode
     from vgt_agent.world.style import STYLES
 
+    assert tuple(CONVENTIONS) == v.COORDS and CANONICAL.name == v.CANONICAL_COORDS  # `--coords` checks nothing else
     assert set(SYSTEM_PROMPTS) == set(v.VARIANTS)  # every variant has its system prompt
     assert set(MODE_VARIANT.values()) | {v.AGENT} == set(v.VARIANTS)  # and every one can be evaluated
     assert {eval_mode(variant)[0] for variant in v.VARIANTS} == set(MODE_VARIANT)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from vgt_agent.cli.common import command_line, console, interrupted, print_json, quiet_loading, usage_error, work_failed
-from vgt_agent.cli.coords_option import CoordsOption, convention_name, coords_or_exit
+from vgt_agent.cli.coords_option import CoordsOption, convention_name
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.terminal import plain_text, safe_text
@@ -97,7 +97,6 @@ def ask(
     if gold is not None and normalise_answer(gold, answer_type) is None:
         usage_error(f"--gold {gold!r} is not a {answer_type} answer; pass --answer-type (count | yes_no | choice | "
                     "text)")
-    coords_or_exit(coords)
     try:
         pixels = load_image(image)
         image_record = ImageRecord.from_path(image)

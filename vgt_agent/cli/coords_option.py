@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import typer
 
-from vgt_agent.cli.common import usage_error
 from vgt_agent.vocabulary import CANONICAL_COORDS
 
 CoordsOption = typer.Option(
@@ -13,17 +12,6 @@ CoordsOption = typer.Option(
     help="The model's coordinate convention (default: its family's, e.g. qwen2.5-vl-pixels for Qwen2.5-VL; "
          "norm1000 for a server). Stored and scored in 0..1000 either way.",
 )
-
-
-def coords_or_exit(coords: str | None) -> None:
-    """Exit 2 with one line for an unknown convention name, before anything runs."""
-    if coords is not None:
-        from vgt_agent.geometry.conventions import ConventionError, get_convention
-
-        try:
-            get_convention(coords)
-        except ConventionError as e:
-            usage_error(str(e))
 
 
 def convention_name(backend: object) -> str:

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from vgt_agent.cli.common import command_line, console, interrupted, print_json, quiet_loading, usage_error, work_failed
-from vgt_agent.cli.coords_option import CoordsOption, convention_name, coords_or_exit
+from vgt_agent.cli.coords_option import CoordsOption, convention_name
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.terminal import safe_text
@@ -73,7 +73,6 @@ def evaluate(
         mode, agent = eval_mode(variant, grounding)
     except EvalError as e:
         usage_error(str(e))
-    coords_or_exit(coords)
     names = tuple(dict.fromkeys(n.strip() for n in benchmark.split(",") if n.strip()))
     kind = backend or ("transformers" if model and Path(model).is_dir() else "openai")
     in_process = kind == "transformers" or (agent and grounder == "sam3")

@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from vgt_agent.cli.common import command_line, console, err_console, print_json, usage_error, work_failed
-from vgt_agent.cli.coords_option import CoordsOption, coords_or_exit
+from vgt_agent.cli.coords_option import CoordsOption
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.vocabulary import (
@@ -133,7 +133,6 @@ def synth(
     from vgt_agent.synthesis.workers import WorkerError
     from vgt_agent.synthesis.world_scene import is_world_sample
 
-    coords_or_exit(coords)
     base_urls = tuple(u.strip() for u in base_url.split(",") if u.strip()) if base_url else ()
     try:
         check_engine(engine, workers=workers, base_urls=base_urls, ray_address=ray_address, ray_gpus=ray_gpus)

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from vgt_agent.cli.common import command_line, console, interrupted, print_json, usage_error, work_failed
-from vgt_agent.cli.coords_option import CoordsOption, coords_or_exit
+from vgt_agent.cli.coords_option import CoordsOption
 from vgt_agent.cli.device_options import DeviceOption, DtypeOption, placement_or_exit
 from vgt_agent.cli.options import DbOption, JsonOption, open_store
 from vgt_agent.home import default_db_path, vgt_home
@@ -253,5 +253,4 @@ def _router(name: str, model: str | None, base_url: str | None) -> Any:
 
 def _coords(coords: str | None) -> str | None:
     """The --coords value, checked (exit 2 with one line for an unknown convention)."""
-    coords_or_exit(coords)
     return coords
