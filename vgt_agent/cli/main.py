@@ -21,6 +21,7 @@ from typing import Any
 import typer
 
 from vgt_agent import __version__
+from vgt_agent.cli.coercion import VgtGroup
 from vgt_agent.cli.common import (
     EXIT_CODES,
     EXIT_FAILED,
@@ -50,6 +51,7 @@ def build_app(commands: Sequence[str] = COMMANDS) -> typer.Typer:
         add_completion=False,
         pretty_exceptions_enable=False,
         rich_markup_mode=None,  # click's plain help: typer's rich help costs ~0.1 s of imports and layout a run
+        cls=VgtGroup,  # converts option values without pydantic where typer's result is plain (cli/coercion.py)
     )
     for name in COMMANDS:
         if name in commands:
