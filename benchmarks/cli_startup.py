@@ -1,7 +1,8 @@
 """What a `vgt` command costs before it does anything, against the floor measured in the same run.
 
 Each row is a fresh process; the numbers are the median CPU time (user + system, from the child's own
-rusage), wall time and peak RSS over `--runs` runs, after one unmeasured warm-up run. References:
+rusage), wall time and peak RSS over `--runs` runs, after one unmeasured warm-up run; the start-up rows and
+the floor take their runs in turn, so a drift in the machine's speed moves them alike. References:
 
 - floor: `python -c "import typer, rich, sqlite3, json"`, what `vgt traces list` needs at the least;
   `vgt --help`, `vgt ask --help` and `vgt traces list|show|stats|runs` (on a one-trace store built here)
@@ -144,14 +145,22 @@ def run_once(argv: list[str]) -> tuple[float, float, float, int, str]:
 
 def measure(argv: list[str], runs: int, expect: int = 0) -> Measured:
     """Medians over `runs` runs after one warm-up (which also writes the bytecode caches)."""
-    samples = []
+    return measure_together({"": argv}, runs, expect)[""]
+
+
+def measure_together(argvs: dict[str, list[str]], runs: int, expect: int = 0) -> dict[str, Measured]:
+    """`measure` for several commands, their runs taken in turn (one of each, `runs` times), so a change in
+    the machine's speed during the benchmark moves every row alike and the ratios between them hold."""
+    samples: dict[str, list[tuple[float, float, float]]] = {what: [] for what in argvs}
     for i in range(runs + 1):
-        cpu, wall, rss, code, _ = run_once(argv)
-        if code != expect:
-            raise SystemExit(f"{' '.join(argv[-4:])} exited {code}, expected {expect}")
-        if i:
-            samples.append((cpu, wall, rss))
-    return Measured(*(statistics.median(s[k] for s in samples) for k in range(3)))
+        for what, argv in argvs.items():
+            cpu, wall, rss, code, _ = run_once(argv)
+            if code != expect:
+                raise SystemExit(f"{' '.join(argv[-4:])} exited {code}, expected {expect}")
+            if i:
+                samples[what].append((cpu, wall, rss))
+    return {what: Measured(*(statistics.median(s[k] for s in taken) for k in range(3)))
+            for what, taken in samples.items()}
 
 
 def vgt(*args: str) -> list[str]:
@@ -180,19 +189,22 @@ def main() -> None:
         weights = str(ROOT / "vgt_agent" / "tiny" / "weights" / "vgt-tiny")
 
         rows: list[tuple[str, Measured, str, float | None]] = []  # (what, measured, reference, target ratio)
-        floor = measure([sys.executable, "-c", FLOOR], args.runs)
-        rows.append(("floor: python -c 'import typer, rich, sqlite3, json'", floor, "", None))
-        rows.append(("a two-command typer app --help (typer's help)", measure([sys.executable, "-c", TYPER_APP,
-                                                                                "--help"], args.runs), "floor", None))
-        for what, argv in (
-            ("vgt --help", vgt("--help")),
-            ("vgt ask --help", vgt("ask", "--help")),
-            ("vgt traces list (one-trace store)", vgt("traces", "list", "--db", str(store))),
-            ("vgt traces show ID", vgt("traces", "show", trace_id, "--db", str(store))),
-            ("vgt traces stats", vgt("traces", "stats", "--db", str(store))),
-            ("vgt traces runs", vgt("traces", "runs", "--db", str(store))),
-        ):
-            rows.append((what, measure(argv, args.runs), "floor", 3.0))
+        floor_row = "floor: python -c 'import typer, rich, sqlite3, json'"
+        typer_row = "a two-command typer app --help (typer's help)"
+        targets = {
+            "vgt --help": vgt("--help"),
+            "vgt ask --help": vgt("ask", "--help"),
+            "vgt traces list (one-trace store)": vgt("traces", "list", "--db", str(store)),
+            "vgt traces show ID": vgt("traces", "show", trace_id, "--db", str(store)),
+            "vgt traces stats": vgt("traces", "stats", "--db", str(store)),
+            "vgt traces runs": vgt("traces", "runs", "--db", str(store)),
+        }
+        measured = measure_together({floor_row: [sys.executable, "-c", FLOOR],
+                                     typer_row: [sys.executable, "-c", TYPER_APP, "--help"], **targets}, args.runs)
+        floor = measured[floor_row]
+        rows.append((floor_row, floor, "", None))
+        rows.append((typer_row, measured[typer_row], "floor", None))
+        rows.extend((what, measured[what], "floor", 3.0) for what in targets)
         same = None
         if not args.no_ask:
             bare_argv = [sys.executable, "-c", BARE, weights, str(record / "calls.json")]
