@@ -582,52 +582,86 @@ def fit_shapes(
     Only shapes whose coarse cost is near the best one are refined; the others keep their coarse cost,
     an upper bound that is already far behind. `wider`, when given, makes the evidence of the same region
     over a wider crop (as far as a hidden part may reach), which the search over hidden parts is scored on
-    when a region that touches another object turns out not to be whole.
+    when a region that touches another object turns out not to be whole. (`shapefit_many.fit_many` gives
+    the same fits for many regions at once.)
     """
-    radii = {name: candidate_radii(tpl, ev, extent, bounds) for name, tpl in TEMPLATES.items()}
+    radii = all_radii(ev, extent, bounds)
     if not any(r.size for r in radii.values()):
         return []
-    starts: list[_Start] = []
     centroid = _polar(np.array([ev.centroid]), ev)  # every template is tried there, nothing hidden
     # The tilt search there scores every CENTROID_STRIDE-th point (the fine pass about the tilt found scores
     # all); a touching region's is scored again on all points when it turns out partly hidden.
     sparse = centroid if CENTROID_STRIDE == 1 else _polar(centroid.centers, ev, CENTROID_STRIDE)
-    first = {name: r[:1] for name, r in radii.items() if r.size}
+    first = firsts(radii)
     at_centroid = _centroid_starts(first, ev, sparse)
     if ev.occluded:
-        if _whole_enough(sorted(st[0].cost for st in at_centroid.values())):
-            # It lies on top of what it touches: its centroid is the centre, as for a region nothing touches.
-            ev = dataclasses.replace(ev, occluded=False)
-        else:
-            if wider is not None:
-                ev = wider()
-                centroid = _polar(np.array([ev.centroid]), ev)
-            if wider is not None or sparse is not centroid:
-                at_centroid = _centroid_starts(first, ev, centroid)
+        if not _whole_enough(sorted(st[0].cost for st in at_centroid.values())):
+            return fit_hidden(ev, radii, wider)
+        # It lies on top of what it touches: its centroid is the centre, as for a region nothing touches.
+        ev = dataclasses.replace(ev, occluded=False)
+    starts = [st for name in TEMPLATES if radii[name].size for st in at_centroid[name]]
+    plan = refine_plan(starts)
+    return best_fits(starts, [_refine(st, ev, centroid) if w else None for st, w in zip(starts, plan, strict=True)])
+
+
+def all_radii(ev: Evidence, extent: float, bounds: tuple[float, float]) -> dict[str, np.ndarray]:
+    """`candidate_radii` of every template."""
+    return {name: candidate_radii(tpl, ev, extent, bounds) for name, tpl in TEMPLATES.items()}
+
+
+def firsts(radii: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The radius each template is tried with at the centroid: its first (a whole region's only one)."""
+    return {name: r[:1] for name, r in radii.items() if r.size}
+
+
+def fit_hidden(ev: Evidence, radii: dict[str, np.ndarray], wider: Callable[[], Evidence] | None) -> list[Fit]:
+    """`fit_shapes` of a region that touches another object and is not whole: centres, tilts and radii
+    searched on a grid (on the `wider` evidence when given), plus every template whole at its centroid."""
+    if wider is not None:
+        ev = wider()
+    at_centroid = _centroid_starts(firsts(radii), ev, _polar(np.array([ev.centroid]), ev))
+    starts: list[_Start] = []
     for name, tpl in TEMPLATES.items():
         if not radii[name].size:
             continue
         if ev.occluded:  # a grid sized for this template's radii, plus "nothing is hidden after all"
             starts += _coarse(tpl, radii[name], ev, *_coarse_centers(float(radii[name].max()), ev))
-        starts += at_centroid[name]  # (a whole region's radius is fixed: its only one)
+        starts += at_centroid[name]
+    starts.sort(key=lambda st: st.cost)
+    plan = refine_plan(starts)
+    return best_fits(starts, [_refine(st, ev) if w else None for st, w in zip(starts, plan, strict=True)])
+
+
+def refine_plan(starts: list[_Start]) -> list[bool]:
+    """Which starts (sorted by cost, in place) are refined: those near the best cost among the cheapest
+    `MAX_REFINED_SHAPES` shapes, and the runner-up shape when close enough to move the score; at most
+    `MAX_REFINED_STARTS` per shape."""
+    starts.sort(key=lambda st: st.cost)
     if not starts:
         return []
-    starts.sort(key=lambda st: st.cost)
     bar = 2.0 * starts[0].cost + REFINE_MARGIN
     leaders = list(dict.fromkeys(st.tpl.shape for st in starts))
     runner_up = leaders[:2]  # the score needs two shapes
     contenders = set(leaders[:MAX_REFINED_SHAPES])
-    best: dict[str, Fit] = {}
     refined: dict[str, int] = {}
+    plan = []
     for st in starts:
         shape = st.tpl.shape
-        # The runner-up shape is refined only when its coarse cost is close enough to move the score.
         close = st.cost <= starts[0].cost + SCORE_MARGIN
         wanted = (st.cost <= bar and shape in contenders) or (shape in runner_up and close)
-        if wanted and refined.get(shape, 0) < MAX_REFINED_STARTS:
+        wanted = wanted and refined.get(shape, 0) < MAX_REFINED_STARTS
+        if wanted:
             refined[shape] = refined.get(shape, 0) + 1
-            fit = _refine(st, ev, None if ev.occluded else centroid)
-        else:
+        plan.append(wanted)
+    return plan
+
+
+def best_fits(starts: list[_Start], refined: list[Fit | None]) -> list[Fit]:
+    """The best fit per shape, cheapest first: each start's refined fit, or the start itself when it was
+    not refined (its coarse cost, an upper bound already far behind)."""
+    best: dict[str, Fit] = {}
+    for st, fit in zip(starts, refined, strict=True):
+        if fit is None:
             fit = Fit(st.tpl.shape, (float(st.center[0]), float(st.center[1])), st.tilt, st.radius, st.cost)
         if st.tpl.shape not in best or fit.cost < best[st.tpl.shape].cost:
             best[st.tpl.shape] = fit

@@ -12,7 +12,7 @@ flat-shapes scene at all.
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import math
 import threading
 from collections import OrderedDict
@@ -25,7 +25,8 @@ from scipy import ndimage
 
 from vgt_agent import geometry
 from vgt_agent.grounders.base import GroundingResult, Instance
-from vgt_agent.grounders.shapefit import Fit, _dilate, _erode, evidence, fit_shapes, size_of, size_radii
+from vgt_agent.grounders.shapefit import Evidence, Fit, _dilate, _erode, evidence, size_of, size_radii
+from vgt_agent.grounders.shapefit_many import FitJob, Stack, evidence_stack, fit_many
 from vgt_agent.grounders.world_scope import image_scope
 from vgt_agent.world.colours import NAMES, name_pixels
 from vgt_agent.world.concepts import Concept, describe, parse_concept
@@ -118,13 +119,16 @@ def _colour_may_match(concept: Concept, colour: str) -> bool:
 
 
 _UNSEEN = "unseen"
+# Every this-many-th byte of an image keys the cache (a prime: not in step with rows or channels).
+_KEY_STRIDE = 4099
 
 
 @dataclass(eq=False)
 class _Segmentation:
-    """One image's cached analysis: its components, and (once asked) whether it is a flat-shapes scene."""
+    """One image's cached analysis: its components, its pixels, and (once asked) whether it is a flat-shapes scene."""
 
     components: list[_Component]
+    data: bytes  # the image's RGB bytes, which a cache hit must equal
     scope: str | None = _UNSEEN
 
 
@@ -137,7 +141,9 @@ class WorldGrounder:
     def __init__(self, cache_size: int = 8, min_speck: float = 0.2) -> None:
         self.cache_size = cache_size
         self.min_speck = min_speck  # regions smaller than this times a small object's radius squared
-        self._cache: OrderedDict[str, _Segmentation] = OrderedDict()
+        # Keyed by size and a pixel sample, holding the image's bytes: a hit is the same pixels, compared
+        # whole (memcmp: ~30x cheaper than hashing them).
+        self._cache: OrderedDict[tuple[tuple[int, int], bytes], _Segmentation] = OrderedDict()
         self._lock = threading.Lock()
         self.segmentations = 0  # how many images were actually segmented (the rest came from the cache)
 
@@ -151,7 +157,7 @@ class WorldGrounder:
         scope = _scope(seen, image)
         if scope is not None:
             return GroundingResult(concept=concept, reason=scope, presence=0.0)
-        regions = [self._fitted(c) for c in seen.components if _colour_may_match(parsed, c.colour)]
+        regions = self._fitted_all([c for c in seen.components if _colour_may_match(parsed, c.colour)])
         regions = [r for r in regions if parsed.matches(r.colour, r.shape, r.size)]
         regions = parsed.select(regions, key=lambda r: (SIZE_RANK[r.size], r.area))
         regions.sort(key=lambda r: (-r.score, r.box[1], r.box[0]))
@@ -162,7 +168,7 @@ class WorldGrounder:
     def segment(self, image: Image.Image) -> list[Region]:
         """All objects in the image (cached by pixel content, so many concepts cost one segmentation), whether
         or not it looks like a flat-shapes scene."""
-        return [self._fitted(c) for c in self._segmentation(image).components]
+        return self._fitted_all(self._segmentation(image).components)
 
     def scope(self, image: Image.Image) -> str | None:
         """None for a flat-shapes scene, else why the image is not one (cached with the segmentation)."""
@@ -170,19 +176,19 @@ class WorldGrounder:
 
     def _segmentation(self, image: Image.Image) -> _Segmentation:
         rgb = image if image.mode == "RGB" else image.convert("RGB")
-        data = rgb.tobytes()  # hashed on every call, turned into an array only on a miss
-        digest = hashlib.sha256(repr(rgb.size).encode())  # hardware-accelerated on most CPUs: ~2x blake2b
-        digest.update(data)
-        key = digest.hexdigest()
+        data = rgb.tobytes()  # compared on a cache hit, turned into an array only on a miss
+        key = (rgb.size, data[::_KEY_STRIDE])  # a sample of the pixels: the entry's bytes settle a hit exactly
         with self._lock:
-            if key in self._cache:
+            seen = self._cache.get(key)
+            if seen is not None and seen.data == data:
                 self._cache.move_to_end(key)
-                return self._cache[key]
+                return seen
         pixels = np.frombuffer(data, dtype=np.uint8).reshape(rgb.height, rgb.width, 3)
-        seen = _Segmentation(self._find(pixels))
+        seen = _Segmentation(self._find(pixels), data)
         with self._lock:
             self.segmentations += 1
-            self._cache[key] = seen
+            self._cache[key] = seen  # an image sharing the sample, not the bytes, takes its place
+            self._cache.move_to_end(key)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return seen
@@ -231,49 +237,72 @@ class WorldGrounder:
                 components.append(_Component(NAMES[index], index, pixels, corner, colour_of))
         return components
 
-    def _fitted(self, c: _Component) -> Region:
-        """The component's region, fitted on first use (threads racing here compute the same region)."""
-        colour_of = c.colour_of
-        if c.region is None and colour_of is not None:  # colour_of is dropped only after region is set
-            c.region, c.colour_of = self._region(c, colour_of), None
-        return c.region
+    def _fitted_all(self, components: list[_Component]) -> list[Region]:
+        """The components' regions, those not yet fitted fitted together (evidence and fit in shared array
+        passes); threads racing here compute the same regions."""
+        pending = [(c, c.colour_of) for c in components if c.region is None]
+        pending = [(c, colour_of) for c, colour_of in pending if colour_of is not None]  # dropped once fitted
+        if pending:
+            jobs = _fit_jobs(pending)
+            for (c, colour_of), job, fits in zip(pending, jobs, fit_many(jobs), strict=True):
+                c.region, c.colour_of = _region(c, colour_of.shape, job.ev, fits), None
+        return [c.region for c in components]
 
-    def _region(self, c: _Component, colour_of: np.ndarray) -> Region:
-        """Fit shapes to one component and place its mask back into the full image.
 
-        The fit sees the component's box grown by 3 px: the component's pixels, and the pixels of other
-        objects (and outside the image) as hidden. A component that touches another object and is not whole
-        after all is searched on its box grown by 60% of its size, as far as a hidden part may reach.
-        """
-        shape = colour_of.shape
-        side = min(shape)
-        radii = size_radii(side)
-        (r0, c0), (bh, bw) = c.corner, c.pixels.shape
-        spacing = max(2, min(round(min(radii.values()) / 5), round(max(bh, bw) / 8)))
+_PAD = 3  # px around a component's box that its fit sees (the background beyond its edge)
 
-        def crop(pad: int):
-            region = np.zeros((bh + 2 * pad, bw + 2 * pad), dtype=bool)
-            region[pad:-pad, pad:-pad] = c.pixels
-            occluder = _hidden(c.index, _window(colour_of, r0 - pad, c0 - pad, region.shape, fill=_OUTSIDE))
-            return evidence(region, occluder, (r0 - pad, c0 - pad), spacing=spacing)
 
-        # The background around it is all a whole region's fit needs; a partly hidden one's may reach this far
-        # past what is seen (made only when the region touches another object and is not whole after all).
-        ev = crop(3)
-        bounds = (max(2.0, RADIUS_BOUNDS[0] * side), RADIUS_BOUNDS[1] * side)
-        fits = fit_shapes(ev, _extent(ev.outline), bounds, lambda: crop(math.ceil(0.6 * max(bh, bw)) + 3))
-        full = np.zeros(shape, dtype=bool)
-        full[r0 : r0 + bh, c0 : c0 + bw] = c.pixels
-        full.flags.writeable = False  # shared by the cache and every Instance handed out
-        if fits:
-            best, score = fits[0], confidence(fits)
-            shape_name, size = best.shape, size_of(best.radius, side)
-        else:  # nothing fits (too big, too thin): keep it as an object of unknown shape, low confidence
-            shape_name, size, score = "shape", size_of(math.sqrt(ev.area / math.pi), side), 0.01
-        return Region(
-            colour=c.colour, shape=shape_name, size=size, score=score, mask=full,
-            box=(float(c0), float(r0), float(c0 + bw), float(r0 + bh)), area=ev.area, fits=tuple(fits),
-        )
+def _fit_jobs(pending: list[tuple[_Component, np.ndarray]]) -> list[FitJob]:
+    """What the fit of each component sees: its box grown by `_PAD`, the component's pixels, and the pixels
+    of other objects (and outside the image) as hidden; the evidence of all of them in one stack. A
+    component that touches another object and is not whole after all is searched on its box grown by 60% of
+    its size, as far as a hidden part may reach (`wider`, made only then)."""
+    side = min(pending[0][1].shape)
+    smallest = min(size_radii(side).values())
+    shapes = [(c.pixels.shape[0] + 2 * _PAD, c.pixels.shape[1] + 2 * _PAD) for c, _ in pending]
+    origins = [(c.corner[0] - _PAD, c.corner[1] - _PAD) for c, _ in pending]
+    spacings = [_spacing(smallest, c.pixels.shape) for c, _ in pending]
+    stack = Stack.empty(shapes, origins, spacings)
+    for k, (c, colour_of) in enumerate(pending):
+        rows, cols = stack.window(k)
+        stack.region[rows.start + _PAD : rows.stop - _PAD, _PAD : cols.stop - _PAD] = c.pixels
+        stack.occluder[rows, cols] = _hidden(c.index, _window(colour_of, *origins[k], shapes[k], fill=_OUTSIDE))
+    bounds = (max(2.0, RADIUS_BOUNDS[0] * side), RADIUS_BOUNDS[1] * side)
+    return [FitJob(ev, _extent(ev.outline), bounds, functools.partial(_wider, c, colour_of, spacing))
+            for ev, (c, colour_of), spacing in zip(evidence_stack(stack), pending, spacings, strict=True)]
+
+
+def _spacing(smallest: float, box: tuple[int, int]) -> int:
+    """The interior lattice's spacing (px) for a component's box, given the smallest size class's radius."""
+    return max(2, min(round(smallest / 5), round(max(box) / 8)))
+
+
+def _wider(c: _Component, colour_of: np.ndarray, spacing: int) -> Evidence:
+    """The component's evidence on its box grown by 60% of its size, as far as a hidden part may reach."""
+    (r0, c0), (bh, bw) = c.corner, c.pixels.shape
+    pad = math.ceil(0.6 * max(bh, bw)) + 3
+    region = np.zeros((bh + 2 * pad, bw + 2 * pad), dtype=bool)
+    region[pad:-pad, pad:-pad] = c.pixels
+    occluder = _hidden(c.index, _window(colour_of, r0 - pad, c0 - pad, region.shape, fill=_OUTSIDE))
+    return evidence(region, occluder, (r0 - pad, c0 - pad), spacing=spacing)
+
+
+def _region(c: _Component, shape: tuple[int, int], ev: Evidence, fits: list[Fit]) -> Region:
+    """The fitted component as a region, its mask placed back into the full image."""
+    side = min(shape)
+    (r0, c0), (bh, bw) = c.corner, c.pixels.shape
+    full = np.zeros(shape, dtype=bool)
+    full[r0 : r0 + bh, c0 : c0 + bw] = c.pixels
+    full.flags.writeable = False  # shared by the cache and every Instance handed out
+    if fits:
+        best, score = fits[0], confidence(fits)
+        shape_name, size = best.shape, size_of(best.radius, side)
+    else:  # nothing fits (too big, too thin): keep it as an object of unknown shape, low confidence
+        shape_name, size, score = "shape", size_of(math.sqrt(ev.area / math.pi), side), 0.01
+    return Region(
+        colour=c.colour, shape=shape_name, size=size, score=score, mask=full,
+        box=(float(c0), float(r0), float(c0 + bw), float(r0 + bh)), area=ev.area, fits=tuple(fits),
+    )
 
 
 def settle_edges(
