@@ -11,7 +11,6 @@ image) takes `shapefit.fit_hidden`'s search as before.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -155,11 +154,16 @@ class _Points:
     owner: np.ndarray  # (N,) the region of each point
     ends: np.ndarray  # (K + 1,)
     strides: np.ndarray  # (K,) float64: each region's point stride
+    areas: np.ndarray  # (K,) each region's area (px)
 
     def spread(self, values: np.ndarray) -> np.ndarray:
         """(R, N) each point's region's row of `values` (K, R), C-ordered as the single-region arrays are
         (`einsum` adds a strided row in another order)."""
         return np.take(values.T, self.owner, axis=1)
+
+    def each(self, values: np.ndarray) -> np.ndarray:
+        """(N,) each point's region's entry of `values` (K,)."""
+        return np.take(values, self.owner)
 
     def sums(self, values: np.ndarray) -> np.ndarray:
         """(K, ...) the sum of squares of `values` (..., N) over each region's points, as `einsum` adds them
@@ -168,6 +172,15 @@ class _Points:
         lead = "abcdefgh"[: values.ndim - 1]
         spec = f"{lead}n,{lead}n->{lead}"
         return np.stack([np.einsum(spec, values[..., a:b], values[..., a:b]) for a, b in itertools.pairwise(ends)])
+
+    def of(self, regions: Sequence[int]) -> _Points:
+        """The points of these regions (a region may come again), end to end in this order."""
+        ends = self.ends.tolist()
+        index = np.concatenate([np.arange(ends[k], ends[k + 1]) for k in regions])
+        lengths = [ends[k + 1] - ends[k] for k in regions]
+        return _Points(self.rho[index], self.angle[index], self.sign[index],
+                       np.repeat(np.arange(len(regions)), lengths), np.concatenate([[0], np.cumsum(lengths)]),
+                       self.strides[list(regions)], self.areas[list(regions)])
 
 
 def _points(evs: Sequence[Evidence], stride: int) -> _Points:
@@ -181,7 +194,8 @@ def _points(evs: Sequence[Evidence], stride: int) -> _Points:
     dx, dy = d[:, 0], d[:, 1]
     return _Points(np.sqrt(dx * dx + dy * dy), np.arctan2(dy, dx), np.concatenate([s for _, s in scored]), owner,
                    np.concatenate([[0], np.cumsum(lengths)]),
-                   np.array([stride * ev.base_stride for ev in evs], dtype=np.float64))
+                   np.array([stride * ev.base_stride for ev in evs], dtype=np.float64),
+                   np.array([ev.area for ev in evs]))
 
 
 def _penalty(areas: np.ndarray, tpl_areas: np.ndarray, radii: np.ndarray) -> np.ndarray:
@@ -190,142 +204,151 @@ def _penalty(areas: np.ndarray, tpl_areas: np.ndarray, radii: np.ndarray) -> np.
     return HIDDEN_COST * np.abs(1.0 - visible) + 4.0 * np.maximum(0.0, MIN_VISIBLE - visible)
 
 
+_NAMES = tuple(TEMPLATES)
+_PLACEHOLDER = 1.0  # the radius a template no radius fits is tried with at the centroid, its result unused
+
+
 def centroid_starts_many(firsts_: Sequence[dict[str, np.ndarray]], evs: Sequence[Evidence]) -> list[dict]:
     """`shapefit._centroid_starts` of every region on its sparse centroid points (every `CENTROID_STRIDE`-th),
-    regions trying the same templates in one pass."""
-    out: list[dict] = [{} for _ in evs]
-    groups: dict[tuple[str, ...], list[int]] = {}
-    for k, first in enumerate(firsts_):
-        groups.setdefault(tuple(first), []).append(k)
-    for names, members in groups.items():
-        found = _centroid_group(names, [firsts_[k] for k in members], [evs[k] for k in members])
-        for k, starts in zip(members, found, strict=True):
-            out[k] = starts
-    return out
-
-
-def _centroid_group(names: tuple[str, ...], firsts_: list[dict[str, np.ndarray]], evs: list[Evidence]) -> list[dict]:
-    areas, round_, inner, holes, straight, padded, pad, width, star, of_row, rows = _centroid_rows(names)
-    chosen = np.array([[first[name][0] for name in names] for first in firsts_])  # (K, T)
+    all in one pass: every template is tried on every region (each (template, tilt) row's value does not
+    depend on the others), and a region keeps the templates it has radii for."""
+    if not evs:
+        return []
+    areas, round_, inner, holes, straight, padded, pad, width, star, of_row, rows = _centroid_rows(_NAMES)
+    chosen = np.array([[first[name][0] if name in first else _PLACEHOLDER for name in _NAMES] for first in firsts_])
     pts = _points(evs, CENTROID_STRIDE)
     scale = pts.strides[:, None] / (2 * math.pi * chosen)
-    penalty = _penalty(np.array([ev.area for ev in evs])[:, None], areas, chosen)
+    penalty = _penalty(pts.areas[:, None], areas, chosen)
     found: list[dict[str, tuple[float, float]]] = [{} for _ in evs]
-    if round_:
-        r32 = pts.spread(chosen[:, round_].astype(np.float32))  # (2, N)
-        margin = (r32 + _BIAS) - pts.rho[None, :]
-        for j in holes:
-            np.minimum(margin[j], pts.rho - (inner[j] * r32[j] + _BIAS), out=margin[j])
-        margin *= pts.sign
-        np.maximum(margin, 0.0, out=margin)
-        cost = pts.sums(margin)
-        cost *= scale[:, round_]
-        for k, values in enumerate((cost + penalty[:, round_]).tolist()):
-            for j, value in zip(round_, values, strict=True):
-                found[k][names[j]] = (0.0, value)
-    if straight:
-        inverse, turns, periods, apothems = rows
-        x = pts.angle[None, :] * inverse - turns
-        x -= np.rint(x)
-        if star is not None:
-            starred = x[star[0]]
-            np.abs(starred, out=starred)
-            starred -= star[1]
-        x *= periods
-        np.cos(x, out=x)
-        x *= pts.rho * pts.sign
-        edge = pts.spread(chosen.astype(np.float32)[:, of_row] * apothems + _BIAS)  # (rows, N)
-        viol = pts.sign[None, :] * edge - x
-        np.maximum(viol, 0.0, out=viol)
-        cost = pts.sums(viol)
-        cost *= scale[:, of_row]
-        total = (cost + penalty[:, of_row] + pad).reshape(len(evs), len(straight), width)
-        best = total.argmin(axis=2)
-        tilts = padded[np.arange(len(straight))[None, :], best].tolist()
-        values = np.take_along_axis(total, best[:, :, None], axis=2)[:, :, 0].tolist()
-        for k in range(len(evs)):
-            for j, tilt, value in zip(straight, tilts[k], values[k], strict=True):
-                found[k][names[j]] = (tilt, value)
+    r32 = pts.spread(chosen[:, round_].astype(np.float32))  # (2, N)
+    margin = (r32 + _BIAS) - pts.rho[None, :]
+    for j in holes:
+        np.minimum(margin[j], pts.rho - (inner[j] * r32[j] + _BIAS), out=margin[j])
+    margin *= pts.sign
+    np.maximum(margin, 0.0, out=margin)
+    cost = pts.sums(margin)
+    cost *= scale[:, round_]
+    for k, values in enumerate((cost + penalty[:, round_]).tolist()):
+        for j, value in zip(round_, values, strict=True):
+            found[k][_NAMES[j]] = (0.0, value)
+    inverse, turns, periods, apothems = rows
+    x = pts.angle[None, :] * inverse - turns
+    x -= np.rint(x)
+    starred = x[star[0]]
+    np.abs(starred, out=starred)
+    starred -= star[1]
+    x *= periods
+    np.cos(x, out=x)
+    x *= pts.rho * pts.sign
+    edge = pts.spread(chosen.astype(np.float32)[:, of_row] * apothems + _BIAS)  # (rows, N)
+    viol = pts.sign[None, :] * edge - x
+    np.maximum(viol, 0.0, out=viol)
+    cost = pts.sums(viol)
+    cost *= scale[:, of_row]
+    total = (cost + penalty[:, of_row] + pad).reshape(len(evs), len(straight), width)
+    best = total.argmin(axis=2)
+    tilts = padded[np.arange(len(straight))[None, :], best].tolist()
+    values = np.take_along_axis(total, best[:, :, None], axis=2)[:, :, 0].tolist()
+    for k in range(len(evs)):
+        for j, tilt, value in zip(straight, tilts[k], values[k], strict=True):
+            found[k][_NAMES[j]] = (tilt, value)
     centres = [np.array(ev.centroid) for ev in evs]
-    return [{name: [_Start(TEMPLATES[name], float(chosen[k, j]), centres[k], *found[k][name], 0.5)]
-             for j, name in enumerate(names)} for k in range(len(evs))]
+    return [{name: [_Start(TEMPLATES[name], float(first[name][0]), centres[k], *found[k][name], 0.5)]
+             for name in first} for k, first in enumerate(firsts_)]
 
 
-def fine_many(requests: Sequence[tuple[_Start, Evidence]]) -> list[Fit]:
+def fine_many(requests: Sequence[tuple[_Start, int]], points: _Points) -> list[Fit]:
     """`shapefit._refine` of whole regions' starts (one fine pass over tilt and radius at the centroid, on all
-    points), the starts of one template in one pass."""
+    points): each start with the region (of `points`) it belongs to. Circles and rings in one pass, the
+    straight-edged templates in another."""
     fits: list[Fit | None] = [None] * len(requests)
-    groups: dict[str, list[int]] = {}
-    for i, (st, _) in enumerate(requests):
-        groups.setdefault(st.tpl.shape, []).append(i)
-    for members in groups.values():
-        for i, fit in zip(members, _fine_group([requests[i] for i in members]), strict=True):
-            fits[i] = fit
+    for straight in (False, True):
+        members = [i for i, (st, _) in enumerate(requests) if bool(st.tpl.period) == straight]
+        if members:
+            group = [requests[i] for i in members]
+            pts = points.of([k for _, k in group])
+            done = _fine_straight(group, pts) if straight else _fine_round(group, pts)
+            for i, fit in zip(members, done, strict=True):
+                fits[i] = fit
     return fits
 
 
-def _fine_group(requests: list[tuple[_Start, Evidence]]) -> list[Fit]:
-    tpl = requests[0][0].tpl
-    pts = _points([ev for _, ev in requests], 1)
-    tilts = np.array([st.tilt + _FINE_TILTS if tpl.period else np.zeros(1) for st, _ in requests])  # (K, T)
+def _fine_round(requests: list[tuple[_Start, int]], pts: _Points) -> list[Fit]:
+    """The fine pass of circles and rings (`Template.costs` without tilts; a ring's hole where it has one)."""
     radii = np.array([st.radius * _FINE_SCALES for st, _ in requests])  # (K, R)
     r32 = radii.astype(np.float32)
-    if tpl.p2 is None:
-        margin = pts.spread(r32 + _BIAS) - pts.rho[None, :]  # (R, N)
-        if tpl.inner:
-            hole = pts.rho[None, :] - pts.spread(np.float32(tpl.inner) * r32 + _BIAS)
-            np.minimum(margin, hole, out=margin)
-        margin *= pts.sign
-        np.maximum(margin, 0.0, out=margin)
-        cost = pts.sums(margin)[:, None, :]  # (K, 1, R)
-    else:
-        apothem, skew = tpl.edge
-        period = np.float32(tpl.period)
-        turns = (tilts / tpl.period + 0.5).astype(np.float32)
-        x = (pts.angle * (1 / period))[None, :] - pts.spread(turns)  # (T, N)
-        x -= np.rint(x)
-        if skew:
-            np.abs(x, out=x)
-            x -= np.float32(skew / tpl.period)
-        x *= period
-        np.cos(x, out=x)
-        x *= (pts.rho * pts.sign)[None, :]
-        edge = pts.sign[None, :] * pts.spread(r32 * np.float32(apothem) + _BIAS)  # (R, N)
-        viol = edge[None, :, :] - x[:, None, :]  # (T, R, N)
-        np.maximum(viol, 0.0, out=viol)
-        cost = pts.sums(viol)  # (K, T, R)
+    margin = pts.spread(r32 + _BIAS) - pts.rho[None, :]  # (R, N)
+    inner = np.array([st.tpl.inner for st, _ in requests], dtype=np.float32)
+    if inner.any():
+        hole = pts.rho[None, :] - pts.spread(inner[:, None] * r32 + _BIAS)
+        np.minimum(margin, hole, out=margin, where=pts.each(inner > 0)[None, :])
+    margin *= pts.sign
+    np.maximum(margin, 0.0, out=margin)
+    return _fine_fits(requests, pts, pts.sums(margin)[:, None, :], np.zeros((len(requests), 1)), radii)
+
+
+def _fine_straight(requests: list[tuple[_Start, int]], pts: _Points) -> list[Fit]:
+    """The fine pass of the straight-edged templates: `Template.costs` with each point's template's constants."""
+    tpls = [st.tpl for st, _ in requests]
+    tilts = np.array([st.tilt + _FINE_TILTS for st, _ in requests])  # (K, T)
+    radii = np.array([st.radius * _FINE_SCALES for st, _ in requests])  # (K, R)
+    periods = np.array([tpl.period for tpl in tpls])
+    period32 = periods.astype(np.float32)
+    inverse = np.array([1 / np.float32(tpl.period) for tpl in tpls], dtype=np.float32)
+    skews = np.array([tpl.edge[1] / tpl.period for tpl in tpls]).astype(np.float32)
+    apothems = np.array([tpl.edge[0] for tpl in tpls]).astype(np.float32)
+    turns = (tilts / periods[:, None] + 0.5).astype(np.float32)
+    x = (pts.angle * pts.each(inverse))[None, :] - pts.spread(turns)  # (T, N)
+    x -= np.rint(x)
+    np.abs(x, out=x, where=pts.each(skews != 0)[None, :])  # a star's two edges per period
+    x -= pts.each(skews)[None, :]
+    x *= pts.each(period32)[None, :]
+    np.cos(x, out=x)
+    x *= (pts.rho * pts.sign)[None, :]
+    edge = pts.sign[None, :] * pts.spread(radii.astype(np.float32) * apothems[:, None] + _BIAS)  # (R, N)
+    viol = edge[None, :, :] - x[:, None, :]  # (T, R, N)
+    np.maximum(viol, 0.0, out=viol)
+    return _fine_fits(requests, pts, pts.sums(viol), tilts, radii)
+
+
+def _fine_fits(requests: list[tuple[_Start, int]], pts: _Points, cost: np.ndarray, tilts: np.ndarray,
+               radii: np.ndarray) -> list[Fit]:
+    """Each request's least-cost (tilt, radius) from its float32 costs (K, T, R), scaled and penalised as
+    `shapefit._costs` does."""
     cost *= (pts.strides[:, None] / (2 * math.pi * radii))[:, None, :]
-    total = cost + _penalty(np.array([ev.area for _, ev in requests])[:, None], tpl.area, radii)[:, None, :]
+    areas = np.array([st.tpl.area for st, _ in requests])[:, None]
+    total = cost + _penalty(pts.areas[:, None], areas, radii)[:, None, :]
     flat = total.reshape(len(requests), -1)
     best = flat.argmin(axis=1).tolist()
     fits = []
     for k, (st, _) in enumerate(requests):
         j, r = divmod(best[k], radii.shape[1])
         c = st.center
-        fits.append(Fit(tpl.shape, (float(c[0]), float(c[1])), float(tilts[k, j]), float(radii[k, r]),
+        fits.append(Fit(st.tpl.shape, (float(c[0]), float(c[1])), float(tilts[k, j]), float(radii[k, r]),
                         float(flat[k, best[k]])))
     return fits
 
 
 def fit_many(jobs: Sequence[FitJob]) -> list[list[Fit]]:
-    """`fit_shapes` of every job, in order: the centroid searches of all regions in shared passes, then the
-    fine passes of all whole regions' chosen starts; a partly hidden region is searched on its own."""
+    """`fit_shapes` of every job, in order: the centroid searches of all regions in one shared pass, then the
+    fine passes of all whole regions' chosen starts in two; a partly hidden region is searched on its own."""
     radii = [all_radii(job.ev, job.extent, job.bounds) for job in jobs]
     live = [k for k, r in enumerate(radii) if any(v.size for v in r.values())]
     results: list[list[Fit]] = [[] for _ in jobs]
     at_centroid = centroid_starts_many([firsts(radii[k]) for k in live], [jobs[k].ev for k in live])
-    whole: list[tuple[int, Evidence, list[_Start], list[bool]]] = []
-    for k, starts_by_name in zip(live, at_centroid, strict=True):
+    whole: list[tuple[int, int, list[_Start], list[bool]]] = []  # (job, its place among `live`, ...)
+    for place, (k, starts_by_name) in enumerate(zip(live, at_centroid, strict=True)):
         ev = jobs[k].ev
-        if ev.occluded:
-            if not _whole_enough(sorted(st[0].cost for st in starts_by_name.values())):
-                results[k] = fit_hidden(ev, radii[k], jobs[k].wider)
-                continue
-            ev = dataclasses.replace(ev, occluded=False)  # on top of what it touches: whole
+        if ev.occluded and not _whole_enough(sorted(st[0].cost for st in starts_by_name.values())):
+            results[k] = fit_hidden(ev, radii[k], jobs[k].wider)
+            continue
+        # (a touching region that is whole lies on top of what it touches: fitted as a whole one)
         starts = [st for name in TEMPLATES if radii[k][name].size for st in starts_by_name[name]]
-        whole.append((k, ev, starts, refine_plan(starts)))
-    requests = [(st, ev) for _, ev, starts, plan in whole for st, wanted in zip(starts, plan, strict=True) if wanted]
-    fine = iter(fine_many(requests))
+        whole.append((k, place, starts, refine_plan(starts)))
+    requests = [(st, place) for _, place, starts, plan in whole
+                for st, wanted in zip(starts, plan, strict=True) if wanted]
+    if requests:
+        fine = iter(fine_many(requests, _points([jobs[k].ev for k in live], 1)))
     for k, _, starts, plan in whole:
         results[k] = best_fits(starts, [next(fine) if wanted else None for wanted in plan])
     return results
