@@ -25,6 +25,7 @@ import typer.core
 
 TYPER = object()  # "not a value this module converts": typer's own conversion decides
 Converter = Callable[[Any, Any], Any]  # (value, click context) -> the converted value, or TYPER
+_TYPER_PARAMETER = getattr(typer.core, "_TyperParameter", None)  # absent: every parameter is left to typer
 
 
 def _text(value: Any) -> bool:
@@ -158,7 +159,9 @@ class Conversion:
 
 def install(param: Any) -> bool:
     """Give one typer parameter this module's conversion, when its type is one it converts; whether it did."""
-    if not isinstance(param, typer.core._TyperParameter) or getattr(param, "_runtime_param", TYPER) is not None:
+    if _TYPER_PARAMETER is None or not isinstance(param, _TYPER_PARAMETER):
+        return False
+    if getattr(param, "_runtime_param", TYPER) is not None:
         return False
     if param.nargs != 1 or param.multiple:
         return False
