@@ -547,16 +547,25 @@ def candidate_radii(tpl: Template, ev: Evidence, extent: float, bounds: tuple[fl
     """The radii worth trying for a template: the one whose full area is the region's when nothing hides it;
     when something does, a geometric series from there up to where the region would be `MIN_VISIBLE` of it.
     Every radius is within `bounds` and wide enough for the region's `extent`."""
+    span = radius_span(tpl, ev, extent, bounds)
+    if span is None:
+        return np.zeros(0)
+    low, high = span
+    if not ev.occluded:
+        return np.array([low])
+    count = 1 + math.ceil(math.log(high / low) / math.log(1 + OCCLUDED_RADIUS_STEP)) if high > low else 1
+    return _geomspace(low, high, count)
+
+
+def radius_span(tpl: Template, ev: Evidence, extent: float, bounds: tuple[float, float]) -> tuple[float, float] | None:
+    """The first and last of `candidate_radii` (None when there are none), without the series between."""
     low = max(bounds[0], extent / 2 - PIXEL_SLACK)
     full = math.sqrt(ev.area / tpl.area) - RASTER_BIAS  # the radius whose area the region fills
     if not ev.occluded:
-        return np.array([full]) if low <= full * 1.1 and bounds[0] <= full <= bounds[1] else np.zeros(0)
+        return (full, full) if low <= full * 1.1 and bounds[0] <= full <= bounds[1] else None
     high = min(bounds[1], math.sqrt(ev.area / (MIN_VISIBLE * tpl.area)) - RASTER_BIAS)
     low = max(low, full)
-    if high < low:
-        return np.zeros(0)
-    count = 1 + math.ceil(math.log(high / low) / math.log(1 + OCCLUDED_RADIUS_STEP)) if high > low else 1
-    return _geomspace(low, high, count)
+    return None if high < low else (low, high)
 
 
 def _geomspace(low: float, high: float, count: int) -> np.ndarray:
@@ -612,6 +621,12 @@ def all_radii(ev: Evidence, extent: float, bounds: tuple[float, float]) -> dict[
 def firsts(radii: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The radius each template is tried with at the centroid: its first (a whole region's only one)."""
     return {name: r[:1] for name, r in radii.items() if r.size}
+
+
+def first_radii(ev: Evidence, extent: float, bounds: tuple[float, float]) -> dict[str, np.ndarray]:
+    """`firsts(all_radii(...))` without the series of a region that touches another object."""
+    spans = {name: radius_span(tpl, ev, extent, bounds) for name, tpl in TEMPLATES.items()}
+    return {name: np.array([span[0]]) for name, span in spans.items() if span is not None}
 
 
 def fit_hidden(ev: Evidence, radii: dict[str, np.ndarray], wider: Callable[[], Evidence] | None) -> list[Fit]:

@@ -35,7 +35,7 @@ from vgt_agent.grounders.shapefit import (
     _whole_enough,
     all_radii,
     best_fits,
-    firsts,
+    first_radii,
     fit_hidden,
     refine_plan,
 )
@@ -332,18 +332,18 @@ def _fine_fits(requests: list[tuple[_Start, int]], pts: _Points, cost: np.ndarra
 def fit_many(jobs: Sequence[FitJob]) -> list[list[Fit]]:
     """`fit_shapes` of every job, in order: the centroid searches of all regions in one shared pass, then the
     fine passes of all whole regions' chosen starts in two; a partly hidden region is searched on its own."""
-    radii = [all_radii(job.ev, job.extent, job.bounds) for job in jobs]
-    live = [k for k, r in enumerate(radii) if any(v.size for v in r.values())]
+    first = [first_radii(job.ev, job.extent, job.bounds) for job in jobs]
+    live = [k for k, f in enumerate(first) if f]
     results: list[list[Fit]] = [[] for _ in jobs]
-    at_centroid = centroid_starts_many([firsts(radii[k]) for k in live], [jobs[k].ev for k in live])
+    at_centroid = centroid_starts_many([first[k] for k in live], [jobs[k].ev for k in live])
     whole: list[tuple[int, int, list[_Start], list[bool]]] = []  # (job, its place among `live`, ...)
     for place, (k, starts_by_name) in enumerate(zip(live, at_centroid, strict=True)):
-        ev = jobs[k].ev
-        if ev.occluded and not _whole_enough(sorted(st[0].cost for st in starts_by_name.values())):
-            results[k] = fit_hidden(ev, radii[k], jobs[k].wider)
+        job = jobs[k]
+        if job.ev.occluded and not _whole_enough(sorted(st[0].cost for st in starts_by_name.values())):
+            results[k] = fit_hidden(job.ev, all_radii(job.ev, job.extent, job.bounds), job.wider)
             continue
         # (a touching region that is whole lies on top of what it touches: fitted as a whole one)
-        starts = [st for name in TEMPLATES if radii[k][name].size for st in starts_by_name[name]]
+        starts = [st for name in TEMPLATES if name in first[k] for st in starts_by_name[name]]
         whole.append((k, place, starts, refine_plan(starts)))
     requests = [(st, place) for _, place, starts, plan in whole
                 for st, wanted in zip(starts, plan, strict=True) if wanted]

@@ -320,8 +320,7 @@ def settle_edges(
     """
     h, w = names.shape
     (r0, c0), (bh, bw) = corner, pixels.shape
-    values = rgb[r0 : r0 + bh, c0 : c0 + bw][pixels]
-    if (values == values[0]).all():  # one exact colour, drawn without blending: no edge to settle
+    if _one_colour(rgb[r0 : r0 + bh, c0 : c0 + bw], pixels):  # drawn without blending: no edge to settle
         return pixels, corner
     pad = EDGE_BAND + 2
     top, left, bottom, right = max(r0 - pad, 0), max(c0 - pad, 0), min(r0 + bh + pad, h), min(c0 + bw + pad, w)
@@ -359,6 +358,16 @@ def settle_edges(
     rows, cols = np.flatnonzero(settled.any(axis=1)), np.flatnonzero(settled.any(axis=0))
     crop = settled[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     return crop, (top + int(rows[0]), left + int(cols[0]))
+
+
+def _one_colour(window: np.ndarray, pixels: np.ndarray) -> bool:
+    """Whether all the (non-empty) mask's pixels of the RGB window have one exact colour: a channel at a time
+    over the window (a gather of the masked pixels costs ~4x more)."""
+    v = window[divmod(int(pixels.argmax()), pixels.shape[1])]
+    same = window[..., 0] == v[0]
+    same &= window[..., 1] == v[1]
+    same &= window[..., 2] == v[2]
+    return not (pixels & ~same).any()
 
 
 def _inner_point(pixels: np.ndarray) -> tuple[int, int]:
