@@ -86,6 +86,21 @@ def test_concept_plural_and_superlative() -> None:
     assert parse_concept("circles").select(items, key=lambda i: (i[1],)) == items
 
 
+def test_concept_rank_along_an_axis() -> None:
+    at = {"a": (500, 100), "b": (100, 900), "c": (300, 400)}
+    items = list(at)
+    for phrase, picked in (("leftmost circle", ["b"]), ("second leftmost circle", ["c"]), ("rightmost", ["a"]),
+                           ("third topmost shape", ["b"]), ("second bottommost red shape", ["c"]),
+                           ("third rightmost circle", ["b"])):
+        concept = parse_concept(phrase)
+        assert concept.ok and concept.select(items, key=lambda i: (0,), position=at.__getitem__) == picked, phrase
+    assert parse_concept("fourth leftmost circle").unknown == ("fourth",)
+    assert parse_concept("second circle").unknown == ("second",)  # an ordinal needs an order
+    assert parse_concept("second leftmost circle").select(["a"], key=lambda i: (0,), position=at.__getitem__) == []
+    with pytest.raises(ValueError, match="position"):
+        parse_concept("leftmost circle").select(items, key=lambda i: (0,))
+
+
 @pytest.mark.parametrize(
     ("phrase", "unknown"),
     [
@@ -259,6 +274,11 @@ def test_instances_are_consistent_and_ordered(grounder: WorldGrounder) -> None:
     smallest = grounder.ground(image, "smallest circle")
     assert len(smallest) == 1 and smallest[0].box[0] > 250
     assert len(grounder.ground(image, "the large red circle")) == 1
+    ranked = [grounder.ground(image, f"{nth} leftmost red circle") for nth in ("", "second", "third")]
+    assert [len(r) for r in ranked] == [1, 1, 1]
+    assert [r[0].box[0] for r in ranked] == sorted(i.box[0] for i in result)
+    assert [r[0].box[1] for r in (grounder.ground(image, f"{nth} topmost circle") for nth in ("", "third"))] == [
+        min(i.box[1] for i in result), max(i.box[1] for i in result)]
 
 
 def test_fit_finds_the_centre_of_a_hidden_object(grounder: WorldGrounder) -> None:

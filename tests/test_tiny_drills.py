@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 
 import pytest
 
@@ -48,13 +49,12 @@ def test_a_count_lists_every_reply_point_and_an_empty_reply_is_zero() -> None:
     assert empty[1]["content"].strip() == "No red stars found." and answer_of(empty) == "0"
 
 
-def test_kth_lists_sorted_members_then_grounds_the_anchor() -> None:
+def test_kth_grounds_the_ranked_object_then_the_anchor() -> None:
     question = "Is the second leftmost circle above or below the green square?"
-    chunks = oracle_chunks(question, ("above", "below"), [[(600, 100), (200, 900), (400, 300)], [(420, 800)]])
-    listing = chunks[2]["content"]
-    assert listing.startswith("by x: [200, 900] [400, 300] [600, 100]. number 2 is [400, 300].")
-    assert listing.endswith("<ground> green square </ground>")
-    assert answer_of(chunks) == "A"  # y 300 vs 800: above, the first option
+    chunks = oracle_chunks(question, ("above", "below"), [[(400, 300)], [(420, 800)]])
+    assert [c["content"] for c in chunks if c["role"] == "assistant"][:2] == [
+        "<think> <ground> second leftmost circle </ground>", "<ground> green square </ground>"]
+    assert chunks[-1]["content"] == "y: 300 vs 800, so above. above A, below B. above A. </think> \\boxed{A}"
 
 
 def test_where_options_are_shown_and_looked_up() -> None:
@@ -88,8 +88,9 @@ def test_replies_obey_the_worlds_rules_for_a_fair_question() -> None:
         _, _, ((z,), (p,), (q,)), truth = FAMILIES["closer"](rng)
         near, far = sorted((math.dist(p, z), math.dist(q, z)))
         assert far >= 1.35 * near and truth == ("A" if math.dist(p, z) < math.dist(q, z) else "B")
-        _, _, (members, _), _ = FAMILIES["kth"](rng)
-        assert 2 <= len(members) <= 4
+        question, options, ((target,), (anchor,)), truth = FAMILIES["kth"](rng)  # the grounder ranks the members
+        axis = 1 if options[0] in ("above", "below") else 0  # the relation asked is across the order's axis
+        assert abs(target[axis] - anchor[axis]) >= 80 and re.match(r"Is the (second |third |)\w+most ", question)
 
 
 def test_phrases_carry_sizes_and_twins_told_apart_by_size_which_the_oracle_grounds_word_for_word() -> None:

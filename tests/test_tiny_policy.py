@@ -44,7 +44,10 @@ def world_samples(tmp_path_factory) -> list:
      ("green star", "red circle", "blue square")),
     ("Which is smaller: the red circle or the blue square?", "larger",
      ("red circle", "blue square", "the smallest of the red circle and the blue square")),
-    ("Is the second leftmost circle above or below the green square?", "kth", ("circles", "green square")),
+    ("Is the second leftmost circle above or below the green square?", "kth",
+     ("second leftmost circle", "green square")),
+    ("Is the bottommost red shape to the left or right of the green square?", "kth",
+     ("bottommost red shape", "green square")),
 ])
 def test_oracle_reads_every_family(question: str, kind: str, phrases: tuple[str, ...]) -> None:
     q = read_question(question)
@@ -87,7 +90,7 @@ def test_oracle_reads_tool_replies_not_its_own_tags() -> None:
      [("red circle", [(385, 443)]), ("blue square", [(657, 597)]), ("the smallest", [(657, 597)])],
      "[657, 597] is the second. </think> \\boxed{B}"),
     ("Is the second leftmost circle above or below the blue square? Options: A. above B. below. "
-     "Answer with the letter.", [("circles", [(500, 100), (100, 900)]), ("blue square", [(771, 173)])],
+     "Answer with the letter.", [("second leftmost circle", [(500, 100)]), ("blue square", [(771, 173)])],
      "y: 100 vs 173, so above. above A, below B. above A. </think> \\boxed{A}"),
 ])
 def test_oracle_decides_on_single_digit_offsets_then_reads_the_answer_off_a_table(question: str, results: list,
@@ -98,12 +101,12 @@ def test_oracle_decides_on_single_digit_offsets_then_reads_the_answer_off_a_tabl
     assert WorldOracleBackend().model == WorldOracleBackend.name == "world-oracle"
 
 
-def test_oracle_kth_lists_the_members_sorted_then_grounds_the_anchor() -> None:
-    q = read_question("Is the second leftmost circle above or below the blue square? Options: A. above B. below. "
+def test_oracle_kth_grounds_the_ranked_object_and_says_when_there_is_none() -> None:
+    q = read_question("Is the third leftmost circle above or below the blue square? Options: A. above B. below. "
                       "Answer with the letter.")
-    assert next_chunk(q, [("circles", [(500, 100), (100, 900), (300, 400)])]) == (
-        "by x: [100, 900] [300, 400] [500, 100]. number 2 is [300, 400]. <ground> blue square </ground>")
-    assert next_chunk(q, [("circles", [(500, 100)])]) == "only 1 found. </think> \\boxed{A}"
+    assert next_chunk(q, [("third leftmost circle", [(300, 400)])]) == "<ground> blue square </ground>"
+    assert next_chunk(q, [("third leftmost circle", []), ("blue square", [(10, 10)])]) == (
+        "third leftmost circle not found. </think> \\boxed{A}")
 
 
 def test_answer_words_are_one_token_in_a_thought_and_in_the_box() -> None:

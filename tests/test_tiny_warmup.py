@@ -17,6 +17,8 @@ from vgt_agent.tiny.recipe import build_policy
 from vgt_agent.tiny.vocab import world_vocabulary
 from vgt_agent.tiny.warmup import (
     WarmupConfig,
+    backward,
+    by_length,
     copy_example,
     drill_batch,
     encode,
@@ -101,6 +103,24 @@ def test_the_shared_prefix_forward_is_the_plain_forward(policy) -> None:
         shared, plain = forward(model, batch, start).loss, model(**batch).loss
     assert torch.allclose(shared, plain, atol=1e-5)
     assert 0.0 <= exact_share(model, batch, start) <= 1.0
+
+
+def test_length_sorted_chunks_give_the_one_pass_gradient(policy) -> None:
+    model, processor = policy
+    batch = drill_batch(processor, random.Random(5), 8)
+    start = processor.tokenizer.convert_tokens_to_ids("<start_of_image>")
+    groups = by_length(batch, 3)
+    assert sum(len(g["input_ids"]) for g in groups) == 8
+    assert sum(g["input_ids"].numel() for g in groups) < batch["input_ids"].numel()  # less padding computed
+    assert all(g["attention_mask"][:, -1].any() for g in groups)  # each cut to its own longest row
+    grads = []
+    for chunks in (1, 3):
+        model.zero_grad()
+        loss = backward(model, batch, start, chunks)
+        grads.append((loss, torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])))
+    model.zero_grad()
+    assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-5)
+    assert torch.allclose(grads[0][1], grads[1][1], atol=1e-6, rtol=1e-4)
 
 
 @pytest.mark.slow

@@ -45,6 +45,7 @@ from vgt_agent.backends.base import BackendError, Generation, Message, StreamCal
 from vgt_agent.format import parse, render_grounding
 from vgt_agent.vocabulary import ORACLE
 from vgt_agent.world import phrasing
+from vgt_agent.world.concepts import ORDER_WORDS, ORDINAL_WORDS
 from vgt_agent.world.palette import COLOURS, SHAPES
 
 NAME = ORACLE
@@ -52,8 +53,6 @@ Point = tuple[int, int]
 
 _RESULT = re.compile(r"</ground>\s*(?:(<obj>.*?</obj>)|No (.*?) found\.)", re.S)
 _OPPOSITE = {"left": "right", "right": "left", "above": "below", "below": "above"}
-_ORDER = {"leftmost": (0, False), "rightmost": (0, True), "topmost": (1, False), "bottommost": (1, True)}
-_KTH_INDEX = {None: 0, "second": 1, "third": 2}
 
 
 @dataclass(frozen=True)
@@ -66,10 +65,6 @@ class Question:
     word: str = ""  # relation asked, "larger"/"smaller", or the k-th order word
     k: int = 0
     attribute: str = ""  # attribute questions: "colour" or "shape"
-
-
-def _plural(noun: str) -> str:
-    return noun if noun.endswith("s") else noun + "s"
 
 
 def read_question(text: str) -> Question:
@@ -102,7 +97,8 @@ def read_question(text: str) -> Question:
                         r.comparison)
     if r.intent == "kth":
         choices = (s["l1"], s["l2"]) if "l1" in s else (s["a1"], s["a2"])
-        return Question("kth", (_plural(s["np"]), s["b"]), choices, s["order"], _KTH_INDEX[s.get("nth")])
+        subject = " ".join(w for w in (s.get("nth"), s["order"], s["np"]) if w)  # "second leftmost circle"
+        return Question("kth", (subject, s["b"]), choices, s["order"], ORDINAL_WORDS[s.get("nth", "first")])
     return Question("unknown", ())
 
 
@@ -229,8 +225,16 @@ def _larger(q: Question, found: Found) -> str:
     return f"{_xy(pick)} is the {which}." + _end("A" if which == "first" else "B")
 
 
+def _kth(q: Question, found: Found) -> str:
+    """The k-th of the kind (the grounder ranks it: "second leftmost circle"), then its relation to the anchor on
+    the other axis."""
+    axis = 1 - ORDER_WORDS[q.word][0]
+    text, rel = relation_text(axis, found[0][0][axis], found[1][0][axis])
+    return looked_up(q, text, rel, _letter(q.options, rel))
+
+
 _DECIDE: dict[str, Callable[[Question, Found], str]] = {
-    "relation": _relation, "where": _where, "closer": _closer, "larger": _larger,
+    "relation": _relation, "where": _where, "closer": _closer, "larger": _larger, "kth": _kth,
 }
 
 
@@ -247,8 +251,6 @@ def next_chunk(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], ki
     start = "<think> " if first else ""
     if q.kind == "unknown":
         return "<think> I cannot read this question. </think> \\boxed{unknown}"
-    if q.kind == "kth":
-        return start + _kth(q, results)
     if q.kind in ("attribute", "attribute_side"):
         return start + _attribute(q, results)
     if n < len(q.phrases):
@@ -267,31 +269,6 @@ def next_chunk(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], ki
     if decide is None:
         raise BackendError(f"world-oracle: unhandled question kind {q.kind!r}")
     return decide(q, found)
-
-
-def list_sorted(members: list[Point], axis: int, reverse: bool, k: int) -> tuple[str, Point]:
-    """The way to the k-th along an axis: every instance listed sorted, then the k-th named."""
-    ordered = sorted(members, key=lambda p: p[axis], reverse=reverse)
-    listed = " ".join(_xy(p) for p in ordered)
-    return f"by {'xy'[axis]}: {listed}. number {k + 1} is {_xy(ordered[k])}.", ordered[k]
-
-
-def _kth(q: Question, results: list[tuple[str, list[tuple[int, ...]]]]) -> str:
-    """k-th along one axis of the kind, then its relation to the anchor on the other axis."""
-    axis, reverse = _ORDER[q.word]
-    if not results:
-        return _ground(q.phrases[0])
-    members = [centre(c) for c in results[0][1]]
-    if len(members) <= q.k:
-        return f"only {len(members)} found." + _end("A")
-    listing, target = list_sorted(members, axis, reverse, q.k)
-    if len(results) == 1:
-        return f"{listing} " + _ground(q.phrases[1])
-    anchors = [centre(c) for c in results[1][1]]
-    if not anchors:
-        return f"{q.phrases[1]} not found." + _end("A")
-    text, rel = relation_text(1 - axis, target[1 - axis], anchors[0][1 - axis])
-    return looked_up(q, text, rel, _letter(q.options, rel))
 
 
 # ---- attributes: which value's phrase returns the object, found by halving the values -------------------

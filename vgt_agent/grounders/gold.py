@@ -123,7 +123,8 @@ class GoldGrounder:
         width, height = self.size if self.size is not None else (image.size if image is not None else (0, 0))
         found = [(entry, hit) for i, entry in enumerate(self.entries)
                  if entry.matches(parsed) and (hit := self._instance(i, height, width)) is not None]
-        found = parsed.select(found, key=lambda eh: (SIZE_RANK.get(eh[0].size or "", -1), eh[1][3]))
+        found = parsed.select(found, key=lambda eh: (SIZE_RANK.get(eh[0].size or "", -1), eh[1][3]),
+                              position=lambda eh: eh[1][2])
         instances = [Instance(mask=mask, box=box, point=point, score=1.0, label=e.name)
                      for e, (mask, box, point, _) in found]
         instances.sort(key=lambda i: (i.box[1], i.box[0]))

@@ -159,7 +159,7 @@ class WorldGrounder:
             return GroundingResult(concept=concept, reason=scope, presence=0.0)
         regions = self._fitted_all([c for c in seen.components if _colour_may_match(parsed, c.colour)])
         regions = [r for r in regions if parsed.matches(r.colour, r.shape, r.size)]
-        regions = parsed.select(regions, key=lambda r: (SIZE_RANK[r.size], r.area))
+        regions = parsed.select(regions, key=lambda r: (SIZE_RANK[r.size], r.area), position=lambda r: r.point)
         regions.sort(key=lambda r: (-r.score, r.box[1], r.box[0]))
         instances = [r.instance() for r in regions]
         presence = max((i.score for i in instances), default=0.0)

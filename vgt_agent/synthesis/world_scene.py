@@ -107,7 +107,8 @@ class WorldScene:
         if not concept.ok:
             return []
         found = [o for o in self.objects if concept.matches(o.colour, o.shape, o.size)]
-        return concept.select(found, key=lambda o: (("small", "medium", "large").index(o.size), o.area))
+        return concept.select(found, key=lambda o: (("small", "medium", "large").index(o.size), o.area),
+                              position=lambda o: o.center)
 
     def unique(self, phrase: str) -> SceneObject:
         found = self.matching(phrase)

@@ -245,7 +245,8 @@ def larger(rng: random.Random) -> Drawn:
 
 
 def kth(rng: random.Random) -> Drawn:
-    """'Is the second leftmost circle above or below the green square?' (world-multihop): 2-4 members."""
+    """'Is the second leftmost circle above or below the green square?' (world-multihop): the grounder ranks the
+    2-4 members ("second leftmost circle" is one point), the policy compares it to the anchor."""
     axis, from_end = rng.randint(0, 1), rng.random() < 0.5
     while True:
         members = [_point(rng) for _ in range(rng.randint(2, 4))]
@@ -267,7 +268,7 @@ def kth(rng: random.Random) -> Drawn:
         question = f"Is the {subject} to the {options[0]} or {options[1]} of the {anchor_phrase}?"
     else:
         question = f"Is the {subject} {options[0]} or {options[1]} the {anchor_phrase}?"
-    return question, options, [members, [anchor]], _letter(options, _direction(target, anchor, 1 - axis))
+    return question, options, [[target], [anchor]], _letter(options, _direction(target, anchor, 1 - axis))
 
 
 FAMILIES: dict[str, Callable[[random.Random], Drawn]] = {

@@ -52,6 +52,7 @@ class WarmupConfig:
     copy_target: float = 0.95  # held-out first-digit accuracy that ends stage 1
     drill_target: float = 0.95  # held-out drills right to the token, in every family, that end stage 2
     weight_floor: float = 0.2  # a family's share of drills is 1 - its held-out exact share, at least this
+    micro_batches: int = 4  # a batch's rows, sorted by length, run in this many chunks (less padding, same loss)
     held_out: int = 64  # stage-1 copy examples; drills of each family: held_out // 4
     short_points: int = 5  # stage 1: copy lists of at most this many points until copying forms
     filler_words: tuple[int, int] = (60, 120)  # about the length of the agent's system prompt
@@ -131,6 +132,38 @@ def forward(model: Any, batch: dict[str, torch.Tensor], image_start: int) -> Any
     return model(**(with_shared_prefix(model, batch, n) if n > 1 else batch))
 
 
+def by_length(batch: dict[str, torch.Tensor], chunks: int) -> list[dict[str, torch.Tensor]]:
+    """The batch's rows sorted by length in `chunks` groups, each cut to its own longest row: a drill batch mixes
+    a 12-point count (~650 tokens) with a yes/no (~260), so one padded batch computes about twice the tokens it
+    has."""
+    import torch
+
+    width = batch["input_ids"].shape[1]
+    lengths = batch["attention_mask"].sum(1)
+    groups = []
+    for rows in torch.argsort(lengths, stable=True).chunk(chunks):
+        cut = int(lengths[rows].max())
+        groups.append({k: v[rows][:, :cut] if v.dim() == 2 and v.shape[1] == width else v[rows]
+                       for k, v in batch.items()})
+    return groups
+
+
+def backward(model: Any, batch: dict[str, torch.Tensor], image_start: int, chunks: int) -> float:
+    """Gradients of the batch's mean token loss, accumulated over its rows in length-sorted chunks (each chunk's
+    mean loss weighted by its share of the trained tokens: the same gradient as one pass); returns the loss."""
+    from vgt_agent.training.agent_examples import IGNORE
+
+    groups = by_length(batch, chunks) if chunks > 1 else [batch]
+    trained = [int((g["labels"][:, 1:] != IGNORE).sum()) for g in groups]
+    total, loss = max(1, sum(trained)), 0.0
+    for group, n in zip(groups, trained, strict=True):
+        if n:
+            part = forward(model, group, image_start).loss * (n / total)
+            part.backward()
+            loss += part.item()
+    return loss
+
+
 def _predicted(model: Any, batch: dict[str, torch.Tensor], image_start: int
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Teacher-forced: (prediction, label, is-trained) per position (of the rows after a shared prefix)."""
@@ -204,12 +237,10 @@ def warm_up(model: Any, processor: Any, words: Sequence[str], cfg: WarmupConfig 
             batch = encode(tokenizer, [copy_example(rng, words, cfg) for _ in range(cfg.batch)])
         else:
             batch = drill_batch(processor, rng, cfg.batch, weights=family_weights(exact, cfg.weight_floor))
-        out = forward(model, batch, image_start)
-        out.loss.backward()
+        loss = backward(model, batch, image_start, cfg.micro_batches)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad()
-        loss = out.loss.item()
         if step % cfg.check_every == 0:
             model.eval()
             if stage_2_from is None:

@@ -39,6 +39,11 @@ SIZE_WORDS: dict[str, str] = {
 EXTREME_WORDS: dict[str, Extreme] = {
     "largest": "largest", "biggest": "largest", "smallest": "smallest", "tiniest": "smallest",
 }
+# "the second leftmost circle": an order along an axis (0 x, 1 y; True counts from the far end) and a rank.
+ORDER_WORDS: dict[str, tuple[int, bool]] = {
+    "leftmost": (0, False), "rightmost": (0, True), "topmost": (1, False), "bottommost": (1, True),
+}
+ORDINAL_WORDS: dict[str, int] = {"first": 0, "second": 1, "third": 2}
 # Nouns that name "any object": they carry no constraint but do make a clause a noun phrase.
 GENERIC_NOUNS = frozenset(
     ["shape", "shapes", "object", "objects", "thing", "things", "item", "items", "one", "ones", "figure",
@@ -88,7 +93,8 @@ class Clause:
 
 @dataclass(frozen=True)
 class Concept:
-    """A parsed phrase: a union of clauses, plus an optional superlative applied to the union.
+    """A parsed phrase: a union of clauses, plus an optional superlative and an optional rank along an axis
+    ("second leftmost": `rank` (0, False, 1)) applied to the union in that order.
 
     `error` is set (and `clauses` empty) when the phrase cannot be understood; `unknown` lists the
     words that caused it so the agent can rephrase.
@@ -97,6 +103,7 @@ class Concept:
     text: str
     clauses: tuple[Clause, ...] = ()
     extreme: Extreme | None = None
+    rank: tuple[int, bool, int] | None = None  # (axis, from the far end, index): the k-th along the axis
     plural: bool = False
     unknown: tuple[str, ...] = ()
     error: str | None = None
@@ -109,13 +116,22 @@ class Concept:
         """Whether an object with these attributes is an instance of the concept."""
         return self.ok and any(c.matches(colour, shape, size) for c in self.clauses)
 
-    def select(self, items: Sequence[T], key: Callable[[T], tuple[float, ...]]) -> list[T]:
-        """Apply the superlative, if any, to the already matching items; `key` orders them by size."""
-        if self.extreme is None or not items:
-            return list(items)
-        pick = max if self.extreme == "largest" else min
-        best = pick(key(i) for i in items)
-        return [i for i in items if key(i) == best]
+    def select(self, items: Sequence[T], key: Callable[[T], tuple[float, ...]],
+               position: Callable[[T], Sequence[float]] | None = None) -> list[T]:
+        """Apply the superlative, then the rank, if any, to the already matching items; `key` orders them by
+        size, `position` gives an item's (x, y) (needed for a rank). Fewer items than the rank asks for: none."""
+        found = list(items)
+        if self.extreme is not None and found:
+            pick = max if self.extreme == "largest" else min
+            best = pick(key(i) for i in found)
+            found = [i for i in found if key(i) == best]
+        if self.rank is not None:
+            if position is None:
+                raise ValueError(f"{self.text!r} ranks objects by position, and no position was given")
+            axis, far, k = self.rank
+            ordered = sorted(found, key=lambda i: position(i)[axis], reverse=far)
+            found = ordered[k: k + 1]
+        return found
 
 
 def _empty_sets() -> dict[Attribute, set[str]]:
@@ -219,12 +235,20 @@ def parse_concept(text: str) -> Concept:
     if not words:
         return Concept(text=text, error="empty concept: name a colour and/or shape, e.g. 'red circles'")
     extreme: Extreme | None = None
-    kept: list[str] = []
+    order: tuple[int, bool] | None = None
+    ordinal, kept = 0, []
     for w in words:
         if w in EXTREME_WORDS:
             extreme = EXTREME_WORDS[w]
+        elif w in ORDER_WORDS:
+            order = ORDER_WORDS[w]
+        elif w in ORDINAL_WORDS:
+            ordinal = ORDINAL_WORDS[w]
+            kept.append(w)  # read again below: an ordinal without an order ("the second circle") is unknown
         else:
             kept.append(w)
+    if order is not None:
+        kept = [w for w in kept if w not in ORDINAL_WORDS]
     plural = any(w in PLURAL_NOUNS for w in kept)
     unknown: list[str] = []
     clauses = [c for c in (_parse_clause(p, unknown) for p in _split_clauses(kept)) if c is not None]
@@ -233,14 +257,15 @@ def parse_concept(text: str) -> Concept:
         return Concept(
             text=text, unknown=tuple(dict.fromkeys(unknown)),
             error=f"unknown words {names}; this grounder knows colours {', '.join(COLOURS)}, "
-            f"shapes {', '.join(SHAPES)} and sizes {', '.join(SIZES)}",
+            f"shapes {', '.join(SHAPES)}, sizes {', '.join(SIZES)} and orders {', '.join(ORDER_WORDS)}",
         )
     if not clauses:
-        if extreme is not None:  # "the largest" alone means the largest object
+        if extreme is not None or order is not None:  # "the largest" alone means the largest object
             clauses = [Clause()]
         else:
             return Concept(text=text, error=f"no colour, shape or object word in {text!r}")
-    return Concept(text=text, clauses=tuple(clauses), extreme=extreme, plural=plural)
+    rank = (*order, ordinal) if order is not None else None
+    return Concept(text=text, clauses=tuple(clauses), extreme=extreme, rank=rank, plural=plural)
 
 
 def describe(colour: str, shape: str, size: str | None = None) -> str:
