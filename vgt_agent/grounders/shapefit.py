@@ -389,27 +389,35 @@ class _Start:
     step: float
 
 
-def _coarse_centers(radius: float, ev: Evidence) -> tuple[_Polar | None, float]:
-    """The centres the coarse search tries (seen from the points it scores), and their spacing: the centroid
-    alone when nothing hides the region (then it is the template's centre), else a grid around it (several
-    local minima), sized for the largest radius tried."""
+def _coarse_grids(maxima: dict[str, float], ev: Evidence) -> dict[str, tuple[_Polar | None, float]]:
+    """The centres the coarse search of a partly hidden region tries for each template (several local minima:
+    a grid around the centroid sized for the template's largest radius, without the centres too far from the
+    region's farthest pixels for the template to reach them), seen from the points it scores, and their
+    spacing. All templates' grids in one pass, each template's centres a slice of it."""
     cx, cy = ev.centroid
-    if not ev.occluded:
-        return _polar(np.array([[cx, cy]]), ev), 0.5
-    step = max(1.0, radius / 8)
-    centers = _grid(cx, cy, 0.55 * radius, step)
-    # The template must reach every region pixel: prune centres too far from the farthest ones.
+    steps = {name: max(1.0, radius / 8) for name, radius in maxima.items()}
+    grids = [_grid(cx, cy, 0.55 * radius, steps[name]) for name, radius in maxima.items()]
+    reach = np.repeat([radius + RASTER_BIAS + PIXEL_SLACK + steps[name] for name, radius in maxima.items()],
+                      [len(g) for g in grids])
+    centers = np.concatenate(grids)
     rim = ev.outline[:: max(1, len(ev.outline) // 64)]  # the farthest region pixels lie on its outline
-    reach = radius + RASTER_BIAS + PIXEL_SLACK + step
     d = rim[None, :, :] - centers[:, None, :]
     # Squared distances settle all but the centres within rounding of the reach, which hypot settles as ever.
     far2 = np.einsum("ckx,ckx->ck", d, d).max(axis=1)
     keep = far2 <= reach * reach
     unsure = np.flatnonzero(np.abs(far2 - reach * reach) <= 1e-9 * reach * reach)
     if unsure.size:
-        keep[unsure] = np.hypot(d[unsure, :, 0], d[unsure, :, 1]).max(axis=1) <= reach
-    centers = centers[keep]
-    return (_polar(centers, ev, stride=COARSE_STRIDE) if len(centers) else None), step
+        keep[unsure] = np.hypot(d[unsure, :, 0], d[unsure, :, 1]).max(axis=1) <= reach[unsure]
+    owner = np.repeat(np.arange(len(grids)), [len(g) for g in grids])[keep]
+    polar = _polar(centers[keep], ev, stride=COARSE_STRIDE) if keep.any() else None
+    ends = np.searchsorted(owner, np.arange(len(grids) + 1)).tolist()
+    out = {}
+    for j, name in enumerate(maxima):
+        a, b = ends[j], ends[j + 1]
+        part = None if polar is None or a == b else _Polar(
+            polar.centers[a:b], polar.rho[a:b], polar.dx[a:b], polar.dy[a:b], polar.sign, polar.stride)
+        out[name] = (part, steps[name])
+    return out
 
 
 def _coarse(
@@ -519,28 +527,15 @@ _FINE_SCALES = 1 + np.linspace(-RADIUS_STEP, RADIUS_STEP, 9)
 
 
 def _refine(start: _Start, ev: Evidence, centroid: _Polar | None = None) -> Fit:
-    """The start refined: for a whole region one fine pass over tilt and radius at its centroid (seen as
-    `centroid` when given); for a partly hidden one, centre, tilt and radius steps halved around it until
-    half a pixel (`REFINE_MIN_STEP`), under a degree and a third of a pixel."""
-    tpl = start.tpl
-    c, t, r = start.center, start.tilt, start.radius
-    s, ts, rs = start.step, math.radians(COARSE_TILT_DEG) if tpl.period else 0.0, RADIUS_STEP * start.radius
-    value = start.cost
-    if not ev.occluded:  # a whole region's centroid is its shape's centre: one pass over tilt and radius
-        local_t = t + _FINE_TILTS if tpl.period else np.zeros(1)
-        local_r = r * _FINE_SCALES
-        local = _costs(tpl, local_r, centroid or _polar(c[None, :], ev), local_t, ev)
-        _, j, k = np.unravel_index(int(np.argmin(local)), local.shape)
-        return Fit(tpl.shape, (float(c[0]), float(c[1])), float(local_t[j]), float(local_r[k]), float(local[0, j, k]))
-    while s > REFINE_MIN_STEP or ts > math.radians(1.0) or rs > 0.3:
-        s, ts, rs = max(s / 2, REFINE_MIN_STEP), ts / 2, rs / 2
-        local_c = c + s * _NEIGHBOURS
-        local_t = np.array([t - ts, t, t + ts]) if tpl.period else np.zeros(1)
-        local_r = np.array([r - rs, r, r + rs])
-        local = _costs(tpl, local_r, _polar(local_c, ev), local_t, ev)
-        i, j, k = np.unravel_index(int(np.argmin(local)), local.shape)
-        c, t, r, value = local_c[i], float(local_t[j]), float(local_r[k]), float(local[i, j, k])
-    return Fit(tpl.shape, (float(c[0]), float(c[1])), t, r, value)
+    """A whole region's start refined: its centroid is its shape's centre, so one fine pass over tilt and
+    radius there (seen as `centroid` when given). A partly hidden region's starts are refined by
+    `_refine_all`."""
+    tpl, c, t, r = start.tpl, start.center, start.tilt, start.radius
+    local_t = t + _FINE_TILTS if tpl.period else np.zeros(1)
+    local_r = r * _FINE_SCALES
+    local = _costs(tpl, local_r, centroid or _polar(c[None, :], ev), local_t, ev)
+    _, j, k = np.unravel_index(int(np.argmin(local)), local.shape)
+    return Fit(tpl.shape, (float(c[0]), float(c[1])), float(local_t[j]), float(local_r[k]), float(local[0, j, k]))
 
 
 def candidate_radii(tpl: Template, ev: Evidence, extent: float, bounds: tuple[float, float]) -> np.ndarray:
@@ -635,16 +630,50 @@ def fit_hidden(ev: Evidence, radii: dict[str, np.ndarray], wider: Callable[[], E
     if wider is not None:
         ev = wider()
     at_centroid = _centroid_starts(firsts(radii), ev, _polar(np.array([ev.centroid]), ev))
+    # A grid sized for each template's radii, plus "nothing is hidden after all".
+    grids = _coarse_grids({name: float(r.max()) for name, r in radii.items() if r.size}, ev) if ev.occluded else {}
     starts: list[_Start] = []
     for name, tpl in TEMPLATES.items():
         if not radii[name].size:
             continue
-        if ev.occluded:  # a grid sized for this template's radii, plus "nothing is hidden after all"
-            starts += _coarse(tpl, radii[name], ev, *_coarse_centers(float(radii[name].max()), ev))
+        if ev.occluded:
+            starts += _coarse(tpl, radii[name], ev, *grids[name])
         starts += at_centroid[name]
     starts.sort(key=lambda st: st.cost)
     plan = refine_plan(starts)
-    return best_fits(starts, [_refine(st, ev) if w else None for st, w in zip(starts, plan, strict=True)])
+    refined = iter(_refine_all([st for st, wanted in zip(starts, plan, strict=True) if wanted], ev))
+    return best_fits(starts, [next(refined) if wanted else None for wanted in plan])
+
+
+def _refine_all(starts: list[_Start], ev: Evidence) -> list[Fit]:
+    """Each start of one region refined: a partly hidden region's centre, tilt and radius steps halved around
+    it until half a pixel (`REFINE_MIN_STEP`), under a degree and a third of a pixel; the starts step in turn,
+    each step's centres of all of them seen from the points in one pass (each start's a slice of it)."""
+    if not ev.occluded:
+        return [_refine(st, ev) for st in starts]
+    # Per start: centre, tilt, radius, their steps, and its cost.
+    state = [(st.center, st.tilt, st.radius, st.step, math.radians(COARSE_TILT_DEG) if st.tpl.period else 0.0,
+              RADIUS_STEP * st.radius, st.cost) for st in starts]
+    while True:
+        active = [k for k, (_, _, _, s, ts, rs, _) in enumerate(state)
+                  if s > REFINE_MIN_STEP or ts > math.radians(1.0) or rs > 0.3]
+        if not active:
+            break
+        steps = {k: (max(state[k][3] / 2, REFINE_MIN_STEP), state[k][4] / 2, state[k][5] / 2) for k in active}
+        centres = [state[k][0] + steps[k][0] * _NEIGHBOURS for k in active]
+        polar = _polar(np.concatenate(centres), ev)
+        for n, k in enumerate(active):
+            tpl, (_, t, r, *_), (s, ts, rs) = starts[k].tpl, state[k], steps[k]
+            rows = slice(9 * n, 9 * n + 9)
+            part = _Polar(polar.centers[rows], polar.rho[rows], polar.dx[rows], polar.dy[rows], polar.sign,
+                          polar.stride)
+            local_t = np.array([t - ts, t, t + ts]) if tpl.period else np.zeros(1)
+            local_r = np.array([r - rs, r, r + rs])
+            local = _costs(tpl, local_r, part, local_t, ev)
+            i, j, m = np.unravel_index(int(np.argmin(local)), local.shape)
+            state[k] = (centres[n][i], float(local_t[j]), float(local_r[m]), s, ts, rs, float(local[i, j, m]))
+    return [Fit(st.tpl.shape, (float(c[0]), float(c[1])), t, r, value)
+            for st, (c, t, r, _, _, _, value) in zip(starts, state, strict=True)]
 
 
 def refine_plan(starts: list[_Start]) -> list[bool]:
