@@ -120,17 +120,20 @@ def _row_sums(per_row: np.ndarray, crops: Sequence[Crop]) -> list[int]:
 
 
 def _stack_points(mask: np.ndarray, crops: Sequence[Crop]) -> list[np.ndarray]:
-    """`shapefit._points` of each crop's part of the mask: (N, 2) float32 x, y image pixel centres."""
+    """`shapefit._points` of each crop's part of the mask: (N, 2) float32 x, y image pixel centres (each crop's
+    a view of one array)."""
     rows, cols = np.nonzero(mask)
-    ends = np.searchsorted(rows, [c.top for c in crops] + [mask.shape[0]]).tolist()
-    out = []
-    for k, c in enumerate(crops):
-        a, b = ends[k], ends[k + 1]
-        pts = np.empty((b - a, 2), dtype=np.float32)
-        pts[:, 0] = cols[a:b] + np.float64(np.float32(c.origin[1] + 0.5))
-        pts[:, 1] = (rows[a:b] - c.top) + np.float64(np.float32(c.origin[0] + 0.5))
-        out.append(pts)
-    return out
+    ends = np.searchsorted(rows, [c.top for c in crops] + [mask.shape[0]])
+    counts = np.diff(ends)
+    # Each point's crop's shift: its origin's pixel centre (as float32, as `evidence` makes it) less its top.
+    shift_x = np.array([np.float32(c.origin[1] + 0.5) for c in crops], dtype=np.float64)
+    shift_y = np.array([np.float32(c.origin[0] + 0.5) for c in crops], dtype=np.float64)
+    top = np.array([c.top for c in crops])
+    pts = np.empty((len(rows), 2), dtype=np.float32)
+    pts[:, 0] = cols + np.repeat(shift_x, counts)
+    pts[:, 1] = (rows - np.repeat(top, counts)) + np.repeat(shift_y, counts)
+    ends = ends.tolist()
+    return [pts[a:b] for a, b in itertools.pairwise(ends)]
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,15 @@ def _extent(points: np.ndarray) -> float:
     return float((widths.max(axis=0) - widths.min(axis=0)).max())
 
 
+def _extents(evs: list[Evidence]) -> list[float]:
+    """`_extent` of each evidence's outline, the widths of all of them in one product."""
+    lengths = [len(ev.outline) for ev in evs]
+    widths = np.concatenate([ev.outline for ev in evs]) @ _DIRECTIONS
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    spans = (np.maximum.reduceat(widths, starts, axis=0) - np.minimum.reduceat(widths, starts, axis=0)).max(axis=1)
+    return [float(span) if n >= 2 else 0.0 for span, n in zip(spans.tolist(), lengths, strict=True)]
+
+
 def confidence(fits: list[Fit]) -> float:
     """Score in (0, 1]: high when the best template fits well and clearly better than any other shape."""
     best = fits[0].cost
@@ -268,8 +277,9 @@ def _fit_jobs(pending: list[tuple[_Component, np.ndarray]]) -> list[FitJob]:
         stack.region[rows.start + _PAD : rows.stop - _PAD, _PAD : cols.stop - _PAD] = c.pixels
         stack.occluder[rows, cols] = _hidden(c.index, _window(colour_of, *origins[k], shapes[k], fill=_OUTSIDE))
     bounds = (max(2.0, RADIUS_BOUNDS[0] * side), RADIUS_BOUNDS[1] * side)
-    return [FitJob(ev, _extent(ev.outline), bounds, functools.partial(_wider, c, colour_of, spacing))
-            for ev, (c, colour_of), spacing in zip(evidence_stack(stack), pending, spacings, strict=True)]
+    evs = evidence_stack(stack)
+    return [FitJob(ev, extent, bounds, functools.partial(_wider, c, colour_of, spacing))
+            for ev, extent, (c, colour_of), spacing in zip(evs, _extents(evs), pending, spacings, strict=True)]
 
 
 def _spacing(smallest: float, box: tuple[int, int]) -> int:
