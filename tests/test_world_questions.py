@@ -301,10 +301,17 @@ def test_rule_teacher_halves_the_candidate_values_in_writing() -> None:
 
     side = read_question("what shape is below the red square")
     assert next_chunk(side, [("red square", [(500, 300)])]) == (
-        "it is below [500, 300]. <ground> circles or squares or triangles </ground>")
-    replies = [("red square", [(500, 300)]), ("circles or squares or triangles", [(500, 300), (480, 700)]),
-               ("circles", [(480, 700)])]
-    chunk = next_chunk(side, replies)
-    assert chunk == "[480, 700] is below [500, 300], so circle. </think> \\boxed{circle}"
+        "it is below [500, 300]. below in, above out, same out. "
+        "<ground> bottommost circle or square or triangle </ground>")
+    replies = [("red square", [(500, 300)]), ("bottommost circle or square or triangle", [(480, 700)]),
+               ("bottommost circle", [(500, 300)])]  # the anchor itself is the half's bottommost: out
+    assert next_chunk(side, replies[:2]) == ("y: 700 vs 300, so below. below in, so circle, square or triangle. "
+                                             "<ground> bottommost circle </ground>")
+    assert next_chunk(side, replies) == "y: 300 vs 300, so same. same out, so square or triangle. " \
+        "<ground> bottommost square </ground>"
+    replies += [("bottommost square", [(480, 700)])]
+    assert next_chunk(side, replies) == "y: 700 vs 300, so below. below in, so square. </think> \\boxed{square}"
+    no_square = replies[:3] + [("bottommost square", [])]
+    assert next_chunk(side, no_square) == "none, so triangle. </think> \\boxed{triangle}"
     assert next_chunk(read_question("is there a star"), [("star", [])]) == "none found so no. </think> \\boxed{no}"
 

@@ -274,15 +274,16 @@ def next_chunk(q: Question, results: list[tuple[str, list[tuple[int, ...]]]], ki
 # ---- attributes: which value's phrase returns the object, found by halving the values -------------------
 VALUES: dict[str, tuple[str, ...]] = {"colour": tuple(COLOURS), "shape": SHAPES}
 SIDE_WORDS = {"left": "left of", "right": "right of", "above": "above", "below": "below"}
+SIDE_ORDER = {"left": "leftmost", "right": "rightmost", "above": "topmost", "below": "bottommost"}
 SAME_POINT = 4  # coordinates (0..1000) within which two replies' instances are the same object
 
 
-def value_phrase(attribute: str, values: Sequence[str]) -> str:
+def value_phrase(attribute: str, values: Sequence[str], plural: bool = True) -> str:
     """The phrase grounding every object with one of the values: 'red or green or blue shapes', 'circles or
-    squares'."""
+    squares' (singular after an order word: 'leftmost circle or square')."""
     if attribute == "colour":
-        return " or ".join(values) + " shapes"
-    return " or ".join(v + "s" for v in values)
+        return " or ".join(values) + (" shapes" if plural else " shape")
+    return " or ".join(v + "s" if plural else v for v in values)
 
 
 def _listed(values: Sequence[str]) -> str:
@@ -293,36 +294,44 @@ def _same(p: Point, q: Point) -> bool:
     return max(abs(p[0] - q[0]), abs(p[1] - q[1])) <= SAME_POINT
 
 
-def _on_side(p: Point, anchor: Point, word: str) -> bool:
-    axis = 0 if word in ("left", "right") else 1
-    sign = -1 if word in ("left", "above") else 1
-    return sign * (p[axis] - anchor[axis]) > 0
-
-
 def _attribute(q: Question, results: list[tuple[str, list[tuple[int, ...]]]]) -> str:
     """A colour or shape: ground the object (or the anchor), then halve the values: ground the first half's
-    phrase and keep that half when the object is among the instances (for a side question: when an instance
-    lies on that side of the anchor), else the other half; the last value left is the answer."""
+    phrase and keep that half when the object is among the instances, else the other half; the last value
+    left is the answer. A side question ("What shape is left of the red square?") asks for the extreme of
+    the half on that side ("leftmost circle or square or triangle"): the world's asked object is the only one
+    on that side of the anchor, so the half holds it exactly when that one instance lies on the side (not
+    at the anchor: the anchor itself may be the half's extreme), one comparison read off a table
+    (`left in, right out, same out.`)."""
     if not results:
         return _ground(q.phrases[0])
     if not results[0][1]:
         return f"{q.phrases[0]} not found." + _end("unknown")
     ref = centre(results[0][1][0])
     values = VALUES[q.attribute]
-    said = f"it is {_xy(ref)}." if q.kind == "attribute" else f"it is {SIDE_WORDS[q.word]} {_xy(ref)}."
+    said = (f"it is {_xy(ref)}." if q.kind == "attribute"
+            else f"it is {SIDE_WORDS[q.word]} {_xy(ref)}. {q.word} in, {_OPPOSITE[q.word]} out, same out.")
     for _, coords in results[1:]:
         half, points = values[: len(values) // 2], [centre(c) for c in coords]
         if q.kind == "attribute":
-            hit = next((p for p in points if _same(p, ref)), None)
+            hit = any(_same(p, ref) for p in points)
             said = f"{_xy(ref)} is {'one' if hit else 'not one'} of them"
+        elif points:  # the half's extreme on that side: the asked object, another, or the anchor itself
+            axis = 0 if q.word in ("left", "right") else 1
+            text, rel = relation_text(axis, points[0][axis], ref[axis])
+            if points[0][axis] == ref[axis]:
+                text, rel = f"{text.rsplit(',', 1)[0]}, so same", "same"
+            hit = rel == q.word
+            said = f"{text}. {rel} {'in' if hit else 'out'}"
         else:
-            hit = next((p for p in points if _on_side(p, ref, q.word)), None)
-            said = f"{_xy(hit) if hit else 'none'} is {SIDE_WORDS[q.word]} {_xy(ref)}"
+            hit, said = False, "none"
         values = half if hit else values[len(half):]
         said += f", so {_listed(values)}."
     if len(values) == 1:
         return said + _end(values[0])
-    return f"{said} " + _ground(value_phrase(q.attribute, values[: len(values) // 2]))
+    half = values[: len(values) // 2]
+    if q.kind == "attribute":
+        return f"{said} " + _ground(value_phrase(q.attribute, half))
+    return f"{said} " + _ground(f"{SIDE_ORDER[q.word]} {value_phrase(q.attribute, half, plural=False)}")
 
 
 def _user_text(messages: Sequence[Message]) -> str:

@@ -40,7 +40,7 @@ def tiny(
     rl_generations: int = typer.Option(4, "--rl-generations", min=2, help="Rollouts per prompt."),
     rl_lr: float = typer.Option(1e-5, "--rl-lr", min=0.0, help="GRPO learning rate."),
     threads: int = typer.Option(None, "--threads", min=1, help="torch threads (default: torch's choice)."),
-    workers: int = typer.Option(None, "--workers", min=1, help="Processes for world make and synth (default: "
+    workers: int = typer.Option(None, "--workers", min=1, help="Processes for world make, synth and eval (default: "
                                                                "the CPU count)."),
     teacher_grounder: Literal["gold-shuffled", "world"] = typer.Option(
         "gold-shuffled", "--teacher-grounder", help="gold-shuffled (the world grounder's masks from the scene graph, "

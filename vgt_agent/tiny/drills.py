@@ -179,7 +179,8 @@ def attribute(rng: random.Random) -> Drawn:
 
 def attribute_side(rng: random.Random) -> Drawn:
     """'What shape is left of the red square?', 'What colour is the shape above the green circle?': the anchor
-    grounded, then the values halved; only the asked object lies on that side of the anchor."""
+    grounded, then the values halved by the extreme of each half on that side; only the asked object lies on
+    that side of the anchor."""
     asked, word = rng.choice(("colour", "shape")), rng.choice(DIRECTIONS)
     values = ATTRIBUTE_VALUES[asked]
     axis, sign = (0 if word in ("left", "right") else 1), (-1 if word in ("left", "above") else 1)
@@ -198,7 +199,20 @@ def attribute_side(rng: random.Random) -> Drawn:
     question = fill(template, noun=rng.choice(NOUNS[:3]), rel=rng.choice(RELATION_PHRASES[word]),
                     b=_phrases(rng, 1)[0])
     truth = rng.choice(values)
-    return question, (), [[anchor], *_halving_replies(rng, values, truth, target, elsewhere)], truth
+    return question, (), [[anchor], *_side_replies(rng, values, truth, target, anchor, elsewhere)], truth
+
+
+def _side_replies(rng: random.Random, values: Sequence[str], truth: str, target: Point, anchor: Point,
+                  other: Callable[[], Point]) -> list[list[Point]]:
+    """The tool's replies to a side question's halving calls ("leftmost circle or square or triangle"): the
+    asked object when its value is in the half (it is the only one on that side), else the half's extreme
+    among the rest: another object on the other side of the anchor, the anchor itself, or none."""
+    replies = []
+    while len(values) > 1:
+        half = list(values[: len(values) // 2])
+        replies.append([target] if truth in half else rng.choices(([other()], [anchor], []), (5, 2, 3))[0])
+        values = half if truth in half else list(values[len(half):])
+    return replies
 
 
 def relation(rng: random.Random) -> Drawn:

@@ -31,7 +31,7 @@ SFT_ARGS: dict[str, Any] = {
     "warmup_steps": 20, "weight_decay": 0.01, "adam_beta1": 0.9, "adam_beta2": 0.98, "max_grad_norm": 1.0,
 }
 SFT_MINUTES = 10.0  # SFT's wall-time budget on 2 CPU cores
-WARMUP_MINUTES = 34.0  # the warm-up's budget: world make + synth of 8k varied + SFT + eval of 15 splits take ~24 more
+WARMUP_MINUTES = 40.0  # the warm-up's budget: world make, synth of 8k varied, SFT and eval (2 processes) take ~18 more
 TRAIN_SAMPLES = 8000  # world-train samples for the teacher: SFT's 600 x 16 sequences see each trace ~1.2 times
 
 

@@ -88,7 +88,7 @@ class ReproConfig:
     warmup: WarmupConfig | None = WarmupConfig(minutes=WARMUP_MINUTES)  # None: SFT from random init
     teacher_grounder: str = "gold-shuffled"  # or "world" (the same masks found in the pixels, ~10x slower)
     seed: int = 0
-    workers: int = max(1, os.cpu_count() or 1)  # processes for world make and synth
+    workers: int = max(1, os.cpu_count() or 1)  # processes for world make, synth and eval
 
 
 def run(cfg: ReproConfig, console: Console | None = None) -> dict[str, Any]:
@@ -244,9 +244,11 @@ def reinforce(cfg: ReproConfig, store: TraceStore, model_dir: Path, out: Path, t
 
 def evaluate(cfg: ReproConfig, store: TraceStore, model_dir: Path,
              stages: StageProgress) -> tuple[str, str, list[Any]]:
-    """`vgt eval --variant agent` (one greedy run per question, WorldGrounder): (run id, label, the benchmarks)."""
+    """`vgt eval --variant agent` (one greedy run per question, WorldGrounder), its benchmarks shared over
+    `cfg.workers` processes: (run id, label, the benchmarks)."""
     from vgt_agent.backends.transformers_backend import TransformersBackend
-    from vgt_agent.training.eval import EvalSpec, default_label, load_benchmarks, run_config, run_eval
+    from vgt_agent.training.eval import EvalSpec, default_label, load_benchmarks, run_config
+    from vgt_agent.training.eval_processes import run_eval_in_processes
     from vgt_agent.training.model import read_provenance
 
     names = tuple(str(cfg.work_dir / "data" / split) for split in EVAL_SPLITS)
@@ -263,8 +265,9 @@ def evaluate(cfg: ReproConfig, store: TraceStore, model_dir: Path,
         with LoggedRun(store, "eval", name=label, command=command, backend=backend.name, model=backend.model,
                        grounder="world", config=run_config(spec, label, stage, provenance)) as run:
             tasks = {b.name: bar(f"eval {b.name}", len(b.samples)) for b in benches}
-            run.metrics.update(run_eval(store, backend, spec, benches, run.id,
-                                        progress=lambda name, done, total: tasks[name](done, total, "")))
+            run.metrics.update(run_eval_in_processes(
+                store, backend, spec, benches, run.id, model_dir, cfg.workers,
+                progress=lambda name, done, total: tasks[name](done, total, "")))
     return run.id, label, benches
 
 

@@ -10,7 +10,7 @@ after ~750-1,300 steps (loss ~0.55 -> 0.01); mixing long lists or other tasks in
 formed after 2,000 steps. With copying, SFT taught world-vsr's one comparison (100%) but not the arithmetic of
 the other spatial families, which 12k traces show each ~1,500 times: stage 2 drills them without limit.
 
-- stage 1, copy: random filler words (about the agent system prompt's length), then a tool reply
+- stage 1, copy: a few random filler words, then a tool reply
   `<obj> <word>s | [x, y]; ... </obj>` with 1-`short_points` random points; the target is the world-oracle's
   own count listing of it (`count_listing`). Until the first digit after `[` is `copy_target` right.
 - stage 2, drills (`tiny/drills.py`): whole agent traces of every world question family over random tool
@@ -55,7 +55,7 @@ class WarmupConfig:
     micro_batches: int = 4  # a batch's rows, sorted by length, run in this many chunks (less padding, same loss)
     held_out: int = 64  # stage-1 copy examples; drills of each family: held_out // 4
     short_points: int = 5  # stage 1: copy lists of at most this many points until copying forms
-    filler_words: tuple[int, int] = (60, 120)  # about the length of the agent's system prompt
+    filler_words: tuple[int, int] = (10, 30)  # words before the reply (60-120: copying formed 750 steps later)
     seed: int = 0
 
 
