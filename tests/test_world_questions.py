@@ -288,15 +288,17 @@ def test_rule_teacher_halves_the_candidate_values_in_writing() -> None:
     me = (500, 300)
     assert next_chunk(q, []) == "<think> <ground> largest shape </ground>"
     results = [("largest shape", [me])]
-    assert next_chunk(q, results) == "it is [500, 300]. <ground> red or green or blue shapes </ground>"
-    results.append(("red or green or blue shapes", [(100, 100)]))  # not among them: yellow, purple or orange
-    assert next_chunk(q, results) == ("[500, 300] is not one of them, so yellow, purple or orange. "
-                                      "<ground> yellow shapes </ground>")
-    results.append(("yellow shapes", []))
-    assert next_chunk(q, results) == ("[500, 300] is not one of them, so purple or orange. "
-                                      "<ground> purple shapes </ground>")
-    results.append(("purple shapes", [(900, 900), me]))
-    assert next_chunk(q, results) == "[500, 300] is one of them, so purple. </think> \\boxed{purple}"
+    assert next_chunk(q, results) == "it is [500, 300]. <ground> largest red or green or blue shape </ground>"
+    results.append(("largest red or green or blue shape", [(100, 100)]))  # another: yellow, purple or orange
+    assert next_chunk(q, results) == ("[100, 100] vs [500, 300]: other, so yellow, purple or orange. "
+                                      "<ground> largest yellow shape </ground>")
+    results.append(("largest yellow shape", []))
+    assert next_chunk(q, results) == "none, so purple or orange. <ground> largest purple shape </ground>"
+    results.append(("largest purple shape", [me]))
+    assert next_chunk(q, results) == "[500, 300] vs [500, 300]: same, so purple. </think> \\boxed{purple}"
+    blue = read_question("What shape is the blue object?")
+    assert next_chunk(blue, [("blue object", [me])]) == (
+        "it is [500, 300]. <ground> blue circle or blue square or blue triangle </ground>")
     assert next_chunk(q, [("largest shape", [])]) == "largest shape not found. </think> \\boxed{unknown}"
 
     side = read_question("what shape is below the red square")

@@ -45,7 +45,7 @@ from vgt_agent.backends.base import BackendError, Generation, Message, StreamCal
 from vgt_agent.format import parse, render_grounding
 from vgt_agent.vocabulary import ORACLE
 from vgt_agent.world import phrasing
-from vgt_agent.world.concepts import ORDER_WORDS, ORDINAL_WORDS
+from vgt_agent.world.concepts import EXTREME_WORDS, ORDER_WORDS, ORDINAL_WORDS
 from vgt_agent.world.palette import COLOURS, SHAPES
 
 NAME = ORACLE
@@ -278,12 +278,25 @@ SIDE_ORDER = {"left": "leftmost", "right": "rightmost", "above": "topmost", "bel
 SAME_POINT = 4  # coordinates (0..1000) within which two replies' instances are the same object
 
 
-def value_phrase(attribute: str, values: Sequence[str], plural: bool = True) -> str:
-    """The phrase grounding every object with one of the values: 'red or green or blue shapes', 'circles or
-    squares' (singular after an order word: 'leftmost circle or square')."""
+def value_phrase(attribute: str, values: Sequence[str]) -> str:
+    """Any object with one of the values, after an order word: 'leftmost red or green shape', 'leftmost circle or
+    square'."""
+    return " or ".join(values) + (" shape" if attribute == "colour" else "")
+
+
+def restricted(subject: str, attribute: str, values: Sequence[str]) -> str:
+    """The asked object's phrase with its asked attribute restricted to the values, so the grounder returns the
+    object itself when its value is among them: 'star' -> 'red or green or blue star', 'blue object' -> 'blue
+    circle or blue square', 'largest shape' -> 'largest red or green shape' (the largest of those colours:
+    the object, or a smaller one)."""
+    words = subject.split()
+    extreme = words[0] if words[0] in EXTREME_WORDS else None
     if attribute == "colour":
-        return " or ".join(values) + (" shapes" if plural else " shape")
-    return " or ".join(v + "s" if plural else v for v in values)
+        noun = words[-1]
+        return " ".join(w for w in (extreme, " or ".join(values), noun) if w)
+    if extreme:
+        return f"{extreme} {' or '.join(values)}"
+    return " or ".join(f"{' '.join(words[:-1])} {v}" for v in values)
 
 
 def _listed(values: Sequence[str]) -> str:
@@ -295,8 +308,9 @@ def _same(p: Point, q: Point) -> bool:
 
 
 def _attribute(q: Question, results: list[tuple[str, list[tuple[int, ...]]]]) -> str:
-    """A colour or shape: ground the object (or the anchor), then halve the values: ground the first half's
-    phrase and keep that half when the object is among the instances, else the other half; the last value
+    """A colour or shape: ground the object (or the anchor), then halve the values: ground the object's phrase
+    restricted to the first half ("red or green or blue star", `restricted`) and keep that half when the
+    grounder returns the object itself (`[118, 150] vs [118, 150]: same`), else the other half; the last value
     left is the answer. A side question ("What shape is left of the red square?") asks for the extreme of
     the half on that side ("leftmost circle or square or triangle"): the world's asked object is the only one
     on that side of the anchor, so the half holds it exactly when that one instance lies on the side (not
@@ -312,26 +326,26 @@ def _attribute(q: Question, results: list[tuple[str, list[tuple[int, ...]]]]) ->
             else f"it is {SIDE_WORDS[q.word]} {_xy(ref)}. {q.word} in, {_OPPOSITE[q.word]} out, same out.")
     for _, coords in results[1:]:
         half, points = values[: len(values) // 2], [centre(c) for c in coords]
-        if q.kind == "attribute":
-            hit = any(_same(p, ref) for p in points)
-            said = f"{_xy(ref)} is {'one' if hit else 'not one'} of them"
-        elif points:  # the half's extreme on that side: the asked object, another, or the anchor itself
+        if not points:
+            hit, said = False, "none"
+        elif q.kind == "attribute":  # the half's own object ("red or green or blue star"): it, or another
+            hit = _same(points[0], ref)
+            said = f"{_xy(points[0])} vs {_xy(ref)}: {'same' if hit else 'other'}"
+        else:  # the half's extreme on that side: the asked object, another, or the anchor itself
             axis = 0 if q.word in ("left", "right") else 1
             text, rel = relation_text(axis, points[0][axis], ref[axis])
             if points[0][axis] == ref[axis]:
                 text, rel = f"{text.rsplit(',', 1)[0]}, so same", "same"
             hit = rel == q.word
             said = f"{text}. {rel} {'in' if hit else 'out'}"
-        else:
-            hit, said = False, "none"
         values = half if hit else values[len(half):]
         said += f", so {_listed(values)}."
     if len(values) == 1:
         return said + _end(values[0])
     half = values[: len(values) // 2]
     if q.kind == "attribute":
-        return f"{said} " + _ground(value_phrase(q.attribute, half))
-    return f"{said} " + _ground(f"{SIDE_ORDER[q.word]} {value_phrase(q.attribute, half, plural=False)}")
+        return f"{said} " + _ground(restricted(q.phrases[0], q.attribute, half))
+    return f"{said} " + _ground(f"{SIDE_ORDER[q.word]} {value_phrase(q.attribute, half)}")
 
 
 def _user_text(messages: Sequence[Message]) -> str:

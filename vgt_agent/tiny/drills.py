@@ -139,17 +139,18 @@ def exist(rng: random.Random) -> Drawn:
     return question, (), [points], "yes" if points else "no"
 
 
-def _halving_replies(rng: random.Random, values: Sequence[str], truth: str, target: Point,
-                     other: Callable[[], Point]) -> list[list[Point]]:
-    """The tool's replies to the oracle's halving calls (`world_oracle._attribute`): each lists the target
-    when its value is in the asked half, among 0-2 points of other objects (`other()`)."""
+def _restricted_replies(rng: random.Random, values: Sequence[str], truth: str, target: Point,
+                        other: Callable[[], Point] | None) -> list[list[Point]]:
+    """The tool's replies to the oracle's halving calls (`world_oracle.restricted`: the object's phrase with the
+    first half of the values): the object itself when its value is in that half; else nothing, or for a
+    superlative ("largest red or green shape") another object's point (`other`) when one has those values."""
     replies = []
     while len(values) > 1:
         half = list(values[: len(values) // 2])
-        points = [other() for _ in range(rng.randint(0, 2))]
         if truth in half:
-            points.insert(rng.randint(0, len(points)), target)
-        replies.append(points)
+            replies.append([target])
+        else:
+            replies.append([other()] if other is not None and rng.random() < 0.7 else [])
         values = half if truth in half else list(values[len(half):])
     return replies
 
@@ -164,17 +165,19 @@ def _apart(rng: random.Random, *far: Point) -> Point:
 
 def attribute(rng: random.Random) -> Drawn:
     """'What colour is the largest shape?', 'What shape is the blue object?': the object grounded, then the
-    values halved (world-train's attribute family)."""
+    values halved by grounding its phrase restricted to each half (world-train's attribute family)."""
     asked = rng.choice(("colour", "shape"))
     values = ATTRIBUTE_VALUES[asked]
-    if rng.random() < 0.5:
+    unique = rng.random() < 0.5
+    if unique:
         phrase = rng.choice(SHAPES) if asked == "colour" else f"{_colour(rng)} {rng.choice(('object', 'thing'))}"
     else:
         nouns = ("shape", "object", "one") if asked == "colour" else ("object", "thing")
         phrase = f"{rng.choice(('largest', 'biggest', 'smallest', 'tiniest'))} {rng.choice(nouns)}"
     question = fill(rng.choice(TEMPLATES[f"{asked}_of"]), np=phrase)
     target, truth = _point(rng), rng.choice(values)
-    return question, (), [[target], *_halving_replies(rng, values, truth, target, lambda: _apart(rng, target))], truth
+    other = None if unique else (lambda: _apart(rng, target))
+    return question, (), [[target], *_restricted_replies(rng, values, truth, target, other)], truth
 
 
 def attribute_side(rng: random.Random) -> Drawn:

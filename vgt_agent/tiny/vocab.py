@@ -24,7 +24,7 @@ QUESTION_WORDS = (
 # What the world-oracle teacher writes (backends/world_oracle.py) and what the tool says back.
 REASONING_WORDS = (
     "total vs so by first second found only number is x y no yes largest smallest of and asked to tie tens "
-    "same other it one them none not unknown keep cannot read this question a b c d"
+    "same other it one them none not unknown keep cannot read this question a b c d in out"
 )
 
 
