@@ -88,7 +88,7 @@ def test_oracle_reads_tool_replies_not_its_own_tags() -> None:
      "is 0, y: 580 vs 500: 5 to 5 is 0, 0 + 0 = 0. tie, by tens 15 and 10 so the second. </think> \\boxed{B}"),
     ("Which is smaller: the red circle or the blue square?",
      [("red circle", [(385, 443)]), ("blue square", [(657, 597)]), ("the smallest", [(657, 597)])],
-     "[657, 597] is the second. </think> \\boxed{B}"),
+     "[657, 597] vs [385, 443]: other, so the second. </think> \\boxed{B}"),
     ("Is the second leftmost circle above or below the blue square? Options: A. above B. below. "
      "Answer with the letter.", [("second leftmost circle", [(500, 100)]), ("blue square", [(771, 173)])],
      "y: 100 vs 173, so above. above A, below B. above A. </think> \\boxed{A}"),

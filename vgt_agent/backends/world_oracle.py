@@ -220,9 +220,12 @@ def _closer(q: Question, found: Found) -> str:
 
 
 def _larger(q: Question, found: Found) -> str:
-    a, b, pick = found[0][0], found[1][0], found[2][0]
-    which = "first" if pick == a else "second" if pick == b else "first"
-    return f"{_xy(pick)} is the {which}." + _end("A" if which == "first" else "B")
+    """The grounder's answer to "the largest of the A and the B" compared with the first object's point (the
+    same equality test as the attribute halving): same, the first; other, the second."""
+    a, pick = found[0][0], found[2][0]
+    same = _same(pick, a)
+    return (f"{_xy(pick)} vs {_xy(a)}: {'same' if same else 'other'}, so the {'first' if same else 'second'}."
+            + _end("A" if same else "B"))
 
 
 def _kth(q: Question, found: Found) -> str:
