@@ -8,11 +8,13 @@ writes the reasoning over the returned coordinates and the answer:
 - questions are read in any wording of the world's grammar (`world.phrasing`), case and punctuation free;
 - counting: ground the counted phrase, re-point at each instance with an index, box the last index;
 - existence: ground the phrase; anything found is yes, nothing is no;
-- attributes (a colour or shape word): ground the object asked about (for "what shape is left of the X":
-  the anchor X), then halve the candidate values: ground the first half's phrase ("red or green or blue
-  shapes", "circles or squares or triangles") and keep that half when the object's point is among the
-  instances (for a side question: when an instance lies on that side of the anchor), else the other half,
-  until one value is left (at most 1 + 3 grounder calls). Nothing found for the object: `unknown`;
+- attributes (a colour or shape word): ground the object asked about, then halve the candidate values:
+  ground its phrase restricted to the first half ("red or green or blue star", "largest circle or square")
+  and keep that half when the grounder returns the object itself (`[118, 150] vs [118, 150]: same`), else
+  the other half, until one value is left (at most 1 + 3 grounder calls). A side question ("what shape is
+  left of the X") grounds the anchor X, then the extreme of each half on that side ("leftmost circle or
+  square"), which is the asked object exactly when it lies on that side (`x: 212 vs 480, so left. left
+  in`). Nothing found for the object: `unknown`;
 - spatial families ground the objects the question names, then decide over the copied coordinates with
   single-digit arithmetic only, which a small model can learn where two-digit differences it does not:
   - left/right/above/below writes the two coordinates on the asked axis and the relation
@@ -21,8 +23,9 @@ writes the reasoning over the returned coordinates and the answer:
     by tens), the larger axis, then that axis's relation as above;
   - closer: each candidate's offsets from the anchor in hundreds and their single-digit sum, the smaller wins
     (ties by tens);
-  - larger/smaller grounds "the largest of A and B" and says which one it is;
-  - k-th lists the instances sorted on the axis, names the k-th, then its relation to the anchor;
+  - larger/smaller grounds "the largest of A and B" and compares its point with A's (same: A, other: B);
+  - k-th grounds the ranked object as asked ("second leftmost circle": the grounder ranks), then its
+    relation to the anchor;
   - a question whose answer hangs on a word (yes/no, an option letter) gets its answer table written after the
     decision, `so below. below yes, above no. below yes.`: the answer is then a copy of the token that followed
     the same word in the table (an induction step), never a comparison of two words.
