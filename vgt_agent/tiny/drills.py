@@ -1,15 +1,14 @@
 """Drills: the world's questions over random tool replies, answered by the world-oracle, as agent traces.
 
 Why: vgt-tiny's decisions are small algorithms over copied coordinates (a difference in hundreds, a sum of
-two, a sort, a match, an answer looked up in a table). 12k agent traces hold each spatial family's decision
-~1,500 times, too few for a 1.2 M-parameter model to induce the arithmetic: after SFT it copied the points
-right (world-vsr 100%) but wrote `left by 3` for 394 vs 811 and sorted lists at random. A drill is a whole
-agent trace without a picture: a question in the world's own words, the tool's replies as random points
-that obey the world's own rules for a fair question (the `world/relations.py` ratios), and the oracle's own
-text for every turn the model writes (`next_chunk`, as in the policy's teacher traces), in the chunks the
-ask graph records.
-As synthesis keeps only verified traces, a drill whose oracle answer is not the true one is drawn again.
-Drawn fresh at every step, they give each decision as many examples as the warm-up has steps.
+two, a comparison, an equality, an answer looked up in a table), and the teacher's traces show each family's
+decision too few times for a 1.2 M-parameter model to induce it. A drill is a whole agent trace without a
+picture: a question in the world's own words, the tool's replies as random points that obey the world's
+own rules for a fair question (the `world/relations.py` ratios, the grounder's ranks and restrictions), and
+the oracle's own text for every turn the model writes (`next_chunk`, as in the policy's teacher traces), in
+the chunks the ask graph records. As synthesis keeps only verified traces, a drill whose oracle answer is not
+the true one is drawn again. Drawn fresh at every step, they give each decision as many examples as the
+warm-up has steps.
 """
 
 from __future__ import annotations

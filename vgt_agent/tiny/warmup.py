@@ -1,24 +1,22 @@
 """vgt-tiny's pretraining: copying points, then drills of every decision the world's questions need.
 
 Why: the policy's thoughts copy points out of the tool's replies (`1 <obj> stars | [686, 724] </obj> 2 ...`)
-and compute over them (`x: 381 vs 550, so left`, `3 to 8 is 5`, `4 + 2 = 6`, sorted lists), and
-copying is what a random-init 1.2 M-parameter Gemma3 did not learn from the agent traces: after 5,000 SFT
-steps on 12k traces the first digit after `[` was at chance on held-out traces (teacher-forced), and the
-free-running policy copied 0 of 93 vsr coordinate pairs right. Gemma3-4B-IT gets induction heads from
-pretraining; vgt-tiny gets them in stage 1. On a task where every target token is a copy, they form abruptly
-after ~750-1,300 steps (loss ~0.55 -> 0.01); mixing long lists or other tasks in from the start, they had not
-formed after 2,000 steps. With copying, SFT taught world-vsr's one comparison (100%) but not the arithmetic of
-the other spatial families, which 12k traces show each ~1,500 times: stage 2 drills them without limit.
+and decide over them (`x: 381 vs 550, so left`, `3 to 8 is 5`, `[53, 897] vs [525, 680]: other`). A
+randomly initialised 1.2 M-parameter Gemma3 does not learn to copy from agent traces alone; Gemma3-4B-IT
+has induction heads from pretraining, vgt-tiny gets them in stage 1, where every target token is a copy and
+they form abruptly. Stage 2 then drills each decision as often as it takes, where the teacher's traces hold
+each family's decision only a few thousand times (docs/vgt-tiny.md has the measurements).
 
-- stage 1, copy: a few random filler words, then a tool reply
-  `<obj> <word>s | [x, y]; ... </obj>` with 1-`short_points` random points; the target is the world-oracle's
-  own count listing of it (`count_listing`). Until the first digit after `[` is `copy_target` right.
+- stage 1, copy: a few random filler words, then a tool reply `<obj> <word>s | [x, y]; ... </obj>` with
+  1-`short_points` random points; the target is the world-oracle's own count listing of it (`count_listing`).
+  Until the first digit after `[` is `copy_target` right.
 - stage 2, drills (`tiny/drills.py`): whole agent traces of every world question family over random tool
   replies, the oracle's own turns, built as the agent SFT set builds a trace (`training/agent_examples.py`), with a
   blank picture, each family drawn as often as its held-out drills are still wrong (`family_weights`). Until
   every family's held-out drills are `drill_target` right token for token (teacher-forced: then greedy
   decoding writes the same trace), or `max_steps`, or the `minutes` budget.
-Only the model's tokens are trained; held-out checks run every `check_every` steps.
+Only the model's tokens are trained (a batch's rows in length-sorted chunks: `by_length`); held-out checks run
+every `check_every` steps.
 """
 
 from __future__ import annotations
