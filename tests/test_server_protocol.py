@@ -195,7 +195,7 @@ def test_a_model_directory_declares_its_turn_form(tmp_path):
     from vgt_agent.backends.turns import read_turn_form
     from vgt_agent.tiny.recipe import WEIGHTS_DIR
 
-    assert read_turn_form(WEIGHTS_DIR) == "continuation"  # the shipped vgt-tiny
+    assert read_turn_form(WEIGHTS_DIR) == "turns"  # the shipped vgt-tiny: trained in the portable form
     assert read_turn_form(tmp_path) == "turns" and read_turn_form(None) == "turns"
     (tmp_path / "training_info.json").write_text("{not json")
     assert read_turn_form(tmp_path) == "turns"
