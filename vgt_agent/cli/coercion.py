@@ -63,20 +63,12 @@ def _convert_str(value: Any, ctx: Any) -> Any:
     return value if _text(value) else TYPER
 
 
-def _converter_int(info: Any) -> Converter:
+def _converter_number(number: type, plain: Callable[[str], bool], info: Any) -> Converter:
+    """An int or float option: its own type, or plain text of one (`plain`), within the option's bounds."""
     def convert(value: Any, ctx: Any) -> Any:
-        if _text(value) and _integer(value):
-            value = int(value)
-        return value if type(value) is int and _within(value, info) else TYPER
-
-    return convert
-
-
-def _converter_float(info: Any) -> Converter:
-    def convert(value: Any, ctx: Any) -> Any:
-        if _text(value) and _decimal(value):
-            value = float(value)
-        return value if type(value) is float and _within(value, info) else TYPER
+        if _text(value) and plain(value):
+            value = number(value)
+        return value if type(value) is number and _within(value, info) else TYPER
 
     return convert
 
@@ -125,9 +117,9 @@ def converter_for(annotation: Any, info: Any) -> Converter | None:
     if annotation is str:
         return _convert_str
     if annotation is int and not info.clamp:
-        return _converter_int(info)
+        return _converter_number(int, _integer, info)
     if annotation is float and not info.clamp:
-        return _converter_float(info)
+        return _converter_number(float, _decimal, info)
     if isinstance(annotation, type) and issubclass(annotation, Path) and _plain_path_options(info):
         return _converter_path(annotation, info)
     if get_origin(annotation) is Literal:
