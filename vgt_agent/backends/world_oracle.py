@@ -48,7 +48,7 @@ from vgt_agent.backends.base import BackendError, Generation, Message, StreamCal
 from vgt_agent.format import parse, render_grounding
 from vgt_agent.vocabulary import ORACLE
 from vgt_agent.world import phrasing
-from vgt_agent.world.concepts import EXTREME_WORDS, ORDER_WORDS, ORDINAL_WORDS
+from vgt_agent.world.concepts import EXTREME_WORDS, ORDER_WORDS
 from vgt_agent.world.palette import COLOURS, SHAPES
 
 NAME = ORACLE
@@ -66,7 +66,6 @@ class Question:
     phrases: tuple[str, ...]
     options: tuple[str, ...] = ()  # letter order: option i is letter chr(65 + i)
     word: str = ""  # relation asked, "larger"/"smaller", or the k-th order word
-    k: int = 0
     attribute: str = ""  # attribute questions: "colour" or "shape"
 
 
@@ -101,7 +100,7 @@ def read_question(text: str) -> Question:
     if r.intent == "kth":
         choices = (s["l1"], s["l2"]) if "l1" in s else (s["a1"], s["a2"])
         subject = " ".join(w for w in (s.get("nth"), s["order"], s["np"]) if w)  # "second leftmost circle"
-        return Question("kth", (subject, s["b"]), choices, s["order"], ORDINAL_WORDS[s.get("nth", "first")])
+        return Question("kth", (subject, s["b"]), choices, s["order"])
     return Question("unknown", ())
 
 
@@ -159,9 +158,10 @@ def _end(answer: str) -> str:
 Found = list[list[Point]]
 
 
-def relation_text(axis: int, a: int, b: int) -> tuple[str, str]:
-    """'x: 412 vs 600, so left': a's relation to b on one axis, and the relation word."""
-    rel = ("left", "above")[axis] if a < b else ("right", "below")[axis]
+def relation_text(axis: int, a: int, b: int, tie: str | None = None) -> tuple[str, str]:
+    """'x: 412 vs 600, so left': a's relation to b on one axis, and the relation word (`tie`, when given, for
+    equal coordinates; else they read as right/below)."""
+    rel = tie if tie is not None and a == b else ("left", "above")[axis] if a < b else ("right", "below")[axis]
     return f"{'xy'[axis]}: {a} vs {b}, so {rel}", rel
 
 
@@ -339,9 +339,7 @@ def _attribute(q: Question, results: list[tuple[str, list[tuple[int, ...]]]]) ->
             said = f"{_xy(points[0])} vs {_xy(ref)}: {'same' if hit else 'other'}"
         else:  # the half's extreme on that side: the asked object, another, or the anchor itself
             axis = 0 if q.word in ("left", "right") else 1
-            text, rel = relation_text(axis, points[0][axis], ref[axis])
-            if points[0][axis] == ref[axis]:
-                text, rel = f"{text.rsplit(',', 1)[0]}, so same", "same"
+            text, rel = relation_text(axis, points[0][axis], ref[axis], tie="same")
             hit = rel == q.word
             said = f"{text}. {rel} {'in' if hit else 'out'}"
         values = half if hit else values[len(half):]

@@ -138,18 +138,14 @@ def exist(rng: random.Random) -> Drawn:
     return question, (), [points], "yes" if points else "no"
 
 
-def _restricted_replies(rng: random.Random, values: Sequence[str], truth: str, target: Point,
-                        other: Callable[[], Point] | None) -> list[list[Point]]:
-    """The tool's replies to the oracle's halving calls (`world_oracle.restricted`: the object's phrase with the
-    first half of the values): the object itself when its value is in that half; else nothing, or for a
-    superlative ("largest red or green shape") another object's point (`other`) when one has those values."""
+def _halving_replies(values: Sequence[str], truth: str, target: Point,
+                     miss: Callable[[], list[Point]]) -> list[list[Point]]:
+    """The tool's replies to the oracle's halving calls (`world_oracle._attribute`): the asked object itself
+    when its value is in the asked half, else `miss()` (what the grounder returns for a half without it)."""
     replies = []
     while len(values) > 1:
         half = list(values[: len(values) // 2])
-        if truth in half:
-            replies.append([target])
-        else:
-            replies.append([other()] if other is not None and rng.random() < 0.7 else [])
+        replies.append([target] if truth in half else miss())
         values = half if truth in half else list(values[len(half):])
     return replies
 
@@ -175,8 +171,11 @@ def attribute(rng: random.Random) -> Drawn:
         phrase = f"{rng.choice(('largest', 'biggest', 'smallest', 'tiniest'))} {rng.choice(nouns)}"
     question = fill(rng.choice(TEMPLATES[f"{asked}_of"]), np=phrase)
     target, truth = _point(rng), rng.choice(values)
-    other = None if unique else (lambda: _apart(rng, target))
-    return question, (), [[target], *_restricted_replies(rng, values, truth, target, other)], truth
+    def miss() -> list[Point]:  # the phrase restricted to a half without the object (`world_oracle.restricted`):
+        # nothing, or for a superlative ("largest red or green shape") another object of those values
+        return [_apart(rng, target)] if not unique and rng.random() < 0.7 else []
+
+    return question, (), [[target], *_halving_replies(values, truth, target, miss)], truth
 
 
 def attribute_side(rng: random.Random) -> Drawn:
@@ -201,20 +200,12 @@ def attribute_side(rng: random.Random) -> Drawn:
     question = fill(template, noun=rng.choice(NOUNS[:3]), rel=rng.choice(RELATION_PHRASES[word]),
                     b=_phrases(rng, 1)[0])
     truth = rng.choice(values)
-    return question, (), [[anchor], *_side_replies(rng, values, truth, target, anchor, elsewhere)], truth
+    def miss() -> list[Point]:  # the half's extreme on that side ("leftmost circle or square") without the
+        # asked object: another object, on the other side of the anchor, the anchor itself, or none
+        return rng.choices(([elsewhere()], [anchor], []), (5, 2, 3))[0]
 
+    return question, (), [[anchor], *_halving_replies(values, truth, target, miss)], truth
 
-def _side_replies(rng: random.Random, values: Sequence[str], truth: str, target: Point, anchor: Point,
-                  other: Callable[[], Point]) -> list[list[Point]]:
-    """The tool's replies to a side question's halving calls ("leftmost circle or square or triangle"): the
-    asked object when its value is in the half (it is the only one on that side), else the half's extreme
-    among the rest: another object on the other side of the anchor, the anchor itself, or none."""
-    replies = []
-    while len(values) > 1:
-        half = list(values[: len(values) // 2])
-        replies.append([target] if truth in half else rng.choices(([other()], [anchor], []), (5, 2, 3))[0])
-        values = half if truth in half else list(values[len(half):])
-    return replies
 
 
 def relation(rng: random.Random) -> Drawn:

@@ -162,9 +162,7 @@ def _turns_example(processor: Any, question: str, choices: Sequence[str], chunks
                                          processor_kwargs={"images": [image.convert("RGB")]})
     ids = full["input_ids"][0].tolist()
     labels = [IGNORE] * len(ids)
-    prompt = encode_prompt(processor, messages[:2], image, continuing=False)["input_ids"][0].tolist()
-    if ids[: len(prompt)] != prompt:
-        raise ValueError("the chat template does not render this conversation as a prefix of its turns")
+    prompt = _prefix_of(ids, encode_prompt(processor, messages[:2], image, continuing=False)["input_ids"][0].tolist())
     prompt_text = _rendered(processor, messages[:2])
     close = len(ids) - 1
     for i in range(2, len(messages)):
@@ -197,10 +195,14 @@ def _view_length(processor: Any, messages: list[dict[str, Any]], image: Image.Im
         n = len(prompt) + len(tail)
         if ids[len(prompt): n] == tail:
             return n
-    view = encode_prompt(processor, messages, image, continuing=False)["input_ids"][0].tolist()
+    return len(_prefix_of(ids, encode_prompt(processor, messages, image, continuing=False)["input_ids"][0].tolist()))
+
+
+def _prefix_of(ids: list[int], view: list[int]) -> list[int]:
+    """`view`, checked to be how the whole conversation's tokens `ids` begin."""
     if ids[: len(view)] != view:
         raise ValueError("the chat template does not render this conversation as a prefix of its turns")
-    return len(view)
+    return view
 
 
 def check_views(processor: Any, question: str, choices: Sequence[str], chunks: Sequence[dict[str, str]],
