@@ -12,12 +12,11 @@ flat-shapes scene at all.
 
 from __future__ import annotations
 
-import functools
 import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 
 import numpy as np
 from PIL import Image
@@ -279,7 +278,7 @@ def _fit_jobs(pending: list[tuple[_Component, np.ndarray]]) -> list[FitJob]:
         stack.occluder[rows, cols] = _hidden(c.index, _window(colour_of, *origins[k], shapes[k], fill=_OUTSIDE))
     bounds = (max(2.0, RADIUS_BOUNDS[0] * side), RADIUS_BOUNDS[1] * side)
     evs = evidence_stack(stack)
-    return [FitJob(ev, extent, bounds, functools.partial(_wider, c, colour_of, spacing))
+    return [FitJob(ev, extent, bounds, partial(_wider, c, colour_of, spacing))
             for ev, extent, (c, colour_of), spacing in zip(evs, _extents(evs), pending, spacings, strict=True)]
 
 
